@@ -1,0 +1,36 @@
+# itsmd — `make run` runs the daemon, `make test` runs the suite (both set up .venv).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint typecheck format bench clean
+
+$(STAMP): pyproject.toml
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/itsmd run --config itsmd.example.yml
+
+test: $(STAMP) lint typecheck
+	$(BIN)/pytest
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m 'not e2e' -x -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache itsmd.db itsmd.db-wal itsmd.db-shm

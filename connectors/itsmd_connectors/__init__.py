@@ -1,0 +1,1 @@
+"""itsmd connectors: sources (alertmanager, generic) and, later, notification sinks."""

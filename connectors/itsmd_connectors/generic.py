@@ -1,0 +1,111 @@
+"""Generic sources (`POST /api/v1/alerts`) -> domain alerts.
+
+The body is a JSON array in the shape of Alertmanager's own `POST /api/v2/alerts`,
+`{labels, annotations?, startsAt?, endsAt?, generatorURL?}`, plus an optional
+`status`. Defaults follow Alertmanager so that a sender behaves the same whether it
+posts here or to an Alertmanager:
+
+- `fingerprint` is always computed from the labels, as Alertmanager would.
+- `startsAt` absent: `endsAt` when that is already past (Alertmanager stamps a
+  resolve-only push so), else `now`. Such an alert gets a new `starts_at` on every
+  send; its `raw` has no `startsAt`, which tells ingest it may merge the episodes.
+- `status` absent: `resolved` when `endsAt` is given and not after `now`, else
+  `firing` (a future `endsAt` is when it would expire, not an end).
+- `status` given wins over `endsAt`: `firing` with a past `endsAt` stays firing.
+- The domain keeps the Alertmanager invariants: a firing alert has no `ends_at`;
+  a resolved one always has one (`now` when the sender gave none).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+from itsmd.durations import format_time
+from itsmd.fingerprint import fingerprint
+from itsmd.models import Alert, AlertStatus
+from itsmd.sources import PayloadError
+from itsmd_connectors.alertmanager import (
+    MISSING,
+    check_annotations,
+    check_labels,
+    check_status,
+    check_string,
+    check_time,
+    describe,
+)
+
+if TYPE_CHECKING:
+    from itsmd.sources import Source
+
+SOURCE: Final = "generic"
+
+
+def parse_alerts(body: object, now: datetime) -> list[Alert]:
+    """Turn a decoded body into alerts, or raise PayloadError naming the field (`[3].labels`)."""
+    if not isinstance(body, list):
+        raise PayloadError("", f"expected a JSON array of alerts, got {describe(body)}")
+    return [_parse_alert(item, f"[{index}]", now) for index, item in enumerate(body)]
+
+
+class GenericSource:
+    """The `Source` behind `POST /api/v1/alerts`."""
+
+    __slots__ = ()
+
+    @property
+    def name(self) -> str:
+        return SOURCE
+
+    def parse(self, body: object, now: datetime) -> Sequence[Alert]:
+        return parse_alerts(body, now)
+
+
+def _parse_alert(item: object, path: str, now: datetime) -> Alert:
+    if not isinstance(item, dict):
+        raise PayloadError(path, f"expected an alert object, got {describe(item)}")
+    labels = check_labels(item.get("labels", MISSING), path)
+    ends_at = _optional_time(item.get("endsAt"), path, "endsAt")
+    starts_at = _optional_time(item.get("startsAt"), path, "startsAt")
+    if starts_at is None:
+        starts_at = ends_at if ends_at is not None and ends_at <= now else now
+    elif ends_at is not None and ends_at < starts_at:
+        # Alertmanager's API refuses this too ("start time must be before end time").
+        raise PayloadError(
+            f"{path}.endsAt",
+            f"expected a time not before startsAt ({format_time(starts_at)}), "
+            f"got {format_time(ends_at)}",
+        )
+    status = _status(item.get("status"), ends_at, now, path)
+    return Alert(
+        fingerprint=fingerprint(labels),
+        status=status,
+        labels=labels,
+        annotations=check_annotations(item.get("annotations"), path),
+        starts_at=starts_at,
+        ends_at=None if status is AlertStatus.FIRING else ends_at or now,
+        generator_url=check_string(item.get("generatorURL"), path, "generatorURL"),
+        source=SOURCE,
+        raw=item,
+    )
+
+
+def _status(value: object, ends_at: datetime | None, now: datetime, path: str) -> AlertStatus:
+    if value is not None:
+        return check_status(value, path)
+    if ends_at is not None and ends_at <= now:
+        return AlertStatus.RESOLVED
+    return AlertStatus.FIRING
+
+
+def _optional_time(value: object, path: str, key: str) -> datetime | None:
+    """Absent, null and Go's zero time (year 1) mean "not given"."""
+    if value is None:
+        return None
+    moment = check_time(value, path, key)
+    return None if moment.year == 1 else moment
+
+
+if TYPE_CHECKING:
+    _conforms: Source = GenericSource()

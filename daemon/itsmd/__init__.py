@@ -1,0 +1,3 @@
+"""itsmd: incident automation daemon."""
+
+__version__ = "0.1.0"

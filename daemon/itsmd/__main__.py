@@ -1,0 +1,3 @@
+from itsmd.cli import main
+
+raise SystemExit(main())

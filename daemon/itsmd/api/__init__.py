@@ -1,0 +1,1 @@
+"""The HTTP interface: thin aiohttp handlers over the use cases."""

@@ -1,0 +1,151 @@
+"""Incident list, detail and lifecycle actions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from datetime import datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from itsmd.actions import ACTIONS, NotFound, incident_action
+from itsmd.api.errors import BadRequest
+from itsmd.api.keys import RUNTIME
+from itsmd.durations import parse_duration, parse_time
+from itsmd.models import IncidentStatus, Priority, parse_incident_id
+from itsmd.runtime import Runtime
+from itsmd.store import repo
+from itsmd.store.engine import StoreUnavailable
+from itsmd.views import incident_detail_json, incident_json
+
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+async def list_incidents(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    query = request.query
+    limit = _limit(query.get("limit"))
+    filters = repo.IncidentFilter(
+        status=_enum_list(query, "status", IncidentStatus),
+        priority=_enum_list(query, "priority", Priority),
+        service=query.get("service") or None,
+        q=query.get("q") or None,
+        since=_since(query.get("since"), runtime.clock()),
+        before_id=_cursor(query.get("cursor")),
+    )
+    async with _engine(runtime).connect() as conn:
+        found = await repo.list_incidents(conn, filters, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit and page[-1].id is not None
+    now = runtime.clock()
+    return web.json_response({
+        "incidents": [incident_json(inc, now) for inc in page],
+        "next": _encode_cursor(page[-1].id) if more and page[-1].id else None,
+    })  # fmt: skip
+
+
+async def show_incident(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    incident_id = _incident_id(request)
+    async with _engine(runtime).connect() as conn:
+        inc = await repo.get_incident(conn, incident_id)
+        if inc is None:
+            raise NotFound(f"no incident {request.match_info['id']}")
+        alerts = await repo.alerts_of(conn, incident_id)
+        timeline = await repo.timeline_of(conn, incident_id)
+    return web.json_response(incident_detail_json(inc, alerts, timeline, runtime.clock()))
+
+
+async def act_on_incident(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
+    body = await _json_object(request)
+    actor = str(request.get("actor", "anonymous"))
+    if isinstance(body.get("actor"), str) and body["actor"].strip():
+        by = body["actor"].strip()[:100]
+        actor = by if actor == "anonymous" else f"{by} (token {actor})"
+    if runtime.writer is None:
+        raise StoreUnavailable("the store is not open yet")
+    inc = await runtime.writer.run(incident_action(_incident_id(request), action, actor, body))
+    if action == "resolve":
+        runtime.metrics.incidents_resolved.labels("manual").inc()
+    return web.json_response(incident_json(inc, runtime.clock()))
+
+
+def _engine(runtime: Runtime) -> Any:
+    if runtime.engine is None:
+        raise StoreUnavailable("the store is not open yet")
+    return runtime.engine
+
+
+def _incident_id(request: web.Request) -> int:
+    incident_id = parse_incident_id(request.match_info["id"])
+    if incident_id is None:
+        raise NotFound(f"no incident {request.match_info['id']!r} (ids look like INC-42)")
+    return incident_id
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if not raw.strip():
+        return {}
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest("expected a JSON object")
+    return body
+
+
+def _limit(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_LIMIT
+    if not text.isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadRequest(f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    return int(text)
+
+
+def _enum_list(query: Any, name: str, enum: Any) -> list[Any]:
+    values = [v for raw in query.getall(name, []) for v in raw.split(",") if v]
+    try:
+        return [enum(v) for v in values]
+    except ValueError:
+        allowed = ", ".join(e.value for e in enum)
+        raise BadRequest(f"{name}: expected any of {allowed}, got {','.join(values)!r}") from None
+
+
+def _since(text: str | None, now: datetime) -> datetime | None:
+    """An RFC 3339 time, or a duration meaning that long ago (`since=24h`)."""
+    if not text:
+        return None
+    try:
+        return parse_time(text)
+    except ValueError:
+        pass
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        raise BadRequest(
+            f"since: expected an RFC 3339 time or a duration like 24h, got {text!r}"
+        ) from None
+
+
+def _encode_cursor(incident_id: int) -> str:
+    return base64.urlsafe_b64encode(f"id:{incident_id}".encode()).decode().rstrip("=")
+
+
+def _cursor(text: str | None) -> int | None:
+    if not text:
+        return None
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        decoded = ""
+    if not decoded.startswith("id:") or not decoded[3:].isdecimal():
+        raise BadRequest("cursor: not a cursor from a previous page's 'next'")
+    return int(decoded[3:])

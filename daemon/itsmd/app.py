@@ -1,0 +1,161 @@
+"""The composition root: builds the application from settings, and nothing else does.
+
+Connectors are imported here only; the core knows them through `Source`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from itsmd.api import incidents, ops
+from itsmd.api.auth import auth_middleware
+from itsmd.api.errors import errors_middleware
+from itsmd.api.ingest import ingest_handler
+from itsmd.api.keys import RUNTIME
+from itsmd.config import Overrides, Settings
+from itsmd.housekeeping import sweep_holds
+from itsmd.metrics import Metrics
+from itsmd.rules import RuleSet, load_rules, rule_files
+from itsmd.runtime import Runtime
+from itsmd.sources import SourceRoute
+from itsmd.store.engine import make_engine
+from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
+from itsmd.writer import Writer
+from itsmd_connectors.alertmanager import AlertmanagerSource
+from itsmd_connectors.generic import GenericSource
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+BODY_CEILING = 64 * 1024 * 1024  # hard cap; limits.max_body is checked per request
+SWEEP_INTERVAL = timedelta(seconds=1)
+
+SOURCES = (
+    SourceRoute("/api/v1/webhooks/alertmanager", AlertmanagerSource()),
+    SourceRoute("/api/v1/alerts", GenericSource()),
+)
+
+
+class StartupError(Exception):
+    """A problem that stops the daemon from starting, said in one paragraph."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    overrides: Overrides | None = None,
+    clock: Clock = utc_now,
+    migrate: bool = False,
+    rules: RuleSet | None = None,
+    sweep_interval: timedelta = SWEEP_INTERVAL,
+) -> web.Application:
+    """Raises LoadError when the rules do not validate."""
+    metrics = Metrics()
+    runtime = Runtime(
+        settings,
+        rules or load_rules(rule_files(settings.rules)),
+        metrics,
+        clock,
+        overrides or Overrides(),
+    )
+    runtime.record_rules_loaded()
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=BODY_CEILING
+    )
+    app[RUNTIME] = runtime
+    for route in SOURCES:
+        app.router.add_post(route.path, ingest_handler(route.source))
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", incidents.show_incident)
+    app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
+    app.router.add_get("/-/healthy", ops.healthy)
+    app.router.add_get("/-/ready", ops.ready)
+    app.router.add_post("/-/reload", ops.reload)
+    app.router.add_get("/metrics", ops.metrics)
+    app.cleanup_ctx.append(_store_ctx(migrate))
+    app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
+    return app
+
+
+def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def store(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        s = runtime.settings
+        engine = make_engine(
+            s.database, busy_timeout=s.busy_timeout, synchronous=s.sqlite_synchronous
+        )
+        try:
+            await _check_schema(engine, migrate)
+        except Exception:
+            await engine.dispose()
+            raise
+        writer = Writer(
+            engine,
+            lambda: runtime.rules,
+            lambda: runtime.settings.sla,
+            runtime.clock,
+            runtime.metrics,
+        )
+        writer.start()
+        runtime.engine, runtime.writer, runtime.ready = engine, writer, True
+        yield
+        runtime.ready = False
+        drained = await writer.stop()
+        await engine.dispose()
+        log.info("store closed (%d queued writes finished on the way out)", drained)
+
+    return store
+
+
+async def _check_schema(engine: AsyncEngine, migrate: bool) -> None:
+    try:
+        state, revision = await schema_state(engine)
+    except (SQLAlchemyError, OSError) as exc:
+        raise StartupError(
+            f"cannot open the database {engine.url.render_as_string()}: {exc}"
+        ) from None
+    if state is SchemaState.EMPTY or (state is SchemaState.OUTDATED and migrate):
+        await upgrade(engine)
+        log.info("database schema created or upgraded to revision %s", head_revision())
+    elif state is SchemaState.OUTDATED:
+        raise StartupError(
+            f"the database schema is at revision {revision}, this itsmd needs "
+            f"{head_revision()}: run `itsmd db upgrade` or start with --migrate"
+        )
+    elif state is SchemaState.UNKNOWN:
+        raise StartupError(
+            f"the database holds tables that are not an itsmd schema, or a newer "
+            f"one (revision {revision}); point --db at another database"
+        )
+
+
+def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        sched = AsyncIOScheduler(timezone=UTC)
+        # Holds that ended while the daemon was down resolve at once (next_run_time=now).
+        sched.add_job(
+            sweep_holds,
+            "interval",
+            args=[runtime],
+            id="auto-resolve",
+            seconds=interval.total_seconds(),
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utc_now(),
+        )
+        sched.start()
+        yield
+        sched.shutdown(wait=False)
+
+    return scheduler

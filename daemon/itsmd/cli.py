@@ -1,0 +1,153 @@
+"""The `itsmd` command. Errors go to stderr with a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from itsmd import __version__, client
+from itsmd.config import Overrides, Settings, load_settings
+from itsmd.rules import load_rules, rule_files
+from itsmd.yamlsource import LoadError
+
+EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "func"):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        result: int = args.func(args)
+        return result
+    except LoadError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_FAIL
+    except client.ClientError as exc:
+        print(f"itsmd: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="itsmd", description="Incident automation daemon.")
+    p.add_argument("--version", action="version", version=f"itsmd {__version__}")
+    sub = p.add_subparsers(metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the daemon")
+    _add_settings_args(run)
+    run.add_argument("--listen", metavar="HOST:PORT", help="listen address (env ITSMD_LISTEN)")
+    run.add_argument("--migrate", action="store_true", help="upgrade an outdated schema first")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.set_defaults(func=_run)
+
+    config = sub.add_parser("config", help="config file tools").add_subparsers(metavar="ACTION")
+    check = config.add_parser("check", help="validate a config file and the rules it names")
+    check.add_argument("file", type=Path)
+    check.set_defaults(func=_config_check)
+
+    rules = sub.add_parser("rules", help="rule file tools").add_subparsers(metavar="ACTION")
+    rcheck = rules.add_parser("check", help="validate rule files (exit 1 on errors)")
+    rcheck.add_argument("paths", nargs="+", metavar="DIR|FILE")
+    rcheck.set_defaults(func=_rules_check)
+
+    db = sub.add_parser("db", help="database tools").add_subparsers(metavar="ACTION")
+    upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
+    _add_settings_args(upgrade)
+    upgrade.set_defaults(func=_db_upgrade)
+
+    client.add_commands(sub)
+    return p
+
+
+def _add_settings_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="config file (itsmd.yml)")
+    p.add_argument("--db", metavar="URL", help="database URL (env ITSMD_DB)")
+    p.add_argument("--rules", metavar="DIR", help="rules directory or file (env ITSMD_RULES)")
+
+
+def _settings(args: argparse.Namespace) -> tuple[Settings, Overrides]:
+    overrides = Overrides(listen=getattr(args, "listen", None), database=args.db, rules=args.rules)
+    return load_settings(args.config, overrides), overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from itsmd.app import StartupError, build_app
+    from itsmd.serve import serve
+
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("apscheduler", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    settings, overrides = _settings(args)
+    host, port = settings.host_port
+    if not settings.tokens and not settings.loopback_only:
+        return _fail(
+            f"listen address {settings.listen} is not loopback and auth.tokens is "
+            "empty: configure tokens, or listen on 127.0.0.1"
+        )
+    app = build_app(settings, overrides=overrides, migrate=args.migrate)
+    try:
+        asyncio.run(serve(app, host, port))
+    except (StartupError, OSError) as exc:
+        return _fail(str(exc))
+    return EXIT_OK
+
+
+def _config_check(args: argparse.Namespace) -> int:
+    settings = load_settings(args.file, Overrides(), env=None)
+    ruleset = load_rules(rule_files(settings.rules))
+    print(
+        f"{args.file}: ok ({len(settings.tokens)} tokens, {len(ruleset)} incident rules "
+        f"in {len(ruleset.files)} files)"
+    )
+    return EXIT_OK
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    paths = rule_files(args.paths)
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        return _fail(f"no such file or directory: {', '.join(missing)}")
+    ruleset = load_rules(paths)
+    print(f"ok: {len(ruleset)} incident rules in {len(paths)} files")
+    return EXIT_OK
+
+
+def _db_upgrade(args: argparse.Namespace) -> int:
+    from itsmd.store.engine import make_engine
+    from itsmd.store.migrate import head_revision, upgrade
+
+    settings, _ = _settings(args)
+
+    async def go() -> None:
+        engine = make_engine(settings.database, busy_timeout=settings.busy_timeout)
+        try:
+            await upgrade(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(go())
+    except Exception as exc:  # noqa: BLE001 - a clean message for operators
+        return _fail(f"database upgrade failed: {exc}")
+    print(f"database at revision {head_revision()}")
+    return EXIT_OK
+
+
+def _fail(message: str) -> int:
+    print(f"itsmd: {message}", file=sys.stderr)
+    return EXIT_FAIL
+
+
+Command = Callable[[argparse.Namespace], int]

@@ -1,0 +1,330 @@
+"""The config file (`itsmd.yml`), environment and flags, validated into Settings.
+
+Precedence: command-line flags beat environment variables, which beat the file,
+which beats the defaults. Unknown keys are errors; secrets are never inline.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from enum import StrEnum
+from pathlib import Path
+
+from itsmd.durations import parse_duration, parse_size
+from itsmd.models import Priority
+from itsmd.sla import SlaTarget
+from itsmd.yamlsource import (
+    LoadError,
+    LocDict,
+    LocList,
+    Problem,
+    Problems,
+    check_keys,
+    convert,
+    expect_list,
+    expect_mapping,
+    get_str,
+    join,
+    load_yaml,
+)
+
+DEFAULT_LISTEN = "127.0.0.1:9877"
+DEFAULT_DATABASE = "sqlite+aiosqlite:///itsmd.db"
+TOP_KEYS = ("listen", "database", "rules", "auth", "limits", "sla", "storage", "connectors",
+            "routes")  # fmt: skip
+
+
+class Role(StrEnum):
+    READ = "read"
+    RESPOND = "respond"
+    INGEST = "ingest"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    name: str
+    role: Role
+    secret: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: str = DEFAULT_LISTEN
+    database: str = DEFAULT_DATABASE
+    rules: tuple[str, ...] = ()
+    tokens: tuple[Token, ...] = ()
+    max_body: int = 1024 * 1024
+    max_alerts: int = 1000
+    sla: Mapping[Priority, SlaTarget] = field(default_factory=dict)
+    busy_timeout: timedelta = timedelta(seconds=3)
+    sqlite_synchronous: str = "NORMAL"
+    config_file: str | None = None
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        return split_listen(self.listen)
+
+    @property
+    def loopback_only(self) -> bool:
+        host = self.host_port[0]
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdecimal() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT, got {listen!r}")
+    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - empty host means all
+
+
+@dataclass(frozen=True, slots=True)
+class Overrides:
+    """Values from the command line (they win over everything)."""
+
+    listen: str | None = None
+    database: str | None = None
+    rules: str | None = None
+
+
+def load_settings(
+    path: str | Path | None,
+    overrides: Overrides = Overrides(),
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    env = os.environ if env is None else env
+    settings = Settings()
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise LoadError(
+                [Problem(str(path), 0, f"cannot read config: {exc.strerror}")]
+            ) from None
+        settings = parse_config(text, str(path), env)
+    listen = overrides.listen or env.get("ITSMD_LISTEN") or settings.listen
+    database = overrides.database or env.get("ITSMD_DB") or settings.database
+    rules = overrides.rules or env.get("ITSMD_RULES")
+    problems = Problems("command line or environment")
+    try:
+        split_listen(listen)
+    except ValueError as exc:
+        problems.error(0, "listen", str(exc))
+    problems.raise_if_any()
+    return replace(
+        settings, listen=listen, database=database, rules=(rules,) if rules else settings.rules
+    )
+
+
+def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
+    problems = Problems(filename)
+    top = expect_mapping(problems, load_yaml(text, filename) or LocDict(), 1, "")
+    if top is None:
+        problems.raise_if_any()
+        raise AssertionError("unreachable")
+    check_keys(problems, top, TOP_KEYS, "")
+    base = Path(filename).parent
+    listen = get_str(problems, top, "listen", "listen") or DEFAULT_LISTEN
+    try:
+        split_listen(listen)
+    except ValueError as exc:
+        problems.error(top.line_of("listen"), "listen", str(exc))
+    max_body, max_alerts = _limits(problems, top)
+    busy_timeout, synchronous = _storage(problems, top)
+    settings = Settings(
+        listen=listen,
+        database=get_str(problems, top, "database", "database") or DEFAULT_DATABASE,
+        rules=_rules(problems, top, base),
+        tokens=_tokens(problems, top, env, base),
+        sla=_sla(problems, top),
+        max_body=max_body,
+        max_alerts=max_alerts,
+        busy_timeout=busy_timeout,
+        sqlite_synchronous=synchronous,
+        config_file=filename,
+    )
+    for section in ("connectors", "routes"):
+        if top.get(section):
+            problems.error(
+                top.line_of(section),
+                section,
+                "not supported by this version of itsmd yet (leave it empty)",
+            )
+    problems.raise_if_any()
+    return settings
+
+
+def _rules(problems: Problems, top: LocDict, base: Path) -> tuple[str, ...]:
+    value = top.get("rules")
+    if value is None:
+        return ()
+    items = value if isinstance(value, LocList) else [value]
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            problems.error(top.line_of("rules"), "rules", "expected a path or a list of paths")
+            continue
+        out.append(str(base / item) if not Path(item).is_absolute() else item)
+    return tuple(out)
+
+
+def _tokens(
+    problems: Problems, top: LocDict, env: Mapping[str, str], base: Path
+) -> tuple[Token, ...]:
+    auth = expect_mapping(problems, top.get("auth", LocDict()), top.line_of("auth"), "auth")
+    if auth is None:
+        return ()
+    check_keys(problems, auth, ("tokens",), "auth")
+    items = expect_list(
+        problems, auth.get("tokens", LocList()), auth.line_of("tokens"), "auth.tokens"
+    )
+    tokens: list[Token] = []
+    for index, item in enumerate(items or []):
+        path = join("auth.tokens", index)
+        m = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
+        if m is None:
+            continue
+        check_keys(problems, m, ("name", "role", "secret_env", "secret_file"), path)
+        if "secret" in m:
+            problems.error(
+                m.line_of("secret"), path, "secrets are never inline: use secret_env or secret_file"
+            )
+        name = get_str(problems, m, "name", path)
+        role = convert(problems, m, "role", join(path, "role"), None, _role)
+        secret = _secret(problems, m, path, env, base)
+        if not name or role is None:
+            problems.error(
+                m.line, path, "every token needs a name and a role (read, respond, ingest, admin)"
+            )
+        elif secret is not None:
+            if any(t.name == name for t in tokens):
+                problems.error(m.line, path, f"token name {name!r} is used twice")
+            tokens.append(Token(name, role, secret))
+    return tuple(tokens)
+
+
+def _role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise ValueError(f"expected read, respond, ingest or admin, got {text!r}") from None
+
+
+def _secret(
+    problems: Problems, m: LocDict, path: str, env: Mapping[str, str], base: Path
+) -> str | None:
+    var, file = get_str(problems, m, "secret_env", path), get_str(problems, m, "secret_file", path)
+    if (var is None) == (file is None):
+        problems.error(m.line, path, "give exactly one of secret_env and secret_file")
+        return None
+    if var is not None:
+        value = env.get(var)
+        if not value:
+            problems.error(
+                m.line_of("secret_env"),
+                join(path, "secret_env"),
+                f"environment variable {var} is not set or empty",
+            )
+        return value or None
+    assert file is not None
+    try:
+        value = (base / file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        problems.error(
+            m.line_of("secret_file"),
+            join(path, "secret_file"),
+            f"cannot read {file}: {exc.strerror}",
+        )
+        return None
+    if not value:
+        problems.error(m.line_of("secret_file"), join(path, "secret_file"), f"{file} is empty")
+    return value or None
+
+
+def _limits(problems: Problems, top: LocDict) -> tuple[int, int]:
+    """(max_body, max_alerts)"""
+    default = Settings()
+    limits = expect_mapping(problems, top.get("limits", LocDict()), top.line_of("limits"), "limits")
+    if limits is None:
+        return default.max_body, default.max_alerts
+    check_keys(problems, limits, ("max_body", "max_alerts"), "limits")
+    max_body = convert(
+        problems, limits, "max_body", "limits.max_body", default.max_body, parse_size
+    )
+    max_alerts = convert(
+        problems, limits, "max_alerts", "limits.max_alerts", default.max_alerts, _positive
+    )
+    for key, value in (("max_body", max_body), ("max_alerts", max_alerts)):
+        if value <= 0:
+            problems.error(limits.line_of(key), f"limits.{key}", "must be greater than zero")
+    return max_body, max_alerts
+
+
+def _positive(text: str) -> int:
+    if not text.isdecimal():
+        raise ValueError(f"expected a whole number, got {text!r}")
+    return int(text)
+
+
+def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:
+    """(busy_timeout, sqlite_synchronous)"""
+    default = Settings()
+    storage = expect_mapping(
+        problems, top.get("storage", LocDict()), top.line_of("storage"), "storage"
+    )
+    if storage is None:
+        return default.busy_timeout, default.sqlite_synchronous
+    check_keys(problems, storage, ("busy_timeout", "sqlite_synchronous"), "storage")
+    busy = convert(
+        problems,
+        storage,
+        "busy_timeout",
+        "storage.busy_timeout",
+        default.busy_timeout,
+        parse_duration,
+    )
+    synchronous = convert(
+        problems,
+        storage,
+        "sqlite_synchronous",
+        "storage.sqlite_synchronous",
+        default.sqlite_synchronous,
+        _synchronous,
+    )
+    return busy, synchronous
+
+
+def _synchronous(text: str) -> str:
+    if text.upper() not in ("NORMAL", "FULL"):
+        raise ValueError(f"expected normal or full, got {text!r}")
+    return text.upper()
+
+
+def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
+    sla = expect_mapping(problems, top.get("sla", LocDict()), top.line_of("sla"), "sla")
+    out: dict[Priority, SlaTarget] = {}
+    for key, value in (sla or {}).items():
+        path = join("sla", key)
+        try:
+            priority = Priority(str(key))
+        except ValueError:
+            problems.error(sla.line_of(key) if sla else 0, path, "expected a priority P1..P5")
+            continue
+        m = expect_mapping(problems, value, sla.line_of(key) if sla else 0, path)
+        if m is None:
+            continue
+        check_keys(problems, m, ("respond", "resolve"), path)
+        out[priority] = SlaTarget(
+            respond=convert(problems, m, "respond", join(path, "respond"), None, parse_duration),
+            resolve=convert(problems, m, "resolve", join(path, "resolve"), None, parse_duration),
+        )
+    return out

@@ -1,0 +1,122 @@
+"""The daemon's own Prometheus metrics, one registry per app (no global state).
+
+Label values stay bounded: rule names, priorities, sources and reasons, never
+alert label values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+
+from itsmd.correlate import Event
+from itsmd.models import Priority
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # *_created is scrape noise
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.alerts_received = Counter(
+            "itsmd_alerts_received",
+            "Alerts received, by source and alert status.",
+            ["source", "status"],
+            registry=r,
+        )
+        self.alerts_rejected = Counter(
+            "itsmd_alerts_rejected", "Requests rejected, by reason.", ["reason"], registry=r
+        )
+        self.alerts_unrouted = Counter(
+            "itsmd_alerts_unrouted", "Alerts stored that no incident rule matched.", registry=r
+        )
+        self.alerts_deduplicated = Counter(
+            "itsmd_alerts_deduplicated",
+            "Alerts received again unchanged (re-sends, retries, HA replicas).",
+            registry=r,
+        )
+        self.alerts_orphan_resolved = Counter(
+            "itsmd_alerts_orphan_resolved",
+            "Resolved alerts received for an alert never seen firing.",
+            registry=r,
+        )
+        self.incidents_opened = Counter(
+            "itsmd_incidents_opened",
+            "Incidents opened, by rule and priority.",
+            ["rule", "priority"],
+            registry=r,
+        )
+        self.incidents_resolved = Counter(
+            "itsmd_incidents_resolved",
+            "Incidents resolved, by how (auto, manual).",
+            ["how"],
+            registry=r,
+        )
+        self.incidents_reopened = Counter(
+            "itsmd_incidents_reopened",
+            "Resolved incidents reopened by a matching alert.",
+            registry=r,
+        )
+        self.incidents_open = Gauge(
+            "itsmd_incidents_open", "Unresolved incidents, by priority.", ["priority"], registry=r
+        )
+        self.ingest_duration = Histogram(
+            "itsmd_ingest_duration_seconds",
+            "Time from request received to alerts committed.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.correlation_duration = Histogram(
+            "itsmd_correlation_duration_seconds",
+            "Time spent correlating one batch of alerts (pure logic, no I/O).",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.commit_batch_alerts = Histogram(
+            "itsmd_commit_batch_alerts",
+            "Alerts committed per store transaction.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
+        self.store_errors = Counter(
+            "itsmd_store_errors",
+            "Store transactions that failed, by operation.",
+            ["operation"],
+            registry=r,
+        )
+        self.rules_loaded = Gauge("itsmd_rules_loaded", "Incident rules in force.", registry=r)
+        self.rules_last_reload_success = Gauge(
+            "itsmd_rules_last_reload_success",
+            "1 if the last rule (re)load succeeded, else 0.",
+            registry=r,
+        )
+        self.rules_last_reload_timestamp = Gauge(
+            "itsmd_rules_last_reload_timestamp_seconds",
+            "When the rules were last (re)loaded successfully.",
+            registry=r,
+        )
+        for priority in Priority:
+            self.incidents_open.labels(priority.value).set(0)
+        self.alerts_unrouted.inc(0)
+
+    def record(self, events: Iterable[Event]) -> None:
+        """Count what a committed transaction did."""
+        for event in events:
+            if event.kind == "opened":
+                self.incidents_opened.labels(event.labels["rule"], event.labels["priority"]).inc()
+            elif event.kind == "resolved":
+                self.incidents_resolved.labels(event.labels["how"]).inc()
+            elif event.kind == "reopened":
+                self.incidents_reopened.inc()
+            elif event.kind == "unrouted":
+                self.alerts_unrouted.inc()
+            elif event.kind == "duplicate":
+                self.alerts_deduplicated.inc()
+            elif event.kind == "orphan":
+                self.alerts_orphan_resolved.inc()
+
+    def set_open(self, counts: dict[str, int]) -> None:
+        for priority in Priority:
+            self.incidents_open.labels(priority.value).set(counts.get(priority.value, 0))

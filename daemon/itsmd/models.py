@@ -1,0 +1,189 @@
+"""The domain model: plain frozen dataclasses and string enums, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Level(StrEnum):
+    """ITIL impact and urgency."""
+
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Priority(StrEnum):
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+    P4 = "P4"
+    P5 = "P5"
+
+
+class Action(StrEnum):
+    """What correlation did with one alert; stored on the alert, shown by the API."""
+
+    OPENED = "opened"  # the alert opened a new incident
+    JOINED = "joined"  # the alert joined the incident of its key
+    REOPENED = "reopened"  # the alert reopened the resolved incident of its key
+    UNROUTED = "unrouted"  # no incident rule matched; stored only
+    ORPHAN_RESOLVE = "orphan_resolve"  # a resolve for an alert never seen firing
+
+
+class TimelineKind(StrEnum):
+    OPENED = "opened"
+    ALERT_JOINED = "alert_joined"
+    ALERT_RESOLVED = "alert_resolved"
+    ALERT_REFIRED = "alert_refired"
+    HOLD_STARTED = "hold_started"
+    HOLD_CANCELLED = "hold_cancelled"
+    AUTO_RESOLVED = "auto_resolved"
+    REOPENED = "reopened"
+    CLOSED_TO_ALERTS = "closed_to_alerts"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    ASSIGNED = "assigned"
+    COMMENTED = "commented"
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """An alert as a source reported it, before it is stored.
+
+    Identity is `fingerprint` + `starts_at`: a new `starts_at` is a new firing episode.
+    """
+
+    fingerprint: str
+    status: AlertStatus
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None
+    generator_url: str
+    source: str
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def identity(self) -> tuple[str, datetime]:
+        return (self.fingerprint, self.starts_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Why an alert is where it is: the rule, the correlation key, what happened."""
+
+    action: Action
+    reason: str
+    rule: str | None = None
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """One firing episode as stored; re-sends update it in place."""
+
+    id: int | None
+    fingerprint: str
+    starts_at: datetime
+    status: AlertStatus
+    ends_at: datetime | None
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    generator_url: str
+    source: str
+    first_received: datetime
+    last_received: datetime
+    receive_count: int
+    incident_id: int | None
+    decision: Decision
+
+    @property
+    def identity(self) -> tuple[str, datetime]:
+        return (self.fingerprint, self.starts_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The timing policy of the rule version that opened an incident.
+
+    An incident keeps it even when the rule changes or disappears on reload, so that
+    its behaviour stays explainable from its own record.
+    """
+
+    window: timedelta
+    auto_resolve: timedelta | None  # None: only humans resolve
+    reopen: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    id: int | None
+    rule: str
+    key: str
+    status: IncidentStatus
+    title: str
+    description: str
+    priority: Priority
+    impact: Level
+    urgency: Level
+    service: str | None
+    assignee: str | None
+    labels: Mapping[str, str]
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    resolved_at: datetime | None
+    alert_count: int
+    firing_count: int
+    policy: Policy
+    # Takes new alerts of its key (the database keeps at most one per key).
+    active: bool = True
+    # When the last firing alert resolved; None while any alert fires.
+    all_clear_at: datetime | None = None
+    # When the auto-resolve hold ends; None when no hold runs.
+    auto_resolve_at: datetime | None = None
+    respond_due: datetime | None = None
+    resolve_due: datetime | None = None
+    parent_id: int | None = None
+    problem_id: int | None = None
+    known_error: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return format_incident_id(self.id)
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    incident_id: int
+    at: datetime
+    kind: TimelineKind
+    message: str
+    actor: str = "itsmd"
+    alert_id: int | None = None
+    rule: str | None = None
+
+
+def format_incident_id(incident_id: int | None) -> str:
+    return f"INC-{incident_id}" if incident_id is not None and incident_id > 0 else "INC-new"
+
+
+def parse_incident_id(text: str) -> int | None:
+    """`INC-42` or `42` -> 42; anything else -> None."""
+    digits = text[4:] if text.upper().startswith("INC-") else text
+    return int(digits) if digits.isdecimal() and len(digits) < 19 else None

@@ -1,0 +1,278 @@
+"""Rule files: parse and validate (with line numbers) into an immutable RuleSet."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from itsmd.durations import parse_duration
+from itsmd.matchers import MatcherError, Selector, matches_any, parse_selectors
+from itsmd.models import Level, Policy, Priority
+from itsmd.templates import Template, compile_template
+from itsmd.yamlsource import (
+    LoadError,
+    LocDict,
+    LocList,
+    Problem,
+    Problems,
+    check_keys,
+    convert,
+    expect_list,
+    expect_mapping,
+    get_bool,
+    get_str,
+    get_str_list,
+    join,
+    load_yaml,
+)
+
+SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
+# Sections of the rule language that this version does not evaluate yet: refusing them
+# is better than accepting rules that silently do nothing.
+UNSUPPORTED_SECTIONS = ("problems", "known_errors", "services", "maintenance", "checks")
+
+INCIDENT_KEYS = (
+    "name", "match", "group_by", "window", "title", "description", "impact", "urgency",
+    "priority", "assignee", "auto_resolve", "reopen", "attach_to_upstream",
+)  # fmt: skip
+
+DEFAULT_WINDOW = timedelta(minutes=15)
+DEFAULT_AUTO_RESOLVE = timedelta(minutes=5)
+DEFAULT_REOPEN = timedelta(0)
+DEFAULT_TITLE = (
+    "{{ labels.alertname or rule }}{% if group %} ({{ group.values() | join(', ') }}){% endif %}"
+)
+DEFAULT_DESCRIPTION = "{{ annotations.summary or annotations.description or '' }}"
+AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRule:
+    name: str
+    match: tuple[Selector, ...]
+    group_by: tuple[str, ...]
+    policy: Policy
+    title: Template
+    description: Template
+    impact: Level | Template  # a template must render to high|medium|low
+    urgency: Level | Template | None  # None: auto, from the severity label
+    priority: Priority | None  # None: auto, from the ITIL matrix
+    assignee: Template | None
+    file: str = ""
+    line: int = 0
+
+    def key_for(self, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """The correlation key: rule name plus the group_by label values."""
+        group = {name: labels.get(name, "") for name in self.group_by}
+        inner = ", ".join(f"{name}={_quote(value)}" for name, value in group.items())
+        return f"{self.name}{{{inner}}}", group
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which rule an alert matched and the key it correlates on."""
+
+    rule: IncidentRule
+    key: str
+    group: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    incident_rules: tuple[IncidentRule, ...] = ()
+    files: tuple[str, ...] = ()
+
+    def route(self, labels: Mapping[str, str]) -> Route | None:
+        """First matching incident rule wins."""
+        for rule in self.incident_rules:
+            if matches_any(rule.match, labels):
+                key, group = rule.key_for(labels)
+                return Route(rule, key, group)
+        return None
+
+    def rule(self, name: str) -> IncidentRule | None:
+        return next((r for r in self.incident_rules if r.name == name), None)
+
+    def __len__(self) -> int:
+        return len(self.incident_rules)
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def rule_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
+    """A directory means all its *.yml and *.yaml files in name order."""
+    paths: list[Path] = []
+    for item in [spec] if isinstance(spec, str | Path) else spec:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml")))
+        else:
+            paths.append(path)
+    return paths
+
+
+def load_rules(paths: Sequence[Path]) -> RuleSet:
+    """Load and validate every file; raise one LoadError with all problems."""
+    rules: list[IncidentRule] = []
+    problems: list[Problem] = []
+    first_seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append(Problem(str(path), 0, f"cannot read rule file: {exc.strerror}"))
+            continue
+        try:
+            file_rules = parse_rule_file(text, str(path))
+        except LoadError as exc:
+            problems.extend(exc.problems)
+            continue
+        for rule in file_rules:
+            if rule.name in first_seen:
+                problems.append(
+                    Problem(
+                        rule.file,
+                        rule.line,
+                        f"incidents: rule name {rule.name!r} already used at "
+                        f"{first_seen[rule.name]}",
+                    )
+                )
+            first_seen.setdefault(rule.name, f"{rule.file}:{rule.line}")
+            rules.append(rule)
+    if problems:
+        raise LoadError(problems)
+    return RuleSet(tuple(rules), tuple(str(p) for p in paths))
+
+
+def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
+    problems = Problems(filename)
+    document = load_yaml(text, filename)
+    if document is None:
+        return []
+    top = expect_mapping(problems, document, 1, "")
+    if top is None:
+        problems.raise_if_any()
+        return []
+    check_keys(problems, top, SECTIONS, "")
+    for section in UNSUPPORTED_SECTIONS:
+        if section in top:
+            problems.error(
+                top.line_of(section),
+                section,
+                "this section is not supported by this version of itsmd yet",
+            )
+    rules = []
+    items = expect_list(
+        problems, top.get("incidents", LocList()), top.line_of("incidents"), "incidents"
+    )
+    for index, item in enumerate(items or []):
+        path = join("incidents", index)
+        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
+        if mapping is not None:
+            rule = _parse_incident_rule(problems, mapping, path, filename)
+            if rule is not None:
+                rules.append(rule)
+    problems.raise_if_any()
+    return rules
+
+
+def _parse_incident_rule(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> IncidentRule | None:
+    before = len(problems.errors)
+    check_keys(problems, m, INCIDENT_KEYS, path)
+    name = get_str(problems, m, "name", path)
+    if not name:
+        problems.error(m.line, path, "every rule needs a name")
+    else:
+        path = f"{path} ({name})"
+    if "match" not in m:
+        problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
+    no_match: tuple[Selector, ...] = ()
+    match = convert(problems, m, "match", join(path, "match"), no_match, _selectors)
+    if get_bool(problems, m, "attach_to_upstream", path, False):
+        problems.error(
+            m.line_of("attach_to_upstream"),
+            join(path, "attach_to_upstream"),
+            "needs the services: catalog, which this version does not support yet",
+        )
+    auto_resolve = m.get("auto_resolve", DEFAULT_AUTO_RESOLVE)
+    policy = Policy(
+        window=_duration(problems, m, "window", path, DEFAULT_WINDOW),
+        auto_resolve=None
+        if auto_resolve == "never"
+        else _duration(problems, m, "auto_resolve", path, DEFAULT_AUTO_RESOLVE),
+        reopen=_duration(problems, m, "reopen", path, DEFAULT_REOPEN),
+    )
+    rule = IncidentRule(
+        name=name or "",
+        match=match,
+        group_by=tuple(get_str_list(problems, m, "group_by", path)),
+        policy=policy,
+        title=_template(problems, m, "title", path, DEFAULT_TITLE),
+        description=_template(problems, m, "description", path, DEFAULT_DESCRIPTION),
+        impact=_level(problems, m, "impact", path, allow_auto=False) or Level.MEDIUM,
+        urgency=_level(problems, m, "urgency", path, allow_auto=True),
+        priority=convert(problems, m, "priority", join(path, "priority"), None, _priority),
+        assignee=_template(problems, m, "assignee", path, None) if "assignee" in m else None,
+        file=filename,
+        line=m.line,
+    )
+    return rule if len(problems.errors) == before else None
+
+
+def _selectors(text: str) -> tuple[Selector, ...]:
+    try:
+        return parse_selectors(text)
+    except MatcherError as exc:
+        raise ValueError(f"invalid matcher: {exc}") from None
+
+
+def _duration(problems: Problems, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
+    return convert(problems, m, key, join(path, key), default, parse_duration)
+
+
+def _priority(text: str) -> Priority | None:
+    if text == AUTO:
+        return None
+    try:
+        return Priority(text.upper())
+    except ValueError:
+        raise ValueError(f"expected auto or one of P1..P5, got {text!r}") from None
+
+
+def _template(problems: Problems, m: LocDict, key: str, path: str, default: str | None) -> Any:
+    source = get_str(problems, m, key, path) if key in m else default
+    if source is None:
+        return None
+    try:
+        return compile_template(source)
+    except ValueError as exc:
+        problems.error(m.line_of(key), join(path, key), str(exc))
+        return compile_template("")
+
+
+def _level(
+    problems: Problems, m: LocDict, key: str, path: str, *, allow_auto: bool
+) -> Level | Template | None:
+    text = get_str(problems, m, key, path)
+    if text is None or (allow_auto and text == AUTO):
+        return None
+    if "{" in text:
+        return _template(problems, m, key, path, None)  # type: ignore[no-any-return]
+    try:
+        return Level(text)
+    except ValueError:
+        choices = "high, medium, low" + (", auto" if allow_auto else "")
+        problems.error(
+            m.line_of(key),
+            join(path, key),
+            f"expected one of {choices} or a template, got {text!r}",
+        )
+        return None

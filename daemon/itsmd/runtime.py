@@ -1,0 +1,75 @@
+"""What the running daemon holds: settings, the rule set in force, store, writer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from itsmd.config import Overrides, Settings, load_settings
+from itsmd.metrics import Metrics
+from itsmd.rules import RuleSet, load_rules, rule_files
+from itsmd.writer import Writer
+from itsmd.yamlsource import LoadError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    rules: int
+    problems: tuple[str, ...] = ()
+    restart_needed: tuple[str, ...] = ()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    rules: RuleSet
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    overrides: Overrides = field(default_factory=Overrides)
+    engine: AsyncEngine | None = None
+    writer: Writer | None = None
+    ready: bool = False
+
+    def reload(self) -> ReloadResult:
+        """Re-read the config file and the rules; all or nothing."""
+        try:
+            settings = load_settings(self.settings.config_file, self.overrides)
+            rules = load_rules(rule_files(settings.rules))
+        except LoadError as exc:
+            self.metrics.rules_last_reload_success.set(0)
+            problems = tuple(str(p) for p in exc.problems)
+            log.error(
+                "reload failed, the previous config and rules stay in force:\n%s",
+                "\n".join(problems),
+            )
+            return ReloadResult(False, len(self.rules), problems)
+        restart = tuple(
+            name
+            for name in ("listen", "database")
+            if getattr(settings, name) != getattr(self.settings, name)
+        )
+        if restart:
+            log.warning("reload: %s changed; takes effect after a restart", ", ".join(restart))
+            settings = _keep(settings, self.settings, restart)
+        self.settings, self.rules = settings, rules
+        self.record_rules_loaded()
+        log.info("reloaded: %d incident rules from %d files", len(rules), len(rules.files))
+        return ReloadResult(True, len(rules), restart_needed=restart)
+
+    def record_rules_loaded(self) -> None:
+        self.metrics.rules_loaded.set(len(self.rules))
+        self.metrics.rules_last_reload_success.set(1)
+        self.metrics.rules_last_reload_timestamp.set(self.clock().timestamp())
+
+
+def _keep(new: Settings, old: Settings, names: tuple[str, ...]) -> Settings:
+    from dataclasses import replace
+
+    return replace(new, **{name: getattr(old, name) for name in names})

@@ -1,0 +1,322 @@
+"""Reads and writes of domain objects; every function takes an open connection."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from itsmd.correlate import WorkingSet
+from itsmd.models import (
+    Action,
+    AlertStatus,
+    Decision,
+    Incident,
+    IncidentStatus,
+    Level,
+    Policy,
+    Priority,
+    StoredAlert,
+    TimelineEntry,
+    TimelineKind,
+)
+from itsmd.store.tables import alerts, incidents, timeline
+
+Identity = tuple[str, datetime]
+
+# ---- row <-> domain
+
+
+def incident_from_row(row: Row[Any]) -> Incident:
+    m = row._mapping
+    return Incident(
+        id=m["id"], rule=m["rule"], key=m["key"], status=IncidentStatus(m["status"]),
+        title=m["title"], description=m["description"], priority=Priority(m["priority"]),
+        impact=Level(m["impact"]), urgency=Level(m["urgency"]), service=m["service"],
+        assignee=m["assignee"], labels=m["labels"], opened_at=m["opened_at"],
+        acknowledged_at=m["acknowledged_at"], resolved_at=m["resolved_at"],
+        alert_count=m["alert_count"], firing_count=m["firing_count"],
+        policy=Policy(
+            window=timedelta(seconds=m["window_s"]),
+            auto_resolve=None if m["auto_resolve_s"] is None
+            else timedelta(seconds=m["auto_resolve_s"]),
+            reopen=timedelta(seconds=m["reopen_s"]),
+        ),
+        active=m["active_key"] is not None, all_clear_at=m["all_clear_at"],
+        auto_resolve_at=m["auto_resolve_at"], respond_due=m["respond_due"],
+        resolve_due=m["resolve_due"], parent_id=m["parent_id"], problem_id=m["problem_id"],
+        known_error=m["known_error"],
+    )  # fmt: skip
+
+
+def incident_values(inc: Incident) -> dict[str, Any]:
+    auto = inc.policy.auto_resolve
+    return {
+        "rule": inc.rule, "key": inc.key, "active_key": inc.key if inc.active else None,
+        "status": inc.status.value, "title": inc.title, "description": inc.description,
+        "priority": inc.priority.value, "impact": inc.impact.value,
+        "urgency": inc.urgency.value, "service": inc.service, "assignee": inc.assignee,
+        "labels": dict(inc.labels), "opened_at": inc.opened_at,
+        "acknowledged_at": inc.acknowledged_at, "resolved_at": inc.resolved_at,
+        "all_clear_at": inc.all_clear_at, "auto_resolve_at": inc.auto_resolve_at,
+        "respond_due": inc.respond_due, "resolve_due": inc.resolve_due,
+        "alert_count": inc.alert_count, "firing_count": inc.firing_count,
+        "window_s": inc.policy.window.total_seconds(),
+        "auto_resolve_s": None if auto is None else auto.total_seconds(),
+        "reopen_s": inc.policy.reopen.total_seconds(), "parent_id": inc.parent_id,
+        "problem_id": inc.problem_id, "known_error": inc.known_error,
+    }  # fmt: skip
+
+
+def alert_from_row(row: Row[Any]) -> StoredAlert:
+    m = row._mapping
+    return StoredAlert(
+        id=m["id"], fingerprint=m["fingerprint"], starts_at=m["starts_at"],
+        status=AlertStatus(m["status"]), ends_at=m["ends_at"], labels=m["labels"],
+        annotations=m["annotations"], generator_url=m["generator_url"], source=m["source"],
+        first_received=m["first_received"], last_received=m["last_received"],
+        receive_count=m["receive_count"], incident_id=m["incident_id"],
+        decision=Decision(Action(m["action"]), m["reason"], m["rule"], m["key"]),
+    )  # fmt: skip
+
+
+def alert_values(a: StoredAlert) -> dict[str, Any]:
+    return {
+        "fingerprint": a.fingerprint, "starts_at": a.starts_at, "status": a.status.value,
+        "ends_at": a.ends_at, "labels": dict(a.labels), "annotations": dict(a.annotations),
+        "generator_url": a.generator_url, "source": a.source,
+        "first_received": a.first_received, "last_received": a.last_received,
+        "receive_count": a.receive_count, "incident_id": a.incident_id,
+        "rule": a.decision.rule, "key": a.decision.key, "action": a.decision.action.value,
+        "reason": a.decision.reason,
+    }  # fmt: skip
+
+
+def timeline_from_row(row: Row[Any]) -> TimelineEntry:
+    m = row._mapping
+    return TimelineEntry(
+        incident_id=m["incident_id"], at=m["at"], kind=TimelineKind(m["kind"]),
+        message=m["message"], actor=m["actor"], alert_id=m["alert_id"], rule=m["rule"],
+    )  # fmt: skip
+
+
+# ---- loading what a batch touches
+
+_CHUNK = 400  # keeps IN lists under SQLite's bound-parameter limit
+
+
+def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+async def load_working_set(
+    conn: AsyncConnection,
+    identities: Iterable[Identity],
+    resolve_fingerprints: Iterable[str],
+    keys: Iterable[str],
+) -> WorkingSet:
+    """Alerts by identity, firing episodes of `resolve_fingerprints`, the incidents
+    those alerts belong to, and the current incident of each key."""
+    ws = WorkingSet()
+    for chunk in _chunks(sorted(set(identities))):
+        rows = await conn.execute(
+            select(alerts).where(tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(chunk))
+        )
+        _add_alerts(ws, rows)
+    missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
+    for chunk in _chunks(missing):
+        rows = await conn.execute(
+            select(alerts).where(alerts.c.fingerprint.in_(chunk), alerts.c.status == "firing")
+        )
+        _add_alerts(ws, rows)
+        seen = await conn.execute(
+            select(alerts.c.fingerprint).where(alerts.c.fingerprint.in_(chunk)).distinct()
+        )
+        ws.seen_fingerprints.update(seen.scalars())
+    incident_ids = sorted({a.incident_id for a in ws.alerts.values() if a.incident_id})
+    for chunk in _chunks(incident_ids):
+        _add_incidents(ws, await conn.execute(select(incidents).where(incidents.c.id.in_(chunk))))
+    for chunk in _chunks(sorted(set(keys))):
+        rows = await conn.execute(select(incidents).where(incidents.c.active_key.in_(chunk)))
+        _add_incidents(ws, rows)
+    return ws
+
+
+def _add_alerts(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
+    for row in rows:
+        alert = alert_from_row(row)
+        ws.alerts[alert.identity] = alert
+        ws.seen_fingerprints.add(alert.fingerprint)
+
+
+def _add_incidents(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
+    for row in rows:
+        inc = incident_from_row(row)
+        assert inc.id is not None
+        ws.incidents[inc.id] = inc
+        if inc.active:
+            ws.current[inc.key] = inc.id
+
+
+async def load_due_holds(conn: AsyncConnection, now: datetime) -> WorkingSet:
+    """Incidents whose auto-resolve hold has ended."""
+    ws = WorkingSet()
+    rows = await conn.execute(
+        select(incidents).where(
+            incidents.c.auto_resolve_at <= now, incidents.c.status != IncidentStatus.RESOLVED
+        )
+    )
+    _add_incidents(ws, rows)
+    return ws
+
+
+# ---- persisting what correlation changed
+
+
+async def flush(conn: AsyncConnection, ws: WorkingSet) -> dict[int, int]:
+    """Write the changes of a working set; returns the temporary -> real incident ids."""
+    changed = [ws.incidents[i] for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
+    if changed:
+        # Before the inserts: an incident that stops taking alerts frees its key.
+        await conn.execute(
+            update(incidents).where(incidents.c.id == bindparam("_id")),
+            [{"_id": inc.id, **incident_values(inc)} for inc in changed],
+        )
+    ids: dict[int, int] = {}
+    for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
+        inc = ws.incidents[temp]
+        result = await conn.execute(
+            insert(incidents).values(incident_values(inc)).returning(incidents.c.id)
+        )
+        ids[temp] = result.scalar_one()
+    alert_ids = await _flush_alerts(conn, ws, ids)
+    if ws.timeline:
+        await conn.execute(insert(timeline), [
+            _timeline_values(e, ids, alert_ids) for e in ws.timeline
+        ])  # fmt: skip
+    return ids
+
+
+async def _flush_alerts(
+    conn: AsyncConnection, ws: WorkingSet, ids: dict[int, int]
+) -> dict[int, int]:
+    rows = [ws.alerts[identity] for identity in ws.dirty_alerts]
+    new = [a for a in rows if a.id is None or a.id < 0]
+    old = [a for a in rows if a.id is not None and a.id > 0]
+    alert_ids: dict[int, int] = {}
+    if new:
+        result = await conn.execute(
+            insert(alerts).returning(alerts.c.id, sort_by_parameter_order=True),
+            [_with_incident(alert_values(a), ids) for a in new],
+        )
+        for alert, real in zip(new, result.scalars(), strict=True):
+            assert alert.id is not None
+            alert_ids[alert.id] = real
+    if old:
+        await conn.execute(
+            update(alerts).where(alerts.c.id == bindparam("_id")),
+            [{"_id": a.id, **_with_incident(alert_values(a), ids)} for a in old],
+        )
+    return alert_ids
+
+
+def _with_incident(values: dict[str, Any], ids: dict[int, int]) -> dict[str, Any]:
+    incident_id = values["incident_id"]
+    if incident_id is not None and incident_id < 0:
+        values["incident_id"] = ids[incident_id]
+    return values
+
+
+def _timeline_values(
+    e: TimelineEntry, ids: dict[int, int], alert_ids: dict[int, int]
+) -> dict[str, Any]:
+    alert_id = e.alert_id
+    if alert_id is not None and alert_id < 0:
+        alert_id = alert_ids.get(alert_id)
+    return {
+        "incident_id": ids.get(e.incident_id, e.incident_id), "at": e.at, "kind": e.kind.value,
+        "message": e.message, "actor": e.actor, "alert_id": alert_id, "rule": e.rule,
+    }  # fmt: skip
+
+
+# ---- single incidents and reads for the API
+
+
+async def get_incident(conn: AsyncConnection, incident_id: int) -> Incident | None:
+    row = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
+    return incident_from_row(row) if row is not None else None
+
+
+async def save_incident(conn: AsyncConnection, inc: Incident) -> None:
+    await conn.execute(
+        update(incidents).where(incidents.c.id == inc.id).values(incident_values(inc))
+    )
+
+
+async def add_timeline(conn: AsyncConnection, entries: Sequence[TimelineEntry]) -> None:
+    if entries:
+        await conn.execute(insert(timeline), [_timeline_values(e, {}, {}) for e in entries])
+
+
+async def alerts_of(conn: AsyncConnection, incident_id: int) -> list[StoredAlert]:
+    rows = await conn.execute(
+        select(alerts).where(alerts.c.incident_id == incident_id).order_by(alerts.c.id)
+    )
+    return [alert_from_row(r) for r in rows]
+
+
+async def timeline_of(conn: AsyncConnection, incident_id: int) -> list[TimelineEntry]:
+    rows = await conn.execute(
+        select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
+    )
+    return [timeline_from_row(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    status: Sequence[IncidentStatus] = ()
+    priority: Sequence[Priority] = ()
+    service: str | None = None
+    q: str | None = None
+    since: datetime | None = None
+    before_id: int | None = None  # cursor: incidents with a smaller id
+
+
+async def list_incidents(conn: AsyncConnection, f: IncidentFilter, limit: int) -> list[Incident]:
+    """Newest first, at most `limit`."""
+    conditions: list[Any] = []
+    if f.status:
+        conditions.append(incidents.c.status.in_([s.value for s in f.status]))
+    if f.priority:
+        conditions.append(incidents.c.priority.in_([p.value for p in f.priority]))
+    if f.service:
+        conditions.append(incidents.c.service == f.service)
+    if f.q:
+        pattern = f"%{f.q.lower()}%"
+        conditions.append(
+            or_(
+                func.lower(incidents.c.title).like(pattern),
+                func.lower(incidents.c.key).like(pattern),
+            )
+        )
+    if f.since:
+        conditions.append(incidents.c.opened_at >= f.since)
+    if f.before_id is not None:
+        conditions.append(incidents.c.id < f.before_id)
+    query = select(incidents).where(and_(*conditions)).order_by(incidents.c.id.desc()).limit(limit)
+    return [incident_from_row(r) for r in await conn.execute(query)]
+
+
+async def open_counts(conn: AsyncConnection) -> dict[str, int]:
+    """Unresolved incidents per priority."""
+    rows = await conn.execute(
+        select(incidents.c.priority, func.count())
+        .where(incidents.c.status != IncidentStatus.RESOLVED)
+        .group_by(incidents.c.priority)
+    )
+    return {priority: count for priority, count in rows.tuples()}

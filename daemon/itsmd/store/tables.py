@@ -1,0 +1,140 @@
+"""Table definitions (the schema Alembic migrations create)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on every backend.
+
+    SQLite has no time zones: values are stored as naive UTC and marked UTC on the
+    way out, so that comparisons and the (fingerprint, starts_at) key stay exact.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+incidents = Table(
+    "incidents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(200), nullable=False),
+    Column("key", Text, nullable=False),
+    # Equal to `key` while the incident takes new alerts of its key, else NULL: the
+    # unique constraint keeps at most one such incident per key, across replicas too.
+    Column("active_key", Text, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("priority", String(2), nullable=False),
+    Column("impact", String(8), nullable=False),
+    Column("urgency", String(8), nullable=False),
+    Column("service", String(200), nullable=True),
+    Column("assignee", String(200), nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("all_clear_at", UTCDateTime, nullable=True),
+    Column("auto_resolve_at", UTCDateTime, nullable=True),
+    Column("respond_due", UTCDateTime, nullable=True),
+    Column("resolve_due", UTCDateTime, nullable=True),
+    Column("alert_count", Integer, nullable=False),
+    Column("firing_count", Integer, nullable=False),
+    Column("window_s", Float, nullable=False),
+    Column("auto_resolve_s", Float, nullable=True),
+    Column("reopen_s", Float, nullable=False),
+    Column("parent_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    Column("problem_id", Integer, nullable=True),
+    Column("known_error", Text, nullable=True),
+    UniqueConstraint("active_key"),
+    Index(None, "status", "priority"),
+    Index(None, "key"),
+    Index(None, "auto_resolve_at"),
+    Index(None, "service"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("fingerprint", String(32), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("annotations", JSON, nullable=False),
+    Column("generator_url", Text, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("first_received", UTCDateTime, nullable=False),
+    Column("last_received", UTCDateTime, nullable=False),
+    Column("receive_count", Integer, nullable=False),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=True),
+    Column("rule", String(200), nullable=True),
+    Column("key", Text, nullable=True),
+    Column("action", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    # The identity of an alert: one row per firing episode, however often re-sent.
+    UniqueConstraint("fingerprint", "starts_at"),
+    Index(None, "fingerprint", "status"),
+    Index(None, "incident_id"),
+)
+
+timeline = Table(
+    "timeline",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("incident_id", Integer, ForeignKey("incidents.id"), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("alert_id", Integer, nullable=True),
+    Column("rule", String(200), nullable=True),
+    Index(None, "incident_id"),
+)
+
+__all__ = ["alerts", "incidents", "metadata", "timeline"]

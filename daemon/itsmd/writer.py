@@ -1,0 +1,258 @@
+"""The single writer: every change to incidents goes through one queue.
+
+Concurrent ingest requests are merged into one transaction (group commit): one
+load of the state they touch, one correlation pass, one commit, then each request
+gets its own answer. Other units of work (incident actions, auto-resolve sweeps)
+run one per transaction, in queue order. Serialising writes in one task keeps
+correlation of a key race-free inside a process and SQLite's single writer busy
+instead of contended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
+from itsmd.metrics import Metrics
+from itsmd.models import Alert, AlertStatus, format_incident_id
+from itsmd.rules import RuleSet
+from itsmd.sla import SlaTargets
+from itsmd.store import repo
+from itsmd.store.engine import StoreUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+UnitOfWork = Callable[[AsyncConnection, datetime], Awaitable[T]]
+
+
+class Overloaded(StoreUnavailable):
+    """Too much is queued: answer 503 now rather than late."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    received: int
+    new: int
+    updated: int
+    duplicate: int
+    unrouted: int
+    incidents: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"received": self.received, "new": self.new, "updated": self.updated,
+                "duplicate": self.duplicate, "unrouted": self.unrouted,
+                "incidents": list(self.incidents)}  # fmt: skip
+
+
+@dataclass
+class _Job:
+    future: asyncio.Future[Any]
+    alerts: Sequence[Alert] = ()
+    work: UnitOfWork[Any] | None = None
+    started: bool = False
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.alerts)
+
+
+class Writer:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        rules: Callable[[], RuleSet],
+        sla: Callable[[], SlaTargets],
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        max_batch_alerts: int = 2000,
+        max_pending_alerts: int = 20000,
+    ) -> None:
+        self._engine, self._rules, self._sla = engine, rules, sla
+        self._clock, self._metrics = clock, metrics
+        self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
+        self._queue: deque[_Job] = deque()
+        self._pending_alerts = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="itsmd-writer")
+
+    async def stop(self) -> int:
+        """Refuse new work, finish what is queued; returns how many jobs were drained."""
+        self._stopping = True
+        drained = len(self._queue)
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        return drained
+
+    async def ingest(self, alerts: Sequence[Alert], timeout_s: float = 5.0) -> IngestResult:
+        if self._pending_alerts + len(alerts) > self._max_pending:
+            raise Overloaded(f"{self._pending_alerts} alerts are waiting to be stored")
+        job = self._submit(_Job(asyncio.get_running_loop().create_future(), alerts=alerts))
+        result: IngestResult = await self._wait(job, timeout_s)
+        return result
+
+    async def run(self, work: UnitOfWork[T], timeout_s: float = 10.0) -> T:
+        """Run one unit of work in its own transaction, in queue order."""
+        job = self._submit(_Job(asyncio.get_running_loop().create_future(), work=work))
+        result: T = await self._wait(job, timeout_s)
+        return result
+
+    def _submit(self, job: _Job) -> _Job:
+        if not self.running:
+            raise StoreUnavailable("not accepting writes (starting or shutting down)")
+        self._queue.append(job)
+        self._pending_alerts += job.size
+        self._wake.set()
+        return job
+
+    async def _wait(self, job: _Job, timeout_s: float) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
+        except TimeoutError:
+            if not job.started:  # never touched the store: nothing of it is stored
+                self._queue.remove(job)
+                self._pending_alerts -= job.size
+                raise Overloaded(f"not stored within {timeout_s:g}s; try again") from None
+            return await job.future  # in a running transaction: its outcome is the answer
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._take_batch()
+            if batch[0].work is not None:
+                await self._run_work(batch[0])
+            else:
+                await self._run_ingest(batch)
+
+    def _take_batch(self) -> list[_Job]:
+        first = self._queue.popleft()
+        batch, size = [first], first.size
+        if first.work is None:
+            while self._queue and self._queue[0].work is None and size < self._max_batch:
+                job = self._queue.popleft()
+                batch.append(job)
+                size += job.size
+        for job in batch:
+            job.started = True
+            self._pending_alerts -= job.size
+        return batch
+
+    async def _run_work(self, job: _Job) -> None:
+        assert job.work is not None
+        try:
+            async with self._engine.begin() as conn:
+                result = await job.work(conn, self._clock())
+        except (SQLAlchemyError, OSError) as exc:
+            self._metrics.store_errors.labels("action").inc()
+            _fail(job, StoreUnavailable(_describe(exc)))
+        except Exception as exc:  # noqa: BLE001 - domain errors go back to the caller
+            _fail(job, exc)
+        else:
+            if not job.future.done():
+                job.future.set_result(result)
+
+    async def _run_ingest(self, batch: list[_Job], attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                results = await self._ingest_once(batch)
+            except IntegrityError as exc:
+                # Another replica took the same key or alert first: reload and retry.
+                log.info("ingest batch conflicted (attempt %d): %s", attempt, _describe(exc))
+                error: Exception = StoreUnavailable(_describe(exc))
+                continue
+            except (SQLAlchemyError, OSError) as exc:
+                error = StoreUnavailable(_describe(exc))
+                break
+            except Exception as exc:
+                log.exception("ingest batch failed")
+                error = exc
+                break
+            for job, result in zip(batch, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result(result)
+            return
+        self._metrics.store_errors.labels("ingest").inc()
+        log.warning("could not store %d alerts: %s", sum(j.size for j in batch), error)
+        for job in batch:
+            _fail(job, error)
+
+    async def _ingest_once(self, batch: list[_Job]) -> list[IngestResult]:
+        now = self._clock()
+        alerts = [alert for job in batch for alert in job.alerts]
+        router = Router(self._rules())
+        keys = {
+            route.key
+            for a in alerts
+            if a.status is AlertStatus.FIRING
+            if (route := router.route(a.fingerprint, a.labels)) is not None
+        }
+        # Alerts that may continue another episode: resolves, and sends without startsAt.
+        episodic = [
+            a.fingerprint
+            for a in alerts
+            if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
+        ]
+        async with self._engine.begin() as conn:
+            ws = await repo.load_working_set(conn, (a.identity for a in alerts), episodic, keys)
+            started = time.perf_counter()
+            correlator = Correlator(router, ws, self._sla())
+            outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
+            self._metrics.correlation_duration.observe(time.perf_counter() - started)
+            ids = await repo.flush(conn, ws)
+        self._after_commit(ws, alerts)
+        return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
+
+    def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:
+        self._metrics.commit_batch_alerts.observe(len(alerts))
+        for alert in alerts:
+            self._metrics.alerts_received.labels(alert.source, alert.status.value).inc()
+        self._metrics.record(ws.events)
+
+
+def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
+    touched = {ids.get(o.incident_id, o.incident_id) for o in outcomes if o.incident_id}
+    actions = [o.action for o in outcomes]
+    return IngestResult(
+        received=len(outcomes),
+        new=actions.count("new") + actions.count("unrouted") + actions.count("orphan"),
+        updated=actions.count("updated"),
+        duplicate=actions.count("duplicate"),
+        unrouted=actions.count("unrouted"),
+        incidents=tuple(format_incident_id(i) for i in sorted(touched)),
+    )
+
+
+def _fail(job: _Job, error: Exception) -> None:
+    if not job.future.done():
+        job.future.set_exception(error)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]

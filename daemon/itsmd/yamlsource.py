@@ -1,0 +1,255 @@
+"""YAML with line numbers, and a collector of `file:line: message` problems.
+
+Config and rule errors must point at the line (STYLE 4): mappings and lists loaded
+here remember the line of each key and item, and validators report every problem
+they find instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import yaml
+
+from itsmd.durations import parse_duration
+
+T = TypeVar("T")
+
+
+class LocDict(dict[Any, Any]):
+    """A mapping that knows the line of itself and of each key."""
+
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: dict[Any, int] = {}
+
+    def line_of(self, key: Any) -> int:
+        return self.lines.get(key, self.line)
+
+
+class LocList(list[Any]):
+    """A list that knows the line of itself and of each item."""
+
+    line: int = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[int] = []
+
+    def line_of(self, index: int) -> int:
+        return self.lines[index] if index < len(self.lines) else self.line
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        prefix = "warning: " if self.warning else ""
+        return f"{self.file}:{self.line}: {prefix}{self.message}"
+
+
+class LoadError(Exception):
+    """Raised with every problem found, each `file:line: message`."""
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+@dataclass
+class Problems:
+    """Collects problems of one file; `raise_if_any` raises them all at once."""
+
+    file: str
+    items: list[Problem] = field(default_factory=list)
+
+    def error(self, line: int, path: str, message: str) -> None:
+        where = f"{path}: " if path else ""
+        self.items.append(Problem(self.file, line, where + message))
+
+    def warn(self, line: int, path: str, message: str) -> None:
+        where = f"{path}: " if path else ""
+        self.items.append(Problem(self.file, line, where + message, warning=True))
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.items if not p.warning]
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise LoadError(self.errors)
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
+    loader.flatten_mapping(node)
+    result = LocDict()
+    result.line = node.start_mark.line + 1
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        line = key_node.start_mark.line + 1
+        if key in result:
+            raise yaml.MarkedYAMLError(
+                problem=f"duplicate key {key!r} (first on line {result.lines[key]})",
+                problem_mark=key_node.start_mark,
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.lines[key] = line
+    return result
+
+
+def _construct_sequence(loader: _Loader, node: yaml.SequenceNode) -> LocList:
+    result = LocList()
+    result.line = node.start_mark.line + 1
+    for item in node.value:
+        result.append(loader.construct_object(item, deep=True))
+        result.lines.append(item.start_mark.line + 1)
+    return result
+
+
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(text: str, filename: str) -> Any:
+    """Parse one YAML document; syntax errors become a LoadError with the line."""
+    try:
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        message = " ".join(part for part in (exc.context, exc.problem) if part)
+        raise LoadError([Problem(filename, line, f"invalid YAML: {message}")]) from None
+    except yaml.YAMLError as exc:
+        raise LoadError([Problem(filename, 1, f"invalid YAML: {exc}")]) from None
+
+
+# ---- field readers: each reports a problem and returns None when the value is bad
+
+
+def line_of(container: Any, key: Any) -> int:
+    if isinstance(container, LocDict | LocList):
+        return container.line_of(key)
+    return 0
+
+
+def check_keys(problems: Problems, mapping: LocDict, allowed: Iterable[str], path: str) -> None:
+    """Unknown keys are errors, with a did-you-mean hint."""
+    allowed = list(allowed)
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = (
+                f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+            )
+            problems.error(mapping.line_of(key), join(path, key), f"unknown key{hint}")
+
+
+def join(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else str(key)
+
+
+def expect_mapping(problems: Problems, value: Any, line: int, path: str) -> LocDict | None:
+    if isinstance(value, LocDict):
+        return value
+    problems.error(line, path, f"expected a mapping, got {describe(value)}")
+    return None
+
+
+def expect_list(problems: Problems, value: Any, line: int, path: str) -> LocList | None:
+    if isinstance(value, LocList):
+        return value
+    problems.error(line, path, f"expected a list, got {describe(value)}")
+    return None
+
+
+def get_str(problems: Problems, mapping: LocDict, key: str, path: str) -> str | None:
+    value = mapping.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    problems.error(
+        mapping.line_of(key), join(path, key), f"expected a string, got {describe(value)}"
+    )
+    return None
+
+
+def get_bool(problems: Problems, mapping: LocDict, key: str, path: str, default: bool) -> bool:
+    value = mapping.get(key, default)
+    if isinstance(value, bool):
+        return value
+    problems.error(
+        mapping.line_of(key), join(path, key), f"expected true or false, got {describe(value)}"
+    )
+    return default
+
+
+def get_duration(
+    problems: Problems, mapping: LocDict, key: str, path: str, default: timedelta
+) -> timedelta:
+    return convert(problems, mapping, key, path, default, parse_duration) or default
+
+
+def convert(
+    problems: Problems,
+    mapping: LocDict,
+    key: str,
+    path: str,
+    default: T,
+    parse: Callable[[str], T],
+) -> T:
+    """Read `key` as a string and convert it, reporting the parser's message."""
+    if key not in mapping:
+        return default
+    raw = mapping[key]
+    try:
+        return parse(str(raw))
+    except ValueError as exc:
+        problems.error(mapping.line_of(key), join(path, key), str(exc))
+        return default
+
+
+def get_str_list(problems: Problems, mapping: LocDict, key: str, path: str) -> list[str]:
+    value = mapping.get(key)
+    if value is None:
+        return []
+    items = expect_list(problems, value, mapping.line_of(key), join(path, key))
+    if items is None:
+        return []
+    out = []
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            out.append(item)
+        else:
+            problems.error(
+                items.line_of(index),
+                join(join(path, key), index),
+                f"expected a string, got {describe(item)}",
+            )
+    return out
+
+
+def describe(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, LocDict):
+        return "a mapping"
+    if isinstance(value, LocList):
+        return "a list"
+    return f"{type(value).__name__} {value!r}"
