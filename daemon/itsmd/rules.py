@@ -195,7 +195,7 @@ def _parse_incident_rule(
     if "match" not in m:
         problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
     no_match: tuple[Selector, ...] = ()
-    match = convert(problems, m, "match", join(path, "match"), no_match, _selectors)
+    match = _match(problems, m, path) if "match" in m else no_match
     if get_bool(problems, m, "attach_to_upstream", path, False):
         problems.error(
             m.line_of("attach_to_upstream"),
@@ -227,11 +227,19 @@ def _parse_incident_rule(
     return rule if len(problems.errors) == before else None
 
 
-def _selectors(text: str) -> tuple[Selector, ...]:
+def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
+    """A selector string, or a list of them meaning any of them."""
+    value = m["match"]
+    items = value if isinstance(value, LocList) else [value]
+    if not items or not all(isinstance(item, str) for item in items):
+        problems.error(m.line_of("match"), join(path, "match"),
+                       "expected a selector like '{severity=\"critical\"}' or a list of them")
+        return ()
     try:
-        return parse_selectors(text)
+        return parse_selectors(list(items) if isinstance(value, LocList) else value)
     except MatcherError as exc:
-        raise ValueError(f"invalid matcher: {exc}") from None
+        problems.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
+        return ()
 
 
 def _duration(problems: Problems, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
