@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint typecheck format bench clean
+.PHONY: run test test-fast lint typecheck format bench bench-smoke clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,9 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache itsmd.db itsmd.db-wal itsmd.db-shm
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py
+
+bench-smoke: $(STAMP)
+	$(BIN)/python bench/run.py --smoke

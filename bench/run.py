@@ -1,0 +1,222 @@
+"""The benchmark harness: start itsmd as `itsmd run` would, drive it, check the figures.
+
+    python bench/run.py                      # all scenarios, 3 runs each
+    python bench/run.py --scenario single-1 --runs 1
+    python bench/run.py --smoke              # seconds; asserts stored == sent only
+
+Every run starts a fresh daemon on a fresh SQLite file (the default store) with
+the shipped rules plus a generated rule set, posts a bounded load on loopback,
+then counts the alerts and incidents actually stored and compares them with what
+was sent: a figure whose counts do not match is reported as a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "daemon"), str(ROOT / "connectors"), str(ROOT / "bench")]
+
+from loadgen import Load, run_load  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    load: Load
+    extra_rules: int = 10  # generated incident rules placed before the shipped ones
+    synchronous: str = "normal"
+
+
+SCENARIOS = [
+    Scenario("single-1", Load(requests=6000, alerts_per_request=1)),
+    Scenario("batch-20", Load(requests=1500, alerts_per_request=20)),
+    Scenario("dup90-1", Load(requests=6000, alerts_per_request=1, duplicate_share=0.9)),
+    Scenario("dup90-20", Load(requests=1500, alerts_per_request=20, duplicate_share=0.9)),
+    Scenario("rules1000-1", Load(requests=6000, alerts_per_request=1), extra_rules=1000),
+    Scenario("full-sync-20", Load(requests=1500, alerts_per_request=20), synchronous="full"),
+]
+SMOKE = Scenario("smoke", Load(requests=200, alerts_per_request=5, duplicate_share=0.3,
+                               concurrency=8))  # fmt: skip
+
+
+def generated_rules(count: int) -> str:
+    """`count` incident rules that the bench alerts do not match (they must be skipped)."""
+    lines = ["incidents:"]
+    for i in range(count):
+        lines += [f"  - name: generated-{i}",
+                  f"    match: '{{alertname=\"Generated{i}\", severity=\"critical\"}}'",
+                  "    group_by: [service]"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Daemon:
+    def __init__(self, workdir: Path, scenario: Scenario) -> None:
+        self.workdir = workdir
+        rules = workdir / "rules"
+        rules.mkdir()
+        (rules / "00-generated.yml").write_text(generated_rules(scenario.extra_rules))
+        for shipped in sorted((ROOT / "rules").glob("*.yml")):
+            (rules / shipped.name).write_text(shipped.read_text())
+        (workdir / "itsmd.yml").write_text(
+            f"rules: rules/\nstorage: {{sqlite_synchronous: {scenario.synchronous}}}\n"
+        )
+        self.db = workdir / "itsmd.db"
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = (workdir / "itsmd.log").open("w")
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "itsmd", "run", "--config", str(workdir / "itsmd.yml"),
+             "--listen", f"127.0.0.1:{self.port}", "--db", f"sqlite+aiosqlite:///{self.db}",
+             "--log-level", "warning"],
+            cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": f"{ROOT / 'daemon'}:{ROOT / 'connectors'}"},
+        )  # fmt: skip
+        self.ready_s = self._wait_ready(started)
+
+    def _wait_ready(self, started: float) -> float:
+        deadline = started + 20
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"itsmd exited: {(self.workdir / 'itsmd.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
+                    if resp.status == 200:
+                        return time.perf_counter() - started
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("itsmd did not become ready within 20 s")
+
+    def usage(self) -> dict[str, float]:
+        """RSS (MB) and CPU seconds (user + system) of the daemon so far."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return {"rss_mb": round(rss_kb / 1024, 1),
+                "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 2)}  # fmt: skip
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=15)
+        self.log.close()
+
+    def stored(self) -> dict[str, int]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+            incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+        return {"stored_alerts": alerts, "stored_incidents": incidents}
+
+
+def run_once(scenario: Scenario) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="itsmd-bench-") as tmp:
+        daemon = Daemon(Path(tmp), scenario)
+        try:
+            before = daemon.usage()
+            result = asyncio.run(
+                run_load(f"{daemon.url}/api/v1/webhooks/alertmanager", scenario.load)
+            )
+            after = daemon.usage()
+        finally:
+            daemon.stop()
+        stored = daemon.stored()
+    summary = result.summary()
+    expected_incidents = result.distinct_groups  # one severity per service: one rule each
+    honest = (
+        stored["stored_alerts"] == result.distinct_alerts
+        and result.non_2xx == 0
+        and result.errors == 0
+        and stored["stored_incidents"] == expected_incidents
+    )
+    return {
+        "scenario": scenario.name, **summary, **stored,
+        "expected_incidents": expected_incidents, "honest": honest,
+        "ready_s": round(daemon.ready_s, 3), "rss_mb": after["rss_mb"],
+        "cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
+        "rules": scenario.extra_rules + 3, "synchronous": scenario.synchronous,
+        "concurrency": scenario.load.concurrency,
+    }  # fmt: skip
+
+
+def environment() -> dict[str, Any]:
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    return {"commit": commit or "unknown", "python": platform.python_version(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", action="append", help="scenario name (repeatable)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="a few seconds; correctness only")
+    parser.add_argument("--requests", type=int, help="override the request count")
+    args = parser.parse_args()
+    if args.smoke:
+        chosen, runs = [SMOKE], 1
+    else:
+        names = set(args.scenario or [s.name for s in SCENARIOS])
+        chosen, runs = [s for s in SCENARIOS if s.name in names], args.runs
+    if args.requests:
+        chosen = [replace(s, load=replace(s.load, requests=args.requests)) for s in chosen]
+    env = environment()
+    failures = 0
+    for scenario in chosen:
+        rows = [run_once(scenario) for _ in range(runs)]
+        failures += sum(not r["honest"] for r in rows)
+        median = _median(rows)
+        print(json.dumps({**median, "runs": runs}), flush=True)
+        if not args.smoke:
+            RESULTS.mkdir(exist_ok=True)
+            with (RESULTS / "results.jsonl").open("a") as f:
+                for row in rows:
+                    f.write(json.dumps({**env, **row, "load": asdict(scenario.load)}) + "\n")
+    if failures:
+        print(f"FAILED: {failures} runs stored something else than was sent", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out = dict(rows[0])
+    for key, value in rows[0].items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in rows)
+    out["honest"] = all(r["honest"] for r in rows)
+    return out
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
