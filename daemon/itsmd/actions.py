@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from itsmd import lifecycle
 from itsmd.models import Incident, TimelineEntry
@@ -47,14 +47,14 @@ def incident_action(
             return inc, lifecycle.comment(inc, text, actor, now)
         raise InvalidAction(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
 
-    async def work(conn: AsyncConnection, now: datetime) -> Incident:
-        inc = await repo.get_incident(conn, incident_id)
+    def work(conn: Connection, now: datetime) -> Incident:
+        inc = repo.get_incident(conn, incident_id)
         if inc is None:
             raise NotFound(f"no incident INC-{incident_id}")
         new, entry = transition(inc, now)
         if new is not inc:
-            await repo.save_incident(conn, new)
-        await repo.add_timeline(conn, [entry])
+            repo.save_incident(conn, new)
+        repo.add_timeline(conn, [entry])
         return new
 
     return work

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from itsmd.api import incidents, ops
 from itsmd.api.auth import auth_middleware
@@ -25,7 +24,7 @@ from itsmd.metrics import Metrics
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
 from itsmd.sources import SourceRoute
-from itsmd.store.engine import make_engine
+from itsmd.store.engine import Database
 from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from itsmd.writer import Writer
 from itsmd_connectors.alertmanager import AlertmanagerSource
@@ -91,41 +90,37 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
     async def store(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
         s = runtime.settings
-        engine = make_engine(
-            s.database, busy_timeout=s.busy_timeout, synchronous=s.sqlite_synchronous
-        )
+        db = Database(s.database, busy_timeout=s.busy_timeout, synchronous=s.sqlite_synchronous)
         try:
-            await _check_schema(engine, migrate)
+            await _check_schema(db, migrate)
         except Exception:
-            await engine.dispose()
+            await db.dispose()
             raise
         writer = Writer(
-            engine,
+            db,
             lambda: runtime.rules,
             lambda: runtime.settings.sla,
             runtime.clock,
             runtime.metrics,
         )
         writer.start()
-        runtime.engine, runtime.writer, runtime.ready = engine, writer, True
+        runtime.db, runtime.writer, runtime.ready = db, writer, True
         yield
         runtime.ready = False
         drained = await writer.stop()
-        await engine.dispose()
+        await db.dispose()
         log.info("store closed (%d queued writes finished on the way out)", drained)
 
     return store
 
 
-async def _check_schema(engine: AsyncEngine, migrate: bool) -> None:
+async def _check_schema(db: Database, migrate: bool) -> None:
     try:
-        state, revision = await schema_state(engine)
+        state, revision = await schema_state(db)
     except (SQLAlchemyError, OSError) as exc:
-        raise StartupError(
-            f"cannot open the database {engine.url.render_as_string()}: {exc}"
-        ) from None
+        raise StartupError(f"cannot open the database {db.safe_url}: {exc}") from None
     if state is SchemaState.EMPTY or (state is SchemaState.OUTDATED and migrate):
-        await upgrade(engine)
+        await upgrade(db)
         log.info("database schema created or upgraded to revision %s", head_revision())
     elif state is SchemaState.OUTDATED:
         raise StartupError(

@@ -125,17 +125,17 @@ def _rules_check(args: argparse.Namespace) -> int:
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
-    from itsmd.store.engine import make_engine
+    from itsmd.store.engine import Database
     from itsmd.store.migrate import head_revision, upgrade
 
     settings, _ = _settings(args)
 
     async def go() -> None:
-        engine = make_engine(settings.database, busy_timeout=settings.busy_timeout)
+        db = Database(settings.database, busy_timeout=settings.busy_timeout)
         try:
-            await upgrade(engine)
+            await upgrade(db)
         finally:
-            await engine.dispose()
+            await db.dispose()
 
     try:
         asyncio.run(go())

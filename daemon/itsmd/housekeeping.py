@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from itsmd.correlate import Correlator, Router, WorkingSet
 from itsmd.runtime import Runtime
@@ -21,10 +21,12 @@ async def sweep_holds(runtime: Runtime) -> int:
     if writer is None or not writer.running:
         return 0
 
-    async def work(conn: AsyncConnection, now: datetime) -> WorkingSet:
-        ws = await repo.load_due_holds(conn, now)
-        if Correlator(Router(runtime.rules), ws, runtime.settings.sla).resolve_due(now):
-            await repo.flush(conn, ws)
+    rules, sla = runtime.rules, runtime.settings.sla
+
+    def work(conn: Connection, now: datetime) -> WorkingSet:
+        ws = repo.load_due_holds(conn, now)
+        if Correlator(Router(rules), ws, sla).resolve_due(now):
+            repo.flush(conn, ws)
         return ws
 
     try:

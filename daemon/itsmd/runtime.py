@@ -7,11 +7,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from itsmd.config import Overrides, Settings, load_settings
 from itsmd.metrics import Metrics
 from itsmd.rules import RuleSet, load_rules, rule_files
+from itsmd.store.engine import Database
 from itsmd.writer import Writer
 from itsmd.yamlsource import LoadError
 
@@ -33,7 +32,7 @@ class Runtime:
     metrics: Metrics
     clock: Callable[[], datetime]
     overrides: Overrides = field(default_factory=Overrides)
-    engine: AsyncEngine | None = None
+    db: Database | None = None
     writer: Writer | None = None
     ready: bool = False
 

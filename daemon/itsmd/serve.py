@@ -8,7 +8,6 @@ import logging
 import signal
 
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from itsmd.api.keys import RUNTIME
 from itsmd.runtime import Runtime
@@ -44,7 +43,7 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         host,
         port,
         len(runtime.rules),
-        _safe_url(runtime.settings.database),
+        runtime.db.safe_url if runtime.db else "-",
     )
     notifier.ready(f"listening on {host}:{port}")
     await stop.wait()
@@ -62,11 +61,3 @@ def _reload(runtime: Runtime, notifier: Notifier) -> None:
     notifier.reloading()
     runtime.reload()
     notifier.notify("READY=1")
-
-
-def _safe_url(url: str) -> str:
-    """The database URL without a password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for a log line
-        return "(unparsable URL)"

@@ -14,13 +14,13 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.metrics import Metrics
@@ -28,12 +28,12 @@ from itsmd.models import Alert, AlertStatus, format_incident_id
 from itsmd.rules import RuleSet
 from itsmd.sla import SlaTargets
 from itsmd.store import repo
-from itsmd.store.engine import StoreUnavailable
+from itsmd.store.engine import Database, StoreUnavailable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
-UnitOfWork = Callable[[AsyncConnection, datetime], Awaitable[T]]
+UnitOfWork = Callable[[Connection, datetime], T]
 
 
 class Overloaded(StoreUnavailable):
@@ -70,7 +70,7 @@ class _Job:
 class Writer:
     def __init__(
         self,
-        engine: AsyncEngine,
+        db: Database,
         rules: Callable[[], RuleSet],
         sla: Callable[[], SlaTargets],
         clock: Clock,
@@ -79,7 +79,7 @@ class Writer:
         max_batch_alerts: int = 2000,
         max_pending_alerts: int = 20000,
     ) -> None:
-        self._engine, self._rules, self._sla = engine, rules, sla
+        self._db, self._rules, self._sla = db, rules, sla
         self._clock, self._metrics = clock, metrics
         self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
         self._queue: deque[_Job] = deque()
@@ -164,9 +164,9 @@ class Writer:
 
     async def _run_work(self, job: _Job) -> None:
         assert job.work is not None
+        work, now = job.work, self._clock()
         try:
-            async with self._engine.begin() as conn:
-                result = await job.work(conn, self._clock())
+            result = await self._db.write(lambda conn: work(conn, now))
         except (SQLAlchemyError, OSError) as exc:
             self._metrics.store_errors.labels("action").inc()
             _fail(job, StoreUnavailable(_describe(exc)))
@@ -217,13 +217,18 @@ class Writer:
             for a in alerts
             if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
         ]
-        async with self._engine.begin() as conn:
-            ws = await repo.load_working_set(conn, (a.identity for a in alerts), episodic, keys)
+        sla = self._sla()
+
+        def unit(conn: Connection) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float]:
+            ws = repo.load_working_set(conn, (a.identity for a in alerts), episodic, keys)
             started = time.perf_counter()
-            correlator = Correlator(router, ws, self._sla())
+            correlator = Correlator(router, ws, sla)
             outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
-            self._metrics.correlation_duration.observe(time.perf_counter() - started)
-            ids = await repo.flush(conn, ws)
+            elapsed = time.perf_counter() - started
+            return ws, outcomes, repo.flush(conn, ws), elapsed
+
+        ws, outcomes, ids, elapsed = await self._db.write(unit)
+        self._metrics.correlation_duration.observe(elapsed)
         self._after_commit(ws, alerts)
         return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
 

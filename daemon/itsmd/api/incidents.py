@@ -9,15 +9,23 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sqlalchemy import Connection
 
 from itsmd.actions import ACTIONS, NotFound, incident_action
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import RUNTIME
 from itsmd.durations import parse_duration, parse_time
-from itsmd.models import IncidentStatus, Priority, parse_incident_id
+from itsmd.models import (
+    Incident,
+    IncidentStatus,
+    Priority,
+    StoredAlert,
+    TimelineEntry,
+    parse_incident_id,
+)
 from itsmd.runtime import Runtime
 from itsmd.store import repo
-from itsmd.store.engine import StoreUnavailable
+from itsmd.store.engine import Database, StoreUnavailable
 from itsmd.views import incident_detail_json, incident_json
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
@@ -35,8 +43,7 @@ async def list_incidents(request: web.Request) -> web.Response:
         since=_since(query.get("since"), runtime.clock()),
         before_id=_cursor(query.get("cursor")),
     )
-    async with _engine(runtime).connect() as conn:
-        found = await repo.list_incidents(conn, filters, limit + 1)
+    found = await _db(runtime).read(lambda conn: repo.list_incidents(conn, filters, limit + 1))
     page = found[:limit]
     more = len(found) > limit and page[-1].id is not None
     now = runtime.clock()
@@ -49,12 +56,16 @@ async def list_incidents(request: web.Request) -> web.Response:
 async def show_incident(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     incident_id = _incident_id(request)
-    async with _engine(runtime).connect() as conn:
-        inc = await repo.get_incident(conn, incident_id)
+
+    def load(conn: Connection) -> tuple[Incident | None, list[StoredAlert], list[TimelineEntry]]:
+        inc = repo.get_incident(conn, incident_id)
         if inc is None:
-            raise NotFound(f"no incident {request.match_info['id']}")
-        alerts = await repo.alerts_of(conn, incident_id)
-        timeline = await repo.timeline_of(conn, incident_id)
+            return None, [], []
+        return inc, repo.alerts_of(conn, incident_id), repo.timeline_of(conn, incident_id)
+
+    inc, alerts, timeline = await _db(runtime).read(load)
+    if inc is None:
+        raise NotFound(f"no incident {request.match_info['id']}")
     return web.json_response(incident_detail_json(inc, alerts, timeline, runtime.clock()))
 
 
@@ -76,10 +87,10 @@ async def act_on_incident(request: web.Request) -> web.Response:
     return web.json_response(incident_json(inc, runtime.clock()))
 
 
-def _engine(runtime: Runtime) -> Any:
-    if runtime.engine is None:
+def _db(runtime: Runtime) -> Database:
+    if runtime.db is None:
         raise StoreUnavailable("the store is not open yet")
-    return runtime.engine
+    return runtime.db
 
 
 def _incident_id(request: web.Request) -> int:

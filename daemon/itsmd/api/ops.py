@@ -28,10 +28,9 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    if runtime.engine is not None:
+    if runtime.db is not None:
         try:  # counted at scrape time so that every replica reports the shared truth
-            async with runtime.engine.connect() as conn:
-                runtime.metrics.set_open(await repo.open_counts(conn))
+            runtime.metrics.set_open(await runtime.db.read(repo.open_counts))
         except (SQLAlchemyError, OSError) as exc:
             log.debug("could not count open incidents: %s", exc)
     body = generate_latest(runtime.metrics.registry)

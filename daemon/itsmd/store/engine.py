@@ -1,12 +1,34 @@
-"""Engine creation and the mapping of database failures to one domain error."""
+"""The database: units of work run as one transaction each.
+
+Store code is synchronous SQLAlchemy Core over a `Connection`; this module runs it
+without blocking the event loop:
+
+- SQLite: the standard library driver in threads, one dedicated writer thread and
+  a few reader threads (WAL lets readers run beside the writer). A whole unit of
+  work costs one hop to a thread. (An asyncio driver such as aiosqlite hops to its
+  thread for every cursor call, about 80 hops for one ingest batch; see
+  bench/RESULTS.md.)
+- PostgreSQL: asyncpg through SQLAlchemy's asyncio engine, the unit running
+  under `run_sync` with no threads at all.
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
+import orjson
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+T = TypeVar("T")
+Unit = Callable[[Connection], T]
+
+READER_THREADS = 4
 
 
 class StoreUnavailable(Exception):
@@ -17,26 +39,83 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, busy_timeout: timedelta, synchronous: str = "NORMAL") -> AsyncEngine:
-    """An async engine; SQLite gets WAL so readers never block the writer."""
-    if is_sqlite(url):
-        engine = create_async_engine(url, connect_args={"timeout": busy_timeout.total_seconds()})
-        _sqlite_pragmas(engine, busy_timeout, synchronous)
-        return engine
-    timeout_ms = int(busy_timeout.total_seconds() * 1000)
-    return create_async_engine(
-        url,
-        pool_pre_ping=True,
-        connect_args={
-            "timeout": max(busy_timeout.total_seconds(), 1.0),
-            "server_settings": {"lock_timeout": str(timeout_ms), "application_name": "itsmd"},
-        },
+class Database:
+    """Runs units of work against SQLite or PostgreSQL, one transaction per unit."""
+
+    def __init__(self, url: str, *, busy_timeout: timedelta, synchronous: str = "NORMAL") -> None:
+        self.url = url
+        self.sqlite = is_sqlite(url)
+        self._sync: Engine | None = None
+        self._async: AsyncEngine | None = None
+        if self.sqlite:
+            self._sync = _sqlite_engine(make_url(url), busy_timeout, synchronous)
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="itsmd-sqlite-writer")
+            self._readers = ThreadPoolExecutor(
+                READER_THREADS, thread_name_prefix="itsmd-sqlite-read"
+            )
+        else:
+            self._async = _postgres_engine(url, busy_timeout)
+
+    @property
+    def safe_url(self) -> str:
+        try:
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - only for messages
+            return "(unparsable URL)"
+
+    async def write(self, unit: Unit[T]) -> T:
+        """Run `unit` in a read-write transaction; it commits when `unit` returns."""
+        if self._sync is not None:
+            return await _in_thread(self._writer, _transaction, self._sync, unit)
+        assert self._async is not None
+        async with self._async.begin() as conn:
+            return await conn.run_sync(unit)
+
+    async def read(self, unit: Unit[T]) -> T:
+        """Run `unit` in its own transaction beside the writer."""
+        if self._sync is not None:
+            return await _in_thread(self._readers, _transaction, self._sync, unit)
+        assert self._async is not None
+        async with self._async.connect() as conn:
+            return await conn.run_sync(unit)
+
+    async def dispose(self) -> None:
+        if self._sync is not None:
+            self._writer.shutdown(wait=True)
+            self._readers.shutdown(wait=True)
+            self._sync.dispose()
+        if self._async is not None:
+            await self._async.dispose()
+
+
+async def _in_thread(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+
+
+def _transaction(engine: Engine, unit: Unit[T]) -> T:
+    with engine.begin() as conn:
+        return unit(conn)
+
+
+def _json_dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engine:
+    # The URL's driver (e.g. +aiosqlite) is replaced by the standard library's.
+    engine = create_engine(
+        url.set(drivername="sqlite"),
+        connect_args={"check_same_thread": False, "timeout": busy_timeout.total_seconds()},
+        pool_size=READER_THREADS + 1,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
     )
 
-
-def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: timedelta, synchronous: str) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control from the driver so that BEGIN covers the reads of a
+        # unit of work too (the driver would only begin at the first write).
+        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; FULL also survives power loss.
@@ -44,10 +123,23 @@ def _sqlite_pragmas(engine: AsyncEngine, busy_timeout: timedelta, synchronous: s
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout.total_seconds() * 1000)}")
         cursor.close()
-        # Take transaction control from the driver so that BEGIN covers the reads of a
-        # unit of work too (the driver would only begin at the first write).
-        dbapi_connection.isolation_level = None
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         connection.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _postgres_engine(url: str, busy_timeout: timedelta) -> AsyncEngine:
+    timeout_ms = int(busy_timeout.total_seconds() * 1000)
+    return create_async_engine(
+        url,
+        pool_pre_ping=True,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
+        connect_args={
+            "timeout": max(busy_timeout.total_seconds(), 1.0),
+            "server_settings": {"lock_timeout": str(timeout_ms), "application_name": "itsmd"},
+        },
+    )

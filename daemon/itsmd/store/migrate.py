@@ -1,16 +1,16 @@
-"""Schema migrations with Alembic, run over the daemon's own async engine."""
+"""Schema migrations with Alembic, run through the daemon's own Database."""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, inspect
-from sqlalchemy.ext.asyncio import AsyncEngine
+
+from itsmd.store.engine import Database
 
 
 class SchemaState(StrEnum):
@@ -42,9 +42,8 @@ def _state(connection: Connection) -> tuple[SchemaState, str | None]:
     return (SchemaState.OUTDATED if current in known else SchemaState.UNKNOWN), current
 
 
-async def schema_state(engine: AsyncEngine) -> tuple[SchemaState, str | None]:
-    async with engine.connect() as conn:
-        return await conn.run_sync(_state)
+async def schema_state(db: Database) -> tuple[SchemaState, str | None]:
+    return await db.read(_state)
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
@@ -53,9 +52,5 @@ def _upgrade(connection: Connection, revision: str) -> None:
     command.upgrade(config, revision)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(_upgrade, revision)
-
-
-__all__: list[Any] = ["SchemaState", "head_revision", "schema_state", "upgrade"]
+async def upgrade(db: Database, revision: str = "head") -> None:
+    await db.write(lambda connection: _upgrade(connection, revision))

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, func, insert, or_, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, tuple_, update
 
 from itsmd.correlate import WorkingSet
 from itsmd.models import (
@@ -114,8 +113,8 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
-async def load_working_set(
-    conn: AsyncConnection,
+def load_working_set(
+    conn: Connection,
     identities: Iterable[Identity],
     resolve_fingerprints: Iterable[str],
     keys: Iterable[str],
@@ -124,25 +123,25 @@ async def load_working_set(
     those alerts belong to, and the current incident of each key."""
     ws = WorkingSet()
     for chunk in _chunks(sorted(set(identities))):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(alerts).where(tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(chunk))
         )
         _add_alerts(ws, rows)
     missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
     for chunk in _chunks(missing):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(alerts).where(alerts.c.fingerprint.in_(chunk), alerts.c.status == "firing")
         )
         _add_alerts(ws, rows)
-        seen = await conn.execute(
+        seen = conn.execute(
             select(alerts.c.fingerprint).where(alerts.c.fingerprint.in_(chunk)).distinct()
         )
         ws.seen_fingerprints.update(seen.scalars())
     incident_ids = sorted({a.incident_id for a in ws.alerts.values() if a.incident_id})
     for chunk in _chunks(incident_ids):
-        _add_incidents(ws, await conn.execute(select(incidents).where(incidents.c.id.in_(chunk))))
+        _add_incidents(ws, conn.execute(select(incidents).where(incidents.c.id.in_(chunk))))
     for chunk in _chunks(sorted(set(keys))):
-        rows = await conn.execute(select(incidents).where(incidents.c.active_key.in_(chunk)))
+        rows = conn.execute(select(incidents).where(incidents.c.active_key.in_(chunk)))
         _add_incidents(ws, rows)
     return ws
 
@@ -163,10 +162,10 @@ def _add_incidents(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
             ws.current[inc.key] = inc.id
 
 
-async def load_due_holds(conn: AsyncConnection, now: datetime) -> WorkingSet:
+def load_due_holds(conn: Connection, now: datetime) -> WorkingSet:
     """Incidents whose auto-resolve hold has ended."""
     ws = WorkingSet()
-    rows = await conn.execute(
+    rows = conn.execute(
         select(incidents).where(
             incidents.c.auto_resolve_at <= now, incidents.c.status != IncidentStatus.RESOLVED
         )
@@ -178,39 +177,37 @@ async def load_due_holds(conn: AsyncConnection, now: datetime) -> WorkingSet:
 # ---- persisting what correlation changed
 
 
-async def flush(conn: AsyncConnection, ws: WorkingSet) -> dict[int, int]:
+def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     """Write the changes of a working set; returns the temporary -> real incident ids."""
     changed = [ws.incidents[i] for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
     if changed:
         # Before the inserts: an incident that stops taking alerts frees its key.
-        await conn.execute(
+        conn.execute(
             update(incidents).where(incidents.c.id == bindparam("_id")),
             [{"_id": inc.id, **incident_values(inc)} for inc in changed],
         )
     ids: dict[int, int] = {}
     for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
         inc = ws.incidents[temp]
-        result = await conn.execute(
+        result = conn.execute(
             insert(incidents).values(incident_values(inc)).returning(incidents.c.id)
         )
         ids[temp] = result.scalar_one()
-    alert_ids = await _flush_alerts(conn, ws, ids)
+    alert_ids = _flush_alerts(conn, ws, ids)
     if ws.timeline:
-        await conn.execute(insert(timeline), [
+        conn.execute(insert(timeline), [
             _timeline_values(e, ids, alert_ids) for e in ws.timeline
         ])  # fmt: skip
     return ids
 
 
-async def _flush_alerts(
-    conn: AsyncConnection, ws: WorkingSet, ids: dict[int, int]
-) -> dict[int, int]:
+def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict[int, int]:
     rows = [ws.alerts[identity] for identity in ws.dirty_alerts]
     new = [a for a in rows if a.id is None or a.id < 0]
     old = [a for a in rows if a.id is not None and a.id > 0]
     alert_ids: dict[int, int] = {}
     if new:
-        result = await conn.execute(
+        result = conn.execute(
             insert(alerts).returning(alerts.c.id, sort_by_parameter_order=True),
             [_with_incident(alert_values(a), ids) for a in new],
         )
@@ -218,7 +215,7 @@ async def _flush_alerts(
             assert alert.id is not None
             alert_ids[alert.id] = real
     if old:
-        await conn.execute(
+        conn.execute(
             update(alerts).where(alerts.c.id == bindparam("_id")),
             [{"_id": a.id, **_with_incident(alert_values(a), ids)} for a in old],
         )
@@ -247,31 +244,29 @@ def _timeline_values(
 # ---- single incidents and reads for the API
 
 
-async def get_incident(conn: AsyncConnection, incident_id: int) -> Incident | None:
-    row = (await conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
+def get_incident(conn: Connection, incident_id: int) -> Incident | None:
+    row = (conn.execute(select(incidents).where(incidents.c.id == incident_id))).first()
     return incident_from_row(row) if row is not None else None
 
 
-async def save_incident(conn: AsyncConnection, inc: Incident) -> None:
-    await conn.execute(
-        update(incidents).where(incidents.c.id == inc.id).values(incident_values(inc))
-    )
+def save_incident(conn: Connection, inc: Incident) -> None:
+    conn.execute(update(incidents).where(incidents.c.id == inc.id).values(incident_values(inc)))
 
 
-async def add_timeline(conn: AsyncConnection, entries: Sequence[TimelineEntry]) -> None:
+def add_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
     if entries:
-        await conn.execute(insert(timeline), [_timeline_values(e, {}, {}) for e in entries])
+        conn.execute(insert(timeline), [_timeline_values(e, {}, {}) for e in entries])
 
 
-async def alerts_of(conn: AsyncConnection, incident_id: int) -> list[StoredAlert]:
-    rows = await conn.execute(
+def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:
+    rows = conn.execute(
         select(alerts).where(alerts.c.incident_id == incident_id).order_by(alerts.c.id)
     )
     return [alert_from_row(r) for r in rows]
 
 
-async def timeline_of(conn: AsyncConnection, incident_id: int) -> list[TimelineEntry]:
-    rows = await conn.execute(
+def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
+    rows = conn.execute(
         select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
     )
     return [timeline_from_row(r) for r in rows]
@@ -287,7 +282,7 @@ class IncidentFilter:
     before_id: int | None = None  # cursor: incidents with a smaller id
 
 
-async def list_incidents(conn: AsyncConnection, f: IncidentFilter, limit: int) -> list[Incident]:
+def list_incidents(conn: Connection, f: IncidentFilter, limit: int) -> list[Incident]:
     """Newest first, at most `limit`."""
     conditions: list[Any] = []
     if f.status:
@@ -309,12 +304,12 @@ async def list_incidents(conn: AsyncConnection, f: IncidentFilter, limit: int) -
     if f.before_id is not None:
         conditions.append(incidents.c.id < f.before_id)
     query = select(incidents).where(and_(*conditions)).order_by(incidents.c.id.desc()).limit(limit)
-    return [incident_from_row(r) for r in await conn.execute(query)]
+    return [incident_from_row(r) for r in conn.execute(query)]
 
 
-async def open_counts(conn: AsyncConnection) -> dict[str, int]:
+def open_counts(conn: Connection) -> dict[str, int]:
     """Unresolved incidents per priority."""
-    rows = await conn.execute(
+    rows = conn.execute(
         select(incidents.c.priority, func.count())
         .where(incidents.c.status != IncidentStatus.RESOLVED)
         .group_by(incidents.c.priority)
