@@ -127,13 +127,17 @@ def load_settings(
 
 def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
     problems = Problems(filename)
-    top = expect_mapping(problems, load_yaml(text, filename) or LocDict(), 1, "")
+    document = load_yaml(text, filename)
+    top = expect_mapping(
+        problems, LocDict() if document is None else document, getattr(document, "line", 1), ""
+    )
     if top is None:
         problems.raise_if_any()
         raise AssertionError("unreachable")
     check_keys(problems, top, TOP_KEYS, "")
     base = Path(filename).parent
-    listen = get_str(problems, top, "listen", "listen") or DEFAULT_LISTEN
+    listen = get_str(problems, top, "listen", "")
+    listen = DEFAULT_LISTEN if listen is None else listen
     try:
         split_listen(listen)
     except ValueError as exc:
@@ -142,7 +146,7 @@ def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
     busy_timeout, synchronous = _storage(problems, top)
     settings = Settings(
         listen=listen,
-        database=get_str(problems, top, "database", "database") or DEFAULT_DATABASE,
+        database=_database(problems, top),
         rules=_rules(problems, top, base),
         tokens=_tokens(problems, top, env, base),
         sla=_sla(problems, top),
@@ -163,15 +167,27 @@ def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
     return settings
 
 
+def _database(problems: Problems, top: LocDict) -> str:
+    database = get_str(problems, top, "database", "")
+    if database == "":
+        problems.error(top.line_of("database"), "database", "must not be empty")
+    return database or DEFAULT_DATABASE
+
+
 def _rules(problems: Problems, top: LocDict, base: Path) -> tuple[str, ...]:
     value = top.get("rules")
     if value is None:
         return ()
     items = value if isinstance(value, LocList) else [value]
     out = []
-    for item in items:
-        if not isinstance(item, str):
-            problems.error(top.line_of("rules"), "rules", "expected a path or a list of paths")
+    for index, item in enumerate(items):
+        if not isinstance(item, str) or not item:
+            listed = isinstance(value, LocList)
+            problems.error(
+                value.line_of(index) if listed else top.line_of("rules"),
+                join("rules", index) if listed else "rules",
+                "expected a path or a list of paths",
+            )
             continue
         out.append(str(base / item) if not Path(item).is_absolute() else item)
     return tuple(out)
@@ -193,14 +209,19 @@ def _tokens(
         m = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
         if m is None:
             continue
-        check_keys(problems, m, ("name", "role", "secret_env", "secret_file"), path)
-        if "secret" in m:
+        inline = "secret" in m
+        check_keys(
+            problems, m, ("name", "role", "secret_env", "secret_file"), path, ignore=("secret",)
+        )
+        if inline:
             problems.error(
-                m.line_of("secret"), path, "secrets are never inline: use secret_env or secret_file"
+                m.line_of("secret"),
+                join(path, "secret"),
+                "secrets are never inline: use secret_env or secret_file",
             )
         name = get_str(problems, m, "name", path)
-        role = convert(problems, m, "role", join(path, "role"), None, _role)
-        secret = _secret(problems, m, path, env, base)
+        role = convert(problems, m, "role", path, None, _role)
+        secret = None if inline else _secret(problems, m, path, env, base)
         if not name or role is None:
             problems.error(
                 m.line, path, "every token needs a name and a role (read, respond, ingest, admin)"
@@ -257,12 +278,8 @@ def _limits(problems: Problems, top: LocDict) -> tuple[int, int]:
     if limits is None:
         return default.max_body, default.max_alerts
     check_keys(problems, limits, ("max_body", "max_alerts"), "limits")
-    max_body = convert(
-        problems, limits, "max_body", "limits.max_body", default.max_body, parse_size
-    )
-    max_alerts = convert(
-        problems, limits, "max_alerts", "limits.max_alerts", default.max_alerts, _positive
-    )
+    max_body = convert(problems, limits, "max_body", "limits", default.max_body, parse_size)
+    max_alerts = convert(problems, limits, "max_alerts", "limits", default.max_alerts, _positive)
     for key, value in (("max_body", max_body), ("max_alerts", max_alerts)):
         if value <= 0:
             problems.error(limits.line_of(key), f"limits.{key}", "must be greater than zero")
@@ -288,7 +305,7 @@ def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:
         problems,
         storage,
         "busy_timeout",
-        "storage.busy_timeout",
+        "storage",
         default.busy_timeout,
         parse_duration,
     )
@@ -296,7 +313,7 @@ def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:
         problems,
         storage,
         "sqlite_synchronous",
-        "storage.sqlite_synchronous",
+        "storage",
         default.sqlite_synchronous,
         _synchronous,
     )
@@ -324,7 +341,7 @@ def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
             continue
         check_keys(problems, m, ("respond", "resolve"), path)
         out[priority] = SlaTarget(
-            respond=convert(problems, m, "respond", join(path, "respond"), None, parse_duration),
-            resolve=convert(problems, m, "resolve", join(path, "resolve"), None, parse_duration),
+            respond=convert(problems, m, "respond", path, None, parse_duration),
+            resolve=convert(problems, m, "resolve", path, None, parse_duration),
         )
     return out

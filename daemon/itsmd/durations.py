@@ -43,11 +43,14 @@ def parse_duration(text: str) -> timedelta:
     m = _DURATION_RE.match(text)
     if not text or m is None:
         raise ValueError(f"not a duration: {text!r} (expected e.g. 90s, 15m, 1h30m, 7d)")
-    seconds = 0.0
+    total_ms = 0
     for unit, amount in zip(_DURATION_UNITS_S, m.groups(), strict=True):
         if amount is not None:
-            seconds += int(amount) * _DURATION_UNITS_S[unit]
-    return timedelta(seconds=seconds)
+            total_ms += int(amount) * round(_DURATION_UNITS_S[unit] * 1000)
+    try:
+        return timedelta(milliseconds=total_ms)
+    except OverflowError:
+        raise ValueError(f"duration too long: {text!r}") from None
 
 
 def format_duration(delta: timedelta) -> str:
@@ -85,12 +88,12 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"not an RFC 3339 time: {text!r}")
     year, month, day, hour, minute, second, fraction, offset = m.groups()
     micro = int((fraction or "0")[:6].ljust(6, "0"))
-    tz: timezone = UTC
-    if offset not in ("Z", "z"):
-        sign = 1 if offset[0] == "+" else -1
-        tz_delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
-        tz = timezone(sign * tz_delta)
     try:
+        tz: timezone = UTC
+        if offset not in ("Z", "z"):
+            sign = 1 if offset[0] == "+" else -1
+            tz_delta = timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6]))
+            tz = timezone(sign * tz_delta)
         parsed = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=tz
         )
@@ -101,10 +104,9 @@ def parse_time(text: str) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds only when present."""
-    moment = moment.astimezone(UTC)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: %Y does not pad years before 1000 to four digits on glibc.
+    moment = moment.astimezone(UTC).replace(tzinfo=None)
+    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
 
 
 def format_optional_time(moment: datetime | None) -> str | None:

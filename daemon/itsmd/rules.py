@@ -155,7 +155,7 @@ def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
     document = load_yaml(text, filename)
     if document is None:
         return []
-    top = expect_mapping(problems, document, 1, "")
+    top = expect_mapping(problems, document, getattr(document, "line", 1), "")
     if top is None:
         problems.raise_if_any()
         return []
@@ -186,12 +186,12 @@ def _parse_incident_rule(
     problems: Problems, m: LocDict, path: str, filename: str
 ) -> IncidentRule | None:
     before = len(problems.errors)
-    check_keys(problems, m, INCIDENT_KEYS, path)
     name = get_str(problems, m, "name", path)
     if not name:
         problems.error(m.line, path, "every rule needs a name")
     else:
         path = f"{path} ({name})"
+    check_keys(problems, m, INCIDENT_KEYS, path)
     if "match" not in m:
         problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
     no_match: tuple[Selector, ...] = ()
@@ -202,6 +202,9 @@ def _parse_incident_rule(
             join(path, "attach_to_upstream"),
             "needs the services: catalog, which this version does not support yet",
         )
+    for key in ("title", "description", "impact", "urgency", "assignee"):
+        if key in m and m[key] is None:  # an empty value is a mistake, not the default
+            problems.error(m.line_of(key), join(path, key), "expected a string, got nothing (null)")
     auto_resolve = m.get("auto_resolve", DEFAULT_AUTO_RESOLVE)
     policy = Policy(
         window=_duration(problems, m, "window", path, DEFAULT_WINDOW),
@@ -219,7 +222,7 @@ def _parse_incident_rule(
         description=_template(problems, m, "description", path, DEFAULT_DESCRIPTION),
         impact=_level(problems, m, "impact", path, allow_auto=False) or Level.MEDIUM,
         urgency=_level(problems, m, "urgency", path, allow_auto=True),
-        priority=convert(problems, m, "priority", join(path, "priority"), None, _priority),
+        priority=convert(problems, m, "priority", path, None, _priority),
         assignee=_template(problems, m, "assignee", path, None) if "assignee" in m else None,
         file=filename,
         line=m.line,
@@ -232,8 +235,11 @@ def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
     value = m["match"]
     items = value if isinstance(value, LocList) else [value]
     if not items or not all(isinstance(item, str) for item in items):
-        problems.error(m.line_of("match"), join(path, "match"),
-                       "expected a selector like '{severity=\"critical\"}' or a list of them")
+        problems.error(
+            m.line_of("match"),
+            join(path, "match"),
+            "expected a selector like '{severity=\"critical\"}' or a list of them",
+        )
         return ()
     try:
         return parse_selectors(list(items) if isinstance(value, LocList) else value)
@@ -243,7 +249,7 @@ def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
 
 
 def _duration(problems: Problems, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
-    return convert(problems, m, key, join(path, key), default, parse_duration)
+    return convert(problems, m, key, path, default, parse_duration)
 
 
 def _priority(text: str) -> Priority | None:

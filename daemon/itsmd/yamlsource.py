@@ -8,7 +8,7 @@ they find instead of stopping at the first.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -86,26 +86,42 @@ class Problems:
         return [p for p in self.items if not p.warning]
 
     def raise_if_any(self) -> None:
+        """Raise every error at once, in the order of the file's lines."""
         if self.errors:
-            raise LoadError(self.errors)
+            raise LoadError(sorted(self.errors, key=lambda p: p.line))
 
 
 class _Loader(yaml.SafeLoader):
     pass
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 def _construct_mapping(loader: _Loader, node: yaml.MappingNode) -> LocDict:
+    own_count = sum(1 for key_node, _ in node.value if key_node.tag != _MERGE_TAG)
     loader.flatten_mapping(node)
+    # flatten_mapping puts the entries merged in by `<<` first: the mapping's own keys
+    # may override those (YAML merge semantics), but must not repeat one another.
+    merged_count = len(node.value) - own_count
+    own_keys: set[Any] = set()
     result = LocDict()
     result.line = node.start_mark.line + 1
-    for key_node, value_node in node.value:
+    for index, (key_node, value_node) in enumerate(node.value):
         key = loader.construct_object(key_node, deep=True)
         line = key_node.start_mark.line + 1
-        if key in result:
+        if not isinstance(key, Hashable):
             raise yaml.MarkedYAMLError(
-                problem=f"duplicate key {key!r} (first on line {result.lines[key]})",
+                problem="a key must be a plain value, not a list or mapping",
                 problem_mark=key_node.start_mark,
             )
+        if index >= merged_count:
+            if key in own_keys:
+                raise yaml.MarkedYAMLError(
+                    problem=f"duplicate key {key!r} (first on line {result.lines[key]})",
+                    problem_mark=key_node.start_mark,
+                )
+            own_keys.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.lines[key] = line
     return result
@@ -146,11 +162,19 @@ def line_of(container: Any, key: Any) -> int:
     return 0
 
 
-def check_keys(problems: Problems, mapping: LocDict, allowed: Iterable[str], path: str) -> None:
-    """Unknown keys are errors, with a did-you-mean hint."""
+def check_keys(
+    problems: Problems,
+    mapping: LocDict,
+    allowed: Iterable[str],
+    path: str,
+    *,
+    ignore: Iterable[str] = (),
+) -> None:
+    """Unknown keys are errors, with a did-you-mean hint; `ignore` are reported elsewhere."""
     allowed = list(allowed)
+    ignore = set(ignore)
     for key in mapping:
-        if key not in allowed:
+        if key not in allowed and key not in ignore:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = (
                 f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
@@ -203,7 +227,7 @@ def get_bool(problems: Problems, mapping: LocDict, key: str, path: str, default:
 def get_duration(
     problems: Problems, mapping: LocDict, key: str, path: str, default: timedelta
 ) -> timedelta:
-    return convert(problems, mapping, key, path, default, parse_duration) or default
+    return convert(problems, mapping, key, path, default, parse_duration)
 
 
 def convert(
@@ -218,6 +242,11 @@ def convert(
     if key not in mapping:
         return default
     raw = mapping[key]
+    if raw is None or isinstance(raw, LocDict | LocList):
+        problems.error(
+            mapping.line_of(key), join(path, key), f"expected a value, got {describe(raw)}"
+        )
+        return default
     try:
         return parse(str(raw))
     except ValueError as exc:

@@ -1,0 +1,718 @@
+"""Tests for itsmd.config: the config file, environment and flags, with `file:line:` errors."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from itsmd.config import (
+    DEFAULT_DATABASE,
+    DEFAULT_LISTEN,
+    TOP_KEYS,
+    Overrides,
+    Role,
+    Settings,
+    Token,
+    load_settings,
+    parse_config,
+    split_listen,
+)
+from itsmd.models import Priority
+from itsmd.sla import SlaTarget
+from itsmd.yamlsource import LoadError
+
+F = "/etc/itsmd/itsmd.yml"
+ALLOWED_TOP = ", ".join(TOP_KEYS)
+
+
+def errors(text: str, env: dict[str, str] | None = None, filename: str = F) -> list[str]:
+    with pytest.raises(LoadError) as info:
+        parse_config(text, filename, env or {})
+    return [str(p) for p in info.value.problems]
+
+
+def parse(text: str, env: dict[str, str] | None = None, filename: str = F) -> Settings:
+    return parse_config(text, filename, env or {})
+
+
+# --- defaults and a full file --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        ("listen", "127.0.0.1:9877"),
+        ("database", "sqlite+aiosqlite:///itsmd.db"),
+        ("rules", ()),  # no rules: every alert is stored unrouted
+        ("tokens", ()),  # no tokens: loopback only
+        ("max_body", 1024 * 1024),
+        ("max_alerts", 1000),
+        ("sla", {}),
+        ("busy_timeout", timedelta(seconds=3)),
+        ("sqlite_synchronous", "NORMAL"),
+    ],
+)
+@pytest.mark.parametrize("text", ["", "# nothing\n", "{}\n"], ids=["empty", "comment", "empty-map"])
+def test_defaults_listen_loopback_9877_sqlite_no_rules_no_tokens_1mib_1000_alerts_3s_normal(
+    text: str, field: str, expected: Any
+) -> None:
+    settings = parse(text)
+    assert getattr(settings, field) == expected
+    assert getattr(Settings(), field) == expected
+    assert settings.config_file == F
+
+
+def test_full_config(tmp_path: Path) -> None:
+    (tmp_path / "oncall.token").write_text("  s3cret-file \n", encoding="utf-8")
+    text = """\
+listen: 0.0.0.0:8080
+database: postgresql+asyncpg://itsmd@db/itsmd
+rules: [rules/, /abs/extra.yml]
+auth:
+  tokens:
+    - {name: alertmanager, role: ingest, secret_env: ITSMD_AM_TOKEN}
+    - name: oncall
+      role: respond
+      secret_file: oncall.token
+limits:
+  max_body: 512KiB
+  max_alerts: 50
+sla:
+  P1: {respond: 15m, resolve: 4h}
+  P3: {resolve: 3d}
+storage:
+  busy_timeout: 500ms
+  sqlite_synchronous: full
+connectors: {}
+routes: []
+"""
+    config = tmp_path / "itsmd.yml"
+    settings = parse(text, {"ITSMD_AM_TOKEN": "s3cret-env"}, str(config))
+    assert settings == Settings(
+        listen="0.0.0.0:8080",
+        database="postgresql+asyncpg://itsmd@db/itsmd",
+        rules=(str(tmp_path / "rules"), "/abs/extra.yml"),
+        tokens=(
+            Token("alertmanager", Role.INGEST, "s3cret-env"),
+            Token("oncall", Role.RESPOND, "s3cret-file"),
+        ),
+        max_body=512 * 1024,
+        max_alerts=50,
+        sla={
+            Priority.P1: SlaTarget(timedelta(minutes=15), timedelta(hours=4)),
+            Priority.P3: SlaTarget(None, timedelta(days=3)),
+        },
+        busy_timeout=timedelta(milliseconds=500),
+        sqlite_synchronous="FULL",
+        config_file=str(config),
+    )
+
+
+def test_secrets_do_not_appear_in_repr() -> None:
+    settings = parse(
+        "auth:\n  tokens:\n    - {name: a, role: admin, secret_env: T}\n", {"T": "hunter2"}
+    )
+    assert "hunter2" not in repr(settings)
+    assert settings.tokens[0].secret == "hunter2"
+
+
+# --- rules paths ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("rules/", ("/etc/itsmd/rules",)),
+        ("./rules", ("/etc/itsmd/rules",)),
+        ("../shared/rules", ("/etc/itsmd/../shared/rules",)),
+        ("/srv/rules", ("/srv/rules",)),
+        ("[a.yml, /b.yml]", ("/etc/itsmd/a.yml", "/b.yml")),
+        ("[]", ()),
+    ],
+)
+def test_relative_rules_are_resolved_against_the_config_files_directory(
+    value: str, expected: tuple[str, ...]
+) -> None:
+    assert parse(f"rules: {value}\n").rules == expected
+
+
+def test_rules_relative_to_a_config_in_the_working_directory() -> None:
+    assert parse("rules: rules/\n", filename="itsmd.yml").rules == ("rules",)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("rules: 5\n", ["1: rules: expected a path or a list of paths"]),
+        ("rules: ''\n", ["1: rules: expected a path or a list of paths"]),
+        ("rules: {a: b}\n", ["1: rules: expected a path or a list of paths"]),
+        (
+            "rules:\n  - ok/\n  - 3\n  - [x]\n",
+            [
+                "3: rules[1]: expected a path or a list of paths",
+                "4: rules[2]: expected a path or a list of paths",
+            ],
+        ),
+    ],
+)
+def test_bad_rules(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+# --- listen --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "host_port", "loopback"),
+    [
+        ("127.0.0.1:9877", ("127.0.0.1", 9877), True),
+        ("127.0.0.2:1", ("127.0.0.2", 1), True),
+        ("localhost:80", ("localhost", 80), True),
+        ("[::1]:9877", ("::1", 9877), True),
+        ("0.0.0.0:65535", ("0.0.0.0", 65535), False),
+        (":9877", ("0.0.0.0", 9877), False),  # an empty host means every address
+        ("[::]:9877", ("::", 9877), False),
+        ("10.1.2.3:9877", ("10.1.2.3", 9877), False),
+        ("itsmd.example.com:443", ("itsmd.example.com", 443), False),
+    ],
+)
+def test_listen(listen: str, host_port: tuple[str, int], loopback: bool) -> None:
+    settings = parse(f"listen: '{listen}'\n")
+    assert settings.listen == listen
+    assert settings.host_port == host_port
+    assert settings.loopback_only is loopback
+
+
+@pytest.mark.parametrize(
+    "listen",
+    [
+        "''",
+        "'9877'",
+        "9877",
+        "'localhost'",
+        "'host:0'",
+        "'host:65536'",
+        "'host:http'",
+        "'host:-1'",
+        "'host:'",
+        "'127.0.0.1:98 77'",
+    ],
+)
+def test_bad_listen(listen: str) -> None:
+    value = str(listen).strip("'")
+    assert errors(f"# config\nlisten: {listen}\n") == [
+        f"{F}:2: listen: expected HOST:PORT, got {value!r}"
+    ]
+
+
+def test_listen_must_be_a_string() -> None:
+    assert errors("listen: [a]\n") == [f"{F}:1: listen: expected a string, got a list"]
+
+
+def test_split_listen() -> None:
+    assert split_listen("[::1]:80") == ("::1", 80)
+    with pytest.raises(ValueError, match=r"^expected HOST:PORT, got 'x'$"):
+        split_listen("x")
+
+
+# --- database ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("database: ''\n", [f"{F}:1: database: must not be empty"]),
+        ("database: [a]\n", [f"{F}:1: database: expected a string, got a list"]),
+    ],
+)
+def test_bad_database(text: str, expected: list[str]) -> None:
+    assert errors(text) == expected
+
+
+# --- tokens --------------------------------------------------------------------------------------
+
+
+def tokens_text(*tokens: str) -> str:
+    return "auth:\n  tokens:\n" + "".join(f"    - {t}\n" for t in tokens)
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_token_roles(role: Role) -> None:
+    settings = parse(tokens_text(f"{{name: t, role: {role}, secret_env: T}}"), {"T": "x"})
+    assert settings.tokens == (Token("t", role, "x"),)
+
+
+def test_secret_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path) -> None:
+    (tmp_path / "secrets").mkdir()
+    (tmp_path / "secrets" / "am.token").write_text("abc\n", encoding="utf-8")
+    absolute = tmp_path / "abs.token"
+    absolute.write_text("\tdef", encoding="utf-8")
+    text = tokens_text(
+        "{name: a, role: ingest, secret_file: secrets/am.token}",
+        f"{{name: b, role: read, secret_file: {absolute}}}",
+    )
+    settings = parse(text, filename=str(tmp_path / "itsmd.yml"))
+    assert [t.secret for t in settings.tokens] == ["abc", "def"]
+
+
+@pytest.mark.parametrize(
+    ("token", "env", "expected"),
+    [
+        pytest.param(
+            "{name: a, role: read, secret: hunter2}",
+            {},
+            ["3: auth.tokens[0].secret: secrets are never inline: use secret_env or secret_file"],
+            id="inline-secret",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_env: ITSMD_NOPE}",
+            {},
+            ["3: auth.tokens[0].secret_env: environment variable ITSMD_NOPE is not set or empty"],
+            id="secret-env-unset",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_env: ITSMD_EMPTY}",
+            {"ITSMD_EMPTY": ""},
+            ["3: auth.tokens[0].secret_env: environment variable ITSMD_EMPTY is not set or empty"],
+            id="secret-env-empty",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_file: missing.token}",
+            {},
+            ["3: auth.tokens[0].secret_file: cannot read missing.token: No such file or directory"],
+            id="secret-file-missing",
+        ),
+        pytest.param(
+            "{name: a, role: read}",
+            {},
+            ["3: auth.tokens[0]: give exactly one of secret_env and secret_file"],
+            id="no-secret",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_env: T, secret_file: t}",
+            {"T": "x"},
+            ["3: auth.tokens[0]: give exactly one of secret_env and secret_file"],
+            id="two-secrets",
+        ),
+        pytest.param(
+            "{name: a, role: root, secret_env: T}",
+            {"T": "x"},
+            [
+                "3: auth.tokens[0].role: expected read, respond, ingest or admin, got 'root'",
+                "3: auth.tokens[0]: every token needs a name and a role (read, respond, ingest, "
+                "admin)",
+            ],
+            id="bad-role",
+        ),
+        pytest.param(
+            "{role: read, secret_env: T}",
+            {"T": "x"},
+            [
+                "3: auth.tokens[0]: every token needs a name and a role "
+                "(read, respond, ingest, admin)"
+            ],
+            id="no-name",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_env: T, scope: all}",
+            {"T": "x"},
+            ["3: auth.tokens[0].scope: unknown key (allowed: name, role, secret_env, secret_file)"],
+            id="unknown-key",
+        ),
+        pytest.param(
+            "{name: a, role: read, secret_evn: T}",
+            {"T": "x"},
+            [
+                "3: auth.tokens[0].secret_evn: unknown key (did you mean 'secret_env'?)",
+                "3: auth.tokens[0]: give exactly one of secret_env and secret_file",
+            ],
+            id="typo-hint",
+        ),
+        pytest.param(
+            "just-a-name",
+            {},
+            ["3: auth.tokens[0]: expected a mapping, got str 'just-a-name'"],
+            id="not-a-mapping",
+        ),
+    ],
+)
+def test_bad_token(token: str, env: dict[str, str], expected: list[str]) -> None:
+    assert errors(tokens_text(token), env) == [f"{F}:{e}" for e in expected]
+
+
+def test_empty_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "blank.token").write_text(" \n", encoding="utf-8")
+    text = tokens_text("{name: a, role: read, secret_file: blank.token}")
+    assert errors(text, filename=str(tmp_path / "c.yml")) == [
+        f"{tmp_path / 'c.yml'}:3: auth.tokens[0].secret_file: blank.token is empty"
+    ]
+
+
+def test_token_names_are_unique() -> None:
+    text = tokens_text(
+        "{name: a, role: read, secret_env: T}", "{name: a, role: admin, secret_env: T}"
+    )
+    assert errors(text, {"T": "x"}) == [f"{F}:4: auth.tokens[1]: token name 'a' is used twice"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("auth: []\n", ["1: auth: expected a mapping, got a list"]),
+        ("auth:\n  tokens: {}\n", ["2: auth.tokens: expected a list, got a mapping"]),
+        ("auth:\n  token: []\n", ["2: auth.token: unknown key (did you mean 'tokens'?)"]),
+    ],
+)
+def test_bad_auth(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+# --- limits, sla, storage ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "max_body", "max_alerts"),
+    [
+        ("limits: {max_body: 1MiB}\n", 1024**2, 1000),
+        ("limits: {max_body: 10MB, max_alerts: 1}\n", 10_000_000, 1),
+        ("limits: {max_body: 4096}\n", 4096, 1000),
+        ("limits: {max_body: 2GiB, max_alerts: '20'}\n", 2 * 1024**3, 20),
+        ("limits: {}\n", 1024**2, 1000),
+    ],
+)
+def test_limits(text: str, max_body: int, max_alerts: int) -> None:
+    settings = parse(text)
+    assert (settings.max_body, settings.max_alerts) == (max_body, max_alerts)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "limits:\n  max_body: 1.5MiB\n",
+            ["2: limits.max_body: not a size: '1.5MiB' (expected e.g. 1MiB, 512KiB, 1048576)"],
+        ),
+        ("limits:\n  max_body: 0\n", ["2: limits.max_body: must be greater than zero"]),
+        ("limits:\n  max_alerts: 0\n", ["2: limits.max_alerts: must be greater than zero"]),
+        (
+            "limits:\n  max_alerts: -5\n",
+            ["2: limits.max_alerts: expected a whole number, got '-5'"],
+        ),
+        (
+            "limits:\n  max_alerts: 1e3\n",
+            ["2: limits.max_alerts: expected a whole number, got '1e3'"],
+        ),
+        (
+            "limits:\n  max_alerts:\n",
+            ["2: limits.max_alerts: expected a value, got nothing (null)"],
+        ),
+        (
+            "limits:\n  max_bdy: 1MiB\n",
+            ["2: limits.max_bdy: unknown key (did you mean 'max_body'?)"],
+        ),
+        ("limits: 1MiB\n", ["1: limits: expected a mapping, got str '1MiB'"]),
+    ],
+)
+def test_bad_limits(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("sla:\n  P6: {respond: 1m}\n", ["2: sla.P6: expected a priority P1..P5"]),
+        ("sla:\n  p1: {respond: 1m}\n", ["2: sla.p1: expected a priority P1..P5"]),
+        ("sla:\n  P1: 15m\n", ["2: sla.P1: expected a mapping, got str '15m'"]),
+        (
+            "sla:\n  P1:\n    respond: soon\n",
+            ["3: sla.P1.respond: not a duration: 'soon' (expected e.g. 90s, 15m, 1h30m, 7d)"],
+        ),
+        (
+            "sla:\n  P1: {respond: 15m, resolv: 4h}\n",
+            ["2: sla.P1.resolv: unknown key (did you mean 'resolve'?)"],
+        ),
+        ("sla: [P1]\n", ["1: sla: expected a mapping, got a list"]),
+    ],
+)
+def test_bad_sla(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("text", "busy_timeout", "synchronous"),
+    [
+        ("storage: {busy_timeout: 10s}\n", timedelta(seconds=10), "NORMAL"),
+        ("storage: {sqlite_synchronous: FULL}\n", timedelta(seconds=3), "FULL"),
+        ("storage: {sqlite_synchronous: Normal, busy_timeout: 0s}\n", timedelta(0), "NORMAL"),
+    ],
+)
+def test_storage(text: str, busy_timeout: timedelta, synchronous: str) -> None:
+    settings = parse(text)
+    assert (settings.busy_timeout, settings.sqlite_synchronous) == (busy_timeout, synchronous)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "storage:\n  sqlite_synchronous: off\n",
+            ["2: storage.sqlite_synchronous: expected normal or full, got 'False'"],
+        ),
+        (
+            "storage:\n  sqlite_synchronous: extra\n",
+            ["2: storage.sqlite_synchronous: expected normal or full, got 'extra'"],
+        ),
+        (
+            "storage:\n  busy_timeout: 3\n",
+            ["2: storage.busy_timeout: not a duration: '3' (expected e.g. 90s, 15m, 1h30m, 7d)"],
+        ),
+        (
+            "storage:\n  busy_timout: 3s\n",
+            ["2: storage.busy_timout: unknown key (did you mean 'busy_timeout'?)"],
+        ),
+    ],
+)
+def test_bad_storage(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+# --- top level -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "lisen: 127.0.0.1:1\n",
+            ["1: lisen: unknown key (did you mean 'listen'?)"],
+            id="unknown-key-hint",
+        ),
+        pytest.param(
+            "\nincidents: []\n",
+            [f"2: incidents: unknown key (allowed: {ALLOWED_TOP})"],
+            id="rules-section-in-the-config",
+        ),
+        pytest.param(
+            "connectors:\n  prometheus: {url: x}\n",
+            ["1: connectors: not supported by this version of itsmd yet (leave it empty)"],
+            id="connectors",
+        ),
+        pytest.param(
+            "routes:\n  - name: page\n",
+            ["1: routes: not supported by this version of itsmd yet (leave it empty)"],
+            id="routes",
+        ),
+        pytest.param("# config\n- listen: x\n", ["2: expected a mapping, got a list"], id="list"),
+        pytest.param("[]\n", ["1: expected a mapping, got a list"], id="empty-list"),
+        pytest.param("false\n", ["1: expected a mapping, got bool False"], id="false"),
+        pytest.param("listen\n", ["1: expected a mapping, got str 'listen'"], id="text"),
+        pytest.param(
+            "listen: a:1\nlisten: b:2\n",
+            ["2: invalid YAML: duplicate key 'listen' (first on line 1)"],
+            id="duplicate-key",
+        ),
+        pytest.param(
+            "listen: 127.0.0.1:9877\nlimits: {max_body: 1MiB\n",
+            [
+                "3: invalid YAML: while parsing a flow mapping expected ',' or '}', "
+                "but got '<stream end>'"
+            ],
+            id="yaml-syntax",
+        ),
+    ],
+)
+def test_bad_file(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+@pytest.mark.parametrize("text", ["connectors: {}\nroutes: []\n", "connectors:\nroutes:\n"])
+def test_empty_connectors_and_routes_are_accepted(text: str) -> None:
+    parse(text)
+
+
+def test_all_problems_of_a_file_are_reported_together() -> None:
+    text = """\
+listen: 127.0.0.1:99999
+limits:
+  max_body: lots
+sla:
+  P1: {respond: 15m}
+  P9: {respond: 1h}
+"""
+    assert errors(text) == [
+        f"{F}:1: listen: expected HOST:PORT, got '127.0.0.1:99999'",
+        f"{F}:3: limits.max_body: not a size: 'lots' (expected e.g. 1MiB, 512KiB, 1048576)",
+        f"{F}:6: sla.P9: expected a priority P1..P5",
+    ]
+
+
+def test_problems_across_sections_are_reported_together() -> None:
+    text = """\
+databse: x
+auth:
+  tokens:
+    - {name: a, role: read, secret: inline}
+    - {name: b, role: read, secret_env: UNSET}
+storage: {sqlite_synchronous: fast}
+routes: [x]
+"""
+    assert errors(text) == [
+        f"{F}:1: databse: unknown key (did you mean 'database'?)",
+        f"{F}:4: auth.tokens[0].secret: secrets are never inline: use secret_env or secret_file",
+        f"{F}:5: auth.tokens[1].secret_env: environment variable UNSET is not set or empty",
+        f"{F}:6: storage.sqlite_synchronous: expected normal or full, got 'fast'",
+        f"{F}:7: routes: not supported by this version of itsmd yet (leave it empty)",
+    ]
+
+
+# --- load_settings: precedence flags > environment > file > defaults -----------------------------
+
+
+FILE = "listen: 127.0.0.1:1111\ndatabase: sqlite+aiosqlite:///file.db\nrules: file-rules/\n"
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "itsmd.yml"
+    path.write_text(FILE, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("use_file", "env", "flags", "expected"),
+    [
+        pytest.param(False, {}, Overrides(), (DEFAULT_LISTEN, DEFAULT_DATABASE, ()), id="defaults"),
+        pytest.param(
+            True,
+            {},
+            Overrides(),
+            ("127.0.0.1:1111", "sqlite+aiosqlite:///file.db", ("{dir}/file-rules",)),
+            id="file-beats-defaults",
+        ),
+        pytest.param(
+            True,
+            {
+                "ITSMD_LISTEN": "127.0.0.1:2222",
+                "ITSMD_DB": "sqlite+aiosqlite:///env.db",
+                "ITSMD_RULES": "env-rules",
+            },
+            Overrides(),
+            ("127.0.0.1:2222", "sqlite+aiosqlite:///env.db", ("env-rules",)),
+            id="env-beats-file",
+        ),
+        pytest.param(
+            False,
+            {
+                "ITSMD_LISTEN": "127.0.0.1:2222",
+                "ITSMD_DB": "sqlite+aiosqlite:///env.db",
+                "ITSMD_RULES": "env-rules",
+            },
+            Overrides(),
+            ("127.0.0.1:2222", "sqlite+aiosqlite:///env.db", ("env-rules",)),
+            id="env-beats-defaults",
+        ),
+        pytest.param(
+            True,
+            {
+                "ITSMD_LISTEN": "127.0.0.1:2222",
+                "ITSMD_DB": "sqlite+aiosqlite:///env.db",
+                "ITSMD_RULES": "env-rules",
+            },
+            Overrides("127.0.0.1:3333", "sqlite+aiosqlite:///flag.db", "flag-rules"),
+            ("127.0.0.1:3333", "sqlite+aiosqlite:///flag.db", ("flag-rules",)),
+            id="flags-beat-env",
+        ),
+        pytest.param(
+            True,
+            {},
+            Overrides(listen="127.0.0.1:3333"),
+            ("127.0.0.1:3333", "sqlite+aiosqlite:///file.db", ("{dir}/file-rules",)),
+            id="one-flag-the-rest-from-the-file",
+        ),
+        pytest.param(
+            True,
+            {"ITSMD_DB": "sqlite+aiosqlite:///env.db"},
+            Overrides(rules="flag-rules"),
+            ("127.0.0.1:1111", "sqlite+aiosqlite:///env.db", ("flag-rules",)),
+            id="mixed",
+        ),
+        pytest.param(
+            True,
+            {"ITSMD_LISTEN": "", "ITSMD_DB": "", "ITSMD_RULES": ""},
+            Overrides(),
+            ("127.0.0.1:1111", "sqlite+aiosqlite:///file.db", ("{dir}/file-rules",)),
+            id="empty-env-is-unset",
+        ),
+    ],
+)
+def test_precedence(
+    config_file: Path,
+    use_file: bool,
+    env: dict[str, str],
+    flags: Overrides,
+    expected: tuple[str, str, tuple[str, ...]],
+) -> None:
+    settings = load_settings(config_file if use_file else None, flags, env)
+    listen, database, rules = expected
+    rules = tuple(r.format(dir=config_file.parent) for r in rules)
+    assert (settings.listen, settings.database, settings.rules) == (listen, database, rules)
+    assert settings.config_file == (str(config_file) if use_file else None)
+
+
+def test_flag_and_env_rules_are_not_resolved_against_the_config_file(config_file: Path) -> None:
+    settings = load_settings(config_file, Overrides(rules="./mine"), {})
+    assert settings.rules == ("./mine",)
+
+
+def test_the_environment_defaults_to_os_environ(
+    config_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ITSMD_LISTEN", "127.0.0.1:4444")
+    assert load_settings(config_file).listen == "127.0.0.1:4444"
+
+
+@pytest.mark.parametrize(
+    ("env", "flags", "value"),
+    [
+        ({"ITSMD_LISTEN": "nope"}, Overrides(), "nope"),
+        ({}, Overrides(listen="1.2.3.4"), "1.2.3.4"),
+        ({"ITSMD_LISTEN": "127.0.0.1:1"}, Overrides(listen="x:99999"), "x:99999"),
+    ],
+)
+def test_listen_from_flags_or_env_is_validated(
+    env: dict[str, str], flags: Overrides, value: str
+) -> None:
+    with pytest.raises(LoadError) as info:
+        load_settings(None, flags, env)
+    assert [str(p) for p in info.value.problems] == [
+        f"command line or environment:0: listen: expected HOST:PORT, got {value!r}"
+    ]
+
+
+def test_a_valid_flag_does_not_hide_an_invalid_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("listen: bad\n", encoding="utf-8")
+    with pytest.raises(LoadError) as info:
+        load_settings(path, Overrides(listen="127.0.0.1:1"), {})
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:1: listen: expected HOST:PORT, got 'bad'"
+    ]
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.yml"
+    with pytest.raises(LoadError) as info:
+        load_settings(path, Overrides(), {})
+    assert [str(p) for p in info.value.problems] == [
+        f"{path}:0: cannot read config: No such file or directory"
+    ]
+
+
+def test_secret_env_is_read_from_the_given_environment(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(tokens_text("{name: am, role: ingest, secret_env: AM}"), encoding="utf-8")
+    settings = load_settings(path, Overrides(), {"AM": "tok"})
+    assert settings.tokens == (Token("am", Role.INGEST, "tok"),)
