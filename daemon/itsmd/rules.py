@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from itsmd.durations import parse_duration
-from itsmd.matchers import MatcherError, Selector, matches_any, parse_selectors
+from itsmd.matchers import MatcherError, Selector, parse_selectors
 from itsmd.models import Level, Policy, Priority
+from itsmd.routing import SelectorIndex
 from itsmd.templates import Template, compile_template
 from itsmd.yamlsource import (
     LoadError,
@@ -84,14 +85,19 @@ class Route:
 class RuleSet:
     incident_rules: tuple[IncidentRule, ...] = ()
     files: tuple[str, ...] = ()
+    _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
+        object.__setattr__(self, "_index", index)
 
     def route(self, labels: Mapping[str, str]) -> Route | None:
-        """First matching incident rule wins."""
-        for rule in self.incident_rules:
-            if matches_any(rule.match, labels):
-                key, group = rule.key_for(labels)
-                return Route(rule, key, group)
-        return None
+        """First matching incident rule wins (found through the index, not a scan)."""
+        rule = self._index.first(labels)
+        if rule is None:
+            return None
+        key, group = rule.key_for(labels)
+        return Route(rule, key, group)
 
     def rule(self, name: str) -> IncidentRule | None:
         return next((r for r in self.incident_rules if r.name == name), None)
