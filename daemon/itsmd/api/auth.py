@@ -12,7 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from itsmd.api.errors import error_response
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.config import Role, Token
 
 PUBLIC_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
@@ -84,7 +84,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             return error_response(
                 403, "no auth tokens are configured: only loopback clients are served"
             )
-        request["actor"] = "anonymous"
+        request[ACTOR] = "anonymous"
         response = await handler(request)
         return response
     header = request.headers.get("Authorization")
@@ -103,7 +103,7 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             f"token {token.name!r} has role {token.role}; "
             f"{request.method} {request.path} needs one of: {allowed}",
         )
-    request["actor"] = token.name
+    request[ACTOR] = token.name
     response = await handler(request)
     return response
 

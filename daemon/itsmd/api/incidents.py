@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from itsmd.actions import ACTIONS, NotFound, incident_action
 from itsmd.api.errors import BadRequest
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.durations import parse_duration, parse_time
 from itsmd.models import (
     Incident,
@@ -75,7 +75,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
     body = await _json_object(request)
-    actor = str(request.get("actor", "anonymous"))
+    actor = request.get(ACTOR, "anonymous")
     if isinstance(body.get("actor"), str) and body["actor"].strip():
         by = body["actor"].strip()[:100]
         actor = by if actor == "anonymous" else f"{by} (token {actor})"

@@ -7,3 +7,4 @@ from aiohttp import web
 from itsmd.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
+ACTOR = web.RequestKey("actor", str)  # who makes the request: token name or "anonymous"
