@@ -63,11 +63,11 @@ def _quantile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def _alert(serial: int, groups: int, starts_at: str) -> dict[str, Any]:
+def _alert(serial: int, group: int, starts_at: str) -> dict[str, Any]:
     labels = {
         "alertname": "BenchInstanceDown",
-        "severity": ("critical", "warning")[serial % 2],
-        "service": f"svc-{serial % groups}",
+        "severity": ("critical", "warning")[group % 2],
+        "service": f"svc-{group}",
         "env": "prod",
         "instance": f"host-{serial}:9100",
     }
@@ -82,38 +82,42 @@ def _alert(serial: int, groups: int, starts_at: str) -> dict[str, Any]:
     }
 
 
-def payloads(load: Load) -> Iterator[tuple[bytes, int]]:
-    """Bodies to post, and how many new alerts each carries (0 for a re-send)."""
+def _selector(labels: dict[str, str]) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in labels.items()) + "}"
+
+
+def payloads(load: Load) -> Iterator[tuple[bytes, int, int | None]]:
+    """Bodies to post, how many new alerts each carries, and its group (None: re-send)."""
     rng = random.Random(load.seed)
     starts_at = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     sent: list[bytes] = []
     serial = 0
-    for _ in range(load.requests):
+    for request in range(load.requests):
         if sent and rng.random() < load.duplicate_share:
-            yield rng.choice(sent), 0
+            yield rng.choice(sent), 0, None
             continue
-        alerts = [
-            _alert(serial + i, load.groups, starts_at) for i in range(load.alerts_per_request)
-        ]
+        # Like Alertmanager, one notification carries alerts of one group.
+        group = request % load.groups
+        alerts = [_alert(serial + i, group, starts_at) for i in range(load.alerts_per_request)]
         serial += load.alerts_per_request
+        group_labels = {"alertname": "BenchInstanceDown", "service": f"svc-{group}"}
         body = orjson.dumps({
-            "version": "4", "groupKey": "{}:{alertname=\"BenchInstanceDown\"}",
+            "version": "4", "groupKey": f"{{}}:{_selector(group_labels)}",
             "truncatedAlerts": 0, "status": "firing", "receiver": "itsmd",
-            "groupLabels": {"alertname": "BenchInstanceDown"},
-            "commonLabels": {"alertname": "BenchInstanceDown"}, "commonAnnotations": {},
+            "groupLabels": group_labels, "commonLabels": group_labels, "commonAnnotations": {},
             "externalURL": "http://alertmanager.example:9093", "alerts": alerts,
         })  # fmt: skip
         sent.append(body)
-        yield body, len(alerts)
+        yield body, len(alerts), group
 
 
 async def run_load(url: str, load: Load, headers: dict[str, str] | None = None) -> LoadResult:
     result = LoadResult()
     bodies = list(payloads(load))
-    result.distinct_alerts = sum(n for _, n in bodies)
-    result.distinct_groups = min(load.groups, result.distinct_alerts)
+    result.distinct_alerts = sum(n for _, n, _ in bodies)
+    result.distinct_groups = len({g for _, _, g in bodies if g is not None})
     queue: asyncio.Queue[bytes] = asyncio.Queue()
-    for body, _ in bodies:
+    for body, _, _ in bodies:
         queue.put_nowait(body)
     hdrs = {"Content-Type": "application/json", **(headers or {})}
     connector = aiohttp.TCPConnector(limit=load.concurrency)
