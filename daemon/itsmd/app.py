@@ -5,9 +5,11 @@ Connectors are imported here only; the core knows them through `Source`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -137,12 +139,22 @@ async def _check_schema(db: Database, migrate: bool) -> None:
 def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
+        sweeps: set[asyncio.Task[Any]] = set()
+
+        async def sweep() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            sweeps.add(task)
+            try:
+                await sweep_holds(runtime)
+            finally:
+                sweeps.discard(task)
+
         sched = AsyncIOScheduler(timezone=UTC)
         # Holds that ended while the daemon was down resolve at once (next_run_time=now).
         sched.add_job(
-            sweep_holds,
+            sweep,
             "interval",
-            args=[runtime],
             id="auto-resolve",
             seconds=interval.total_seconds(),
             max_instances=1,
@@ -151,6 +163,10 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
         )
         sched.start()
         yield
+        # Let a running sweep finish its unit of work: the scheduler would cancel it.
+        sched.pause()
+        if sweeps:
+            await asyncio.wait(sweeps, timeout=5)
         sched.shutdown(wait=False)
 
     return scheduler

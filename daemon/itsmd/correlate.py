@@ -266,7 +266,26 @@ class Correlator:
                 inc, row, now, Action.JOINED, "the alert fired again", TimelineKind.ALERT_REFIRED
             )
             return Outcome("updated", inc.id)
-        return self._place(row, now)
+        outcome = self._place(row, now)
+        if inc is not None and outcome.incident_id != inc.id:
+            # One stored alert belongs to one incident: the episode moves, and the
+            # incident it leaves keeps the move in its timeline.
+            assert inc.id is not None
+            inc = self.ws.incidents[inc.id]  # placing may have closed it to alerts
+            self.ws.put_incident(replace(inc, alert_count=max(inc.alert_count - 1, 0)))
+            alertname = row.labels.get("alertname", row.fingerprint)
+            target = self.ws.incidents.get(outcome.incident_id or 0)
+            where = "no incident (unrouted)" if target is None else _name(target)
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.ALERT_MOVED,
+                f"alert {alertname} ({row.fingerprint}) fired again after this incident "
+                f"resolved; it moved to {where}",
+                row.id,
+            )
+        # The alert is stored already: a re-fire updates it, whichever incident takes it.
+        return replace(outcome, action="updated") if outcome.action == "new" else outcome
 
     # ---- placing a firing alert
 

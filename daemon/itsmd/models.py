@@ -51,6 +51,7 @@ class TimelineKind(StrEnum):
     ALERT_JOINED = "alert_joined"
     ALERT_RESOLVED = "alert_resolved"
     ALERT_REFIRED = "alert_refired"
+    ALERT_MOVED = "alert_moved"
     HOLD_STARTED = "hold_started"
     HOLD_CANCELLED = "hold_cancelled"
     AUTO_RESOLVED = "auto_resolved"

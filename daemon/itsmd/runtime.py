@@ -39,7 +39,12 @@ class Runtime:
     def reload(self) -> ReloadResult:
         """Re-read the config file and the rules; all or nothing."""
         try:
-            settings = load_settings(self.settings.config_file, self.overrides)
+            # Without a config file there is nothing to re-read: only the rules reload.
+            settings = (
+                load_settings(self.settings.config_file, self.overrides)
+                if self.settings.config_file is not None
+                else self.settings
+            )
             rules = load_rules(rule_files(settings.rules))
         except LoadError as exc:
             self.metrics.rules_last_reload_success.set(0)

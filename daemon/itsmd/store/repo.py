@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, tuple_, update
 
 from itsmd.correlate import WorkingSet
 from itsmd.models import (
@@ -292,18 +292,19 @@ def list_incidents(conn: Connection, f: IncidentFilter, limit: int) -> list[Inci
     if f.service:
         conditions.append(incidents.c.service == f.service)
     if f.q:
-        pattern = f"%{f.q.lower()}%"
+        # autoescape: `%` and `_` in the search text match themselves.
+        needle = f.q.lower()
         conditions.append(
             or_(
-                func.lower(incidents.c.title).like(pattern),
-                func.lower(incidents.c.key).like(pattern),
+                func.lower(incidents.c.title).contains(needle, autoescape=True),
+                func.lower(incidents.c.key).contains(needle, autoescape=True),
             )
         )
     if f.since:
         conditions.append(incidents.c.opened_at >= f.since)
     if f.before_id is not None:
         conditions.append(incidents.c.id < f.before_id)
-    query = select(incidents).where(and_(*conditions)).order_by(incidents.c.id.desc()).limit(limit)
+    query = select(incidents).where(*conditions).order_by(incidents.c.id.desc()).limit(limit)
     return [incident_from_row(r) for r in conn.execute(query)]
 
 
@@ -314,4 +315,4 @@ def open_counts(conn: Connection) -> dict[str, int]:
         .where(incidents.c.status != IncidentStatus.RESOLVED)
         .group_by(incidents.c.priority)
     )
-    return {priority: count for priority, count in rows.tuples()}
+    return {priority: count for priority, count in rows}
