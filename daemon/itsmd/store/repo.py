@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, tuple_, update
+from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
 
 from itsmd.correlate import WorkingSet
 from itsmd.models import (
@@ -123,10 +123,17 @@ def load_working_set(
     those alerts belong to, and the current incident of each key."""
     ws = WorkingSet()
     for chunk in _chunks(sorted(set(identities))):
+        # Not `(fingerprint, starts_at) IN (...)`: SQLite scans the table for row values.
+        # This form searches the unique index; rows of other episodes are dropped.
+        wanted = set(chunk)
+        starts = [starts_at for _, starts_at in chunk]
         rows = conn.execute(
-            select(alerts).where(tuple_(alerts.c.fingerprint, alerts.c.starts_at).in_(chunk))
+            select(alerts).where(
+                alerts.c.fingerprint.in_({fp for fp, _ in chunk}),
+                alerts.c.starts_at.between(min(starts), max(starts)),
+            )
         )
-        _add_alerts(ws, rows)
+        _add_alerts(ws, (r for r in rows if (r.fingerprint, r.starts_at) in wanted))
     missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
     for chunk in _chunks(missing):
         rows = conn.execute(
