@@ -36,7 +36,9 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache itsmd.db itsmd.db-wal itsmd.db-shm
 
 bench: $(STAMP)
+	$(BIN)/pytest bench/micro --benchmark-only -p no:cacheprovider
 	$(BIN)/python bench/run.py
 
 bench-smoke: $(STAMP)
+	$(BIN)/pytest bench/micro --benchmark-disable -q -p no:cacheprovider
 	$(BIN)/python bench/run.py --smoke

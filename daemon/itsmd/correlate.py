@@ -316,7 +316,7 @@ class Correlator:
             return Outcome("unrouted", None)
         current_id = self.ws.current.get(route.key)
         inc = self.ws.incidents.get(current_id) if current_id is not None else None
-        matched = f"matched rule {route.rule.name} {_selectors(route.rule)}; key {route.key}"
+        matched = f"matched rule {route.rule.name} {route.rule.match_text}; key {route.key}"
         if inc is None:
             return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
         if inc.status is not IncidentStatus.RESOLVED:
@@ -457,10 +457,6 @@ def _still_takes(inc: Incident, now: datetime) -> str | None:
             f"after its last alert resolved at {format_time(inc.all_clear_at)}"
         )
     return None
-
-
-def _selectors(rule: IncidentRule) -> str:
-    return " or ".join(str(s) for s in rule.match)
 
 
 def _context(rule: IncidentRule, route: Route, row: StoredAlert) -> dict[str, Any]:

@@ -23,9 +23,13 @@ class SelectorIndex(Generic[T]):
 
     def __init__(self, items: Sequence[tuple[T, Sequence[Selector]]]) -> None:
         self._items = [item for item, _ in items]
-        usage = Counter(
-            name for _, selectors in items for s in selectors for name in s.equality_constraints()
+        pairs = Counter(
+            pair
+            for _, selectors in items
+            for s in selectors
+            for pair in s.equality_constraints().items()
         )
+        names = Counter(name for name, _ in pairs.elements())
         self._by_label: dict[str, dict[str, list[tuple[int, Selector]]]] = {}
         self._unindexed: list[tuple[int, Selector]] = []
         for position, (_, selectors) in enumerate(items):
@@ -34,8 +38,10 @@ class SelectorIndex(Generic[T]):
                 if not constraints:
                     self._unindexed.append((position, selector))
                     continue
-                # File it under its most widely used label: few labels to look up.
-                name = max(constraints, key=lambda n: (usage[n], n))
+                # File it under its rarest (label, value), so that an alert's lookup
+                # finds few candidates: `alertname="X"` rather than `severity="critical"`
+                # shared by every rule. Ties go to the most used label: fewer lookups.
+                name = min(constraints, key=lambda n: (pairs[n, constraints[n]], -names[n], n))
                 values = self._by_label.setdefault(name, {})
                 values.setdefault(constraints[name], []).append((position, selector))
 

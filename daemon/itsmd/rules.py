@@ -64,6 +64,11 @@ class IncidentRule:
     assignee: Template | None
     file: str = ""
     line: int = 0
+    # The selectors as written back, for the reason of every alert it takes.
+    match_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match_text", " or ".join(str(s) for s in self.match))
 
     def key_for(self, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The correlation key: rule name plus the group_by label values."""
