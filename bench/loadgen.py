@@ -29,6 +29,7 @@ class Load:
     duplicate_share: float = 0.0  # share of requests that re-send an earlier body
     groups: int = 100  # distinct correlation groups (service label values)
     seed: int = 1
+    first_instance: int = 0  # instance numbers start here: another load's alerts are new
 
 
 @dataclass
@@ -91,7 +92,7 @@ def payloads(load: Load) -> Iterator[tuple[bytes, int, int | None]]:
     rng = random.Random(load.seed)
     starts_at = (datetime.now(UTC) - timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     sent: list[bytes] = []
-    serial = 0
+    serial = load.first_instance
     for request in range(load.requests):
         if sent and rng.random() < load.duplicate_share:
             yield rng.choice(sent), 0, None

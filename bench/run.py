@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -44,6 +45,13 @@ class Scenario:
     load: Load
     extra_rules: int = 10  # generated incident rules placed before the shipped ones
     synchronous: str = "normal"
+    state: Load | None = None  # posted first, then the daemon restarts on that store
+
+
+# 100,000 firing alerts in 10,000 open incidents; the measured load adds new alerts
+# to 100 of those incidents.
+OPEN_STATE = Load(requests=10_000, alerts_per_request=10, groups=10_000)
+NEW_INSTANCES = 1_000_000
 
 
 SCENARIOS = [
@@ -53,6 +61,16 @@ SCENARIOS = [
     Scenario("dup90-20", Load(requests=1500, alerts_per_request=20, duplicate_share=0.9)),
     Scenario("rules1000-1", Load(requests=6000, alerts_per_request=1), extra_rules=1000),
     Scenario("full-sync-20", Load(requests=1500, alerts_per_request=20), synchronous="full"),
+    Scenario(
+        "state100k-1",
+        Load(requests=6000, alerts_per_request=1, first_instance=NEW_INSTANCES),
+        state=OPEN_STATE,
+    ),
+    Scenario(
+        "state100k-20",
+        Load(requests=1500, alerts_per_request=20, first_instance=NEW_INSTANCES),
+        state=OPEN_STATE,
+    ),
 ]
 SMOKE = Scenario("smoke", Load(requests=200, alerts_per_request=5, duplicate_share=0.3,
                                concurrency=8))  # fmt: skip
@@ -74,8 +92,17 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Seeded:
+    """A store holding a scenario's state, copied for each of its runs."""
+
+    db: Path
+    alerts: int
+    groups: int
+
+
 class Daemon:
-    def __init__(self, workdir: Path, scenario: Scenario) -> None:
+    def __init__(self, workdir: Path, scenario: Scenario, seeded: Seeded | None = None) -> None:
         self.workdir = workdir
         rules = workdir / "rules"
         rules.mkdir()
@@ -86,6 +113,8 @@ class Daemon:
             f"rules: rules/\nstorage: {{sqlite_synchronous: {scenario.synchronous}}}\n"
         )
         self.db = workdir / "itsmd.db"
+        if seeded is not None:
+            shutil.copyfile(seeded.db, self.db)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (workdir / "itsmd.log").open("w")
@@ -134,9 +163,22 @@ class Daemon:
         return {"stored_alerts": alerts, "stored_incidents": incidents}
 
 
-def run_once(scenario: Scenario) -> dict[str, Any]:
+def seed(scenario: Scenario, state: Load, into: Path) -> Seeded:
+    """Post the state through a daemon (as Alertmanager would), then stop it."""
+    daemon = Daemon(into, scenario)
+    try:
+        result = asyncio.run(run_load(f"{daemon.url}/api/v1/webhooks/alertmanager", state))
+    finally:
+        daemon.stop()
+    stored = daemon.stored()
+    if result.non_2xx or result.errors or stored["stored_alerts"] != result.distinct_alerts:
+        raise RuntimeError(f"seeding the state failed: {result.summary()} {stored}")
+    return Seeded(daemon.db, result.distinct_alerts, result.distinct_groups)
+
+
+def run_once(scenario: Scenario, seeded: Seeded | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="itsmd-bench-") as tmp:
-        daemon = Daemon(Path(tmp), scenario)
+        daemon = Daemon(Path(tmp), scenario, seeded)
         try:
             before = daemon.usage()
             result = asyncio.run(
@@ -147,16 +189,20 @@ def run_once(scenario: Scenario) -> dict[str, Any]:
             daemon.stop()
         stored = daemon.stored()
     summary = result.summary()
-    expected_incidents = result.distinct_groups  # one severity per service: one rule each
+    # One severity per service: one rule, one incident per group. Groups are numbered
+    # from 0, so the state's groups include the load's.
+    expected_incidents = max(result.distinct_groups, seeded.groups if seeded else 0)
+    expected_alerts = result.distinct_alerts + (seeded.alerts if seeded else 0)
     honest = (
-        stored["stored_alerts"] == result.distinct_alerts
+        stored["stored_alerts"] == expected_alerts
         and result.non_2xx == 0
         and result.errors == 0
         and stored["stored_incidents"] == expected_incidents
     )
     return {
         "scenario": scenario.name, **summary, **stored,
-        "expected_incidents": expected_incidents, "honest": honest,
+        "expected_alerts": expected_alerts, "expected_incidents": expected_incidents,
+        "honest": honest, "state_alerts": seeded.alerts if seeded else 0,
         "ready_s": round(daemon.ready_s, 3), "rss_mb": after["rss_mb"],
         "cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
         "rules": scenario.extra_rules + 3, "synchronous": scenario.synchronous,
@@ -194,7 +240,9 @@ def main() -> int:
     env = environment()
     failures = 0
     for scenario in chosen:
-        rows = [run_once(scenario) for _ in range(runs)]
+        with tempfile.TemporaryDirectory(prefix="itsmd-bench-state-") as tmp:
+            seeded = seed(scenario, scenario.state, Path(tmp)) if scenario.state else None
+            rows = [run_once(scenario, seeded) for _ in range(runs)]
         failures += sum(not r["honest"] for r in rows)
         median = _median(rows)
         print(json.dumps({**median, "runs": runs}), flush=True)
