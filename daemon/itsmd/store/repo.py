@@ -113,6 +113,29 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + _CHUNK]
 
 
+# Hot-path statements are built once: building a statement and its cache key costs
+# more than running it (about 75 us against 35 us for a keyed SELECT on SQLite).
+_ALERTS_BY_IDENTITY = select(alerts).where(
+    # Not `(fingerprint, starts_at) IN (...)`: SQLite scans the table for row values.
+    # This form searches the unique index; rows of other episodes are dropped.
+    alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    alerts.c.starts_at.between(bindparam("first"), bindparam("last")),
+)
+_FIRING_EPISODES = select(alerts).where(
+    alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
+    alerts.c.status == AlertStatus.FIRING.value,
+)
+_SEEN_FINGERPRINTS = (
+    select(alerts.c.fingerprint)
+    .where(alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)))
+    .distinct()
+)
+_INCIDENTS_BY_KEY = select(incidents).where(
+    incidents.c.active_key.in_(bindparam("keys", expanding=True))
+)
+_INCIDENTS_BY_ID = select(incidents).where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+
+
 def load_working_set(
     conn: Connection,
     identities: Iterable[Identity],
@@ -123,33 +146,29 @@ def load_working_set(
     those alerts belong to, and the current incident of each key."""
     ws = WorkingSet()
     for chunk in _chunks(sorted(set(identities))):
-        # Not `(fingerprint, starts_at) IN (...)`: SQLite scans the table for row values.
-        # This form searches the unique index; rows of other episodes are dropped.
         wanted = set(chunk)
-        starts = [starts_at for _, starts_at in chunk]
         rows = conn.execute(
-            select(alerts).where(
-                alerts.c.fingerprint.in_({fp for fp, _ in chunk}),
-                alerts.c.starts_at.between(min(starts), max(starts)),
-            )
+            _ALERTS_BY_IDENTITY,
+            {
+                "fingerprints": sorted({fp for fp, _ in chunk}),
+                "first": min(starts_at for _, starts_at in chunk),
+                "last": max(starts_at for _, starts_at in chunk),
+            },
         )
         _add_alerts(ws, (r for r in rows if (r.fingerprint, r.starts_at) in wanted))
     missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
     for chunk in _chunks(missing):
-        rows = conn.execute(
-            select(alerts).where(alerts.c.fingerprint.in_(chunk), alerts.c.status == "firing")
-        )
-        _add_alerts(ws, rows)
-        seen = conn.execute(
-            select(alerts.c.fingerprint).where(alerts.c.fingerprint.in_(chunk)).distinct()
-        )
+        _add_alerts(ws, conn.execute(_FIRING_EPISODES, {"fingerprints": chunk}))
+        seen = conn.execute(_SEEN_FINGERPRINTS, {"fingerprints": chunk})
         ws.seen_fingerprints.update(seen.scalars())
-    incident_ids = sorted({a.incident_id for a in ws.alerts.values() if a.incident_id})
-    for chunk in _chunks(incident_ids):
-        _add_incidents(ws, conn.execute(select(incidents).where(incidents.c.id.in_(chunk))))
     for chunk in _chunks(sorted(set(keys))):
-        rows = conn.execute(select(incidents).where(incidents.c.active_key.in_(chunk)))
-        _add_incidents(ws, rows)
+        _add_incidents(ws, conn.execute(_INCIDENTS_BY_KEY, {"keys": chunk}))
+    # Most alerts belong to the current incident of their key, loaded just above.
+    incident_ids = sorted(
+        {a.incident_id for a in ws.alerts.values() if a.incident_id} - ws.incidents.keys()
+    )
+    for chunk in _chunks(incident_ids):
+        _add_incidents(ws, conn.execute(_INCIDENTS_BY_ID, {"ids": chunk}))
     return ws
 
 
@@ -184,25 +203,28 @@ def load_due_holds(conn: Connection, now: datetime) -> WorkingSet:
 # ---- persisting what correlation changed
 
 
+_UPDATE_INCIDENT = update(incidents).where(incidents.c.id == bindparam("_id"))
+_INSERT_INCIDENT = insert(incidents).returning(incidents.c.id)
+# Rows come back in any order and are matched by identity: asking for parameter
+# order makes SQLite insert them one statement at a time.
+_INSERT_ALERTS = insert(alerts).returning(alerts.c.id, alerts.c.fingerprint, alerts.c.starts_at)
+_UPDATE_ALERT = update(alerts).where(alerts.c.id == bindparam("_id"))
+_INSERT_TIMELINE = insert(timeline)
+
+
 def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     """Write the changes of a working set; returns the temporary -> real incident ids."""
     changed = [ws.incidents[i] for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
     if changed:
         # Before the inserts: an incident that stops taking alerts frees its key.
-        conn.execute(
-            update(incidents).where(incidents.c.id == bindparam("_id")),
-            [{"_id": inc.id, **incident_values(inc)} for inc in changed],
-        )
+        conn.execute(_UPDATE_INCIDENT, [{"_id": inc.id, **incident_values(inc)} for inc in changed])
     ids: dict[int, int] = {}
     for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
-        inc = ws.incidents[temp]
-        result = conn.execute(
-            insert(incidents).values(incident_values(inc)).returning(incidents.c.id)
-        )
+        result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
         ids[temp] = result.scalar_one()
     alert_ids = _flush_alerts(conn, ws, ids)
     if ws.timeline:
-        conn.execute(insert(timeline), [
+        conn.execute(_INSERT_TIMELINE, [
             _timeline_values(e, ids, alert_ids) for e in ws.timeline
         ])  # fmt: skip
     return ids
@@ -214,17 +236,14 @@ def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict
     old = [a for a in rows if a.id is not None and a.id > 0]
     alert_ids: dict[int, int] = {}
     if new:
-        result = conn.execute(
-            insert(alerts).returning(alerts.c.id, sort_by_parameter_order=True),
-            [_with_incident(alert_values(a), ids) for a in new],
-        )
-        for alert, real in zip(new, result.scalars(), strict=True):
+        result = conn.execute(_INSERT_ALERTS, [_with_incident(alert_values(a), ids) for a in new])
+        real = {(fp, starts_at): id_ for id_, fp, starts_at in result}
+        for alert in new:
             assert alert.id is not None
-            alert_ids[alert.id] = real
+            alert_ids[alert.id] = real[alert.identity]
     if old:
         conn.execute(
-            update(alerts).where(alerts.c.id == bindparam("_id")),
-            [{"_id": a.id, **_with_incident(alert_values(a), ids)} for a in old],
+            _UPDATE_ALERT, [{"_id": a.id, **_with_incident(alert_values(a), ids)} for a in old]
         )
     return alert_ids
 
