@@ -53,6 +53,9 @@ class WorkingSet:
     incidents: dict[int, Incident] = field(default_factory=dict)
     current: dict[str, int] = field(default_factory=dict)  # key -> active incident id
     seen_fingerprints: set[str] = field(default_factory=set)
+    # Rows as loaded, so that the store writes only the columns that changed.
+    loaded_alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
+    loaded_incidents: dict[int, Incident] = field(default_factory=dict)
     # What changed; ids below zero are new rows, numbered until the store assigns ids.
     dirty_alerts: dict[Identity, None] = field(default_factory=dict)  # ordered set
     dirty_incidents: set[int] = field(default_factory=set)
@@ -63,6 +66,16 @@ class WorkingSet:
     def temp_id(self) -> int:
         self._next_temp -= 1
         return self._next_temp + 1
+
+    def load_alert(self, alert: StoredAlert) -> None:
+        self.alerts[alert.identity] = self.loaded_alerts[alert.identity] = alert
+        self.seen_fingerprints.add(alert.fingerprint)
+
+    def load_incident(self, inc: Incident) -> None:
+        assert inc.id is not None
+        self.incidents[inc.id] = self.loaded_incidents[inc.id] = inc
+        if inc.active:
+            self.current[inc.key] = inc.id
 
     def put_alert(self, alert: StoredAlert) -> None:
         self.alerts[alert.identity] = alert

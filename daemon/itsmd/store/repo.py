@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
 
 from itsmd.correlate import WorkingSet
 from itsmd.models import (
@@ -174,18 +174,12 @@ def load_working_set(
 
 def _add_alerts(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
     for row in rows:
-        alert = alert_from_row(row)
-        ws.alerts[alert.identity] = alert
-        ws.seen_fingerprints.add(alert.fingerprint)
+        ws.load_alert(alert_from_row(row))
 
 
 def _add_incidents(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
     for row in rows:
-        inc = incident_from_row(row)
-        assert inc.id is not None
-        ws.incidents[inc.id] = inc
-        if inc.active:
-            ws.current[inc.key] = inc.id
+        ws.load_incident(incident_from_row(row))
 
 
 def load_due_holds(conn: Connection, now: datetime) -> WorkingSet:
@@ -203,21 +197,21 @@ def load_due_holds(conn: Connection, now: datetime) -> WorkingSet:
 # ---- persisting what correlation changed
 
 
-_UPDATE_INCIDENT = update(incidents).where(incidents.c.id == bindparam("_id"))
 _INSERT_INCIDENT = insert(incidents).returning(incidents.c.id)
 # Rows come back in any order and are matched by identity: asking for parameter
 # order makes SQLite insert them one statement at a time.
 _INSERT_ALERTS = insert(alerts).returning(alerts.c.id, alerts.c.fingerprint, alerts.c.starts_at)
-_UPDATE_ALERT = update(alerts).where(alerts.c.id == bindparam("_id"))
 _INSERT_TIMELINE = insert(timeline)
 
 
 def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     """Write the changes of a working set; returns the temporary -> real incident ids."""
-    changed = [ws.incidents[i] for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
-    if changed:
-        # Before the inserts: an incident that stops taking alerts frees its key.
-        conn.execute(_UPDATE_INCIDENT, [{"_id": inc.id, **incident_values(inc)} for inc in changed])
+    changed = [i for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
+    # Before the inserts: an incident that stops taking alerts frees its key.
+    _update_changed(conn, incidents, [
+        (i, incident_values(ws.incidents[i]), ws.loaded_incidents.get(i), incident_values)
+        for i in changed
+    ])  # fmt: skip
     ids: dict[int, int] = {}
     for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
         result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
@@ -241,11 +235,35 @@ def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict
         for alert in new:
             assert alert.id is not None
             alert_ids[alert.id] = real[alert.identity]
-    if old:
-        conn.execute(
-            _UPDATE_ALERT, [{"_id": a.id, **_with_incident(alert_values(a), ids)} for a in old]
-        )
+    _update_changed(conn, alerts, [
+        (a.id, _with_incident(alert_values(a), ids), ws.loaded_alerts.get(a.identity),
+         alert_values)
+        for a in old
+    ])  # fmt: skip
     return alert_ids
+
+
+_Change = tuple[Any, dict[str, Any], Any, Callable[[Any], dict[str, Any]]]
+_updates: dict[tuple[str, frozenset[str]], Any] = {}
+
+
+def _update_changed(conn: Connection, table: Table, rows: Sequence[_Change]) -> None:
+    """UPDATE only the columns that differ from the row as loaded, grouped by column
+    set: rewriting every column also rewrites every index of the table."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for row_id, values, loaded, to_values in rows:
+        if loaded is not None:
+            before = to_values(loaded)
+            values = {k: v for k, v in values.items() if v != before[k]}
+            if not values:
+                continue
+        groups.setdefault(frozenset(values), []).append({"_id": row_id, **values})
+    for columns, params in groups.items():
+        statement = _updates.get((table.name, columns))
+        if statement is None:
+            statement = update(table).where(table.c.id == bindparam("_id"))
+            _updates[table.name, columns] = statement
+        conn.execute(statement, params)
 
 
 def _with_incident(values: dict[str, Any], ids: dict[int, int]) -> dict[str, Any]:
