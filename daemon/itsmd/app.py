@@ -21,6 +21,7 @@ from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
 from itsmd.api.keys import RUNTIME
 from itsmd.config import Overrides, Settings
+from itsmd.hotstate import CurrentIncidents
 from itsmd.housekeeping import sweep_holds
 from itsmd.metrics import Metrics
 from itsmd.rules import RuleSet, load_rules, rule_files
@@ -104,6 +105,9 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             lambda: runtime.settings.sla,
             runtime.clock,
             runtime.metrics,
+            # SQLite has one writer, this process: its current incidents can stay in
+            # memory. Several PostgreSQL replicas write the same keys.
+            current=CurrentIncidents() if db.sqlite else None,
         )
         writer.start()
         runtime.db, runtime.writer, runtime.ready = db, writer, True

@@ -23,6 +23,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
+from itsmd.hotstate import CurrentIncidents
 from itsmd.metrics import Metrics
 from itsmd.models import Alert, AlertStatus, format_incident_id
 from itsmd.rules import RuleSet
@@ -78,8 +79,10 @@ class Writer:
         *,
         max_batch_alerts: int = 2000,
         max_pending_alerts: int = 20000,
+        current: CurrentIncidents | None = None,
     ) -> None:
         self._db, self._rules, self._sla = db, rules, sla
+        self._current = current  # None: read every batch's incidents from the store
         self._clock, self._metrics = clock, metrics
         self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
         self._queue: deque[_Job] = deque()
@@ -165,8 +168,14 @@ class Writer:
     async def _run_work(self, job: _Job) -> None:
         assert job.work is not None
         work, now = job.work, self._clock()
+
+        def unit(conn: Connection) -> tuple[Any, set[int]]:
+            return work(conn, now), repo.touched_incidents(conn)
+
         try:
-            result = await self._db.write(lambda conn: work(conn, now))
+            result, touched = await self._db.write(unit)
+            if touched and self._current is not None:
+                self._current.clear()  # rare (humans, ended holds): read them again
         except (SQLAlchemyError, OSError) as exc:
             self._metrics.store_errors.labels("action").inc()
             _fail(job, StoreUnavailable(_describe(exc)))
@@ -219,15 +228,28 @@ class Writer:
         ]
         sla = self._sla()
 
+        current = self._current
+        known, missing = current.lookup(keys) if current is not None else ((), keys)
+
         def unit(conn: Connection) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float]:
-            ws = repo.load_working_set(conn, (a.identity for a in alerts), episodic, keys)
+            identities = (a.identity for a in alerts)
+            ws = repo.load_working_set(conn, identities, episodic, missing, known)
             started = time.perf_counter()
             correlator = Correlator(router, ws, sla)
             outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
             elapsed = time.perf_counter() - started
-            return ws, outcomes, repo.flush(conn, ws), elapsed
+            ids = repo.flush(conn, ws)
+            repo.touched_incidents(conn)  # what this batch wrote is remembered below
+            return ws, outcomes, ids, elapsed
 
-        ws, outcomes, ids, elapsed = await self._db.write(unit)
+        try:
+            ws, outcomes, ids, elapsed = await self._db.write(unit)
+        except BaseException:
+            if current is not None:
+                current.clear()  # whether anything committed is uncertain: read again
+            raise
+        if current is not None:
+            current.remember(ws, ids, keys)
         self._metrics.correlation_duration.observe(elapsed)
         self._after_commit(ws, alerts)
         return [_summary(job_outcomes, ids) for job_outcomes in outcomes]

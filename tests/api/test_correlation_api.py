@@ -421,3 +421,35 @@ async def test_an_episode_that_fires_again_after_its_incident_resolved_keeps_the
         assert detail["alert_count"] == len(detail["alerts"]), detail["id"]
         firing += [a for a in detail["alerts"] if a["status"] == "firing"]
     assert len(firing) == 1
+
+
+async def test_an_alert_after_a_human_resolved_the_incident_does_not_join_it(
+    make_client: MakeClient,
+) -> None:
+    """The writer keeps current incidents in memory between batches (SQLite); an
+    action in between must be seen by the next batch."""
+    client = await make_client(_rules())
+    await client.webhook(alert("Down", service="api", instance="a"))
+    assert (await client.act("INC-1", "resolve")).status == 200
+    client.clock.advance(MINUTE)
+
+    result = await client.webhook(alert("Down", service="api", instance="b"))
+
+    assert result["incidents"] == ["INC-2"]
+    assert (await client.incident("INC-1"))["alert_count"] == 1
+
+
+async def test_an_alert_after_the_sweep_resolved_the_incident_does_not_join_it(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(_rules(auto_resolve="5m", window="1h"))
+    first = alert("Down", service="api", instance="a")
+    await client.webhook(first)
+    await client.webhook(resolved(first, client.clock.now))
+    client.clock.advance(timedelta(minutes=6))
+    assert await client.sweep() == 1
+
+    result = await client.webhook(alert("Down", service="api", instance="b"))
+
+    assert result["incidents"] == ["INC-2"]
+    assert (await client.incident("INC-1"))["status"] == "resolved"

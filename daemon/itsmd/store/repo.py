@@ -141,10 +141,14 @@ def load_working_set(
     identities: Iterable[Identity],
     resolve_fingerprints: Iterable[str],
     keys: Iterable[str],
+    known: Iterable[Incident] = (),
 ) -> WorkingSet:
     """Alerts by identity, firing episodes of `resolve_fingerprints`, the incidents
-    those alerts belong to, and the current incident of each key."""
+    those alerts belong to, and the current incident of each key; `known`
+    incidents (as committed) are taken as they are."""
     ws = WorkingSet()
+    for inc in known:
+        ws.load_incident(inc)
     for chunk in _chunks(sorted(set(identities))):
         wanted = set(chunk)
         rows = conn.execute(
@@ -204,9 +208,23 @@ _INSERT_ALERTS = insert(alerts).returning(alerts.c.id, alerts.c.fingerprint, ale
 _INSERT_TIMELINE = insert(timeline)
 
 
+_TOUCHED = "itsmd.touched_incidents"
+
+
+def touched_incidents(conn: Connection) -> set[int]:
+    """The ids of the incidents written on `conn` since the last call."""
+    touched: set[int] = conn.info.pop(_TOUCHED, set())
+    return touched
+
+
+def _touch(conn: Connection, incident_ids: Iterable[int]) -> None:
+    conn.info.setdefault(_TOUCHED, set()).update(incident_ids)
+
+
 def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     """Write the changes of a working set; returns the temporary -> real incident ids."""
     changed = [i for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
+    _touch(conn, changed)
     # Before the inserts: an incident that stops taking alerts frees its key.
     _update_changed(conn, incidents, [
         (i, incident_values(ws.incidents[i]), ws.loaded_incidents.get(i), incident_values)
@@ -294,6 +312,8 @@ def get_incident(conn: Connection, incident_id: int) -> Incident | None:
 
 
 def save_incident(conn: Connection, inc: Incident) -> None:
+    assert inc.id is not None
+    _touch(conn, [inc.id])
     conn.execute(update(incidents).where(incidents.c.id == inc.id).values(incident_values(inc)))
 
 
