@@ -8,7 +8,7 @@ persists the changes in one transaction. No I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,6 +25,7 @@ from itsmd.models import (
     StoredAlert,
     TimelineEntry,
     TimelineKind,
+    evolve,
 )
 from itsmd.priority import priority_of, urgency_from_severity
 from itsmd.rules import IncidentRule, Route, RuleSet
@@ -164,13 +165,13 @@ class Correlator:
             # Alertmanager's API: continue the firing episode if there is one.
             episode = self.ws.firing_episode(alert.fingerprint)
             if episode is not None:
-                return self._update(episode, replace(alert, starts_at=episode.starts_at), now)
+                return self._update(episode, evolve(alert, starts_at=episode.starts_at), now)
         return self._place(self._new_row(alert, now), now)
 
     # ---- alerts already stored
 
     def _update(self, stored: StoredAlert, alert: Alert, now: datetime) -> Outcome:
-        row = replace(
+        row = evolve(
             stored,
             last_received=now,
             receive_count=stored.receive_count + 1,
@@ -191,7 +192,7 @@ class Correlator:
         """A resolve whose startsAt matches no episode resolves the latest firing one."""
         episode = self.ws.firing_episode(alert.fingerprint)
         if episode is not None:
-            row = replace(
+            row = evolve(
                 episode,
                 status=RESOLVED,
                 ends_at=alert.ends_at,
@@ -208,7 +209,7 @@ class Correlator:
         decision = Decision(
             Action.ORPHAN_RESOLVE, "resolved alert never seen firing: stored, opens nothing"
         )
-        self.ws.put_alert(replace(self._new_row(alert, now), decision=decision))
+        self.ws.put_alert(evolve(self._new_row(alert, now), decision=decision))
         self.ws.events.append(Event("orphan"))
         return Outcome("orphan", None)
 
@@ -217,7 +218,7 @@ class Correlator:
         if inc is None:
             return
         firing = max(inc.firing_count - 1, 0)
-        inc = replace(inc, firing_count=firing, all_clear_at=now if firing == 0 else None)
+        inc = evolve(inc, firing_count=firing, all_clear_at=now if firing == 0 else None)
         self.ws.put_incident(inc)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(
@@ -242,7 +243,7 @@ class Correlator:
         elif not hold:
             self._auto_resolve(inc, now)
         else:
-            inc = replace(inc, auto_resolve_at=now + hold)
+            inc = evolve(inc, auto_resolve_at=now + hold)
             self.ws.put_incident(inc)
             self.ws.note(
                 inc,
@@ -285,7 +286,7 @@ class Correlator:
             # incident it leaves keeps the move in its timeline.
             assert inc.id is not None
             inc = self.ws.incidents[inc.id]  # placing may have closed it to alerts
-            self.ws.put_incident(replace(inc, alert_count=max(inc.alert_count - 1, 0)))
+            self.ws.put_incident(evolve(inc, alert_count=max(inc.alert_count - 1, 0)))
             alertname = row.labels.get("alertname", row.fingerprint)
             target = self.ws.incidents.get(outcome.incident_id or 0)
             where = "no incident (unrouted)" if target is None else _name(target)
@@ -298,7 +299,7 @@ class Correlator:
                 row.id,
             )
         # The alert is stored already: a re-fire updates it, whichever incident takes it.
-        return replace(outcome, action="updated") if outcome.action == "new" else outcome
+        return evolve(outcome, action="updated") if outcome.action == "new" else outcome
 
     # ---- placing a firing alert
 
@@ -324,7 +325,7 @@ class Correlator:
         route = self.router.route(row.fingerprint, row.labels)
         if route is None:
             decision = Decision(Action.UNROUTED, "no incident rule matched; stored only")
-            self.ws.put_alert(replace(row, decision=decision, incident_id=None))
+            self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
             self.ws.events.append(Event("unrouted"))
             return Outcome("unrouted", None)
         current_id = self.ws.current.get(route.key)
@@ -387,7 +388,7 @@ class Correlator:
                 TimelineKind.HOLD_CANCELLED,
                 "auto-resolve hold cancelled: an alert fired again",
             )
-        inc = replace(
+        inc = evolve(
             inc,
             alert_count=inc.alert_count + (1 if new_alert else 0),
             firing_count=inc.firing_count + 1,
@@ -396,7 +397,7 @@ class Correlator:
         )
         self.ws.put_incident(inc)
         decision = Decision(action, reason, inc.rule, inc.key)
-        row = replace(row, incident_id=inc.id, decision=decision)
+        row = evolve(row, incident_id=inc.id, decision=decision)
         self.ws.put_alert(row)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
