@@ -239,22 +239,56 @@ def main() -> int:
         chosen = [replace(s, load=replace(s.load, requests=args.requests)) for s in chosen]
     env = environment()
     failures = 0
+    medians: list[dict[str, Any]] = []
     for scenario in chosen:
         with tempfile.TemporaryDirectory(prefix="itsmd-bench-state-") as tmp:
             seeded = seed(scenario, scenario.state, Path(tmp)) if scenario.state else None
             rows = [run_once(scenario, seeded) for _ in range(runs)]
         failures += sum(not r["honest"] for r in rows)
         median = _median(rows)
+        medians.append(median)
         print(json.dumps({**median, "runs": runs}), flush=True)
         if not args.smoke:
             RESULTS.mkdir(exist_ok=True)
             with (RESULTS / "results.jsonl").open("a") as f:
                 for row in rows:
                     f.write(json.dumps({**env, **row, "load": asdict(scenario.load)}) + "\n")
+    if not args.smoke and chosen == SCENARIOS and not args.requests:
+        write_table(env, runs, medians)
     if failures:
         print(f"FAILED: {failures} runs stored something else than was sent", file=sys.stderr)
         return 1
     return 0
+
+
+TABLE_BEGIN, TABLE_END = "<!-- table:begin -->", "<!-- table:end -->"
+
+
+def write_table(env: dict[str, Any], runs: int, medians: list[dict[str, Any]]) -> None:
+    """Replace the table of bench/RESULTS.md with this full run's medians."""
+    lines = [
+        TABLE_BEGIN,
+        f"Commit `{env['commit']}`, {env['at']}, {env['machine']}, Python {env['python']}; "
+        f"`make bench` (medians of {runs} runs, concurrency 16).",
+        "",
+        "| scenario | alerts/s | requests/s | p50 ms | p99 ms | non-2xx | alerts stored / "
+        "expected | incidents stored / expected | ready s | RSS MB | CPU s |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for m in medians:
+        lines.append(
+            f"| {m['scenario']} | {m['alerts_per_s']:,.0f} | {m['requests_per_s']:,.0f} | "
+            f"{m['p50_ms']:.1f} | {m['p99_ms']:.1f} | {m['non_2xx']} | "
+            f"{m['stored_alerts']:,} / {m['expected_alerts']:,} | "
+            f"{m['stored_incidents']:,} / {m['expected_incidents']:,} | {m['ready_s']:.2f} | "
+            f"{m['rss_mb']:.0f} | {m['cpu_s']:.1f} |"
+        )
+    lines.append(TABLE_END)
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else f"{TABLE_BEGIN}\n{TABLE_END}\n"
+    head, _, rest = text.partition(TABLE_BEGIN)
+    _, _, tail = rest.partition(TABLE_END)
+    path.write_text(head + "\n".join(lines) + tail)
 
 
 def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
