@@ -7,6 +7,7 @@ import binascii
 import hmac
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +61,7 @@ def authenticate(header: str, tokens: Sequence[Token]) -> Token | None:
     return found
 
 
+@lru_cache(maxsize=1024)  # one parse per client address, not per request
 def _is_loopback(remote: str | None) -> bool:
     if remote is None:
         return False

@@ -130,8 +130,8 @@ alerts = Table(
     Column("action", String(16), nullable=False),
     Column("reason", Text, nullable=False),
     # The identity of an alert: one row per firing episode, however often re-sent.
+    # It also serves lookups by fingerprint alone: an alert has few episodes.
     UniqueConstraint("fingerprint", "starts_at"),
-    Index(None, "fingerprint", "status"),
     Index(None, "incident_id"),
 )
 
