@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,7 +112,11 @@ def payloads(load: Load) -> Iterator[tuple[bytes, int, int | None]]:
         yield body, len(alerts), group
 
 
-async def run_load(url: str, load: Load, headers: dict[str, str] | None = None) -> LoadResult:
+async def run_load(
+    url: str | Sequence[str], load: Load, headers: dict[str, str] | None = None
+) -> LoadResult:
+    """Post `load`; with several URLs (replicas), each sender keeps to one of them."""
+    urls = [url] if isinstance(url, str) else list(url)
     result = LoadResult()
     bodies = list(payloads(load))
     result.distinct_alerts = sum(n for _, n, _ in bodies)
@@ -125,7 +129,7 @@ async def run_load(url: str, load: Load, headers: dict[str, str] | None = None) 
     timeout = aiohttp.ClientTimeout(total=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
-        async def sender() -> None:
+        async def sender(url: str) -> None:
             while not queue.empty():
                 body = queue.get_nowait()
                 started = time.perf_counter()
@@ -143,6 +147,6 @@ async def run_load(url: str, load: Load, headers: dict[str, str] | None = None) 
                     result.non_2xx += 1
 
         started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(load.concurrency)))
+        await asyncio.gather(*(sender(urls[i % len(urls)]) for i in range(load.concurrency)))
         result.elapsed_s = time.perf_counter() - started
     return result

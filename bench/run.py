@@ -37,6 +37,7 @@ sys.path[:0] = [str(ROOT / "daemon"), str(ROOT / "connectors"), str(ROOT / "benc
 from loadgen import Load, run_load  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+WEBHOOK = "/api/v1/webhooks/alertmanager"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Scenario:
     extra_rules: int = 10  # generated incident rules placed before the shipped ones
     synchronous: str = "normal"
     state: Load | None = None  # posted first, then the daemon restarts on that store
+    database: str = "sqlite"  # or "postgresql": a fresh database on ITSMD_BENCH_PG
+    replicas: int = 1  # daemons on the same database, the senders spread over them
 
 
 # 100,000 firing alerts in 10,000 open incidents; the measured load adds new alerts
@@ -71,7 +74,16 @@ SCENARIOS = [
         Load(requests=1500, alerts_per_request=20, first_instance=NEW_INSTANCES),
         state=OPEN_STATE,
     ),
+    Scenario("pg-single-1", Load(requests=3000, alerts_per_request=1), database="postgresql"),
+    Scenario("pg-batch-20", Load(requests=750, alerts_per_request=20), database="postgresql"),
+    Scenario(
+        "pg2-batch-20",
+        Load(requests=750, alerts_per_request=20),
+        database="postgresql",
+        replicas=2,
+    ),
 ]
+PG_ADMIN = os.environ.get("ITSMD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 SMOKE = Scenario("smoke", Load(requests=200, alerts_per_request=5, duplicate_share=0.3,
                                concurrency=8))  # fmt: skip
 
@@ -92,6 +104,56 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class SqliteStore:
+    """A fresh SQLite file, or a copy of a seeded one."""
+
+    def __init__(self, workdir: Path, seeded: Seeded | None = None) -> None:
+        self.path = workdir / "itsmd.db"
+        if seeded is not None:
+            shutil.copyfile(seeded.db, self.path)
+        self.url = f"sqlite+aiosqlite:///{self.path}"
+
+    def counts(self) -> dict[str, int]:
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
+            alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
+            incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+        return {"stored_alerts": alerts, "stored_incidents": incidents}
+
+    def drop(self) -> None:
+        pass  # the temporary directory goes
+
+
+class PostgresStore:
+    """A fresh database on the PostgreSQL server of ITSMD_BENCH_PG, dropped after."""
+
+    def __init__(self) -> None:
+        self.name = f"itsmd_bench_{os.getpid()}_{time.monotonic_ns()}"
+        _pg(PG_ADMIN, f'CREATE DATABASE "{self.name}"')
+        self.dsn = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+        self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+    def counts(self) -> dict[str, int]:
+        alerts = _pg(self.dsn, "SELECT count(*) FROM alerts")
+        incidents = _pg(self.dsn, "SELECT count(*) FROM incidents")
+        return {"stored_alerts": alerts, "stored_incidents": incidents}
+
+    def drop(self) -> None:
+        _pg(PG_ADMIN, f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def _pg(dsn: str, sql: str) -> Any:
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(dsn)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
 @dataclass(frozen=True)
 class Seeded:
     """A store holding a scenario's state, copied for each of its runs."""
@@ -102,7 +164,7 @@ class Seeded:
 
 
 class Daemon:
-    def __init__(self, workdir: Path, scenario: Scenario, seeded: Seeded | None = None) -> None:
+    def __init__(self, workdir: Path, scenario: Scenario, db_url: str) -> None:
         self.workdir = workdir
         rules = workdir / "rules"
         rules.mkdir()
@@ -112,16 +174,13 @@ class Daemon:
         (workdir / "itsmd.yml").write_text(
             f"rules: rules/\nstorage: {{sqlite_synchronous: {scenario.synchronous}}}\n"
         )
-        self.db = workdir / "itsmd.db"
-        if seeded is not None:
-            shutil.copyfile(seeded.db, self.db)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (workdir / "itsmd.log").open("w")
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "itsmd", "run", "--config", str(workdir / "itsmd.yml"),
-             "--listen", f"127.0.0.1:{self.port}", "--db", f"sqlite+aiosqlite:///{self.db}",
+             "--listen", f"127.0.0.1:{self.port}", "--db", db_url,
              "--log-level", "warning"],
             cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": f"{ROOT / 'daemon'}:{ROOT / 'connectors'}"},
@@ -156,38 +215,41 @@ class Daemon:
         self.proc.wait(timeout=15)
         self.log.close()
 
-    def stored(self) -> dict[str, int]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-            alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
-            incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
-        return {"stored_alerts": alerts, "stored_incidents": incidents}
-
 
 def seed(scenario: Scenario, state: Load, into: Path) -> Seeded:
     """Post the state through a daemon (as Alertmanager would), then stop it."""
-    daemon = Daemon(into, scenario)
+    store = SqliteStore(into)
+    daemon = Daemon(into, scenario, store.url)
     try:
-        result = asyncio.run(run_load(f"{daemon.url}/api/v1/webhooks/alertmanager", state))
+        result = asyncio.run(run_load(f"{daemon.url}{WEBHOOK}", state))
     finally:
         daemon.stop()
-    stored = daemon.stored()
+    stored = store.counts()
     if result.non_2xx or result.errors or stored["stored_alerts"] != result.distinct_alerts:
         raise RuntimeError(f"seeding the state failed: {result.summary()} {stored}")
-    return Seeded(daemon.db, result.distinct_alerts, result.distinct_groups)
+    return Seeded(store.path, result.distinct_alerts, result.distinct_groups)
 
 
 def run_once(scenario: Scenario, seeded: Seeded | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="itsmd-bench-") as tmp:
-        daemon = Daemon(Path(tmp), scenario, seeded)
+        store: SqliteStore | PostgresStore = (
+            SqliteStore(Path(tmp), seeded) if scenario.database == "sqlite" else PostgresStore()
+        )
+        daemons: list[Daemon] = []
         try:
-            before = daemon.usage()
-            result = asyncio.run(
-                run_load(f"{daemon.url}/api/v1/webhooks/alertmanager", scenario.load)
-            )
-            after = daemon.usage()
+            for replica in range(scenario.replicas):  # one at a time: the first migrates
+                (Path(tmp) / f"r{replica}").mkdir()
+                daemons.append(Daemon(Path(tmp) / f"r{replica}", scenario, store.url))
+            before = [d.usage() for d in daemons]
+            result = asyncio.run(run_load([f"{d.url}{WEBHOOK}" for d in daemons], scenario.load))
+            after = [d.usage() for d in daemons]
         finally:
-            daemon.stop()
-        stored = daemon.stored()
+            for daemon in daemons:
+                daemon.stop()
+        try:
+            stored = store.counts()
+        finally:
+            store.drop()
     summary = result.summary()
     # One severity per service: one rule, one incident per group. Groups are numbered
     # from 0, so the state's groups include the load's.
@@ -203,8 +265,9 @@ def run_once(scenario: Scenario, seeded: Seeded | None = None) -> dict[str, Any]
         "scenario": scenario.name, **summary, **stored,
         "expected_alerts": expected_alerts, "expected_incidents": expected_incidents,
         "honest": honest, "state_alerts": seeded.alerts if seeded else 0,
-        "ready_s": round(daemon.ready_s, 3), "rss_mb": after["rss_mb"],
-        "cpu_s": round(after["cpu_s"] - before["cpu_s"], 2),
+        "ready_s": round(daemons[0].ready_s, 3), "rss_mb": max(a["rss_mb"] for a in after),
+        "cpu_s": round(sum(a["cpu_s"] for a in after) - sum(b["cpu_s"] for b in before), 2),
+        "database": scenario.database, "replicas": scenario.replicas,
         "rules": scenario.extra_rules + 3, "synchronous": scenario.synchronous,
         "concurrency": scenario.load.concurrency,
     }  # fmt: skip
