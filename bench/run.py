@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import shutil
 import socket
 import sqlite3
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -230,7 +232,45 @@ def seed(scenario: Scenario, state: Load, into: Path) -> Seeded:
     return Seeded(store.path, result.distinct_alerts, result.distinct_groups)
 
 
-def run_once(scenario: Scenario, seeded: Seeded | None = None) -> dict[str, Any]:
+class Profiler:
+    """py-spy sampling the daemon while the load runs (`--profile`)."""
+
+    def __init__(self, pid: int, out: Path) -> None:
+        self.out = out
+        self.proc = subprocess.Popen(
+            [shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+             or "py-spy", "record", "--pid", str(pid), "--rate", "250",
+             "--format", "raw", "--output", str(out), "--threads", "--nonblocking"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        time.sleep(1)  # attached before the first request
+
+    def top(self, count: int = 25) -> str:
+        self.proc.send_signal(2)
+        self.proc.wait(timeout=30)
+        own: Counter[str] = Counter()
+        inclusive: Counter[str] = Counter()
+        threads: Counter[str] = Counter()
+        total = 0
+        for line in self.out.read_text().splitlines():
+            stack, _, samples = line.rpartition(" ")
+            frames, n = stack.split(";"), int(samples)
+            total += n
+            threads[frames[0].split(":")[-1].strip()] += n
+            own[frames[-1]] += n
+            for frame in {re.sub(r":\d+\)", ")", f) for f in frames[1:]}:
+                inclusive[frame] += n
+        lines = [f"{total} samples; by thread: " + ", ".join(
+            f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common())]  # fmt: skip
+        mine = [(f, n) for f, n in inclusive.most_common() if "itsmd" in f][:count]
+        lines += ["self:", *(f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(count))]
+        lines += ["inclusive (itsmd):", *(f"  {100 * n / total:5.1f}%  {f}" for f, n in mine)]
+        return "\n".join(lines)
+
+
+def run_once(
+    scenario: Scenario, seeded: Seeded | None = None, profile: bool = False
+) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="itsmd-bench-") as tmp:
         store: SqliteStore | PostgresStore = (
             SqliteStore(Path(tmp), seeded) if scenario.database == "sqlite" else PostgresStore()
@@ -240,9 +280,12 @@ def run_once(scenario: Scenario, seeded: Seeded | None = None) -> dict[str, Any]
             for replica in range(scenario.replicas):  # one at a time: the first migrates
                 (Path(tmp) / f"r{replica}").mkdir()
                 daemons.append(Daemon(Path(tmp) / f"r{replica}", scenario, store.url))
+            profiler = Profiler(daemons[0].proc.pid, Path(tmp) / "profile.txt") if profile else None
             before = [d.usage() for d in daemons]
             result = asyncio.run(run_load([f"{d.url}{WEBHOOK}" for d in daemons], scenario.load))
             after = [d.usage() for d in daemons]
+            if profiler is not None:
+                print(f"profile of {scenario.name} (py-spy):\n{profiler.top()}", flush=True)
         finally:
             for daemon in daemons:
                 daemon.stop()
@@ -292,6 +335,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a few seconds; correctness only")
     parser.add_argument("--requests", type=int, help="override the request count")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the daemon with py-spy, print the top"
+    )
     args = parser.parse_args()
     if args.smoke:
         chosen, runs = [SMOKE], 1
@@ -306,7 +352,7 @@ def main() -> int:
     for scenario in chosen:
         with tempfile.TemporaryDirectory(prefix="itsmd-bench-state-") as tmp:
             seeded = seed(scenario, scenario.state, Path(tmp)) if scenario.state else None
-            rows = [run_once(scenario, seeded) for _ in range(runs)]
+            rows = [run_once(scenario, seeded, args.profile) for _ in range(runs)]
         failures += sum(not r["honest"] for r in rows)
         median = _median(rows)
         medians.append(median)
@@ -316,7 +362,7 @@ def main() -> int:
             with (RESULTS / "results.jsonl").open("a") as f:
                 for row in rows:
                     f.write(json.dumps({**env, **row, "load": asdict(scenario.load)}) + "\n")
-    if not args.smoke and chosen == SCENARIOS and not args.requests:
+    if not args.smoke and chosen == SCENARIOS and not args.requests and not args.profile:
         write_table(env, runs, medians)
     if failures:
         print(f"FAILED: {failures} runs stored something else than was sent", file=sys.stderr)
