@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -48,7 +49,7 @@ class UTCDateTime(TypeDecorator[datetime]):
                 raise ValueError("naive datetime given to the store")
             value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return value.isoformat(" ", "microseconds")[:26]
+            return _sqlite_text(value)
         return value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
@@ -58,6 +59,11 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime.fromisoformat(value).replace(tzinfo=UTC)
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)  # a batch repeats its receive time and often its startsAt
+def _sqlite_text(value: datetime) -> str:
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 metadata = MetaData(
