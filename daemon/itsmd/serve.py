@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 
@@ -24,6 +25,7 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
     await runner.setup()  # opens the store (cleanup_ctx) before anything listens
+    _tune_gc()
     try:
         site = web.TCPSite(runner, host, port, reuse_address=True)
         await site.start()
@@ -55,6 +57,20 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         await watchdog
     await runner.cleanup()
     log.info("stopped cleanly")
+
+
+def _tune_gc() -> None:
+    """Keep the cycle collector off the ingest latency.
+
+    Ingestion allocates many short-lived objects; with the default thresholds the
+    collector ran often enough, over everything start-up built (rules, compiled
+    templates), to be the tail of a 20-alert request: bench batch-20 p99 went from
+    about 88 ms to 40 ms with this (bench/RESULTS.md). Reference counting still
+    frees almost everything at once; only cycles wait longer.
+    """
+    gc.collect()
+    gc.freeze()  # start-up's objects are never collected: skip them in every pass
+    gc.set_threshold(20_000, 50, 100)
 
 
 def _reload(runtime: Runtime, notifier: Notifier) -> None:
