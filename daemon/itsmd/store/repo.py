@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -227,7 +227,7 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     _touch(conn, changed)
     # Before the inserts: an incident that stops taking alerts frees its key.
     _update_changed(conn, incidents, [
-        (i, incident_values(ws.incidents[i]), ws.loaded_incidents.get(i), incident_values)
+        (i, incident_values(ws.incidents[i]), _values_or_none(ws.loaded_incidents.get(i)))
         for i in changed
     ])  # fmt: skip
     ids: dict[int, int] = {}
@@ -254,34 +254,40 @@ def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict
             assert alert.id is not None
             alert_ids[alert.id] = real[alert.identity]
     _update_changed(conn, alerts, [
-        (a.id, _with_incident(alert_values(a), ids), ws.loaded_alerts.get(a.identity),
-         alert_values)
+        (a.id, _with_incident(alert_values(a), ids),
+         _values_or_none(ws.loaded_alerts.get(a.identity)))
         for a in old
     ])  # fmt: skip
     return alert_ids
 
 
-_Change = tuple[Any, dict[str, Any], Any, Callable[[Any], dict[str, Any]]]
-_updates: dict[tuple[str, frozenset[str]], Any] = {}
+def _values_or_none(row: Incident | StoredAlert | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return incident_values(row) if isinstance(row, Incident) else alert_values(row)
 
 
-def _update_changed(conn: Connection, table: Table, rows: Sequence[_Change]) -> None:
-    """UPDATE only the columns that differ from the row as loaded, grouped by column
-    set: rewriting every column also rewrites every index of the table."""
+# The SET clause comes from each execution's parameters.
+_UPDATE_BY_ID = {t.name: update(t).where(t.c.id == bindparam("_id")) for t in (incidents, alerts)}
+
+
+def _update_changed(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[tuple[int | None, dict[str, Any], dict[str, Any] | None]],
+) -> None:
+    """UPDATE only the columns that differ from the row as loaded (id, values,
+    values as loaded): rewriting every column also rewrites every index."""
     groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for row_id, values, loaded, to_values in rows:
+    for row_id, values, loaded in rows:
         if loaded is not None:
-            before = to_values(loaded)
-            values = {k: v for k, v in values.items() if v != before[k]}
+            values = {k: v for k, v in values.items() if v != loaded[k]}
             if not values:
                 continue
+        # One executemany per set of columns: its rows must bind the same names.
         groups.setdefault(frozenset(values), []).append({"_id": row_id, **values})
-    for columns, params in groups.items():
-        statement = _updates.get((table.name, columns))
-        if statement is None:
-            statement = update(table).where(table.c.id == bindparam("_id"))
-            _updates[table.name, columns] = statement
-        conn.execute(statement, params)
+    for params in groups.values():
+        conn.execute(_UPDATE_BY_ID[table.name], params)
 
 
 def _with_incident(values: dict[str, Any], ids: dict[int, int]) -> dict[str, Any]:
