@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
     rcheck = rules.add_parser("check", help="validate rule files (exit 1 on errors)")
     rcheck.add_argument("paths", nargs="+", metavar="DIR|FILE")
     rcheck.set_defaults(func=_rules_check)
+    rtest = rules.add_parser("test", help="run rule unit tests (exit 1 on a failure)")
+    rtest.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    rtest.set_defaults(func=_rules_test)
 
     db = sub.add_parser("db", help="database tools").add_subparsers(metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
@@ -122,6 +125,27 @@ def _rules_check(args: argparse.Namespace) -> int:
     ruleset = load_rules(paths)
     print(f"ok: {len(ruleset)} incident rules in {len(paths)} files")
     return EXIT_OK
+
+
+def _rules_test(args: argparse.Namespace) -> int:
+    from itsmd.ruletest import load_test_file, run_file
+
+    passed = failed = 0
+    for path in args.files:
+        test_file = load_test_file(path)
+        print(f"{path}: {len(test_file.tests)} tests")
+        for result in run_file(test_file):
+            where = f"{path}:{result.test.line}"
+            if result.ok:
+                passed += 1
+                print(f"  ok    {result.test.name}")
+                continue
+            failed += 1
+            print(f"  FAIL  {result.test.name} ({where})")
+            for failure in result.failures:
+                print("        " + failure.replace("\n", "\n        "))
+    print(f"{passed + failed} tests, {passed} passed, {failed} failed")
+    return EXIT_FAIL if failed else EXIT_OK
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -1,0 +1,321 @@
+"""Rule unit tests: alert series in virtual time through a rule set (`itsmd rules test`).
+
+In the spirit of `promtool test rules`. A test file names rule files and holds
+tests; each test gives alert series, one value per step, and the incidents
+expected at given times. The series run through the same correlation code as the
+daemon, on an in-memory store, with auto-resolve holds ending at their exact time.
+The format is documented in docs/rules.md ("Testing rules").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from itsmd.correlate import Correlator, Router, WorkingSet
+from itsmd.durations import format_duration
+from itsmd.fingerprint import fingerprint
+from itsmd.models import Alert, AlertStatus, Incident
+from itsmd.rules import RuleSet, load_rules
+from itsmd.sla import SlaTargets
+from itsmd.yamlsource import (
+    LoadError,
+    LocDict,
+    LocList,
+    Problem,
+    Problems,
+    check_keys,
+    describe,
+    expect_list,
+    expect_mapping,
+    get_duration,
+    get_str,
+    join,
+    load_yaml,
+)
+
+T = TypeVar("T")
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0; tests speak in offsets from it
+FIRING, RESOLVED, NOTHING = "firing", "resolved", "_"
+# What an expected incident may state, and how to read it off an incident.
+FIELDS: dict[str, Any] = {
+    "key": lambda i: i.key,
+    "rule": lambda i: i.rule,
+    "title": lambda i: i.title,
+    "description": lambda i: i.description,
+    "status": lambda i: i.status.value,
+    "priority": lambda i: i.priority.value,
+    "impact": lambda i: i.impact.value,
+    "urgency": lambda i: i.urgency.value,
+    "service": lambda i: i.service,
+    "assignee": lambda i: i.assignee,
+    "alerts": lambda i: i.alert_count,
+    "firing": lambda i: i.firing_count,
+}
+
+
+@dataclass(frozen=True)
+class Series:
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    values: tuple[str, ...]  # firing | resolved | _ per step
+
+
+@dataclass(frozen=True)
+class Expectation:
+    at: timedelta
+    incidents: tuple[Mapping[str, Any], ...]
+    line: int
+
+
+@dataclass(frozen=True)
+class RuleTest:
+    name: str
+    line: int
+    interval: timedelta
+    series: tuple[Series, ...]
+    expect: tuple[Expectation, ...]
+
+
+@dataclass(frozen=True)
+class TestFile:
+    path: str
+    rule_files: tuple[Path, ...]
+    tests: tuple[RuleTest, ...]
+
+
+@dataclass
+class Result:
+    test: RuleTest
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+# ---- reading a test file
+
+
+def load_test_file(path: Path) -> TestFile:
+    """Parse and validate; every problem is reported as `file:line: message`."""
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise LoadError([Problem(name, 0, f"cannot read test file: {exc.strerror}")]) from None
+    problems = Problems(name)
+    top = expect_mapping(problems, load_yaml(text, name), 1, "")
+    if top is None:
+        problems.raise_if_any()  # raises: expect_mapping reported it
+        return TestFile(name, (), ())
+    check_keys(problems, top, ("rule_files", "tests"), "")
+    files = []
+    listed = expect_list(problems, top.get("rule_files"), top.line_of("rule_files"), "rule_files")
+    for index, item in enumerate(listed or []):
+        if isinstance(item, str):
+            files.append(path.parent / item)
+        else:
+            problems.error(listed.line_of(index) if listed else 0, join("rule_files", index),
+                           f"expected a file name, got {describe(item)}")  # fmt: skip
+    if "tests" not in top:
+        problems.error(1, "", "needs tests: a list of tests")
+    tests = _each(problems, top, "tests", "", _test)
+    problems.raise_if_any()
+    return TestFile(name, tuple(files), tuple(tests))
+
+
+def _each(
+    problems: Problems,
+    m: LocDict,
+    key: str,
+    path: str,
+    parse: Callable[[Problems, LocDict, str], T],
+) -> list[T]:
+    """Parse every mapping of the list under `key`."""
+    out = []
+    items = expect_list(problems, m.get(key, LocList()), m.line_of(key), join(path, key))
+    for index, item in enumerate(items or []):
+        where = join(join(path, key), index)
+        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
+        if mapping is not None:
+            out.append(parse(problems, mapping, where))
+    return out
+
+
+def _test(problems: Problems, m: LocDict, path: str) -> RuleTest:
+    check_keys(problems, m, ("name", "interval", "series", "expect"), path)
+    name = get_str(problems, m, "name", path) or path
+    interval = get_duration(problems, m, "interval", path, timedelta(minutes=1))
+    if interval <= timedelta(0):
+        problems.error(m.line_of("interval"), join(path, "interval"), "must be positive")
+    series = _each(problems, m, "series", path, _series)
+    expect = _each(problems, m, "expect", path, _expectation)
+    return RuleTest(name, m.line_of("name"), interval, tuple(series), tuple(expect))
+
+
+def _series(problems: Problems, m: LocDict, path: str) -> Series:
+    check_keys(problems, m, ("labels", "annotations", "values"), path)
+    labels = _string_map(problems, m, "labels", path)
+    if "alertname" not in labels:
+        problems.error(m.line_of("labels"), join(path, "labels"), "needs an alertname label")
+    values = get_str(problems, m, "values", path) or ""
+    try:
+        steps = parse_values(values)
+    except ValueError as exc:
+        problems.error(m.line_of("values"), join(path, "values"), str(exc))
+        steps = ()
+    return Series(labels, _string_map(problems, m, "annotations", path), steps)
+
+
+def parse_values(text: str) -> tuple[str, ...]:
+    """`firing x3 resolved _ firing`: one value per step; `xN` repeats the previous
+    value to N steps in all."""
+    steps: list[str] = []
+    for token in text.split():
+        if token in (FIRING, RESOLVED, NOTHING):
+            steps.append(token)
+        elif token.startswith("x") and token[1:].isdigit() and steps and int(token[1:]) > 0:
+            steps.extend([steps[-1]] * (int(token[1:]) - 1))
+        else:
+            raise ValueError(
+                f"unknown value {token!r}: expected firing, resolved, _ (nothing sent) "
+                "or xN after a value"
+            )
+    if not steps:
+        raise ValueError("expected at least one value")
+    return tuple(steps)
+
+
+def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
+    check_keys(problems, m, ("at", "incidents"), path)
+    if "at" not in m:
+        problems.error(m.line, path, "needs at: the time to check, e.g. 5m")
+    at = get_duration(problems, m, "at", path, timedelta(0))
+    expected = []
+    items = expect_list(problems, m.get("incidents", LocList()), m.line_of("incidents"), path)
+    for index, item in enumerate(items or []):
+        where = join(join(path, "incidents"), index)
+        inc = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
+        if inc is not None:
+            check_keys(problems, inc, FIELDS, where)
+            expected.append(dict(inc))
+    return Expectation(at, tuple(expected), m.line)
+
+
+def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str, str]:
+    value = m.get(key, LocDict())
+    mapping = expect_mapping(problems, value, m.line_of(key), join(path, key))
+    out = {}
+    for name, item in (mapping or {}).items():
+        if isinstance(item, str | int | float) and not isinstance(item, bool):
+            out[str(name)] = str(item)
+        else:
+            problems.error(m.line_of(key), join(join(path, key), name),
+                           f"expected a string, got {describe(item)}")  # fmt: skip
+    return out
+
+
+# ---- running
+
+
+def run_test(test: RuleTest, rules: RuleSet, sla: SlaTargets | None = None) -> Result:
+    """Play the test's series against `rules` and compare at every expectation."""
+    ws = WorkingSet()
+    correlator = Correlator(Router(rules), ws, sla or {})
+    events = sorted(_events(test), key=lambda e: e[0])
+    result = Result(test)
+    for expectation in sorted(test.expect, key=lambda e: e.at):
+        until = EPOCH + expectation.at
+        while True:
+            next_event = events[0][0] if events else None
+            hold = _next_hold_end(ws)
+            if hold is not None and hold <= until and (next_event is None or hold <= next_event):
+                correlator.resolve_due(hold)  # a hold ends before the next alert: sweep then
+            elif next_event is not None and next_event <= until:
+                correlator.apply(events.pop(0)[1], next_event)
+            else:
+                break
+        result.failures += compare(expectation, opened_in_order(ws))
+    return result
+
+
+def _events(test: RuleTest) -> list[tuple[datetime, Alert]]:
+    """What an Alertmanager would send for each series: every firing step re-sends
+    the alert with the start of its episode; a resolved step resolves it."""
+    out = []
+    for series in test.series:
+        fp = fingerprint(series.labels)
+        started: datetime | None = None
+        for step, value in enumerate(series.values):
+            now = EPOCH + test.interval * step
+            if value == NOTHING:
+                continue
+            if value == FIRING:
+                started = started or now
+                out.append((now, _alert(series, fp, AlertStatus.FIRING, started, None)))
+            else:
+                out.append((now, _alert(series, fp, AlertStatus.RESOLVED, started or now, now)))
+                started = None
+    return out
+
+
+def _alert(
+    series: Series, fp: str, status: AlertStatus, starts_at: datetime, ends_at: datetime | None
+) -> Alert:
+    return Alert(
+        fingerprint=fp, status=status, labels=dict(series.labels),
+        annotations=dict(series.annotations), starts_at=starts_at, ends_at=ends_at,
+        generator_url="", source="test", raw={"startsAt": starts_at.isoformat()},
+    )  # fmt: skip
+
+
+def _next_hold_end(ws: WorkingSet) -> datetime | None:
+    ends = [
+        i.auto_resolve_at
+        for i in ws.incidents.values()
+        if i.auto_resolve_at is not None and i.resolved_at is None and i.firing_count == 0
+    ]
+    return min(ends, default=None)
+
+
+def opened_in_order(ws: WorkingSet) -> list[Incident]:
+    # Temporary ids count down from -1 as incidents open.
+    return sorted(ws.incidents.values(), key=lambda i: -(i.id or 0))
+
+
+def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str]:
+    """Readable differences between the expected and the actual incidents."""
+    at = f"at {format_duration(expectation.at)}"
+    want, got = expectation.incidents, incidents
+    if len(want) != len(got):
+        lines = [f"{at}: expected {len(want)} incidents, got {len(got)}"]
+        lines += [f"  - expected: {_brief_expected(w)}" for w in want]
+        lines += [f"  + got:      {_brief(i)}" for i in got]
+        return ["\n".join(lines)]
+    failures = []
+    for number, (w, inc) in enumerate(zip(want, got, strict=True), start=1):
+        diffs = [
+            f"    {name}: expected {w[name]!r}, got {FIELDS[name](inc)!r}"
+            for name in w
+            if str(FIELDS[name](inc)) != str(w[name])
+        ]
+        if diffs:
+            failures.append(f"{at}: incident {number} ({inc.key}):\n" + "\n".join(diffs))
+    return failures
+
+
+def _brief(inc: Incident) -> str:
+    return f"{inc.key} {inc.status.value} {inc.priority.value} {inc.title!r}"
+
+
+def _brief_expected(want: Mapping[str, Any]) -> str:
+    return " ".join(f"{k}={v!r}" for k, v in want.items()) or "(any incident)"
+
+
+def run_file(test_file: TestFile, sla: SlaTargets | None = None) -> list[Result]:
+    rules = load_rules(list(test_file.rule_files))
+    return [run_test(test, rules, sla) for test in test_file.tests]
