@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAIL
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `itsmd explain ... | head`: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAIL
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +64,14 @@ def _parser() -> argparse.ArgumentParser:
     rtest = rules.add_parser("test", help="run rule unit tests (exit 1 on a failure)")
     rtest.add_argument("files", nargs="+", type=Path, metavar="FILE")
     rtest.set_defaults(func=_rules_test)
+
+    explain = sub.add_parser(
+        "explain", help="show how the rules decide on an alert, storing nothing"
+    )
+    explain.add_argument("file", type=Path, metavar="ALERT.json",
+                         help="an alert (Alertmanager shape) or a webhook payload")  # fmt: skip
+    _add_settings_args(explain)
+    explain.set_defaults(func=_explain)
 
     db = sub.add_parser("db", help="database tools").add_subparsers(metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
@@ -146,6 +158,36 @@ def _rules_test(args: argparse.Namespace) -> int:
                 print("        " + failure.replace("\n", "\n        "))
     print(f"{passed + failed} tests, {passed} passed, {failed} failed")
     return EXIT_FAIL if failed else EXIT_OK
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from itsmd.app import SOURCES
+    from itsmd.explain import explain
+    from itsmd.sources import PayloadError
+
+    settings, _ = _settings(args)
+    rules = load_rules(rule_files(settings.rules))
+    try:
+        body = json.loads(args.file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        return _fail(f"cannot read {args.file}: {exc.strerror}")
+    except json.JSONDecodeError as exc:
+        return _fail(f"{args.file}: malformed JSON: {exc}")
+    webhook, generic = (route.source for route in SOURCES)
+    now = datetime.now(UTC)
+    try:
+        if isinstance(body, dict) and "alerts" in body:
+            alerts = webhook.parse(body, now)
+        else:
+            alerts = generic.parse(body if isinstance(body, list) else [body], now)
+    except PayloadError as exc:
+        return _fail(f"{args.file}: {exc}")
+    for alert in alerts:
+        print("\n".join(explain(alert, rules, settings.sla, now)))
+    return EXIT_OK
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:
