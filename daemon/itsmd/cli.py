@@ -12,7 +12,7 @@ from pathlib import Path
 
 from itsmd import __version__, client
 from itsmd.config import Overrides, Settings, load_settings
-from itsmd.rules import load_rules, rule_files
+from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.yamlsource import LoadError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
@@ -122,9 +122,10 @@ def _run(args: argparse.Namespace) -> int:
 def _config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file, Overrides(), env=None)
     ruleset = load_rules(rule_files(settings.rules))
+    warnings = _print_warnings(ruleset)
     print(
         f"{args.file}: ok ({len(settings.tokens)} tokens, {len(ruleset)} incident rules "
-        f"in {len(ruleset.files)} files)"
+        f"in {len(ruleset.files)} files, {warnings} warnings)"
     )
     return EXIT_OK
 
@@ -135,8 +136,19 @@ def _rules_check(args: argparse.Namespace) -> int:
     if missing:
         return _fail(f"no such file or directory: {', '.join(missing)}")
     ruleset = load_rules(paths)
-    print(f"ok: {len(ruleset)} incident rules in {len(paths)} files")
+    warnings = _print_warnings(ruleset)
+    print(f"ok: {len(ruleset)} incident rules in {len(paths)} files, {warnings} warnings")
     return EXIT_OK
+
+
+def _print_warnings(ruleset: RuleSet) -> int:
+    """Rules that load but cannot do what they say; they do not fail the check."""
+    from itsmd.rulecheck import lint
+
+    warnings = lint(ruleset)
+    for warning in warnings:
+        print(warning, file=sys.stderr)
+    return len(warnings)
 
 
 def _rules_test(args: argparse.Namespace) -> int:

@@ -49,3 +49,12 @@ def compile_template(source: str) -> Template:
         raise ValueError(
             f"template syntax error (template line {exc.lineno}): {exc.message}"
         ) from None
+
+
+def variables_used(template: Template) -> set[str]:
+    """The names a template reads from its context (not its own `set` names), minus
+    the environment's globals (`range`, `dict`, ...)."""
+    from jinja2 import meta
+
+    names: set[str] = meta.find_undeclared_variables(_ENV.parse(template.source))
+    return names - set(_ENV.globals)
