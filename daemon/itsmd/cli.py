@@ -7,15 +7,20 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from itsmd import __version__, client
 from itsmd.config import Overrides, Settings, load_settings
+from itsmd.models import Alert
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.yamlsource import LoadError
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+# `now` for recorded alerts: they carry their own times; one without an end time
+# is resolved when its endsAt has passed, which for a recording it has.
+_RECORDED_NOW = datetime.max.replace(tzinfo=UTC)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +77,22 @@ def _parser() -> argparse.ArgumentParser:
                          help="an alert (Alertmanager shape) or a webhook payload")  # fmt: skip
     _add_settings_args(explain)
     explain.set_defaults(func=_explain)
+
+    replay = sub.add_parser(
+        "replay", help="recorded alerts through rules in virtual time, storing nothing"
+    )
+    replay.add_argument(
+        "alerts",
+        type=Path,
+        metavar="ALERTS.jsonl",
+        help="one alert or webhook payload per line (itsmd export alerts)",
+    )
+    replay.add_argument("--rules", required=True, metavar="DIR", help="the rules to replay")
+    replay.add_argument(
+        "--against", metavar="DIR", help="another rule set: show what changes from it to --rules"
+    )
+    replay.add_argument("--config", type=Path, help="config file, for its sla: targets")
+    replay.set_defaults(func=_replay)  # fmt: skip
 
     db = sub.add_parser("db", help="database tools").add_subparsers(metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
@@ -174,7 +195,6 @@ def _rules_test(args: argparse.Namespace) -> int:
 
 def _explain(args: argparse.Namespace) -> int:
     import json
-    from datetime import UTC, datetime
 
     from itsmd.app import SOURCES
     from itsmd.explain import explain
@@ -200,6 +220,59 @@ def _explain(args: argparse.Namespace) -> int:
     for alert in alerts:
         print("\n".join(explain(alert, rules, settings.sla, now)))
     return EXIT_OK
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from itsmd import replay
+
+    settings = load_settings(args.config, Overrides(), env=None)
+    try:
+        with args.alerts.open(encoding="utf-8") as lines:
+            alerts = _recorded_alerts(lines, str(args.alerts))
+    except OSError as exc:
+        return _fail(f"cannot read {args.alerts}: {exc.strerror}")
+    except ValueError as exc:
+        return _fail(str(exc))
+    timeline = replay.events(alerts)
+    new = replay.replay(timeline, load_rules(rule_files(args.rules)), settings.sla)
+    if args.against is None:
+        for opened in new:
+            print(opened.summary())
+        print(f"{len(alerts)} alerts, {len(new)} incidents")
+        return EXIT_OK
+    old = replay.replay(timeline, load_rules(rule_files(args.against)), settings.sla)
+    changes = replay.diff(new, old)
+    print("\n".join(changes))
+    print(
+        f"{len(alerts)} alerts; {len(old)} incidents with {args.against}, {len(new)} with "
+        f"{args.rules}; {len(changes)} differ"
+    )
+    return EXIT_OK
+
+
+def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
+    """Alerts of a JSON-lines file: each line an alert or a webhook payload."""
+    import orjson
+
+    from itsmd.app import SOURCES
+    from itsmd.sources import PayloadError
+
+    webhook, generic = (route.source for route in SOURCES)
+    alerts: list[Alert] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            body = orjson.loads(line)
+            if isinstance(body, dict) and "alerts" in body:
+                alerts.extend(webhook.parse(body, _RECORDED_NOW))
+            else:
+                alerts.extend(generic.parse([body], _RECORDED_NOW))
+        except orjson.JSONDecodeError as exc:
+            raise ValueError(f"{name}:{number}: malformed JSON: {exc}") from None
+        except PayloadError as exc:
+            raise ValueError(f"{name}:{number}: {exc}") from None
+    return alerts
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ persists the changes in one transaction. No I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -258,11 +258,16 @@ class Correlator:
         inc = self.ws.apply(lifecycle.auto_resolve(inc, now))
         self.ws.events.append(Event("resolved", inc.id, {"how": "auto"}))
 
-    def resolve_due(self, now: datetime) -> int:
-        """Auto-resolve every loaded incident whose hold has ended."""
+    def resolve_due(self, now: datetime, only: Iterable[int] | None = None) -> int:
+        """Auto-resolve every loaded incident (or those of `only`) whose hold has ended."""
+        candidates = (
+            self.ws.incidents.values()
+            if only is None
+            else [self.ws.incidents[i] for i in only if i in self.ws.incidents]
+        )
         due = [
             i
-            for i in self.ws.incidents.values()
+            for i in candidates
             if i.auto_resolve_at is not None
             and i.auto_resolve_at <= now
             and i.status is not IncidentStatus.RESOLVED

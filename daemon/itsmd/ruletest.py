@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from itsmd.correlate import Correlator, Router, WorkingSet
 from itsmd.durations import format_duration
 from itsmd.fingerprint import fingerprint
 from itsmd.models import Alert, AlertStatus, Incident
 from itsmd.rules import RuleSet, load_rules
+from itsmd.simulate import Simulation
 from itsmd.sla import SlaTargets
 from itsmd.yamlsource import (
     LoadError,
@@ -224,22 +224,16 @@ def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str
 
 def run_test(test: RuleTest, rules: RuleSet, sla: SlaTargets | None = None) -> Result:
     """Play the test's series against `rules` and compare at every expectation."""
-    ws = WorkingSet()
-    correlator = Correlator(Router(rules), ws, sla or {})
+    simulation = Simulation(rules, sla)
     events = sorted(_events(test), key=lambda e: e[0])
     result = Result(test)
     for expectation in sorted(test.expect, key=lambda e: e.at):
         until = EPOCH + expectation.at
-        while True:
-            next_event = events[0][0] if events else None
-            hold = _next_hold_end(ws)
-            if hold is not None and hold <= until and (next_event is None or hold <= next_event):
-                correlator.resolve_due(hold)  # a hold ends before the next alert: sweep then
-            elif next_event is not None and next_event <= until:
-                correlator.apply(events.pop(0)[1], next_event)
-            else:
-                break
-        result.failures += compare(expectation, opened_in_order(ws))
+        while events and events[0][0] <= until:
+            at, alert = events.pop(0)
+            simulation.send(alert, at)
+        simulation.advance(until)
+        result.failures += compare(expectation, simulation.incidents())
     return result
 
 
@@ -271,20 +265,6 @@ def _alert(
         annotations=dict(series.annotations), starts_at=starts_at, ends_at=ends_at,
         generator_url="", source="test", raw={"startsAt": starts_at.isoformat()},
     )  # fmt: skip
-
-
-def _next_hold_end(ws: WorkingSet) -> datetime | None:
-    ends = [
-        i.auto_resolve_at
-        for i in ws.incidents.values()
-        if i.auto_resolve_at is not None and i.resolved_at is None and i.firing_count == 0
-    ]
-    return min(ends, default=None)
-
-
-def opened_in_order(ws: WorkingSet) -> list[Incident]:
-    # Temporary ids count down from -1 as incidents open.
-    return sorted(ws.incidents.values(), key=lambda i: -(i.id or 0))
 
 
 def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str]:
