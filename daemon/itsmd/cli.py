@@ -13,7 +13,7 @@ from pathlib import Path
 
 from itsmd import __version__, client
 from itsmd.config import Overrides, Settings, load_settings
-from itsmd.models import Alert
+from itsmd.models import Alert, StoredAlert
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.yamlsource import LoadError
 
@@ -92,7 +92,16 @@ def _parser() -> argparse.ArgumentParser:
         "--against", metavar="DIR", help="another rule set: show what changes from it to --rules"
     )
     replay.add_argument("--config", type=Path, help="config file, for its sla: targets")
-    replay.set_defaults(func=_replay)  # fmt: skip
+    replay.set_defaults(func=_replay)
+
+    export = sub.add_parser("export", help="export from the store").add_subparsers(metavar="WHAT")
+    exalerts = export.add_parser(
+        "alerts", help="alerts received since a time, as JSON lines for itsmd replay"
+    )
+    exalerts.add_argument("--since", required=True, metavar="DURATION|TIME",
+                          help="e.g. 7d, or 2026-11-20T00:00:00Z")  # fmt: skip
+    _add_settings_args(exalerts)
+    exalerts.set_defaults(func=_export_alerts)
 
     db = sub.add_parser("db", help="database tools").add_subparsers(metavar="ACTION")
     upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
@@ -273,6 +282,46 @@ def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
         except PayloadError as exc:
             raise ValueError(f"{name}:{number}: {exc}") from None
     return alerts
+
+
+def _export_alerts(args: argparse.Namespace) -> int:
+    import orjson
+
+    from itsmd.durations import parse_duration, parse_time
+    from itsmd.store import repo
+    from itsmd.store.engine import Database
+
+    try:
+        since = datetime.now(UTC) - parse_duration(args.since)
+    except ValueError:
+        try:
+            since = parse_time(args.since)
+        except ValueError as exc:
+            return _fail(f"--since: {exc}")
+    settings, _ = _settings(args)
+
+    async def read() -> list[StoredAlert]:
+        db = Database(settings.database, busy_timeout=settings.busy_timeout)
+        try:
+            return await db.read(lambda conn: repo.alerts_received_since(conn, since))
+        finally:
+            await db.dispose()
+
+    try:
+        stored = asyncio.run(read())
+    except Exception as exc:  # noqa: BLE001 - a clean message for operators
+        return _fail(f"cannot read the store: {exc}")
+    for alert in stored:
+        record = {
+            "labels": alert.labels, "annotations": alert.annotations,
+            "startsAt": alert.starts_at.isoformat().replace("+00:00", "Z"),
+            "status": alert.status.value, "fingerprint": alert.fingerprint,
+            "generatorURL": alert.generator_url,
+        }  # fmt: skip
+        if alert.ends_at is not None:
+            record["endsAt"] = alert.ends_at.isoformat().replace("+00:00", "Z")
+        sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
+    return EXIT_OK
 
 
 def _db_upgrade(args: argparse.Namespace) -> int:

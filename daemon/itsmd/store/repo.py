@@ -386,3 +386,11 @@ def open_counts(conn: Connection) -> dict[str, int]:
         .group_by(incidents.c.priority)
     )
     return {priority: count for priority, count in rows}
+
+
+def alerts_received_since(conn: Connection, since: datetime) -> list[StoredAlert]:
+    """Alerts received at or after `since`, in the order their episodes started."""
+    rows = conn.execute(
+        select(alerts).where(alerts.c.last_received >= since).order_by(alerts.c.starts_at)
+    )
+    return [alert_from_row(r) for r in rows]

@@ -1,0 +1,61 @@
+"""`itsmd export alerts` reads what the daemon stored, in the shape `itsmd replay` takes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from itsmd import replay
+from itsmd.cli import _recorded_alerts, main
+from itsmd.rules import load_rules
+from tests.api.api_support import MakeClient, alert, resolved
+
+RULES = """\
+incidents:
+  - name: svc
+    match: '{}'
+    group_by: [service]
+    auto_resolve: 5m
+"""
+
+
+async def test_exported_alerts_replay_into_the_same_incidents(
+    make_client: MakeClient,
+    db_url: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    client = await make_client(RULES)
+    api, db = alert("Down", service="api"), alert("Down", service="db", instance="x")
+    await client.webhook(api, db)
+    client.clock.advance(timedelta(minutes=3))
+    await client.webhook(resolved(api, client.clock.now))
+    stored = await client.incidents()
+    capsys.readouterr()
+
+    code = await asyncio.to_thread(main, ["export", "alerts", "--since", "3650d", "--db", db_url])
+
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    records = [json.loads(line) for line in lines]
+    assert sorted((r["labels"]["service"], r["status"]) for r in records) == [
+        ("api", "resolved"),
+        ("db", "firing"),
+    ]
+    recording = tmp_path / "alerts.jsonl"
+    recording.write_text("\n".join(lines) + "\n")
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES)
+    with recording.open() as f:
+        timeline = replay.events(_recorded_alerts(f, str(recording)))
+    opened = replay.replay(timeline, load_rules([rules]))
+    assert sorted(o.incident.key for o in opened) == sorted(i["key"] for i in stored)
+
+
+async def test_a_bad_since_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["export", "alerts", "--since", "last tuesday"]) == 1
+    assert "--since" in capsys.readouterr().err
