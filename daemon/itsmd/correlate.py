@@ -406,6 +406,28 @@ class Correlator:
         self.ws.put_alert(row)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
+        if inc.known_error is None:
+            self._attach_known_error(inc, row, now)
+
+    def _attach_known_error(self, inc: Incident, row: StoredAlert, now: datetime) -> None:
+        known = self.router.rules.known_error(row.labels)
+        if known is None:
+            return
+        context = {"labels": row.labels, "annotations": row.annotations, "rule": inc.rule,
+                   "key": inc.key, "group": inc.labels}  # fmt: skip
+        notes: list[str] = []
+        workaround = _render(known.workaround, context, notes, "workaround")
+        inc = evolve(inc, known_error=workaround)
+        self.ws.put_incident(inc)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        self.ws.note(
+            inc,
+            now,
+            TimelineKind.KNOWN_ERROR,
+            f"known error {known.name} matches alert {alertname} ({row.fingerprint}): "
+            f"workaround attached: {workaround}" + "".join(f"; {n}" for n in notes),
+            row.id,
+        )
 
     def _open(self, row: StoredAlert, route: Route, now: datetime, reason: str) -> Outcome:
         rule = route.rule

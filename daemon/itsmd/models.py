@@ -54,6 +54,7 @@ class TimelineKind(StrEnum):
     ALERT_RESOLVED = "alert_resolved"
     ALERT_REFIRED = "alert_refired"
     ALERT_MOVED = "alert_moved"
+    KNOWN_ERROR = "known_error"
     HOLD_STARTED = "hold_started"
     HOLD_CANCELLED = "hold_cancelled"
     AUTO_RESOLVED = "auto_resolved"

@@ -38,6 +38,13 @@ def lint(rules: RuleSet) -> list[Problem]:
                     f"{where}: {field} uses {', '.join(unknown)}, which templates do not have "
                     f"(they have {', '.join(TEMPLATE_CONTEXT)})")))  # fmt: skip
         seen.append(rule)
+    for known in rules.known_errors:
+        unknown = sorted(variables_used(known.workaround) - set(TEMPLATE_CONTEXT))
+        if unknown:
+            warnings.append(Problem(known.file, known.line, (
+                f"known_errors: {known.name}: workaround uses {', '.join(unknown)}, which "
+                f"templates do not have (they have {', '.join(TEMPLATE_CONTEXT)})"),
+                warning=True))  # fmt: skip
     return warnings
 
 

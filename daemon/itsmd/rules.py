@@ -21,7 +21,7 @@ from itsmd.yamlsource import (
     Problems,
     check_keys,
     convert,
-    expect_list,
+    each_mapping,
     expect_mapping,
     get_bool,
     get_str,
@@ -33,7 +33,8 @@ from itsmd.yamlsource import (
 SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
 # Sections of the rule language that this version does not evaluate yet: refusing them
 # is better than accepting rules that silently do nothing.
-UNSUPPORTED_SECTIONS = ("problems", "known_errors", "services", "maintenance", "checks")
+UNSUPPORTED_SECTIONS = ("problems", "services", "maintenance", "checks")
+KNOWN_ERROR_KEYS = ("name", "match", "workaround")
 
 INCIDENT_KEYS = (
     "name", "match", "group_by", "window", "title", "description", "impact", "urgency",
@@ -87,14 +88,33 @@ class Route:
 
 
 @dataclass(frozen=True, slots=True)
+class KnownError:
+    """A known error: incidents whose alerts match get its workaround attached."""
+
+    name: str
+    match: tuple[Selector, ...]
+    workaround: Template
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     incident_rules: tuple[IncidentRule, ...] = ()
     files: tuple[str, ...] = ()
+    known_errors: tuple[KnownError, ...] = ()
     _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
+    _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
         object.__setattr__(self, "_index", index)
+        known = SelectorIndex([(k, k.match) for k in self.known_errors])
+        object.__setattr__(self, "_known", known)
+
+    def known_error(self, labels: Mapping[str, str]) -> KnownError | None:
+        """The first known error (in file order) that matches."""
+        return self._known.first(labels)
 
     def route(self, labels: Mapping[str, str]) -> Route | None:
         """First matching incident rule wins (found through the index, not a scan)."""
@@ -131,8 +151,9 @@ def rule_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
 def load_rules(paths: Sequence[Path]) -> RuleSet:
     """Load and validate every file; raise one LoadError with all problems."""
     rules: list[IncidentRule] = []
+    known: list[KnownError] = []
     problems: list[Problem] = []
-    first_seen: dict[str, str] = {}
+    first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
@@ -140,36 +161,41 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
             problems.append(Problem(str(path), 0, f"cannot read rule file: {exc.strerror}"))
             continue
         try:
-            file_rules = parse_rule_file(text, str(path))
+            file_rules, file_known = parse_rule_sections(text, str(path))
         except LoadError as exc:
             problems.extend(exc.problems)
             continue
-        for rule in file_rules:
-            if rule.name in first_seen:
-                problems.append(
-                    Problem(
-                        rule.file,
-                        rule.line,
-                        f"incidents: rule name {rule.name!r} already used at "
-                        f"{first_seen[rule.name]}",
-                    )
-                )
-            first_seen.setdefault(rule.name, f"{rule.file}:{rule.line}")
-            rules.append(rule)
+        named: list[tuple[str, IncidentRule | KnownError]] = [
+            *(("incidents", r) for r in file_rules),
+            *(("known_errors", k) for k in file_known),
+        ]
+        for section, item in named:
+            here = f"{item.file}:{item.line}"
+            seen = first_seen.setdefault((section, item.name), here)
+            if seen != here:
+                what = "rule name" if section == "incidents" else "name"
+                message = f"{section}: {what} {item.name!r} already used at {seen}"
+                problems.append(Problem(item.file, item.line, message))
+        rules.extend(file_rules)
+        known.extend(file_known)
     if problems:
         raise LoadError(problems)
-    return RuleSet(tuple(rules), tuple(str(p) for p in paths))
+    return RuleSet(tuple(rules), tuple(str(p) for p in paths), tuple(known))
 
 
 def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
+    return parse_rule_sections(text, filename)[0]
+
+
+def parse_rule_sections(text: str, filename: str) -> tuple[list[IncidentRule], list[KnownError]]:
     problems = Problems(filename)
     document = load_yaml(text, filename)
     if document is None:
-        return []
+        return [], []
     top = expect_mapping(problems, document, getattr(document, "line", 1), "")
     if top is None:
         problems.raise_if_any()
-        return []
+        return [], []
     check_keys(problems, top, SECTIONS, "")
     for section in UNSUPPORTED_SECTIONS:
         if section in top:
@@ -178,30 +204,49 @@ def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
                 section,
                 "this section is not supported by this version of itsmd yet",
             )
-    rules = []
-    items = expect_list(
-        problems, top.get("incidents", LocList()), top.line_of("incidents"), "incidents"
+    rules = each_mapping(
+        problems,
+        top,
+        "incidents",
+        "",
+        lambda p, m, path: _parse_incident_rule(p, m, path, filename),
     )
-    for index, item in enumerate(items or []):
-        path = join("incidents", index)
-        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
-        if mapping is not None:
-            rule = _parse_incident_rule(problems, mapping, path, filename)
-            if rule is not None:
-                rules.append(rule)
+    known = each_mapping(problems, top, "known_errors", "",
+                         lambda p, m, path: _parse_known_error(p, m, path, filename))  # fmt: skip
     problems.raise_if_any()
-    return rules
+    return rules, known
+
+
+def _named(problems: Problems, m: LocDict, path: str, missing: str) -> tuple[str | None, str]:
+    """The item's name, and its path with the name for the messages that follow."""
+    name = get_str(problems, m, "name", path)
+    if not name:
+        problems.error(m.line, path, missing)
+        return name, path
+    return name, f"{path} ({name})"
+
+
+def _parse_known_error(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> KnownError | None:
+    before = len(problems.errors)
+    name, path = _named(problems, m, path, "every known error needs a name")
+    check_keys(problems, m, KNOWN_ERROR_KEYS, path)
+    for key in ("match", "workaround"):
+        if key not in m:
+            problems.error(m.line, path, f"missing {key!r}")
+    match = _match(problems, m, path) if "match" in m else ()
+    workaround = _template(problems, m, "workaround", path, None) if "workaround" in m else None
+    if workaround is None or len(problems.errors) != before:
+        return None
+    return KnownError(name or "", match, workaround, filename, m.line)
 
 
 def _parse_incident_rule(
     problems: Problems, m: LocDict, path: str, filename: str
 ) -> IncidentRule | None:
     before = len(problems.errors)
-    name = get_str(problems, m, "name", path)
-    if not name:
-        problems.error(m.line, path, "every rule needs a name")
-    else:
-        path = f"{path} ({name})"
+    name, path = _named(problems, m, path, "every rule needs a name")
     check_keys(problems, m, INCIDENT_KEYS, path)
     if "match" not in m:
         problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")

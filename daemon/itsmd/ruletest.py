@@ -9,7 +9,7 @@ The format is documented in docs/rules.md ("Testing rules").
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +29,7 @@ from itsmd.yamlsource import (
     Problems,
     check_keys,
     describe,
+    each_mapping,
     expect_list,
     expect_mapping,
     get_duration,
@@ -54,6 +55,7 @@ FIELDS: dict[str, Any] = {
     "assignee": lambda i: i.assignee,
     "alerts": lambda i: i.alert_count,
     "firing": lambda i: i.firing_count,
+    "known_error": lambda i: i.known_error,
 }
 
 
@@ -123,27 +125,9 @@ def load_test_file(path: Path) -> TestFile:
                            f"expected a file name, got {describe(item)}")  # fmt: skip
     if "tests" not in top:
         problems.error(1, "", "needs tests: a list of tests")
-    tests = _each(problems, top, "tests", "", _test)
+    tests = each_mapping(problems, top, "tests", "", _test)
     problems.raise_if_any()
     return TestFile(name, tuple(files), tuple(tests))
-
-
-def _each(
-    problems: Problems,
-    m: LocDict,
-    key: str,
-    path: str,
-    parse: Callable[[Problems, LocDict, str], T],
-) -> list[T]:
-    """Parse every mapping of the list under `key`."""
-    out = []
-    items = expect_list(problems, m.get(key, LocList()), m.line_of(key), join(path, key))
-    for index, item in enumerate(items or []):
-        where = join(join(path, key), index)
-        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
-        if mapping is not None:
-            out.append(parse(problems, mapping, where))
-    return out
 
 
 def _test(problems: Problems, m: LocDict, path: str) -> RuleTest:
@@ -152,8 +136,8 @@ def _test(problems: Problems, m: LocDict, path: str) -> RuleTest:
     interval = get_duration(problems, m, "interval", path, timedelta(minutes=1))
     if interval <= timedelta(0):
         problems.error(m.line_of("interval"), join(path, "interval"), "must be positive")
-    series = _each(problems, m, "series", path, _series)
-    expect = _each(problems, m, "expect", path, _expectation)
+    series = each_mapping(problems, m, "series", path, _series)
+    expect = each_mapping(problems, m, "expect", path, _expectation)
     return RuleTest(name, m.line_of("name"), interval, tuple(series), tuple(expect))
 
 

@@ -282,3 +282,23 @@ def describe(value: Any) -> str:
     if isinstance(value, LocList):
         return "a list"
     return f"{type(value).__name__} {value!r}"
+
+
+def each_mapping(
+    problems: Problems,
+    m: LocDict,
+    key: str,
+    path: str,
+    parse: Callable[[Problems, LocDict, str], T | None],
+) -> list[T]:
+    """Parse every mapping of the list under `key`; items that fail are left out
+    (their problems are reported)."""
+    out = []
+    items = expect_list(problems, m.get(key, LocList()), m.line_of(key), join(path, key))
+    for index, item in enumerate(items or []):
+        where = join(join(path, key), index)
+        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
+        parsed = parse(problems, mapping, where) if mapping is not None else None
+        if parsed is not None:
+            out.append(parsed)
+    return out

@@ -18,7 +18,7 @@ from pytest_aiohttp import AiohttpClient
 
 from itsmd.app import build_app
 from itsmd.config import Settings
-from itsmd.rules import RuleSet, parse_rule_file
+from itsmd.rules import RuleSet, parse_rule_sections
 from tests.api.api_support import DEFAULT_RULES, ApiClient, FakeClock, MakeClient, remote_is
 
 RULES_FILENAME = "test-rules.yml"
@@ -36,7 +36,8 @@ def clock() -> FakeClock:
 
 
 def rule_set(rules_yaml: str) -> RuleSet:
-    return RuleSet(tuple(parse_rule_file(rules_yaml, RULES_FILENAME)), (RULES_FILENAME,))
+    incidents, known_errors = parse_rule_sections(rules_yaml, RULES_FILENAME)
+    return RuleSet(tuple(incidents), (RULES_FILENAME,), tuple(known_errors))
 
 
 @pytest.fixture

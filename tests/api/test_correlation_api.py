@@ -453,3 +453,22 @@ async def test_an_alert_after_the_sweep_resolved_the_incident_does_not_join_it(
 
     assert result["incidents"] == ["INC-2"]
     assert (await client.incident("INC-1"))["status"] == "resolved"
+
+
+async def test_a_known_error_attaches_its_workaround(make_client: MakeClient) -> None:
+    rules = _rules() + (
+        "known_errors:\n"
+        "  - name: disk\n"
+        "    match: '{alertname=\"DiskFull\"}'\n"
+        "    workaround: 'Rotate logs on {{ labels.instance }}'\n"
+    )
+    client = await make_client(rules)
+    await client.webhook(alert("Down", service="db"))
+    assert (await client.incident("INC-1"))["known_error"] is None
+
+    await client.webhook(alert("DiskFull", service="db", instance="db-1"))
+
+    detail = await client.incident("INC-1")
+    assert detail["known_error"] == "Rotate logs on db-1"
+    (entry,) = by_kind(detail["timeline"], "known_error")
+    assert "known error disk matches alert DiskFull" in entry["message"]
