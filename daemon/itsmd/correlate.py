@@ -28,7 +28,7 @@ from itsmd.models import (
     evolve,
 )
 from itsmd.priority import priority_of, urgency_from_severity
-from itsmd.rules import IncidentRule, Route, RuleSet
+from itsmd.rules import IncidentRule, MaintenanceWindow, Route, RuleSet, WindowAction
 from itsmd.sla import SlaTargets, due_times
 from itsmd.templates import Template
 
@@ -294,7 +294,7 @@ class Correlator:
             self.ws.put_incident(evolve(inc, alert_count=max(inc.alert_count - 1, 0)))
             alertname = row.labels.get("alertname", row.fingerprint)
             target = self.ws.incidents.get(outcome.incident_id or 0)
-            where = "no incident (unrouted)" if target is None else _name(target)
+            where = "no incident" if target is None else _name(target)
             self.ws.note(
                 inc,
                 now,
@@ -326,7 +326,7 @@ class Correlator:
             decision=Decision(Action.UNROUTED, "not correlated yet"),
         )
 
-    def _place(self, row: StoredAlert, now: datetime) -> Outcome:
+    def _place(self, row: StoredAlert, now: datetime, prefix: str = "") -> Outcome:
         route = self.router.route(row.fingerprint, row.labels)
         if route is None:
             decision = Decision(Action.UNROUTED, "no incident rule matched; stored only")
@@ -335,7 +335,12 @@ class Correlator:
             return Outcome("unrouted", None)
         current_id = self.ws.current.get(route.key)
         inc = self.ws.incidents.get(current_id) if current_id is not None else None
-        matched = f"matched rule {route.rule.name} {route.rule.match_text}; key {route.key}"
+        matched = f"{prefix}matched rule {route.rule.name} {route.rule.match_text}; key {route.key}"
+        if self.router.rules.maintenance:
+            window = self.router.rules.window(row.labels, now, WindowAction.SUPPRESS)
+            # An incident open since before the window started is not hidden.
+            if window is not None and not _open_since(inc, window[1]):
+                return self._suppress(row, route, matched, *window)
         if inc is None:
             return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
         if inc.status is not IncidentStatus.RESOLVED:
@@ -374,6 +379,28 @@ class Correlator:
             now,
             f"{matched}; {_name(inc)} takes no more alerts ({closed}): opened a new one",
         )
+
+    def _suppress(
+        self, row: StoredAlert, route: Route, matched: str,
+        window: MaintenanceWindow, start: datetime, end: datetime,
+    ) -> Outcome:  # fmt: skip
+        reason = f"{matched}; suppressed by {window.describe()} until {format_time(end)}"
+        decision = Decision(Action.SUPPRESSED, reason, route.rule.name, route.key)
+        self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
+        self.ws.events.append(Event("suppressed", None, {"window": window.name}))
+        return Outcome("suppressed", None)
+
+    def release_suppressed(self, now: datetime) -> int:
+        """Correlate the loaded suppressed alerts that still fire and that no window
+        suppresses any more (their window ended, or the rules changed)."""
+        released = 0
+        for row in list(self.ws.alerts.values()):
+            if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
+                continue
+            if self.router.rules.window(row.labels, now, WindowAction.SUPPRESS) is None:
+                self._place(row, now, prefix="suppressed until its maintenance window ended; ")
+                released += 1
+        return released
 
     def _take(
         self,
@@ -477,8 +504,21 @@ class Correlator:
             + "".join(f"; {n}" for n in notes),
         )
         self.ws.events.append(Event("opened", inc.id, {"rule": rule.name, "priority": priority}))
+        annotated = (
+            self.router.rules.window(row.labels, now, WindowAction.ANNOTATE)
+            if self.router.rules.maintenance
+            else None
+        )
+        if annotated is not None:
+            window, _, end = annotated
+            self.ws.note(inc, now, TimelineKind.MAINTENANCE,
+                         f"opened during {window.describe()} until {format_time(end)}")  # fmt: skip
         self._take(inc, row, now, Action.OPENED, reason)
         return Outcome("new", inc.id)
+
+
+def _open_since(inc: Incident | None, moment: datetime) -> bool:
+    return inc is not None and inc.status is not IncidentStatus.RESOLVED and inc.opened_at < moment
 
 
 def _name(inc: Incident) -> str:

@@ -8,7 +8,9 @@ from datetime import datetime
 from sqlalchemy import Connection
 
 from itsmd.correlate import Correlator, Router, WorkingSet
+from itsmd.rules import RuleSet
 from itsmd.runtime import Runtime
+from itsmd.sla import SlaTargets
 from itsmd.store import repo
 from itsmd.store.engine import StoreUnavailable
 
@@ -16,23 +18,38 @@ log = logging.getLogger(__name__)
 
 
 async def sweep_holds(runtime: Runtime) -> int:
-    """Auto-resolve incidents whose hold has ended; returns how many."""
+    """Auto-resolve incidents whose hold has ended, and correlate suppressed alerts
+    whose maintenance window ended; returns how many incidents resolved."""
     writer = runtime.writer
     if writer is None or not writer.running:
         return 0
 
     rules, sla = runtime.rules, runtime.settings.sla
 
-    def work(conn: Connection, now: datetime) -> WorkingSet:
-        ws = repo.load_due_holds(conn, now)
-        if Correlator(Router(rules), ws, sla).resolve_due(now):
-            repo.flush(conn, ws)
-        return ws
+    def work(conn: Connection, now: datetime) -> list[WorkingSet]:
+        holds = repo.load_due_holds(conn, now)
+        if Correlator(Router(rules), holds, sla).resolve_due(now):
+            repo.flush(conn, holds)
+        return [holds, *_release(conn, now, rules, sla)]
 
     try:
-        ws = await writer.run(work)
+        done = await writer.run(work)
     except StoreUnavailable as exc:
         log.warning("auto-resolve sweep skipped: %s", exc)
         return 0
-    runtime.metrics.record(ws.events)
-    return sum(1 for e in ws.events if e.kind == "resolved")
+    for ws in done:
+        runtime.metrics.record(ws.events)
+    return sum(1 for e in done[0].events if e.kind == "resolved")
+
+
+def _release(conn: Connection, now: datetime, rules: RuleSet, sla: SlaTargets) -> list[WorkingSet]:
+    suppressed = repo.suppressed_firing(conn)
+    if not suppressed:
+        return []
+    router = Router(rules)
+    keys = {r.key for a in suppressed if (r := router.route(a.fingerprint, a.labels)) is not None}
+    ws = repo.load_working_set(conn, [a.identity for a in suppressed], [], keys)
+    if Correlator(router, ws, sla).release_suppressed(now):
+        repo.flush(conn, ws)
+        log.info("correlated %d alerts whose maintenance window ended", len(ws.dirty_alerts))
+    return [ws]

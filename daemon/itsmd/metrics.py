@@ -32,6 +32,12 @@ class Metrics:
         self.alerts_unrouted = Counter(
             "itsmd_alerts_unrouted", "Alerts stored that no incident rule matched.", registry=r
         )
+        self.alerts_suppressed = Counter(
+            "itsmd_alerts_suppressed",
+            "Alerts stored without an incident because a maintenance window suppressed them.",
+            ["window"],
+            registry=r,
+        )
         self.alerts_deduplicated = Counter(
             "itsmd_alerts_deduplicated",
             "Alerts received again unchanged (re-sends, retries, HA replicas).",
@@ -112,6 +118,8 @@ class Metrics:
                 self.incidents_reopened.inc()
             elif event.kind == "unrouted":
                 self.alerts_unrouted.inc()
+            elif event.kind == "suppressed":
+                self.alerts_suppressed.labels(event.labels["window"]).inc()
             elif event.kind == "duplicate":
                 self.alerts_deduplicated.inc()
             elif event.kind == "orphan":

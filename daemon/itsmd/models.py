@@ -46,6 +46,7 @@ class Action(StrEnum):
     REOPENED = "reopened"  # the alert reopened the resolved incident of its key
     UNROUTED = "unrouted"  # no incident rule matched; stored only
     ORPHAN_RESOLVE = "orphan_resolve"  # a resolve for an alert never seen firing
+    SUPPRESSED = "suppressed"  # a maintenance window suppressed it; opens nothing
 
 
 class TimelineKind(StrEnum):
@@ -55,6 +56,7 @@ class TimelineKind(StrEnum):
     ALERT_REFIRED = "alert_refired"
     ALERT_MOVED = "alert_moved"
     KNOWN_ERROR = "known_error"
+    MAINTENANCE = "maintenance"
     HOLD_STARTED = "hold_started"
     HOLD_CANCELLED = "hold_cancelled"
     AUTO_RESOLVED = "auto_resolved"

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from itsmd.durations import parse_duration
+from apscheduler.triggers.cron import CronTrigger
+
+from itsmd.durations import parse_duration, parse_time
 from itsmd.matchers import MatcherError, Selector, parse_selectors
 from itsmd.models import Level, Policy, Priority
 from itsmd.routing import SelectorIndex
@@ -33,8 +37,11 @@ from itsmd.yamlsource import (
 SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
 # Sections of the rule language that this version does not evaluate yet: refusing them
 # is better than accepting rules that silently do nothing.
-UNSUPPORTED_SECTIONS = ("problems", "services", "maintenance", "checks")
+UNSUPPORTED_SECTIONS = ("problems", "services", "checks")
 KNOWN_ERROR_KEYS = ("name", "match", "workaround")
+MAINTENANCE_KEYS = (
+    "name", "match", "start", "end", "every", "duration", "timezone", "action", "change",
+)  # fmt: skip
 
 INCIDENT_KEYS = (
     "name", "match", "group_by", "window", "title", "description", "impact", "urgency",
@@ -98,11 +105,58 @@ class KnownError:
     line: int = 0
 
 
+class WindowAction(StrEnum):
+    SUPPRESS = "suppress"  # store the alert, open nothing
+    ANNOTATE = "annotate"  # correlate as usual, mark the incident
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A change window: one-off (`start`..`end`) or recurring (cron `every` + `duration`
+    in `timezone`). Alerts matching it while it is on are suppressed or annotated."""
+
+    name: str
+    match: tuple[Selector, ...]
+    action: WindowAction = WindowAction.SUPPRESS
+    start: datetime | None = None
+    end: datetime | None = None
+    every: str | None = None
+    duration: timedelta = timedelta(0)
+    timezone: str = "UTC"
+    change: str | None = None
+    file: str = ""
+    line: int = 0
+    _cron: CronTrigger | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cron = None
+        if self.every is not None:
+            cron = CronTrigger.from_crontab(self.every, timezone=ZoneInfo(self.timezone))
+        object.__setattr__(self, "_cron", cron)
+
+    def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The start and end of the occurrence `now` falls in, if any (end excluded)."""
+        if self._cron is None:
+            assert self.start is not None
+            assert self.end is not None
+            return (self.start, self.end) if self.start <= now < self.end else None
+        # The first start at or after now - duration is the only one whose span can hold now.
+        start = self._cron.get_next_fire_time(None, now - self.duration)
+        if start is None or not start <= now < start + self.duration:
+            return None
+        return start.astimezone(UTC), (start + self.duration).astimezone(UTC)
+
+    def describe(self) -> str:
+        change = f", change {self.change}" if self.change else ""
+        return f"maintenance window {self.name} ({self.action}{change})"
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     incident_rules: tuple[IncidentRule, ...] = ()
     files: tuple[str, ...] = ()
     known_errors: tuple[KnownError, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
     _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
 
@@ -115,6 +169,17 @@ class RuleSet:
     def known_error(self, labels: Mapping[str, str]) -> KnownError | None:
         """The first known error (in file order) that matches."""
         return self._known.first(labels)
+
+    def window(
+        self, labels: Mapping[str, str], now: datetime, action: WindowAction
+    ) -> tuple[MaintenanceWindow, datetime, datetime] | None:
+        """The first window (in file order) of `action` that is on now and matches."""
+        for window in self.maintenance:
+            if window.action is action and any(s.matches(labels) for s in window.match):
+                span = window.occurrence(now)
+                if span is not None:
+                    return window, *span
+        return None
 
     def route(self, labels: Mapping[str, str]) -> Route | None:
         """First matching incident rule wins (found through the index, not a scan)."""
@@ -152,6 +217,7 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     """Load and validate every file; raise one LoadError with all problems."""
     rules: list[IncidentRule] = []
     known: list[KnownError] = []
+    windows: list[MaintenanceWindow] = []
     problems: list[Problem] = []
     first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
@@ -161,13 +227,14 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
             problems.append(Problem(str(path), 0, f"cannot read rule file: {exc.strerror}"))
             continue
         try:
-            file_rules, file_known = parse_rule_sections(text, str(path))
+            parsed = parse_rule_sections(text, str(path))
         except LoadError as exc:
             problems.extend(exc.problems)
             continue
-        named: list[tuple[str, IncidentRule | KnownError]] = [
-            *(("incidents", r) for r in file_rules),
-            *(("known_errors", k) for k in file_known),
+        named: list[tuple[str, IncidentRule | KnownError | MaintenanceWindow]] = [
+            *(("incidents", r) for r in parsed.incidents),
+            *(("known_errors", k) for k in parsed.known_errors),
+            *(("maintenance", w) for w in parsed.maintenance),
         ]
         for section, item in named:
             here = f"{item.file}:{item.line}"
@@ -176,26 +243,39 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
                 what = "rule name" if section == "incidents" else "name"
                 message = f"{section}: {what} {item.name!r} already used at {seen}"
                 problems.append(Problem(item.file, item.line, message))
-        rules.extend(file_rules)
-        known.extend(file_known)
+        rules.extend(parsed.incidents)
+        known.extend(parsed.known_errors)
+        windows.extend(parsed.maintenance)
     if problems:
         raise LoadError(problems)
-    return RuleSet(tuple(rules), tuple(str(p) for p in paths), tuple(known))
+    return RuleSet(tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFile:
+    """What one rule file defines, section by section."""
+
+    incidents: tuple[IncidentRule, ...] = ()
+    known_errors: tuple[KnownError, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+
+    def rule_set(self, filename: str) -> RuleSet:
+        return RuleSet(self.incidents, (filename,), self.known_errors, self.maintenance)
 
 
 def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
-    return parse_rule_sections(text, filename)[0]
+    return list(parse_rule_sections(text, filename).incidents)
 
 
-def parse_rule_sections(text: str, filename: str) -> tuple[list[IncidentRule], list[KnownError]]:
+def parse_rule_sections(text: str, filename: str) -> RuleFile:
     problems = Problems(filename)
     document = load_yaml(text, filename)
     if document is None:
-        return [], []
+        return RuleFile()
     top = expect_mapping(problems, document, getattr(document, "line", 1), "")
     if top is None:
         problems.raise_if_any()
-        return [], []
+        return RuleFile()
     check_keys(problems, top, SECTIONS, "")
     for section in UNSUPPORTED_SECTIONS:
         if section in top:
@@ -213,29 +293,86 @@ def parse_rule_sections(text: str, filename: str) -> tuple[list[IncidentRule], l
     )
     known = each_mapping(problems, top, "known_errors", "",
                          lambda p, m, path: _parse_known_error(p, m, path, filename))  # fmt: skip
+    windows = each_mapping(problems, top, "maintenance", "",
+                           lambda p, m, path: _parse_window(p, m, path, filename))  # fmt: skip
     problems.raise_if_any()
-    return rules, known
+    return RuleFile(tuple(rules), tuple(known), tuple(windows))
 
 
-def _named(problems: Problems, m: LocDict, path: str, missing: str) -> tuple[str | None, str]:
-    """The item's name, and its path with the name for the messages that follow."""
+def _parse_window(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> MaintenanceWindow | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "maintenance window", MAINTENANCE_KEYS)
+    action = convert(problems, m, "action", path, WindowAction.SUPPRESS, _window_action)
+    timezone = get_str(problems, m, "timezone", path) or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.error(m.line_of("timezone"), join(path, "timezone"),
+                       f"unknown time zone {timezone!r} (e.g. Europe/Berlin)")  # fmt: skip
+        timezone = "UTC"
+    start = convert(problems, m, "start", path, None, parse_time)
+    end = convert(problems, m, "end", path, None, parse_time)
+    every = get_str(problems, m, "every", path)
+    duration = _duration(problems, m, "duration", path, timedelta(0))
+    if every is not None:
+        if "start" in m or "end" in m:
+            problems.error(m.line, path, "give either start and end, or every and duration")
+        if duration <= timedelta(0):
+            problems.error(m.line_of("duration"), join(path, "duration"),
+                           "a recurring window needs a positive duration, e.g. 2h")  # fmt: skip
+        try:
+            CronTrigger.from_crontab(every)
+        except ValueError as exc:
+            cron = "minute hour day month weekday"
+            problems.error(m.line_of("every"), join(path, "every"),
+                           f"invalid cron expression ({cron}): {exc}")  # fmt: skip
+            every = None
+    elif start is None or end is None:
+        problems.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
+    elif end <= start:
+        problems.error(m.line_of("end"), join(path, "end"), "must be after start")
+    if len(problems.errors) != before:
+        return None
+    return MaintenanceWindow(
+        name=name or "", match=match, action=action, start=start, end=end, every=every,
+        duration=duration, timezone=timezone, change=get_str(problems, m, "change", path),
+        file=filename, line=m.line,
+    )  # fmt: skip
+
+
+def _window_action(text: str) -> WindowAction:
+    try:
+        return WindowAction(text)
+    except ValueError:
+        raise ValueError(f"expected suppress or annotate, got {text!r}") from None
+
+
+def _head(
+    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+) -> tuple[str | None, str, tuple[Selector, ...]]:
+    """What every named, matching item has: its name (also put in its path, for the
+    messages that follow), only known keys, and a match."""
     name = get_str(problems, m, "name", path)
     if not name:
-        problems.error(m.line, path, missing)
-        return name, path
-    return name, f"{path} ({name})"
+        problems.error(m.line, path, f"every {what} needs a name")
+    else:
+        path = f"{path} ({name})"
+    check_keys(problems, m, keys, path)
+    if "match" not in m:
+        problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
+        return name, path, ()
+    return name, path, _match(problems, m, path)
 
 
 def _parse_known_error(
     problems: Problems, m: LocDict, path: str, filename: str
 ) -> KnownError | None:
     before = len(problems.errors)
-    name, path = _named(problems, m, path, "every known error needs a name")
-    check_keys(problems, m, KNOWN_ERROR_KEYS, path)
-    for key in ("match", "workaround"):
-        if key not in m:
-            problems.error(m.line, path, f"missing {key!r}")
-    match = _match(problems, m, path) if "match" in m else ()
+    name, path, match = _head(problems, m, path, "known error", KNOWN_ERROR_KEYS)
+    if "workaround" not in m:
+        problems.error(m.line, path, "missing 'workaround'")
     workaround = _template(problems, m, "workaround", path, None) if "workaround" in m else None
     if workaround is None or len(problems.errors) != before:
         return None
@@ -246,12 +383,7 @@ def _parse_incident_rule(
     problems: Problems, m: LocDict, path: str, filename: str
 ) -> IncidentRule | None:
     before = len(problems.errors)
-    name, path = _named(problems, m, path, "every rule needs a name")
-    check_keys(problems, m, INCIDENT_KEYS, path)
-    if "match" not in m:
-        problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
-    no_match: tuple[Selector, ...] = ()
-    match = _match(problems, m, path) if "match" in m else no_match
+    name, path, match = _head(problems, m, path, "rule", INCIDENT_KEYS)
     if get_bool(problems, m, "attach_to_upstream", path, False):
         problems.error(
             m.line_of("attach_to_upstream"),

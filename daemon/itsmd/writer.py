@@ -266,7 +266,7 @@ def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
     actions = [o.action for o in outcomes]
     return IngestResult(
         received=len(outcomes),
-        new=actions.count("new") + actions.count("unrouted") + actions.count("orphan"),
+        new=sum(actions.count(a) for a in ("new", "unrouted", "orphan", "suppressed")),
         updated=actions.count("updated"),
         duplicate=actions.count("duplicate"),
         unrouted=actions.count("unrouted"),

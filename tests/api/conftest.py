@@ -36,8 +36,7 @@ def clock() -> FakeClock:
 
 
 def rule_set(rules_yaml: str) -> RuleSet:
-    incidents, known_errors = parse_rule_sections(rules_yaml, RULES_FILENAME)
-    return RuleSet(tuple(incidents), (RULES_FILENAME,), tuple(known_errors))
+    return parse_rule_sections(rules_yaml, RULES_FILENAME).rule_set(RULES_FILENAME)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -472,3 +473,44 @@ async def test_a_known_error_attaches_its_workaround(make_client: MakeClient) ->
     assert detail["known_error"] == "Rotate logs on db-1"
     (entry,) = by_kind(detail["timeline"], "known_error")
     assert "known error disk matches alert DiskFull" in entry["message"]
+
+
+async def test_a_maintenance_window_suppresses_until_it_ends(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    start, end = (T0 + MINUTE, T0 + 30 * MINUTE)
+    rules = _rules() + (
+        "maintenance:\n"
+        "  - name: db-upgrade\n"
+        "    match: '{service=\"db\"}'\n"
+        f"    start: {start.isoformat()}\n"
+        f"    end: {end.isoformat()}\n"
+        "    change: CHG-7\n"
+    )
+    caplog.set_level(logging.INFO, logger="itsmd.writer")
+    client = await make_client(rules)
+    client.clock.advance(2 * MINUTE)
+
+    result = await client.webhook(alert("Down", service="db", starts_at=client.clock.now))
+
+    assert (result["new"], result["incidents"]) == (1, [])
+    assert await client.incidents() == []
+    assert await client.metric("itsmd_alerts_suppressed_total", window="db-upgrade") == 1
+    (row,) = await client.stored_alerts()
+    assert "change CHG-7" in row["reason"]
+
+    client.clock.advance(10 * MINUTE)
+    await client.sweep()
+    assert await client.incidents() == []  # still on
+    client.clock.now = end
+    await client.sweep()
+
+    (inc,) = await client.incidents()
+    detail = await client.incident(inc["id"])
+    assert detail["alerts"][0]["decision"]["reason"].startswith(
+        "suppressed until its maintenance window ended; "
+    )
+    # The next batch sees the incident the sweep opened (not a stale in-memory state).
+    later = await client.webhook(alert("Down", service="db", instance="b"))
+    assert later["incidents"] == [inc["id"]]
+    assert "conflicted" not in caplog.text  # found at once, not after a failed insert

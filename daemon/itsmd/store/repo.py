@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, text, update
 
 from itsmd.correlate import WorkingSet
 from itsmd.models import (
@@ -23,7 +23,7 @@ from itsmd.models import (
     TimelineEntry,
     TimelineKind,
 )
-from itsmd.store.tables import alerts, incidents, timeline
+from itsmd.store.tables import SUPPRESSED_FIRING, alerts, incidents, timeline
 
 Identity = tuple[str, datetime]
 
@@ -198,6 +198,14 @@ def load_due_holds(conn: Connection, now: datetime) -> WorkingSet:
     return ws
 
 
+_SUPPRESSED_FIRING = select(alerts).where(text(SUPPRESSED_FIRING))
+
+
+def suppressed_firing(conn: Connection) -> list[StoredAlert]:
+    """Alerts a maintenance window suppressed that still fire (a partial index)."""
+    return [alert_from_row(r) for r in conn.execute(_SUPPRESSED_FIRING)]
+
+
 # ---- persisting what correlation changed
 
 
@@ -234,6 +242,7 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
         result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
         ids[temp] = result.scalar_one()
+    _touch(conn, ids.values())
     alert_ids = _flush_alerts(conn, ws, ids)
     if ws.timeline:
         conn.execute(_INSERT_TIMELINE, [

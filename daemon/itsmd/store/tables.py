@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -65,6 +66,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 def _sqlite_text(value: datetime) -> str:
     return value.isoformat(" ", "microseconds")[:26]
 
+
+# Literal in the query too: a bound parameter could keep PostgreSQL off the partial index.
+SUPPRESSED_FIRING = "action = 'suppressed' AND status = 'firing'"
 
 metadata = MetaData(
     naming_convention={
@@ -139,6 +143,13 @@ alerts = Table(
     # It also serves lookups by fingerprint alone: an alert has few episodes.
     UniqueConstraint("fingerprint", "starts_at"),
     Index(None, "incident_id"),
+    # The sweep's lookup of alerts to release when a maintenance window ends.
+    Index(
+        "ix_alerts_suppressed_firing",
+        "id",
+        sqlite_where=text(SUPPRESSED_FIRING),
+        postgresql_where=text(SUPPRESSED_FIRING),
+    ),
 )
 
 timeline = Table(
