@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/itsmd run --config itsmd.example.yml
+	$(BIN)/itsmd run --config itsmd.example.yml --migrate
 
 test: $(STAMP) lint typecheck
 	$(BIN)/pytest

@@ -15,7 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import incidents, ops
+from itsmd.api import incidents, maintenance, ops
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
@@ -27,6 +27,7 @@ from itsmd.metrics import Metrics
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
 from itsmd.sources import SourceRoute
+from itsmd.store import repo
 from itsmd.store.engine import Database
 from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from itsmd.writer import Writer
@@ -80,6 +81,9 @@ def build_app(
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", incidents.show_incident)
     app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
+    app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
+    app.router.add_post("/api/v1/maintenance", maintenance.create_window)
+    app.router.add_delete("/api/v1/maintenance/{name}", maintenance.delete_window)
     app.router.add_get("/-/healthy", ops.healthy)
     app.router.add_get("/-/ready", ops.ready)
     app.router.add_post("/-/reload", ops.reload)
@@ -110,6 +114,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             current=CurrentIncidents() if db.sqlite else None,
         )
         writer.start()
+        runtime.set_api_windows(await db.read(repo.api_windows))
         runtime.db, runtime.writer, runtime.ready = db, writer, True
         yield
         runtime.ready = False

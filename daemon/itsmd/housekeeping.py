@@ -34,6 +34,8 @@ async def sweep_holds(runtime: Runtime) -> int:
 
     try:
         done = await writer.run(work)
+        if runtime.db is not None:  # windows another replica created or deleted
+            runtime.set_api_windows(await runtime.db.read(repo.api_windows))
     except StoreUnavailable as exc:
         log.warning("auto-resolve sweep skipped: %s", exc)
         return 0

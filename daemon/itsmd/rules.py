@@ -342,6 +342,19 @@ def _parse_window(
     )  # fmt: skip
 
 
+API_WINDOWS = "api"  # the `file` of windows created through the API
+
+
+def parse_window(text: str) -> MaintenanceWindow:
+    """One window given as JSON (or YAML) by the API, checked as in a rule file."""
+    problems = Problems("request body")
+    m = expect_mapping(problems, load_yaml(text, "request body"), 1, "")
+    window = _parse_window(problems, m, "window", API_WINDOWS) if m is not None else None
+    problems.raise_if_any()
+    assert window is not None
+    return window
+
+
 def _window_action(text: str) -> WindowAction:
     try:
         return WindowAction(text)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from itsmd.config import Overrides, Settings, load_settings
 from itsmd.metrics import Metrics
-from itsmd.rules import RuleSet, load_rules, rule_files
+from itsmd.rules import API_WINDOWS, MaintenanceWindow, RuleSet, load_rules, rule_files
 from itsmd.store.engine import Database
 from itsmd.writer import Writer
 from itsmd.yamlsource import LoadError
@@ -35,6 +35,13 @@ class Runtime:
     db: Database | None = None
     writer: Writer | None = None
     ready: bool = False
+    api_windows: tuple[MaintenanceWindow, ...] = ()
+
+    def set_api_windows(self, windows: Sequence[MaintenanceWindow]) -> None:
+        """Maintenance windows created through the API join those of the rule files."""
+        if tuple(windows) != self.api_windows:
+            self.api_windows = tuple(windows)
+            self.rules = _with_windows(self.rules, self.api_windows)
 
     def reload(self) -> ReloadResult:
         """Re-read the config file and the rules; all or nothing."""
@@ -62,7 +69,7 @@ class Runtime:
         if restart:
             log.warning("reload: %s changed; takes effect after a restart", ", ".join(restart))
             settings = _keep(settings, self.settings, restart)
-        self.settings, self.rules = settings, rules
+        self.settings, self.rules = settings, _with_windows(rules, self.api_windows)
         self.record_rules_loaded()
         log.info("reloaded: %d incident rules from %d files", len(rules), len(rules.files))
         return ReloadResult(True, len(rules), restart_needed=restart)
@@ -74,6 +81,9 @@ class Runtime:
 
 
 def _keep(new: Settings, old: Settings, names: tuple[str, ...]) -> Settings:
-    from dataclasses import replace
-
     return replace(new, **{name: getattr(old, name) for name in names})
+
+
+def _with_windows(rules: RuleSet, api: tuple[MaintenanceWindow, ...]) -> RuleSet:
+    from_files = tuple(w for w in rules.maintenance if w.file != API_WINDOWS)
+    return replace(rules, maintenance=from_files + api)

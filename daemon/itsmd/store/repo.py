@@ -7,9 +7,22 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from itsmd.correlate import WorkingSet
+from itsmd.matchers import parse_selectors
 from itsmd.models import (
     Action,
     AlertStatus,
@@ -23,7 +36,14 @@ from itsmd.models import (
     TimelineEntry,
     TimelineKind,
 )
-from itsmd.store.tables import SUPPRESSED_FIRING, alerts, incidents, timeline
+from itsmd.rules import API_WINDOWS, MaintenanceWindow, WindowAction
+from itsmd.store.tables import (
+    SUPPRESSED_FIRING,
+    alerts,
+    incidents,
+    maintenance_windows,
+    timeline,
+)
 
 Identity = tuple[str, datetime]
 
@@ -403,3 +423,35 @@ def alerts_received_since(conn: Connection, since: datetime) -> list[StoredAlert
         select(alerts).where(alerts.c.last_received >= since).order_by(alerts.c.starts_at)
     )
     return [alert_from_row(r) for r in rows]
+
+
+# ---- maintenance windows created through the API
+
+
+def api_windows(conn: Connection) -> list[MaintenanceWindow]:
+    rows = conn.execute(select(maintenance_windows).order_by(maintenance_windows.c.id))
+    return [_window_from_row(r) for r in rows]
+
+
+def _window_from_row(r: Row[Any]) -> MaintenanceWindow:
+    return MaintenanceWindow(
+        name=r.name, match=parse_selectors(list(r.match)), action=WindowAction(r.action),
+        start=r.starts_at, end=r.ends_at, every=r.every,
+        duration=timedelta(seconds=r.duration_s), timezone=r.timezone, change=r.change,
+        file=API_WINDOWS,
+    )  # fmt: skip
+
+
+def add_window(conn: Connection, w: MaintenanceWindow, by: str, now: datetime) -> None:
+    """Raises IntegrityError when the name is taken."""
+    conn.execute(insert(maintenance_windows).values(
+        name=w.name, match=[str(s) for s in w.match], action=w.action.value,
+        starts_at=w.start, ends_at=w.end, every=w.every,
+        duration_s=w.duration.total_seconds(), timezone=w.timezone, change=w.change,
+        created_at=now, created_by=by,
+    ))  # fmt: skip
+
+
+def delete_window(conn: Connection, name: str) -> bool:
+    result = conn.execute(delete(maintenance_windows).where(maintenance_windows.c.name == name))
+    return result.rowcount > 0

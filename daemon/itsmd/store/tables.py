@@ -167,3 +167,21 @@ timeline = Table(
 )
 
 __all__ = ["alerts", "incidents", "metadata", "timeline"]
+
+# Maintenance windows created through the API (rule-file windows live in the files).
+maintenance_windows = Table(
+    "maintenance_windows",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("match", JSON, nullable=False),  # selector strings, any of them
+    Column("action", String(16), nullable=False),
+    Column("starts_at", UTCDateTime, nullable=True),
+    Column("ends_at", UTCDateTime, nullable=True),
+    Column("every", String(200), nullable=True),
+    Column("duration_s", Float, nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("change", String(200), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("created_by", String(200), nullable=False),
+)
