@@ -398,7 +398,10 @@ class Correlator:
             if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
                 continue
             if self.router.rules.window(row.labels, now, WindowAction.SUPPRESS) is None:
-                self._place(row, now, prefix="suppressed until its maintenance window ended; ")
+                # Keep naming the window (and its change) on the alert it touched.
+                window = row.decision.reason.partition("suppressed by ")[2].partition(" until ")[0]
+                prefix = f"suppressed by {window or 'a maintenance window'} until it ended; "
+                self._place(row, now, prefix=prefix)
                 released += 1
         return released
 

@@ -508,7 +508,7 @@ async def test_a_maintenance_window_suppresses_until_it_ends(
     (inc,) = await client.incidents()
     detail = await client.incident(inc["id"])
     assert detail["alerts"][0]["decision"]["reason"].startswith(
-        "suppressed until its maintenance window ended; "
+        "suppressed by maintenance window db-upgrade (suppress, change CHG-7) until it ended; "
     )
     # The next batch sees the incident the sweep opened (not a stale in-memory state).
     later = await client.webhook(alert("Down", service="db", instance="b"))

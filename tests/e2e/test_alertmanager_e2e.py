@@ -476,3 +476,51 @@ def test_alert_no_rule_matches_is_stored_and_counted_but_opens_nothing(
     )
     assert itsmd.metric("itsmd_alerts_received_total") == 1.0
     assert list_incidents(itsmd) == []
+
+
+# --- maintenance windows and known errors ------------------------------------------------
+
+
+def test_maintenance_window_and_known_error_through_alertmanager(
+    tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    rules = write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL)
+    known = {"name": "error-rate", "match": '{alertname="HighErrorRate"}',
+             "workaround": "Roll back {{ labels.service }} (runbook RB-1)"}  # fmt: skip
+    (rules / "20-known-errors.yml").write_text(yaml.safe_dump({"known_errors": [known]}))
+    itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
+    now = datetime.now(UTC)
+    window = {"name": "payments-upgrade", "match": '{service="payments"}',
+              "start": rfc3339(now - timedelta(hours=1)), "end": rfc3339(now + timedelta(hours=1)),
+              "change": "CHG-9"}  # fmt: skip
+    created = itsmd.post("/api/v1/maintenance", json=window)
+    assert created.status == 201, created.text
+    am = alertmanager.start(itsmd.webhook_url)
+
+    push_checkout_alerts(am, a_minute_ago())
+    am.push([make_alert({"alertname": "HighLatency", "service": "payments",
+                         "severity": "critical"}, starts_at=a_minute_ago())])  # fmt: skip
+
+    (incident,) = wait_for_alerts(itsmd, 3)
+    assert incident["known_error"] == "Roll back checkout (runbook RB-1)"
+    wait_until(
+        lambda: itsmd.metric("itsmd_alerts_suppressed_total", window="payments-upgrade") == 1.0,
+        timeout_s=DELIVERY_TIMEOUT_S,
+        interval_s=0.1,
+        what="itsmd_alerts_suppressed_total{window=payments-upgrade} 1.0 in /metrics",
+    )
+    assert [i["service"] for i in list_incidents(itsmd)] == ["checkout"]
+
+    assert itsmd.request("DELETE", "/api/v1/maintenance/payments-upgrade").status == 204
+
+    # The sweep (every second) correlates the alert that still fires.
+    payments = wait_until(
+        lambda: [i for i in list_incidents(itsmd) if i["service"] == "payments"] or None,
+        timeout_s=DELIVERY_TIMEOUT_S,
+        interval_s=0.2,
+        what="an incident for the payments alert once its window is gone",
+    )
+    detail = get_incident(itsmd, payments[0]["id"])
+    assert detail["alerts"][0]["decision"]["reason"].startswith(
+        "suppressed by maintenance window payments-upgrade (suppress, change CHG-9) until it ended"
+    )

@@ -82,7 +82,9 @@ def test_alerts_still_firing_when_the_window_ends_are_correlated_then() -> None:
     (inc,) = engine.incidents()
     assert inc.alert_count == 1
     opener = next(a for a in engine.ws.alerts.values() if a.incident_id == inc.id)
-    assert opener.decision.reason.startswith("suppressed until its maintenance window ended; ")
+    assert opener.decision.reason.startswith(
+        "suppressed by maintenance window pg-upgrade (suppress, change CHG-123) until it ended; "
+    )
 
 
 def test_an_annotate_window_marks_the_incidents_it_opens() -> None:
