@@ -28,7 +28,14 @@ from itsmd.models import (
     evolve,
 )
 from itsmd.priority import priority_of, urgency_from_severity
-from itsmd.rules import IncidentRule, MaintenanceWindow, Route, RuleSet, WindowAction
+from itsmd.rules import (
+    TIER_IMPACT,
+    IncidentRule,
+    MaintenanceWindow,
+    Route,
+    RuleSet,
+    WindowAction,
+)
 from itsmd.sla import SlaTargets, due_times
 from itsmd.templates import Template
 
@@ -53,6 +60,8 @@ class WorkingSet:
     alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
     incidents: dict[int, Incident] = field(default_factory=dict)
     current: dict[str, int] = field(default_factory=dict)  # key -> active incident id
+    # service -> its newest unresolved incident, among those loaded (attach_to_upstream)
+    open_by_service: dict[str, int] = field(default_factory=dict)
     seen_fingerprints: set[str] = field(default_factory=set)
     # Rows as loaded, so that the store writes only the columns that changed.
     loaded_alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
@@ -77,6 +86,18 @@ class WorkingSet:
         self.incidents[inc.id] = self.loaded_incidents[inc.id] = inc
         if inc.active:
             self.current[inc.key] = inc.id
+        self._track_service(inc)
+
+    def _track_service(self, inc: Incident) -> None:
+        if inc.service is None or inc.id is None:
+            return
+        known = self.open_by_service.get(inc.service)
+        if inc.status is not IncidentStatus.RESOLVED:
+            newest = known is None or self.incidents[known].opened_at <= inc.opened_at
+            if newest:
+                self.open_by_service[inc.service] = inc.id
+        elif known == inc.id:
+            del self.open_by_service[inc.service]
 
     def put_alert(self, alert: StoredAlert) -> None:
         self.alerts[alert.identity] = alert
@@ -91,6 +112,7 @@ class WorkingSet:
             self.current[inc.key] = inc.id
         elif self.current.get(inc.key) == inc.id:
             del self.current[inc.key]
+        self._track_service(inc)
 
     def apply(self, transition: tuple[Incident, TimelineEntry]) -> Incident:
         inc, entry = transition
@@ -341,6 +363,17 @@ class Correlator:
             # An incident open since before the window started is not hidden.
             if window is not None and not _open_since(inc, window[1]):
                 return self._suppress(row, route, matched, *window)
+        if route.rule.attach_to_upstream:
+            root = self._upstream_incident(row)
+            if root is not None:
+                up, root_inc = root
+                symptom = (
+                    f"{matched}; attached as a symptom of {_name(root_inc)}: upstream service "
+                    f"{up} of {row.labels['service']} has it open"
+                )
+                kind = TimelineKind.SYMPTOM_ATTACHED
+                self._take(root_inc, row, now, Action.ATTACHED, symptom, kind)
+                return Outcome("new", root_inc.id)
         if inc is None:
             return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
         if inc.status is not IncidentStatus.RESOLVED:
@@ -379,6 +412,15 @@ class Correlator:
             now,
             f"{matched}; {_name(inc)} takes no more alerts ({closed}): opened a new one",
         )
+
+    def _upstream_incident(self, row: StoredAlert) -> tuple[str, Incident] | None:
+        """The open incident of the nearest upstream service of the alert's service."""
+        service = row.labels.get("service")
+        for up in self.router.rules.upstream(service) if service else ():
+            root_id = self.ws.open_by_service.get(up)
+            if root_id is not None:
+                return up, self.ws.incidents[root_id]
+        return None
 
     def _suppress(
         self, row: StoredAlert, route: Route, matched: str,
@@ -464,6 +506,10 @@ class Correlator:
         context = _context(rule, route, row)
         notes: list[str] = []
         impact = _level(rule.impact, context, notes, Level.MEDIUM, "impact")
+        service = self.router.rules.service(row.labels.get("service", ""))
+        if not rule.impact_set and service is not None and service.tier is not None:
+            impact = Level(TIER_IMPACT[service.tier])
+            notes.append(f"impact {impact} from service {service.name} tier {service.tier}")
         severity = row.labels.get("severity")
         if rule.urgency is None:
             urgency = urgency_from_severity(severity)

@@ -47,6 +47,7 @@ class Action(StrEnum):
     UNROUTED = "unrouted"  # no incident rule matched; stored only
     ORPHAN_RESOLVE = "orphan_resolve"  # a resolve for an alert never seen firing
     SUPPRESSED = "suppressed"  # a maintenance window suppressed it; opens nothing
+    ATTACHED = "attached"  # joined the open incident of an upstream service, as a symptom
 
 
 class TimelineKind(StrEnum):
@@ -57,6 +58,7 @@ class TimelineKind(StrEnum):
     ALERT_MOVED = "alert_moved"
     KNOWN_ERROR = "known_error"
     MAINTENANCE = "maintenance"
+    SYMPTOM_ATTACHED = "symptom_attached"
     HOLD_STARTED = "hold_started"
     HOLD_CANCELLED = "hold_cancelled"
     AUTO_RESOLVED = "auto_resolved"

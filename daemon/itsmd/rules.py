@@ -37,7 +37,9 @@ from itsmd.yamlsource import (
 SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
 # Sections of the rule language that this version does not evaluate yet: refusing them
 # is better than accepting rules that silently do nothing.
-UNSUPPORTED_SECTIONS = ("problems", "services", "checks")
+UNSUPPORTED_SECTIONS = ("problems", "checks")
+SERVICE_KEYS = ("name", "depends_on", "tier", "slo")
+TIER_IMPACT = {1: "high", 2: "medium", 3: "low"}
 KNOWN_ERROR_KEYS = ("name", "match", "workaround")
 MAINTENANCE_KEYS = (
     "name", "match", "start", "end", "every", "duration", "timezone", "action", "change",
@@ -72,6 +74,8 @@ class IncidentRule:
     assignee: Template | None
     file: str = ""
     line: int = 0
+    attach_to_upstream: bool = False
+    impact_set: bool = True  # False: `impact` was not given (a service tier may set it)
     # The selectors as written back, for the reason of every alert it takes.
     match_text: str = field(init=False, repr=False, compare=False)
 
@@ -152,19 +156,49 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class Service:
+    """A service of the catalog: what it depends on, and how much it matters."""
+
+    name: str
+    depends_on: tuple[str, ...] = ()
+    tier: int | None = None  # 1 high, 2 medium, 3 low default impact
+    slo: float | None = None  # availability objective, percent
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class RuleSet:
     incident_rules: tuple[IncidentRule, ...] = ()
     files: tuple[str, ...] = ()
     known_errors: tuple[KnownError, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    services: tuple[Service, ...] = ()
     _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
+    _services: dict[str, Service] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
         object.__setattr__(self, "_index", index)
         known = SelectorIndex([(k, k.match) for k in self.known_errors])
         object.__setattr__(self, "_known", known)
+        object.__setattr__(self, "_services", {svc.name: svc for svc in self.services})
+
+    def service(self, name: str) -> Service | None:
+        return self._services.get(name)
+
+    def upstream(self, name: str) -> list[str]:
+        """Every service `name` depends on, directly or not, nearest first."""
+        by_name = self._services
+        seen: list[str] = []
+        queue = list(by_name[name].depends_on) if name in by_name else []
+        while queue:
+            current = queue.pop(0)
+            if current not in seen and current != name:
+                seen.append(current)
+                queue.extend(by_name[current].depends_on if current in by_name else ())
+        return seen
 
     def known_error(self, labels: Mapping[str, str]) -> KnownError | None:
         """The first known error (in file order) that matches."""
@@ -218,6 +252,7 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     rules: list[IncidentRule] = []
     known: list[KnownError] = []
     windows: list[MaintenanceWindow] = []
+    services: list[Service] = []
     problems: list[Problem] = []
     first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
@@ -231,10 +266,11 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
         except LoadError as exc:
             problems.extend(exc.problems)
             continue
-        named: list[tuple[str, IncidentRule | KnownError | MaintenanceWindow]] = [
+        named: list[tuple[str, IncidentRule | KnownError | MaintenanceWindow | Service]] = [
             *(("incidents", r) for r in parsed.incidents),
             *(("known_errors", k) for k in parsed.known_errors),
             *(("maintenance", w) for w in parsed.maintenance),
+            *(("services", svc) for svc in parsed.services),
         ]
         for section, item in named:
             here = f"{item.file}:{item.line}"
@@ -246,9 +282,53 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
         rules.extend(parsed.incidents)
         known.extend(parsed.known_errors)
         windows.extend(parsed.maintenance)
+        services.extend(parsed.services)
+    problems += _check_catalog(services, rules)
     if problems:
         raise LoadError(problems)
-    return RuleSet(tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows))
+    return RuleSet(
+        tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services)
+    )
+
+
+def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Problem]:
+    """Dependencies name known services and never go round in a circle."""
+    problems = []
+    by_name = {svc.name: svc for svc in services}
+    for svc in services:
+        for dep in svc.depends_on:
+            if dep not in by_name:
+                message = f"services: {svc.name}: depends on unknown service {dep!r}"
+                problems.append(Problem(svc.file, svc.line, message))
+    reported: set[frozenset[str]] = set()
+    for svc in services:
+        cycle = _cycle_from(svc.name, by_name)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            message = f"services: dependency cycle: {' -> '.join(cycle)}"
+            problems.append(Problem(svc.file, svc.line, message))
+    if not services:
+        for rule in rules:
+            if rule.attach_to_upstream:
+                problems.append(Problem(rule.file, rule.line, (
+                    f"incidents: rule {rule.name}: attach_to_upstream needs a services: catalog "
+                    "with depends_on")))  # fmt: skip
+    return problems
+
+
+def _cycle_from(start: str, by_name: Mapping[str, Service]) -> list[str] | None:
+    """A path start -> ... -> start through depends_on, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        for dep in by_name[current].depends_on if current in by_name else ():
+            if dep == start:
+                return [*path, start]
+            if dep not in visited:
+                visited.add(dep)
+                stack.append((dep, [*path, dep]))
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,9 +338,12 @@ class RuleFile:
     incidents: tuple[IncidentRule, ...] = ()
     known_errors: tuple[KnownError, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
+    services: tuple[Service, ...] = ()
 
     def rule_set(self, filename: str) -> RuleSet:
-        return RuleSet(self.incidents, (filename,), self.known_errors, self.maintenance)
+        return RuleSet(
+            self.incidents, (filename,), self.known_errors, self.maintenance, self.services
+        )
 
 
 def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
@@ -295,8 +378,33 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
                          lambda p, m, path: _parse_known_error(p, m, path, filename))  # fmt: skip
     windows = each_mapping(problems, top, "maintenance", "",
                            lambda p, m, path: _parse_window(p, m, path, filename))  # fmt: skip
+    services = each_mapping(problems, top, "services", "",
+                            lambda p, m, path: _parse_service(p, m, path, filename))  # fmt: skip
     problems.raise_if_any()
-    return RuleFile(tuple(rules), tuple(known), tuple(windows))
+    return RuleFile(tuple(rules), tuple(known), tuple(windows), tuple(services))
+
+
+def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:
+    before = len(problems.errors)
+    name = get_str(problems, m, "name", path)
+    if not name:
+        problems.error(m.line, path, "every service needs a name")
+    else:
+        path = f"{path} ({name})"
+    check_keys(problems, m, SERVICE_KEYS, path)
+    tier = m.get("tier")
+    if tier is not None and tier not in TIER_IMPACT:
+        problems.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
+    slo = m.get("slo")
+    if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float)
+                            or not 0 < slo <= 100):  # fmt: skip
+        problems.error(m.line_of("slo"), join(path, "slo"),
+                       f"expected a percentage like 99.9, got {slo!r}")  # fmt: skip
+    depends_on = tuple(get_str_list(problems, m, "depends_on", path))
+    if len(problems.errors) != before:
+        return None
+    return Service(name or "", depends_on, tier, None if slo is None else float(slo),
+                   filename, m.line)  # fmt: skip
 
 
 def _parse_window(
@@ -397,12 +505,6 @@ def _parse_incident_rule(
 ) -> IncidentRule | None:
     before = len(problems.errors)
     name, path, match = _head(problems, m, path, "rule", INCIDENT_KEYS)
-    if get_bool(problems, m, "attach_to_upstream", path, False):
-        problems.error(
-            m.line_of("attach_to_upstream"),
-            join(path, "attach_to_upstream"),
-            "needs the services: catalog, which this version does not support yet",
-        )
     for key in ("title", "description", "impact", "urgency", "assignee"):
         if key in m and m[key] is None:  # an empty value is a mistake, not the default
             problems.error(m.line_of(key), join(path, key), "expected a string, got nothing (null)")
@@ -427,6 +529,8 @@ def _parse_incident_rule(
         assignee=_template(problems, m, "assignee", path, None) if "assignee" in m else None,
         file=filename,
         line=m.line,
+        attach_to_upstream=get_bool(problems, m, "attach_to_upstream", path, False),
+        impact_set="impact" in m,
     )
     return rule if len(problems.errors) == before else None
 

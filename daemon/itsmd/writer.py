@@ -213,12 +213,21 @@ class Writer:
     async def _ingest_once(self, batch: list[_Job]) -> list[IngestResult]:
         now = self._clock()
         alerts = [alert for job in batch for alert in job.alerts]
-        router = Router(self._rules())
-        keys = {
-            route.key
+        rules = self._rules()
+        router = Router(rules)
+        routes = [
+            (a, route)
             for a in alerts
             if a.status is AlertStatus.FIRING
             if (route := router.route(a.fingerprint, a.labels)) is not None
+        ]
+        keys = {route.key for _, route in routes}
+        # Services whose open incidents may take these alerts as symptoms.
+        upstream = {
+            up
+            for a, route in routes
+            if route.rule.attach_to_upstream and "service" in a.labels
+            for up in rules.upstream(a.labels["service"])
         }
         # Alerts that may continue another episode: resolves, and sends without startsAt.
         episodic = [
@@ -233,7 +242,7 @@ class Writer:
 
         def unit(conn: Connection) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float]:
             identities = (a.identity for a in alerts)
-            ws = repo.load_working_set(conn, identities, episodic, missing, known)
+            ws = repo.load_working_set(conn, identities, episodic, missing, known, upstream)
             started = time.perf_counter()
             correlator = Correlator(router, ws, sla)
             outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]

@@ -514,3 +514,28 @@ async def test_a_maintenance_window_suppresses_until_it_ends(
     later = await client.webhook(alert("Down", service="db", instance="b"))
     assert later["incidents"] == [inc["id"]]
     assert "conflicted" not in caplog.text  # found at once, not after a failed insert
+
+
+async def test_a_symptom_joins_the_incident_of_its_upstream_service(
+    make_client: MakeClient,
+) -> None:
+    rules = (
+        _rules()
+        + "    attach_to_upstream: true\n"
+        + "services:\n"
+        + "  - {name: checkout, depends_on: [payments]}\n"
+        + "  - {name: payments, depends_on: [postgres]}\n"
+        + "  - {name: postgres}\n"
+    )
+    client = await make_client(rules)
+    await client.webhook(alert("Down", service="postgres"))
+
+    result = await client.webhook(alert("Slow", service="checkout"))
+
+    assert result["incidents"] == ["INC-1"]
+    detail = await client.incident("INC-1")
+    assert detail["alert_count"] == 2
+    symptom = next(a for a in detail["alerts"] if a["labels"]["service"] == "checkout")
+    assert symptom["decision"]["action"] == "attached"
+    (entry,) = by_kind(detail["timeline"], "symptom_attached")
+    assert "upstream service postgres of checkout" in entry["message"]

@@ -351,14 +351,6 @@ def test_files_without_rules(text: str) -> None:
             id="group-by-item",
         ),
         pytest.param(
-            "match: '{}'\nattach_to_upstream: true",
-            [
-                "4: incidents[0] (r).attach_to_upstream: needs the services: catalog, which "
-                "this version does not support yet"
-            ],
-            id="attach-to-upstream",
-        ),
-        pytest.param(
             "match: '{}'\nattach_to_upstream: maybe",
             ["4: incidents[0] (r).attach_to_upstream: expected true or false, got str 'maybe'"],
             id="attach-to-upstream-not-bool",
@@ -525,9 +517,9 @@ def test_several_problems_in_one_rule_are_all_reported_in_line_order() -> None:
 
 
 def test_unsupported_section_and_bad_rule_are_reported_together() -> None:
-    text = "services:\n  - name: x\nincidents:\n  - name: a\n"
+    text = "problems:\n  - name: x\nincidents:\n  - name: a\n"
     assert errors(text) == [
-        f"{F}:1: services: this section is not supported by this version of itsmd yet",
+        f"{F}:1: problems: this section is not supported by this version of itsmd yet",
         f"{F}:4: incidents[0] (a): missing 'match' (use '{{}}' to match every alert)",
     ]
 

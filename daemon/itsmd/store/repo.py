@@ -154,6 +154,10 @@ _INCIDENTS_BY_KEY = select(incidents).where(
     incidents.c.active_key.in_(bindparam("keys", expanding=True))
 )
 _INCIDENTS_BY_ID = select(incidents).where(incidents.c.id.in_(bindparam("ids", expanding=True)))
+_OPEN_OF_SERVICES = select(incidents).where(
+    incidents.c.service.in_(bindparam("services", expanding=True)),
+    incidents.c.status != IncidentStatus.RESOLVED.value,
+)
 
 
 def load_working_set(
@@ -162,13 +166,17 @@ def load_working_set(
     resolve_fingerprints: Iterable[str],
     keys: Iterable[str],
     known: Iterable[Incident] = (),
+    services: Iterable[str] = (),
 ) -> WorkingSet:
     """Alerts by identity, firing episodes of `resolve_fingerprints`, the incidents
-    those alerts belong to, and the current incident of each key; `known`
-    incidents (as committed) are taken as they are."""
+    those alerts belong to, the current incident of each key, and the unresolved
+    incidents of `services` (upstreams); `known` incidents (as committed) are taken
+    as they are."""
     ws = WorkingSet()
     for inc in known:
         ws.load_incident(inc)
+    for chunk in _chunks(sorted(set(services))):
+        _add_incidents(ws, conn.execute(_OPEN_OF_SERVICES, {"services": chunk}))
     for chunk in _chunks(sorted(set(identities))):
         wanted = set(chunk)
         rows = conn.execute(
