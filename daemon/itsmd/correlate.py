@@ -432,11 +432,16 @@ class Correlator:
         self.ws.events.append(Event("suppressed", None, {"window": window.name}))
         return Outcome("suppressed", None)
 
-    def release_suppressed(self, now: datetime) -> int:
-        """Correlate the loaded suppressed alerts that still fire and that no window
-        suppresses any more (their window ended, or the rules changed)."""
+    def release_suppressed(self, now: datetime, only: Iterable[Identity] | None = None) -> int:
+        """Correlate the loaded suppressed alerts (or those of `only`) that still fire
+        and that no window suppresses any more (their window ended, or rules changed)."""
         released = 0
-        for row in list(self.ws.alerts.values()):
+        rows = (
+            list(self.ws.alerts.values())
+            if only is None
+            else [self.ws.alerts[i] for i in only if i in self.ws.alerts]
+        )
+        for row in rows:
             if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
                 continue
             if self.router.rules.window(row.labels, now, WindowAction.SUPPRESS) is None:

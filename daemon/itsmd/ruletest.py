@@ -9,7 +9,7 @@ The format is documented in docs/rules.md ("Testing rules").
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from itsmd.durations import format_duration
 from itsmd.fingerprint import fingerprint
-from itsmd.models import Alert, AlertStatus, Incident
+from itsmd.models import Action, Alert, AlertStatus, Incident, StoredAlert
 from itsmd.rules import RuleSet, load_rules
 from itsmd.simulate import Simulation
 from itsmd.sla import SlaTargets
@@ -41,6 +41,7 @@ from itsmd.yamlsource import (
 T = TypeVar("T")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0; tests speak in offsets from it
 FIRING, RESOLVED, NOTHING = "firing", "resolved", "_"
+HELD = ("suppressed", "unrouted")
 # What an expected incident may state, and how to read it off an incident.
 FIELDS: dict[str, Any] = {
     "key": lambda i: i.key,
@@ -69,8 +70,10 @@ class Series:
 @dataclass(frozen=True)
 class Expectation:
     at: timedelta
-    incidents: tuple[Mapping[str, Any], ...]
+    incidents: tuple[Mapping[str, Any], ...] | None  # None: not checked
     line: int
+    # Alerts stored without an incident, by decision: suppressed, unrouted (None: unchecked)
+    held: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,15 @@ def parse_values(text: str) -> tuple[str, ...]:
 
 
 def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
-    check_keys(problems, m, ("at", "incidents"), path)
+    check_keys(problems, m, ("at", "incidents", *HELD), path)
+    held = {}
+    for key in HELD:
+        if key in m:
+            if isinstance(m[key], int) and not isinstance(m[key], bool) and m[key] >= 0:
+                held[key] = m[key]
+            else:
+                problems.error(m.line_of(key), join(path, key),
+                               f"expected a count, got {describe(m[key])}")  # fmt: skip
     if "at" not in m:
         problems.error(m.line, path, "needs at: the time to check, e.g. 5m")
     at = get_duration(problems, m, "at", path, timedelta(0))
@@ -187,7 +198,7 @@ def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
         if inc is not None:
             check_keys(problems, inc, FIELDS, where)
             expected.append(dict(inc))
-    return Expectation(at, tuple(expected), m.line)
+    return Expectation(at, tuple(expected) if "incidents" in m else None, m.line, held)
 
 
 def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str, str]:
@@ -218,6 +229,7 @@ def run_test(test: RuleTest, rules: RuleSet, sla: SlaTargets | None = None) -> R
             simulation.send(alert, at)
         simulation.advance(until)
         result.failures += compare(expectation, simulation.incidents())
+        result.failures += compare_held(expectation, simulation.ws.alerts.values())
     return result
 
 
@@ -255,6 +267,8 @@ def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str
     """Readable differences between the expected and the actual incidents."""
     at = f"at {format_duration(expectation.at)}"
     want, got = expectation.incidents, incidents
+    if want is None:
+        return []
     if len(want) != len(got):
         lines = [f"{at}: expected {len(want)} incidents, got {len(got)}"]
         lines += [f"  - expected: {_brief_expected(w)}" for w in want]
@@ -270,6 +284,25 @@ def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str
         if diffs:
             failures.append(f"{at}: incident {number} ({inc.key}):\n" + "\n".join(diffs))
     return failures
+
+
+def compare_held(expectation: Expectation, alerts: Iterable[StoredAlert]) -> list[str]:
+    """Alerts stored without an incident: firing ones a window suppresses, and
+    those no rule matched."""
+    alerts = list(alerts)
+    counts = {
+        "suppressed": sum(
+            1 for a in alerts
+            if a.decision.action is Action.SUPPRESSED and a.status is AlertStatus.FIRING
+        ),
+        "unrouted": sum(1 for a in alerts if a.decision.action is Action.UNROUTED),
+    }  # fmt: skip
+    at = f"at {format_duration(expectation.at)}"
+    return [
+        f"{at}: expected {want} {name} alerts, got {counts[name]}"
+        for name, want in expectation.held.items()
+        if counts[name] != want
+    ]
 
 
 def _brief(inc: Incident) -> str:

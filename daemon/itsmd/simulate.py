@@ -10,10 +10,12 @@ from __future__ import annotations
 import heapq
 from datetime import datetime
 
-from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
-from itsmd.models import Alert, Incident
+from itsmd.correlate import Correlator, Identity, Outcome, Router, WorkingSet
+from itsmd.models import Action, Alert, AlertStatus, Incident
 from itsmd.rules import RuleSet
 from itsmd.sla import SlaTargets
+
+FIRING = AlertStatus.FIRING
 
 
 class Simulation:
@@ -21,6 +23,7 @@ class Simulation:
         self.ws = WorkingSet()
         self._correlator = Correlator(Router(rules), self.ws, sla or {})
         self._holds: list[tuple[datetime, int]] = []  # (end, incident id), a heap
+        self._suppressed: set[Identity] = set()  # alerts a maintenance window holds back
         self.now: datetime | None = None
 
     def send(self, alert: Alert, at: datetime) -> Outcome:
@@ -29,15 +32,26 @@ class Simulation:
         outcome = self._correlator.apply(alert, at)
         if outcome.incident_id is not None:
             self._watch(outcome.incident_id)
+        if outcome.action == "suppressed":
+            self._suppressed.add(alert.identity)
         return outcome
 
     def advance(self, until: datetime) -> None:
-        """Let time pass: holds that end by `until` resolve, in the order they end."""
+        """Let time pass: holds that end by `until` resolve, in the order they end, and
+        suppressed alerts whose window has ended are correlated (as the sweep does)."""
         while self._holds and self._holds[0][0] <= until:
             end, incident_id = heapq.heappop(self._holds)
             inc = self.ws.incidents.get(incident_id)
             if inc is not None and inc.auto_resolve_at == end:  # not cancelled since
                 self._correlator.resolve_due(end, only=[incident_id])
+        if self._suppressed:
+            self._correlator.release_suppressed(until, only=self._suppressed)
+            for identity in list(self._suppressed):
+                row = self.ws.alerts[identity]
+                if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
+                    self._suppressed.discard(identity)
+                    if row.incident_id is not None:
+                        self._watch(row.incident_id)
         self.now = until if self.now is None else max(self.now, until)
 
     def incidents(self) -> list[Incident]:

@@ -179,3 +179,33 @@ def test_the_command_exits_1_and_shows_the_failure(
     assert f"FAIL  wrong priority ({path}:3)" in out
     assert "1 tests, 0 passed, 1 failed" in out
     assert main(["rules", "test", str(ROOT / "rules" / "tests" / "shipped.test.yml")]) == 0
+
+
+def test_suppressed_and_unrouted_alerts_are_counted(tmp_path: Path) -> None:
+    rules = RULES + (
+        "maintenance:\n"
+        "  - name: night\n"
+        "    match: '{service=\"db\"}'\n"
+        "    start: 2026-01-01T00:00:00Z\n"  # virtual time starts here
+        "    end: 2026-01-01T00:05:00Z\n"
+    )
+    path = _write(tmp_path, """\
+  - name: held back
+    series:
+      - labels: {alertname: Down, severity: critical, service: db}
+        values: firing x8
+      - labels: {alertname: Info, severity: info}
+        values: firing
+    expect:
+      - at: 4m
+        incidents: []
+        suppressed: 1
+        unrouted: 1
+      - at: 5m
+        incidents: [{key: 'outage{service="db"}'}]
+        suppressed: 0
+      - at: 6m
+        suppressed: 1
+""", rules)  # fmt: skip
+
+    assert _run(path) == [["at 6m: expected 1 suppressed alerts, got 0"]]
