@@ -22,7 +22,7 @@ from itsmd.api.ingest import ingest_handler
 from itsmd.api.keys import RUNTIME
 from itsmd.config import Overrides, Settings
 from itsmd.hotstate import CurrentIncidents
-from itsmd.housekeeping import sweep_holds
+from itsmd.housekeeping import RuleWatch, sweep_holds
 from itsmd.metrics import Metrics
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
@@ -170,6 +170,13 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
             coalesce=True,
             next_run_time=utc_now(),
         )
+        every = runtime.settings.watch_rules
+        if every is not None:
+            watch = RuleWatch(runtime)
+            sched.add_job(
+                watch.check, "interval", id="watch-rules", seconds=every.total_seconds(),
+                max_instances=1, coalesce=True,
+            )  # fmt: skip
         sched.start()
         yield
         # Let a running sweep finish its unit of work: the scheduler would cancel it.

@@ -34,8 +34,8 @@ from itsmd.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 DEFAULT_DATABASE = "sqlite+aiosqlite:///itsmd.db"
-TOP_KEYS = ("listen", "database", "rules", "auth", "limits", "sla", "storage", "connectors",
-            "routes")  # fmt: skip
+TOP_KEYS = ("listen", "database", "rules", "watch_rules", "auth", "limits", "sla", "storage",
+            "connectors", "routes")  # fmt: skip
 
 
 class Role(StrEnum):
@@ -64,6 +64,7 @@ class Settings:
     busy_timeout: timedelta = timedelta(seconds=3)
     sqlite_synchronous: str = "NORMAL"
     config_file: str | None = None
+    watch_rules: timedelta | None = None  # how often to look for changed rule files
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -155,6 +156,7 @@ def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
         busy_timeout=busy_timeout,
         sqlite_synchronous=synchronous,
         config_file=filename,
+        watch_rules=_watch(problems, top),
     )
     for section in ("connectors", "routes"):
         if top.get(section):
@@ -290,6 +292,14 @@ def _positive(text: str) -> int:
     if not text.isdecimal():
         raise ValueError(f"expected a whole number, got {text!r}")
     return int(text)
+
+
+def _watch(problems: Problems, top: LocDict) -> timedelta | None:
+    every = convert(problems, top, "watch_rules", "", None, parse_duration)
+    if every is not None and every < timedelta(seconds=1):
+        problems.error(top.line_of("watch_rules"), "watch_rules", "at least 1s (or leave it out)")
+        return None
+    return every
 
 
 def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 
 from sqlalchemy import Connection
 
 from itsmd.correlate import Correlator, Router, WorkingSet
-from itsmd.rules import RuleSet
-from itsmd.runtime import Runtime
+from itsmd.rules import RuleSet, rule_files
+from itsmd.runtime import ReloadResult, Runtime
 from itsmd.sla import SlaTargets
 from itsmd.store import repo
 from itsmd.store.engine import StoreUnavailable
@@ -55,3 +56,40 @@ def _release(conn: Connection, now: datetime, rules: RuleSet, sla: SlaTargets) -
         repo.flush(conn, ws)
         log.info("correlated %d alerts whose maintenance window ended", len(ws.dirty_alerts))
     return [ws]
+
+
+class RuleWatch:
+    """Reloads when the config file or a rule file changes on disk (`watch_rules`).
+
+    It compares names, sizes and modification times, so an editor's save, a new
+    file in the rules directory or a removed one all count. A reload that fails
+    keeps the old rules, as SIGHUP does, and is not retried until the files
+    change again.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.seen = self._look()
+
+    async def check(self) -> ReloadResult | None:
+        now = self._look()
+        if now == self.seen:
+            return None
+        self.seen = now
+        log.info("rule or config files changed on disk: reloading")
+        return self.runtime.reload()
+
+    def _look(self) -> tuple[tuple[str, int, int], ...]:
+        settings = self.runtime.settings
+        paths = rule_files(settings.rules)
+        if settings.config_file is not None:
+            paths.append(Path(settings.config_file))
+        state = []
+        for path in paths:
+            try:
+                stat = path.stat()
+            except OSError:
+                state.append((str(path), -1, -1))
+                continue
+            state.append((str(path), stat.st_size, stat.st_mtime_ns))
+        return tuple(state)
