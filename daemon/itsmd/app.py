@@ -15,7 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import incidents, maintenance, ops
+from itsmd.api import incidents, maintenance, ops, problems
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
@@ -81,6 +81,8 @@ def build_app(
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
     app.router.add_get("/api/v1/incidents/{id}", incidents.show_incident)
     app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
+    app.router.add_get("/api/v1/problems", problems.list_problems)
+    app.router.add_get("/api/v1/problems/{id}", problems.show_problem)
     app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
     app.router.add_post("/api/v1/maintenance", maintenance.create_window)
     app.router.add_delete("/api/v1/maintenance/{name}", maintenance.delete_window)

@@ -549,6 +549,9 @@ class Correlator:
             respond_due=respond_due,
             resolve_due=resolve_due,
         )
+        problem_rule = self.router.rules.problem_rule(row.labels)
+        if problem_rule is not None:  # the store counts recurrences once it has ids
+            inc = evolve(inc, problem_key=problem_rule.key_for(row.labels))
         self.ws.put_incident(inc)
         self.ws.note(
             inc,

@@ -38,6 +38,10 @@ class Metrics:
             ["window"],
             registry=r,
         )
+        self.problems_opened = Counter(
+            "itsmd_problems_opened", "Problems opened by recurring incidents, by rule.",
+            ["rule"], registry=r,
+        )  # fmt: skip
         self.alerts_deduplicated = Counter(
             "itsmd_alerts_deduplicated",
             "Alerts received again unchanged (re-sends, retries, HA replicas).",
@@ -120,6 +124,8 @@ class Metrics:
                 self.alerts_unrouted.inc()
             elif event.kind == "suppressed":
                 self.alerts_suppressed.labels(event.labels["window"]).inc()
+            elif event.kind == "problem_opened":
+                self.problems_opened.labels(event.labels["rule"]).inc()
             elif event.kind == "duplicate":
                 self.alerts_deduplicated.inc()
             elif event.kind == "orphan":

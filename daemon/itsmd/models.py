@@ -59,6 +59,7 @@ class TimelineKind(StrEnum):
     KNOWN_ERROR = "known_error"
     MAINTENANCE = "maintenance"
     SYMPTOM_ATTACHED = "symptom_attached"
+    PROBLEM_LINKED = "problem_linked"
     HOLD_STARTED = "hold_started"
     HOLD_CANCELLED = "hold_cancelled"
     AUTO_RESOLVED = "auto_resolved"
@@ -169,6 +170,7 @@ class Incident:
     resolve_due: datetime | None = None
     parent_id: int | None = None
     problem_id: int | None = None
+    problem_key: str | None = None  # the recurrence key of the problem rule it matched
     known_error: str | None = None
 
     @property
@@ -215,3 +217,29 @@ def evolve(obj: T, **changes: Any) -> T:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+class ProblemStatus(StrEnum):
+    OPEN = "open"
+    KNOWN_ERROR = "known_error"
+    RESOLVED = "resolved"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRecord:
+    """A problem: the recurring cause behind incidents of one key."""
+
+    id: int
+    rule: str
+    key: str
+    status: ProblemStatus
+    title: str
+    opened_at: datetime
+    resolved_at: datetime | None
+    root_cause: str | None
+    workaround: str | None
+    incident_count: int
+
+    @property
+    def ref(self) -> str:
+        return f"PRB-{self.id}"

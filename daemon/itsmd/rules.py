@@ -37,7 +37,8 @@ from itsmd.yamlsource import (
 SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
 # Sections of the rule language that this version does not evaluate yet: refusing them
 # is better than accepting rules that silently do nothing.
-UNSUPPORTED_SECTIONS = ("problems", "checks")
+UNSUPPORTED_SECTIONS = ("checks",)
+PROBLEM_KEYS = ("name", "match", "group_by", "after", "within", "title")
 SERVICE_KEYS = ("name", "depends_on", "tier", "slo")
 TIER_IMPACT = {1: "high", 2: "medium", 3: "low"}
 KNOWN_ERROR_KEYS = ("name", "match", "workaround")
@@ -156,6 +157,24 @@ class MaintenanceWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class ProblemRule:
+    """Recurrence: `after` incidents of one key within `within` open one problem."""
+
+    name: str
+    match: tuple[Selector, ...]
+    group_by: tuple[str, ...]
+    after: int
+    within: timedelta
+    title: Template
+    file: str = ""
+    line: int = 0
+
+    def key_for(self, labels: Mapping[str, str]) -> str:
+        inner = ", ".join(f"{n}={_quote(labels.get(n, ''))}" for n in self.group_by)
+        return f"{self.name}{{{inner}}}"
+
+
+@dataclass(frozen=True, slots=True)
 class Service:
     """A service of the catalog: what it depends on, and how much it matters."""
 
@@ -174,7 +193,9 @@ class RuleSet:
     known_errors: tuple[KnownError, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[Service, ...] = ()
+    problem_rules: tuple[ProblemRule, ...] = ()
     _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
+    _problems: SelectorIndex[ProblemRule] = field(init=False, repr=False, compare=False)
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
     _services: dict[str, Service] = field(init=False, repr=False, compare=False)
 
@@ -184,6 +205,15 @@ class RuleSet:
         known = SelectorIndex([(k, k.match) for k in self.known_errors])
         object.__setattr__(self, "_known", known)
         object.__setattr__(self, "_services", {svc.name: svc for svc in self.services})
+        problems = SelectorIndex([(p, p.match) for p in self.problem_rules])
+        object.__setattr__(self, "_problems", problems)
+
+    def problem_rule_named(self, name: str) -> ProblemRule | None:
+        return next((p for p in self.problem_rules if p.name == name), None)
+
+    def problem_rule(self, labels: Mapping[str, str]) -> ProblemRule | None:
+        """The first problem rule (in file order) that matches."""
+        return self._problems.first(labels)
 
     def service(self, name: str) -> Service | None:
         return self._services.get(name)
@@ -253,6 +283,7 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     known: list[KnownError] = []
     windows: list[MaintenanceWindow] = []
     services: list[Service] = []
+    problem_rules: list[ProblemRule] = []
     problems: list[Problem] = []
     first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
@@ -266,11 +297,12 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
         except LoadError as exc:
             problems.extend(exc.problems)
             continue
-        named: list[tuple[str, IncidentRule | KnownError | MaintenanceWindow | Service]] = [
+        named: list[tuple[str, Named]] = [
             *(("incidents", r) for r in parsed.incidents),
             *(("known_errors", k) for k in parsed.known_errors),
             *(("maintenance", w) for w in parsed.maintenance),
             *(("services", svc) for svc in parsed.services),
+            *(("problems", p) for p in parsed.problems),
         ]
         for section, item in named:
             here = f"{item.file}:{item.line}"
@@ -283,12 +315,14 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
         known.extend(parsed.known_errors)
         windows.extend(parsed.maintenance)
         services.extend(parsed.services)
+        problem_rules.extend(parsed.problems)
     problems += _check_catalog(services, rules)
     if problems:
         raise LoadError(problems)
     return RuleSet(
-        tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services)
-    )
+        tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services),
+        tuple(problem_rules),
+    )  # fmt: skip
 
 
 def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Problem]:
@@ -331,6 +365,9 @@ def _cycle_from(start: str, by_name: Mapping[str, Service]) -> list[str] | None:
     return None
 
 
+Named = IncidentRule | KnownError | MaintenanceWindow | Service | ProblemRule
+
+
 @dataclass(frozen=True, slots=True)
 class RuleFile:
     """What one rule file defines, section by section."""
@@ -339,11 +376,13 @@ class RuleFile:
     known_errors: tuple[KnownError, ...] = ()
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[Service, ...] = ()
+    problems: tuple[ProblemRule, ...] = ()
 
     def rule_set(self, filename: str) -> RuleSet:
         return RuleSet(
-            self.incidents, (filename,), self.known_errors, self.maintenance, self.services
-        )
+            self.incidents, (filename,), self.known_errors, self.maintenance, self.services,
+            self.problems,
+        )  # fmt: skip
 
 
 def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
@@ -380,8 +419,31 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
                            lambda p, m, path: _parse_window(p, m, path, filename))  # fmt: skip
     services = each_mapping(problems, top, "services", "",
                             lambda p, m, path: _parse_service(p, m, path, filename))  # fmt: skip
+    problem_rules = each_mapping(
+        problems, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
+    )
     problems.raise_if_any()
-    return RuleFile(tuple(rules), tuple(known), tuple(windows), tuple(services))
+    return RuleFile(
+        tuple(rules), tuple(known), tuple(windows), tuple(services), tuple(problem_rules)
+    )
+
+
+def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> ProblemRule | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "problem rule", PROBLEM_KEYS)
+    after = m.get("after", 3)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        problems.error(m.line_of("after"), join(path, "after"),
+                       f"expected a count of incidents (1 or more), got {after!r}")  # fmt: skip
+        after = 3
+    within = _duration(problems, m, "within", path, timedelta(days=7))
+    if within <= timedelta(0):
+        problems.error(m.line_of("within"), join(path, "within"), "must be positive, e.g. 7d")
+    title = _template(problems, m, "title", path, "{{ rule }} keeps recurring")
+    if len(problems.errors) != before:
+        return None
+    return ProblemRule(name or "", match, tuple(get_str_list(problems, m, "group_by", path)),
+                       after, within, title, filename, m.line)  # fmt: skip
 
 
 def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:

@@ -248,6 +248,8 @@ class Writer:
             outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
             elapsed = time.perf_counter() - started
             ids = repo.flush(conn, ws)
+            if rules.problem_rules:
+                ws.events.extend(repo.link_problems(conn, ws, ids, rules, now))
             repo.touched_incidents(conn)  # what this batch wrote is remembered below
             return ws, outcomes, ids, elapsed
 

@@ -517,9 +517,9 @@ def test_several_problems_in_one_rule_are_all_reported_in_line_order() -> None:
 
 
 def test_unsupported_section_and_bad_rule_are_reported_together() -> None:
-    text = "problems:\n  - name: x\nincidents:\n  - name: a\n"
+    text = "checks:\n  - name: x\nincidents:\n  - name: a\n"
     assert errors(text) == [
-        f"{F}:1: problems: this section is not supported by this version of itsmd yet",
+        f"{F}:1: checks: this section is not supported by this version of itsmd yet",
         f"{F}:4: incidents[0] (a): missing 'match' (use '{{}}' to match every alert)",
     ]
 

@@ -21,7 +21,8 @@ from sqlalchemy import (
     update,
 )
 
-from itsmd.correlate import WorkingSet
+from itsmd.correlate import Event, WorkingSet
+from itsmd.durations import format_duration
 from itsmd.matchers import parse_selectors
 from itsmd.models import (
     Action,
@@ -32,16 +33,19 @@ from itsmd.models import (
     Level,
     Policy,
     Priority,
+    ProblemRecord,
+    ProblemStatus,
     StoredAlert,
     TimelineEntry,
     TimelineKind,
 )
-from itsmd.rules import API_WINDOWS, MaintenanceWindow, WindowAction
+from itsmd.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
 from itsmd.store.tables import (
     SUPPRESSED_FIRING,
     alerts,
     incidents,
     maintenance_windows,
+    problems,
     timeline,
 )
 
@@ -68,6 +72,7 @@ def incident_from_row(row: Row[Any]) -> Incident:
         active=m["active_key"] is not None, all_clear_at=m["all_clear_at"],
         auto_resolve_at=m["auto_resolve_at"], respond_due=m["respond_due"],
         resolve_due=m["resolve_due"], parent_id=m["parent_id"], problem_id=m["problem_id"],
+        problem_key=m["problem_key"],
         known_error=m["known_error"],
     )  # fmt: skip
 
@@ -88,6 +93,7 @@ def incident_values(inc: Incident) -> dict[str, Any]:
         "auto_resolve_s": None if auto is None else auto.total_seconds(),
         "reopen_s": inc.policy.reopen.total_seconds(), "parent_id": inc.parent_id,
         "problem_id": inc.problem_id, "known_error": inc.known_error,
+        "problem_key": inc.problem_key,
     }  # fmt: skip
 
 
@@ -463,3 +469,99 @@ def add_window(conn: Connection, w: MaintenanceWindow, by: str, now: datetime) -
 def delete_window(conn: Connection, name: str) -> bool:
     result = conn.execute(delete(maintenance_windows).where(maintenance_windows.c.name == name))
     return result.rowcount > 0
+
+
+# ---- problems: recurrence of incidents of one key
+
+
+def link_problems(
+    conn: Connection, ws: WorkingSet, ids: dict[int, int], rules: RuleSet, now: datetime
+) -> list[Event]:
+    """After a batch's incidents are inserted: link each new incident that has a
+    recurrence key to the open problem of that key, or open one when `after`
+    incidents of the key opened `within` the span."""
+    events: list[Event] = []
+    for temp, real in ids.items():
+        inc = ws.incidents[temp]
+        rule = (
+            rules.problem_rule_named(inc.problem_key.split("{", 1)[0]) if inc.problem_key else None
+        )
+        if rule is None or inc.problem_key is None:
+            continue
+        key = inc.problem_key
+        open_problem = conn.execute(
+            select(problems.c.id).where(problems.c.key == key,
+                                        problems.c.status != ProblemStatus.RESOLVED.value)
+            .order_by(problems.c.id.desc()).limit(1)
+        ).scalar()  # fmt: skip
+        if open_problem is not None:
+            _link(conn, open_problem, [real], now, f"another incident of key {key}")
+            continue
+        recent = list(conn.execute(
+            select(incidents.c.id).where(
+                incidents.c.problem_key == key, incidents.c.opened_at >= now - rule.within,
+                incidents.c.problem_id.is_(None))
+        ).scalars())  # fmt: skip
+        if len(recent) < rule.after:
+            continue
+        opener = next(
+            (a for a in ws.alerts.values()
+             if a.incident_id == temp and a.decision.action is Action.OPENED),
+            None,
+        )  # fmt: skip
+        context = {"labels": opener.labels if opener else dict(inc.labels), "rule": rule.name,
+                   "key": key, "annotations": opener.annotations if opener else {}}  # fmt: skip
+        title, error = rule.title.render(context)
+        problem_id = conn.execute(insert(problems).values(
+            rule=rule.name, key=key, status=ProblemStatus.OPEN.value,
+            title=title if error is None else rule.name, opened_at=now, resolved_at=None,
+            root_cause=None, workaround=None, incident_count=0,
+        ).returning(problems.c.id)).scalar_one()  # fmt: skip
+        span = format_duration(rule.within)
+        _link(conn, problem_id, recent, now,
+              f"{len(recent)} incidents of key {key} within {span} (rule {rule.name})")  # fmt: skip
+        events.append(Event("problem_opened", problem_id, {"rule": rule.name}))
+    return events
+
+
+def _link(conn: Connection, problem_id: int, incident_ids: list[int], now: datetime,
+          why: str) -> None:  # fmt: skip
+    conn.execute(
+        update(incidents).where(incidents.c.id.in_(incident_ids)).values(problem_id=problem_id)
+    )
+    conn.execute(
+        update(problems).where(problems.c.id == problem_id)
+        .values(incident_count=problems.c.incident_count + len(incident_ids))
+    )  # fmt: skip
+    message = f"linked to problem PRB-{problem_id}: {why}"
+    add_timeline(conn, [TimelineEntry(i, now, TimelineKind.PROBLEM_LINKED, message)
+                        for i in incident_ids])  # fmt: skip
+
+
+def problem_from_row(row: Row[Any]) -> ProblemRecord:
+    m = row._mapping
+    return ProblemRecord(
+        id=m["id"], rule=m["rule"], key=m["key"], status=ProblemStatus(m["status"]),
+        title=m["title"], opened_at=m["opened_at"], resolved_at=m["resolved_at"],
+        root_cause=m["root_cause"], workaround=m["workaround"],
+        incident_count=m["incident_count"],
+    )  # fmt: skip
+
+
+def list_problems(
+    conn: Connection, limit: int, before_id: int | None = None
+) -> list[ProblemRecord]:
+    query = select(problems).order_by(problems.c.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(problems.c.id < before_id)
+    return [problem_from_row(r) for r in conn.execute(query)]
+
+
+def get_problem(conn: Connection, problem_id: int) -> tuple[ProblemRecord, list[Incident]] | None:
+    row = conn.execute(select(problems).where(problems.c.id == problem_id)).first()
+    if row is None:
+        return None
+    linked = conn.execute(
+        select(incidents).where(incidents.c.problem_id == problem_id).order_by(incidents.c.id)
+    )
+    return problem_from_row(row), [incident_from_row(r) for r in linked]

@@ -111,12 +111,14 @@ incidents = Table(
     Column("reopen_s", Float, nullable=False),
     Column("parent_id", Integer, ForeignKey("incidents.id"), nullable=True),
     Column("problem_id", Integer, nullable=True),
+    Column("problem_key", Text, nullable=True),
     Column("known_error", Text, nullable=True),
     UniqueConstraint("active_key"),
     Index(None, "status", "priority"),
     Index(None, "key"),
     Index(None, "auto_resolve_at"),
     Index(None, "service"),
+    Index(None, "problem_key", "opened_at"),
 )
 
 alerts = Table(
@@ -184,4 +186,20 @@ maintenance_windows = Table(
     Column("change", String(200), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
+)
+
+problems = Table(
+    "problems",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(200), nullable=False),
+    Column("key", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("opened_at", UTCDateTime, nullable=False),
+    Column("resolved_at", UTCDateTime, nullable=True),
+    Column("root_cause", Text, nullable=True),
+    Column("workaround", Text, nullable=True),
+    Column("incident_count", Integer, nullable=False),
+    Index(None, "key", "status"),
 )
