@@ -83,6 +83,7 @@ def build_app(
     app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
     app.router.add_get("/api/v1/problems", problems.list_problems)
     app.router.add_get("/api/v1/problems/{id}", problems.show_problem)
+    app.router.add_post("/api/v1/problems/{id}/{action}", problems.act_on_problem)
     app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
     app.router.add_post("/api/v1/maintenance", maintenance.create_window)
     app.router.add_delete("/api/v1/maintenance/{name}", maintenance.delete_window)

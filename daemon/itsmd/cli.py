@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.set_defaults(func=_db_upgrade)
 
     client.add_commands(sub)
+    client.add_problem_commands(sub)
     return p
 
 

@@ -58,6 +58,45 @@ def add_commands(sub: Any) -> None:
     comment.set_defaults(func=_action, action="comment")
 
 
+def add_problem_commands(sub: Any) -> None:
+    problems = sub.add_parser("problems", help="read problems through the API")
+    actions = problems.add_subparsers(metavar="ACTION")
+    ls = actions.add_parser("list", help="list problems, newest first")
+    _common(ls)
+    ls.add_argument("--limit", type=int, default=50)
+    ls.set_defaults(func=_problems_list)
+    show = actions.add_parser("show", help="one problem with its incidents")
+    _common(show)
+    show.add_argument("id", help="PRB-7 or 7")
+    show.set_defaults(func=_problem_show)
+
+
+def _problems_list(args: argparse.Namespace) -> int:
+    page = request(args, "GET", f"/api/v1/problems?limit={args.limit}")
+    if args.json:
+        print(json.dumps(page, indent=2))
+        return 0
+    rows = [(p["id"], p["status"], str(p["incident_count"]), p["opened_at"], p["title"])
+            for p in page["problems"]]  # fmt: skip
+    _table(("ID", "STATUS", "INCIDENTS", "OPENED", "TITLE"), rows, "problems")
+    return 0
+
+
+def _problem_show(args: argparse.Namespace) -> int:
+    problem = request(args, "GET", f"/api/v1/problems/{urllib.parse.quote(args.id)}")
+    if args.json:
+        print(json.dumps(problem, indent=2))
+        return 0
+    print(f"{problem['id']}  {problem['status']}  {problem['title']}")
+    for field in ("rule", "key", "opened_at", "resolved_at", "root_cause", "workaround",
+                  "incident_count"):  # fmt: skip
+        print(f"  {field:16} {problem[field] if problem[field] is not None else '-'}")
+    print("\nincidents:")
+    for inc in problem["incidents"]:
+        print(f"  {inc['id']:10} {inc['status']:13} {inc['opened_at']}  {inc['title']}")
+    return 0
+
+
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--url",
@@ -178,9 +217,11 @@ def _action(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:
+def _table(
+    header: tuple[str, ...], rows: Sequence[tuple[str, ...]], what: str = "incidents"
+) -> None:
     if not rows:
-        print("no incidents", file=sys.stderr)
+        print(f"no {what}", file=sys.stderr)
         return
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     for row in [header, *rows]:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
+from typing import Any
 
+import pytest
+
+from itsmd.cli import main
 from tests.api.api_support import ApiClient, MakeClient, alert, by_kind, resolved
 
 RULES = """\
@@ -78,3 +83,53 @@ async def test_an_unknown_problem_is_404(make_client: MakeClient) -> None:
     client = await make_client(RULES)
     assert (await client.get("/api/v1/problems/PRB-9")).status == 404
     assert (await client.get("/api/v1/problems/nope")).status == 404
+
+
+async def _act(client: ApiClient, action: str, body: dict[str, str] | None = None) -> Any:
+    return await client.post(f"/api/v1/problems/PRB-1/{action}", json=body or {})
+
+
+async def test_a_known_error_problem_lends_its_workaround_then_resolves(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES)
+    for _ in range(3):
+        await _episode(client)
+
+    resp = await _act(client, "root_cause", {"text": "log rotation disabled"})
+    assert (await resp.json())["root_cause"] == "log rotation disabled"
+    assert (await _act(client, "known_error")).status == 422
+    resp = await _act(client, "known_error", {"workaround": "logrotate -f /etc/logrotate.conf"})
+    assert (await resp.json())["status"] == "known_error"
+
+    await _episode(client)  # INC-4 links to the known error
+
+    inc = await client.incident("INC-4")
+    assert inc["known_error"] == "logrotate -f /etc/logrotate.conf"
+    (entry,) = by_kind(inc["timeline"], "known_error")
+    assert entry["message"].startswith("known error PRB-1: workaround attached")
+
+    resp = await _act(client, "resolve")
+    body = await resp.json()
+    assert (body["status"], body["resolved_at"] is not None) == ("resolved", True)
+    assert (await _act(client, "resolve")).status == 409
+    assert (await client.post("/api/v1/problems/PRB-1/close", json={})).status == 404
+
+
+async def test_the_command_line_lists_and_shows_problems(
+    make_client: MakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = await make_client(RULES)
+    for _ in range(3):
+        await _episode(client)
+    url = str(client.make_url("/")).rstrip("/")
+    capsys.readouterr()
+
+    assert await asyncio.to_thread(main, ["problems", "list", "--url", url]) == 0
+    listed = capsys.readouterr().out
+    assert "PRB-1" in listed
+    assert "Disk keeps filling on db-1" in listed
+    assert await asyncio.to_thread(main, ["problems", "show", "PRB-1", "--url", url]) == 0
+    shown = capsys.readouterr().out
+    assert "INC-1" in shown
+    assert "INC-3" in shown

@@ -35,7 +35,8 @@ def required_roles(method: str, path: str) -> frozenset[Role] | None:
         return INGESTERS
     if method in ("GET", "HEAD", "OPTIONS"):
         return READERS
-    return RESPONDERS if path.startswith("/api/v1/incidents") else ADMINS
+    acts = path.startswith(("/api/v1/incidents", "/api/v1/problems"))
+    return RESPONDERS if acts else ADMINS
 
 
 def authenticate(header: str, tokens: Sequence[Token]) -> Token | None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import Connection
 
-from itsmd.actions import NotFound
-from itsmd.api.incidents import _cursor, _db, _encode_cursor, _limit
+from itsmd.actions import InvalidAction, NotFound
+from itsmd.api.incidents import _cursor, _db, _encode_cursor, _json_object, _limit
 from itsmd.api.keys import RUNTIME
 from itsmd.durations import format_optional_time, format_time
-from itsmd.models import ProblemRecord, format_incident_id
+from itsmd.lifecycle import Conflict
+from itsmd.models import ProblemRecord, ProblemStatus, format_incident_id
 from itsmd.store import repo
+from itsmd.store.engine import StoreUnavailable
 
 
 async def list_problems(request: web.Request) -> web.Response:
@@ -27,13 +31,17 @@ async def list_problems(request: web.Request) -> web.Response:
     })  # fmt: skip
 
 
-async def show_problem(request: web.Request) -> web.Response:
-    runtime = request.app[RUNTIME]
+def _problem_id(request: web.Request) -> int:
     text = request.match_info["id"]
     digits = text[4:] if text.upper().startswith("PRB-") else text
     if not digits.isdecimal() or len(digits) > 18:
         raise NotFound(f"no problem {text!r}: ids look like PRB-7")
-    problem_id = int(digits)
+    return int(digits)
+
+
+async def show_problem(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    problem_id = _problem_id(request)
     found = await _db(runtime).read(lambda conn: repo.get_problem(conn, problem_id))
     if found is None:
         raise NotFound(f"no problem PRB-{problem_id}")
@@ -54,3 +62,44 @@ def problem_json(p: ProblemRecord) -> dict[str, Any]:
         "root_cause": p.root_cause, "workaround": p.workaround,
         "incident_count": p.incident_count,
     }  # fmt: skip
+
+
+# action -> (the body's text field, what it sets)
+ACTIONS = {"root_cause": "text", "known_error": "workaround", "resolve": None}
+
+
+async def act_on_problem(request: web.Request) -> web.Response:
+    """Set the root cause, mark a known error with its workaround, or resolve."""
+    runtime = request.app[RUNTIME]
+    action = request.match_info["action"]
+    if action not in ACTIONS:
+        raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
+    problem_id = _problem_id(request)
+    body = await _json_object(request)
+    field = ACTIONS[action]
+    text = body.get(field) if field else None
+    if field and (not isinstance(text, str) or not text.strip()):
+        raise InvalidAction(f'{action} needs {{"{field}": "..."}}')
+
+    def work(conn: Connection, now: datetime) -> ProblemRecord:
+        found = repo.get_problem(conn, problem_id)
+        if found is None:
+            raise NotFound(f"no problem PRB-{problem_id}")
+        problem = found[0]
+        if problem.status is ProblemStatus.RESOLVED:
+            raise Conflict(f"{problem.ref} is resolved")
+        if action == "root_cause":
+            repo.update_problem(conn, problem_id, root_cause=text)
+        elif action == "known_error":
+            repo.update_problem(conn, problem_id, status=ProblemStatus.KNOWN_ERROR.value,
+                                workaround=text)  # fmt: skip
+        else:
+            repo.update_problem(conn, problem_id, status=ProblemStatus.RESOLVED.value,
+                                resolved_at=now)  # fmt: skip
+        updated = repo.get_problem(conn, problem_id)
+        assert updated is not None
+        return updated[0]
+
+    if runtime.writer is None:
+        raise StoreUnavailable("the store is not open yet")
+    return web.json_response(problem_json(await runtime.writer.run(work)))

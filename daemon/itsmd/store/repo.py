@@ -490,12 +490,14 @@ def link_problems(
             continue
         key = inc.problem_key
         open_problem = conn.execute(
-            select(problems.c.id).where(problems.c.key == key,
-                                        problems.c.status != ProblemStatus.RESOLVED.value)
+            select(problems.c.id, problems.c.status, problems.c.workaround)
+            .where(problems.c.key == key, problems.c.status != ProblemStatus.RESOLVED.value)
             .order_by(problems.c.id.desc()).limit(1)
-        ).scalar()  # fmt: skip
+        ).first()  # fmt: skip
         if open_problem is not None:
-            _link(conn, open_problem, [real], now, f"another incident of key {key}")
+            _link(conn, open_problem.id, [real], now, f"another incident of key {key}")
+            if open_problem.status == ProblemStatus.KNOWN_ERROR.value and not inc.known_error:
+                _known_error(conn, real, open_problem.id, open_problem.workaround, now)
             continue
         recent = list(conn.execute(
             select(incidents.c.id).where(
@@ -538,6 +540,17 @@ def _link(conn: Connection, problem_id: int, incident_ids: list[int], now: datet
                         for i in incident_ids])  # fmt: skip
 
 
+def _known_error(
+    conn: Connection, incident_id: int, problem_id: int, workaround: str, now: datetime
+) -> None:
+    """A problem marked as a known error lends its workaround to its new incidents."""
+    conn.execute(
+        update(incidents).where(incidents.c.id == incident_id).values(known_error=workaround)
+    )
+    message = f"known error PRB-{problem_id}: workaround attached: {workaround}"
+    add_timeline(conn, [TimelineEntry(incident_id, now, TimelineKind.KNOWN_ERROR, message)])
+
+
 def problem_from_row(row: Row[Any]) -> ProblemRecord:
     m = row._mapping
     return ProblemRecord(
@@ -565,3 +578,7 @@ def get_problem(conn: Connection, problem_id: int) -> tuple[ProblemRecord, list[
         select(incidents).where(incidents.c.problem_id == problem_id).order_by(incidents.c.id)
     )
     return problem_from_row(row), [incident_from_row(r) for r in linked]
+
+
+def update_problem(conn: Connection, problem_id: int, **values: Any) -> None:
+    conn.execute(update(problems).where(problems.c.id == problem_id).values(**values))
