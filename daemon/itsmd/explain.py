@@ -55,7 +55,8 @@ def _decision(
     lines = [f"  key: {key}"]
     inc = ws.incidents.get(outcome.incident_id) if outcome.incident_id is not None else None
     if inc is None:
-        lines.append(f"  decision: {outcome.action}: a resolve opens nothing")
+        row = ws.alerts[alert.identity]
+        lines.append(f"  decision: {row.decision.action}: {row.decision.reason}")
         return lines
     opened = next((e.message for e in ws.timeline if e.kind is TimelineKind.OPENED), "")
     policy = inc.policy

@@ -91,3 +91,17 @@ def test_the_command_says_what_is_wrong_with_the_file(
 
     assert main(["explain", str(path), "--rules", str(ROOT / "rules")]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_suppressing_window_that_is_on_is_named(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.yml"
+    rules_file.write_text(
+        "incidents:\n  - name: any\n    match: '{}'\n"
+        "maintenance:\n  - name: upgrade\n    match: '{}'\n"
+        "    start: 2026-03-01T11:00:00Z\n    end: 2026-03-01T13:00:00Z\n    change: CHG-1\n"
+    )
+
+    lines = explain(alert(), load_rules([rules_file]), {}, NOW)
+
+    assert lines[-1].startswith("  decision: suppressed: matched rule any {}; key any{};")
+    assert "maintenance window upgrade (suppress, change CHG-1)" in lines[-1]
