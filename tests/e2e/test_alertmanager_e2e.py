@@ -524,3 +524,28 @@ def test_maintenance_window_and_known_error_through_alertmanager(
     assert detail["alerts"][0]["decision"]["reason"].startswith(
         "suppressed by maintenance window payments-upgrade (suppress, change CHG-9) until it ended"
     )
+
+
+def test_symptoms_attach_to_the_upstream_incident_through_alertmanager(
+    tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    rules = write_rules(tmp_path / "rules", BY_SERVICE | {"attach_to_upstream": True}, CATCH_ALL)
+    catalog = {"services": [{"name": "checkout", "depends_on": ["postgres"]},
+                            {"name": "postgres", "tier": 1}]}  # fmt: skip
+    (rules / "20-services.yml").write_text(yaml.safe_dump(catalog))
+    itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
+    am = alertmanager.start(itsmd.webhook_url)
+
+    am.push([make_alert({"alertname": "PostgresDown", "service": "postgres",
+                         "severity": "critical"}, starts_at=a_minute_ago())])  # fmt: skip
+    (root,) = wait_for_alerts(itsmd, 1)
+    push_checkout_alerts(am, a_minute_ago())
+
+    (incident,) = wait_for_alerts(itsmd, 4)
+    assert incident["id"] == root["id"]
+    assert incident["service"] == "postgres"
+    assert incident["impact"] == "high"  # postgres is tier 1
+    detail = get_incident(itsmd, incident["id"])
+    symptoms = [a for a in detail["alerts"] if a["labels"]["service"] == "checkout"]
+    assert len(symptoms) == 3
+    assert {a["decision"]["action"] for a in symptoms} == {"attached"}
