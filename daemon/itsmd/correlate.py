@@ -133,6 +133,14 @@ class WorkingSet:
             TimelineEntry(inc.id, at, kind, message, alert_id=alert_id, rule=inc.rule)
         )
 
+    def opener(self, incident_id: int) -> StoredAlert | None:
+        """The alert that opened an incident, if loaded."""
+        return next(
+            (a for a in self.alerts.values()
+             if a.incident_id == incident_id and a.decision.action is Action.OPENED),
+            None,
+        )  # fmt: skip
+
     def firing_episode(self, fingerprint: str) -> StoredAlert | None:
         """The latest firing episode of a fingerprint, if one is loaded."""
         episodes = [

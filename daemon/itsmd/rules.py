@@ -173,6 +173,17 @@ class ProblemRule:
         inner = ", ".join(f"{n}={_quote(labels.get(n, ''))}" for n in self.group_by)
         return f"{self.name}{{{inner}}}"
 
+    def title_for(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+        """The problem's title from the alert that opened the incident that opened it."""
+        context = {"labels": labels, "annotations": annotations, "rule": self.name,
+                   "key": self.key_for(labels)}  # fmt: skip
+        title, error = self.title.render(context)
+        return self.name if error is not None else title
+
+    def recurs(self, opened: int) -> bool:
+        """Whether this many unlinked incidents of one key within the span open a problem."""
+        return opened >= self.after
+
 
 @dataclass(frozen=True, slots=True)
 class Service:

@@ -19,12 +19,11 @@ from itsmd.durations import format_duration
 from itsmd.fingerprint import fingerprint
 from itsmd.models import Action, Alert, AlertStatus, Incident, StoredAlert
 from itsmd.rules import RuleSet, load_rules
-from itsmd.simulate import Simulation
+from itsmd.simulate import SimulatedProblem, Simulation
 from itsmd.sla import SlaTargets
 from itsmd.yamlsource import (
     LoadError,
     LocDict,
-    LocList,
     Problem,
     Problems,
     check_keys,
@@ -40,6 +39,13 @@ from itsmd.yamlsource import (
 
 T = TypeVar("T")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)  # virtual time 0; tests speak in offsets from it
+PROBLEM_FIELDS: dict[str, Any] = {
+    "key": lambda p: p.key,
+    "rule": lambda p: p.rule,
+    "title": lambda p: p.title,
+    "status": lambda p: p.status,
+    "incidents": lambda p: len(p.incidents),
+}
 FIRING, RESOLVED, NOTHING = "firing", "resolved", "_"
 HELD = ("suppressed", "unrouted")
 # What an expected incident may state, and how to read it off an incident.
@@ -74,6 +80,7 @@ class Expectation:
     line: int
     # Alerts stored without an incident, by decision: suppressed, unrouted (None: unchecked)
     held: Mapping[str, int] = field(default_factory=dict)
+    problems: tuple[Mapping[str, Any], ...] | None = None  # None: not checked
 
 
 @dataclass(frozen=True)
@@ -178,7 +185,7 @@ def parse_values(text: str) -> tuple[str, ...]:
 
 
 def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
-    check_keys(problems, m, ("at", "incidents", *HELD), path)
+    check_keys(problems, m, ("at", "incidents", "problems", *HELD), path)
     held = {}
     for key in HELD:
         if key in m:
@@ -190,15 +197,20 @@ def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
     if "at" not in m:
         problems.error(m.line, path, "needs at: the time to check, e.g. 5m")
     at = get_duration(problems, m, "at", path, timedelta(0))
-    expected = []
-    items = expect_list(problems, m.get("incidents", LocList()), m.line_of("incidents"), path)
-    for index, item in enumerate(items or []):
-        where = join(join(path, "incidents"), index)
-        inc = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
-        if inc is not None:
-            check_keys(problems, inc, FIELDS, where)
-            expected.append(dict(inc))
-    return Expectation(at, tuple(expected) if "incidents" in m else None, m.line, held)
+
+    def checked(fields: Mapping[str, Any]) -> Any:
+        def parse(p: Problems, entry: LocDict, where: str) -> dict[str, Any]:
+            check_keys(p, entry, fields, where)
+            return dict(entry)
+
+        return parse
+
+    expected = each_mapping(problems, m, "incidents", path, checked(FIELDS))
+    expected_problems = each_mapping(problems, m, "problems", path, checked(PROBLEM_FIELDS))
+    return Expectation(
+        at, tuple(expected) if "incidents" in m else None, m.line, held,
+        tuple(expected_problems) if "problems" in m else None,
+    )  # fmt: skip
 
 
 def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str, str]:
@@ -230,6 +242,7 @@ def run_test(test: RuleTest, rules: RuleSet, sla: SlaTargets | None = None) -> R
         simulation.advance(until)
         result.failures += compare(expectation, simulation.incidents())
         result.failures += compare_held(expectation, simulation.ws.alerts.values())
+        result.failures += compare_problems(expectation, simulation.problems)
     return result
 
 
@@ -265,24 +278,42 @@ def _alert(
 
 def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str]:
     """Readable differences between the expected and the actual incidents."""
-    at = f"at {format_duration(expectation.at)}"
-    want, got = expectation.incidents, incidents
+    return _compare(expectation, "incident", expectation.incidents, incidents, FIELDS, _brief)
+
+
+def compare_problems(expectation: Expectation, got: Sequence[SimulatedProblem]) -> list[str]:
+    def brief(p: SimulatedProblem) -> str:
+        return f"{p.key} {p.status} {len(p.incidents)} incidents {p.title!r}"
+
+    return _compare(expectation, "problem", expectation.problems, got, PROBLEM_FIELDS, brief)
+
+
+def _compare(
+    expectation: Expectation,
+    what: str,
+    want: Sequence[Mapping[str, Any]] | None,
+    got: Sequence[Any],
+    fields: Mapping[str, Any],
+    brief: Any,
+) -> list[str]:
+    """The counts must match; then each expected entry's fields, in order."""
     if want is None:
         return []
+    at = f"at {format_duration(expectation.at)}"
     if len(want) != len(got):
-        lines = [f"{at}: expected {len(want)} incidents, got {len(got)}"]
+        lines = [f"{at}: expected {len(want)} {what}s, got {len(got)}"]
         lines += [f"  - expected: {_brief_expected(w)}" for w in want]
-        lines += [f"  + got:      {_brief(i)}" for i in got]
+        lines += [f"  + got:      {brief(item)}" for item in got]
         return ["\n".join(lines)]
     failures = []
-    for number, (w, inc) in enumerate(zip(want, got, strict=True), start=1):
+    for number, (w, item) in enumerate(zip(want, got, strict=True), start=1):
         diffs = [
-            f"    {name}: expected {w[name]!r}, got {FIELDS[name](inc)!r}"
+            f"    {name}: expected {w[name]!r}, got {fields[name](item)!r}"
             for name in w
-            if str(FIELDS[name](inc)) != str(w[name])
+            if str(fields[name](item)) != str(w[name])
         ]
         if diffs:
-            failures.append(f"{at}: incident {number} ({inc.key}):\n" + "\n".join(diffs))
+            failures.append(f"{at}: {what} {number} ({item.key}):\n" + "\n".join(diffs))
     return failures
 
 

@@ -8,6 +8,7 @@ daemon's sweep would end them.
 from __future__ import annotations
 
 import heapq
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from itsmd.correlate import Correlator, Identity, Outcome, Router, WorkingSet
@@ -18,8 +19,20 @@ from itsmd.sla import SlaTargets
 FIRING = AlertStatus.FIRING
 
 
+@dataclass
+class SimulatedProblem:
+    rule: str
+    key: str
+    title: str
+    incidents: list[int] = field(default_factory=list)
+    status: str = "open"
+
+
 class Simulation:
     def __init__(self, rules: RuleSet, sla: SlaTargets | None = None) -> None:
+        self.rules = rules
+        self.problems: list[SimulatedProblem] = []  # as the store would link them
+        self._opened: set[int] = set()
         self.ws = WorkingSet()
         self._correlator = Correlator(Router(rules), self.ws, sla or {})
         self._holds: list[tuple[datetime, int]] = []  # (end, incident id), a heap
@@ -34,7 +47,36 @@ class Simulation:
             self._watch(outcome.incident_id)
         if outcome.action == "suppressed":
             self._suppressed.add(alert.identity)
+        if outcome.incident_id is not None and outcome.incident_id not in self._opened:
+            self._opened.add(outcome.incident_id)
+            self._recur(outcome.incident_id, at)
         return outcome
+
+    def _recur(self, incident_id: int, now: datetime) -> None:
+        """Problems, as the store links them once a batch's incidents have ids."""
+        inc = self.ws.incidents[incident_id]
+        key = inc.problem_key
+        rule = self.rules.problem_rule_named(key.split("{", 1)[0]) if key else None
+        if rule is None or key is None:
+            return
+        problem = next((p for p in reversed(self.problems) if p.key == key), None)
+        if problem is not None and problem.status != "resolved":
+            problem.incidents.append(incident_id)
+            return
+        linked = {i for p in self.problems for i in p.incidents}
+        recent = [
+            i.id
+            for i in self.ws.incidents.values()
+            if i.id is not None and i.problem_key == key
+            and i.opened_at >= now - rule.within and i.id not in linked
+        ]  # fmt: skip
+        if rule.recurs(len(recent)):
+            opener = self.ws.opener(incident_id)
+            labels = opener.labels if opener else inc.labels
+            title = rule.title_for(labels, opener.annotations if opener else {})
+            self.problems.append(
+                SimulatedProblem(rule.name, key, title, sorted(recent, reverse=True))
+            )
 
     def advance(self, until: datetime) -> None:
         """Let time pass: holds that end by `until` resolve, in the order they end, and

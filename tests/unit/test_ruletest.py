@@ -209,3 +209,32 @@ def test_suppressed_and_unrouted_alerts_are_counted(tmp_path: Path) -> None:
 """, rules)  # fmt: skip
 
     assert _run(path) == [["at 6m: expected 1 suppressed alerts, got 0"]]
+
+
+def test_problems_open_as_the_store_would_open_them(tmp_path: Path) -> None:
+    rules = RULES.replace("auto_resolve: 5m", "auto_resolve: 0s") + (
+        "problems:\n"
+        "  - name: flapping\n"
+        "    match: '{severity=\"critical\"}'\n"
+        "    group_by: [service]\n"
+        "    after: 3\n"
+        "    within: 1h\n"
+        "    title: '{{ labels.service }} keeps failing'\n"
+    )
+    path = _write(tmp_path, """\
+  - name: flapping api
+    interval: 10m
+    series:
+      - labels: {alertname: Down, severity: critical, service: api}
+        values: firing resolved firing resolved firing resolved firing
+    expect:
+      - at: 30m
+        problems: []
+      - at: 40m
+        problems: [{key: 'flapping{service="api"}', title: api keeps failing, incidents: 3}]
+      - at: 60m
+        problems: [{incidents: 4, status: open}]
+        incidents: [{status: resolved}, {status: resolved}, {status: resolved}, {status: open}]
+""", rules)  # fmt: skip
+
+    assert _run(path) == [[]]

@@ -504,19 +504,14 @@ def link_problems(
                 incidents.c.problem_key == key, incidents.c.opened_at >= now - rule.within,
                 incidents.c.problem_id.is_(None))
         ).scalars())  # fmt: skip
-        if len(recent) < rule.after:
+        if not rule.recurs(len(recent)):
             continue
-        opener = next(
-            (a for a in ws.alerts.values()
-             if a.incident_id == temp and a.decision.action is Action.OPENED),
-            None,
-        )  # fmt: skip
-        context = {"labels": opener.labels if opener else dict(inc.labels), "rule": rule.name,
-                   "key": key, "annotations": opener.annotations if opener else {}}  # fmt: skip
-        title, error = rule.title.render(context)
+        opener = ws.opener(temp)
+        title = rule.title_for(opener.labels if opener else inc.labels,
+                               opener.annotations if opener else {})  # fmt: skip
         problem_id = conn.execute(insert(problems).values(
             rule=rule.name, key=key, status=ProblemStatus.OPEN.value,
-            title=title if error is None else rule.name, opened_at=now, resolved_at=None,
+            title=title, opened_at=now, resolved_at=None,
             root_cause=None, workaround=None, incident_count=0,
         ).returning(problems.c.id)).scalar_one()  # fmt: skip
         span = format_duration(rule.within)
