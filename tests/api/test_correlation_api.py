@@ -539,3 +539,21 @@ async def test_a_symptom_joins_the_incident_of_its_upstream_service(
     assert symptom["decision"]["action"] == "attached"
     (entry,) = by_kind(detail["timeline"], "symptom_attached")
     assert "upstream service postgres of checkout" in entry["message"]
+
+
+async def test_an_incident_of_a_rule_removed_by_a_reload_keeps_its_policy(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(_rules(auto_resolve="0s"))
+    down = alert("Down", service="api")
+    await client.webhook(down)
+
+    resp = await client.post("/-/reload")  # this app's rule files: none, so no rules at all
+    assert resp.status == 200, await resp.text()
+    assert len(client.runtime.rules) == 0
+    client.clock.advance(MINUTE)
+    await client.webhook(resolved(down, client.clock.now))
+
+    detail = await client.incident("INC-1")
+    assert detail["status"] == "resolved"  # auto_resolve 0s, kept by the incident
+    assert by_kind(detail["timeline"], "auto_resolved")
