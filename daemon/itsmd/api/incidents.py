@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 from sqlalchemy import Connection
 
 from itsmd.actions import ACTIONS, NotFound, incident_action
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
+from itsmd.api.params import (
+    decode_cursor,
+    encode_cursor,
+    json_object,
+    page_limit,
+    store_of,
+    writer_of,
+)
 from itsmd.durations import parse_duration, parse_time
 from itsmd.models import (
     Incident,
@@ -23,33 +28,29 @@ from itsmd.models import (
     TimelineEntry,
     parse_incident_id,
 )
-from itsmd.runtime import Runtime
 from itsmd.store import repo
-from itsmd.store.engine import Database, StoreUnavailable
 from itsmd.views import incident_detail_json, incident_json
-
-DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 
 async def list_incidents(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     query = request.query
-    limit = _limit(query.get("limit"))
+    limit = page_limit(query.get("limit"))
     filters = repo.IncidentFilter(
         status=_enum_list(query, "status", IncidentStatus),
         priority=_enum_list(query, "priority", Priority),
         service=query.get("service") or None,
         q=query.get("q") or None,
         since=_since(query.get("since"), runtime.clock()),
-        before_id=_cursor(query.get("cursor")),
+        before_id=decode_cursor(query.get("cursor")),
     )
-    found = await _db(runtime).read(lambda conn: repo.list_incidents(conn, filters, limit + 1))
+    found = await store_of(runtime).read(lambda conn: repo.list_incidents(conn, filters, limit + 1))
     page = found[:limit]
     more = len(found) > limit and page[-1].id is not None
     now = runtime.clock()
     return web.json_response({
         "incidents": [incident_json(inc, now) for inc in page],
-        "next": _encode_cursor(page[-1].id) if more and page[-1].id else None,
+        "next": encode_cursor(page[-1].id) if more and page[-1].id else None,
     })  # fmt: skip
 
 
@@ -63,7 +64,7 @@ async def show_incident(request: web.Request) -> web.Response:
             return None, [], []
         return inc, repo.alerts_of(conn, incident_id), repo.timeline_of(conn, incident_id)
 
-    inc, alerts, timeline = await _db(runtime).read(load)
+    inc, alerts, timeline = await store_of(runtime).read(load)
     if inc is None:
         raise NotFound(f"no incident {request.match_info['id']}")
     return web.json_response(incident_detail_json(inc, alerts, timeline, runtime.clock()))
@@ -74,23 +75,16 @@ async def act_on_incident(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
-    body = await _json_object(request)
+    body = await json_object(request)
     actor = request.get(ACTOR, "anonymous")
     if isinstance(body.get("actor"), str) and body["actor"].strip():
         by = body["actor"].strip()[:100]
         actor = by if actor == "anonymous" else f"{by} (token {actor})"
-    if runtime.writer is None:
-        raise StoreUnavailable("the store is not open yet")
-    inc = await runtime.writer.run(incident_action(_incident_id(request), action, actor, body))
+    work = incident_action(_incident_id(request), action, actor, body)
+    inc = await writer_of(runtime).run(work)
     if action == "resolve":
         runtime.metrics.incidents_resolved.labels("manual").inc()
     return web.json_response(incident_json(inc, runtime.clock()))
-
-
-def _db(runtime: Runtime) -> Database:
-    if runtime.db is None:
-        raise StoreUnavailable("the store is not open yet")
-    return runtime.db
 
 
 def _incident_id(request: web.Request) -> int:
@@ -98,27 +92,6 @@ def _incident_id(request: web.Request) -> int:
     if incident_id is None:
         raise NotFound(f"no incident {request.match_info['id']!r} (ids look like INC-42)")
     return incident_id
-
-
-async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object")
-    return body
-
-
-def _limit(text: str | None) -> int:
-    if text is None:
-        return DEFAULT_LIMIT
-    if not text.isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadRequest(f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
-    return int(text)
 
 
 def _enum_list(query: Any, name: str, enum: Any) -> list[Any]:
@@ -144,19 +117,3 @@ def _since(text: str | None, now: datetime) -> datetime | None:
         raise BadRequest(
             f"since: expected an RFC 3339 time or a duration like 24h, got {text!r}"
         ) from None
-
-
-def _encode_cursor(incident_id: int) -> str:
-    return base64.urlsafe_b64encode(f"id:{incident_id}".encode()).decode().rstrip("=")
-
-
-def _cursor(text: str | None) -> int | None:
-    if not text:
-        return None
-    try:
-        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        decoded = ""
-    if not decoded.startswith("id:") or not decoded[3:].isdecimal():
-        raise BadRequest("cursor: not a cursor from a previous page's 'next'")
-    return int(decoded[3:])

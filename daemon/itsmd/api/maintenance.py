@@ -17,14 +17,13 @@ from sqlalchemy import Connection
 from itsmd.actions import NotFound
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
+from itsmd.api.params import writer_of
 from itsmd.durations import format_duration, format_optional_time
 from itsmd.lifecycle import Conflict
 from itsmd.rules import API_WINDOWS, MaintenanceWindow, parse_window
 from itsmd.runtime import Runtime
 from itsmd.sources import PayloadError
 from itsmd.store import repo
-from itsmd.store.engine import StoreUnavailable
-from itsmd.writer import Writer
 from itsmd.yamlsource import LoadError
 
 MAX_BODY = 64 * 1024
@@ -49,7 +48,7 @@ async def create_window(request: web.Request) -> web.Response:
         repo.add_window(conn, window, actor, now)
         return repo.api_windows(conn)
 
-    runtime.set_api_windows(await _writer(runtime).run(work))
+    runtime.set_api_windows(await writer_of(runtime).run(work))
     return web.json_response(window_json(window, runtime.clock()), status=201)
 
 
@@ -63,7 +62,7 @@ async def delete_window(request: web.Request) -> web.Response:
             raise NotFound(f"no maintenance window named {name!r}")
         return repo.api_windows(conn)
 
-    runtime.set_api_windows(await _writer(runtime).run(work))
+    runtime.set_api_windows(await writer_of(runtime).run(work))
     return web.Response(status=204)
 
 
@@ -114,9 +113,3 @@ def _not_from_rules(runtime: Runtime, name: str) -> None:
                 f"maintenance window {name!r} is defined in {w.file}:{w.line}; "
                 "change it there (windows from rule files reload with the rules)"
             )
-
-
-def _writer(runtime: Runtime) -> Writer:
-    if runtime.writer is None:
-        raise StoreUnavailable("the store is not open yet")
-    return runtime.writer

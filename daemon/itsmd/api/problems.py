@@ -9,25 +9,31 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from itsmd.actions import InvalidAction, NotFound
-from itsmd.api.incidents import _cursor, _db, _encode_cursor, _json_object, _limit
 from itsmd.api.keys import RUNTIME
+from itsmd.api.params import (
+    decode_cursor,
+    encode_cursor,
+    json_object,
+    page_limit,
+    store_of,
+    writer_of,
+)
 from itsmd.durations import format_optional_time, format_time
 from itsmd.lifecycle import Conflict
 from itsmd.models import ProblemRecord, ProblemStatus, format_incident_id
 from itsmd.store import repo
-from itsmd.store.engine import StoreUnavailable
 
 
 async def list_problems(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
-    limit = _limit(request.query.get("limit"))
-    before = _cursor(request.query.get("cursor"))
-    found = await _db(runtime).read(lambda conn: repo.list_problems(conn, limit + 1, before))
+    limit = page_limit(request.query.get("limit"))
+    before = decode_cursor(request.query.get("cursor"))
+    found = await store_of(runtime).read(lambda conn: repo.list_problems(conn, limit + 1, before))
     page = found[:limit]
     more = len(found) > limit
     return web.json_response({
         "problems": [problem_json(p) for p in page],
-        "next": _encode_cursor(page[-1].id) if more else None,
+        "next": encode_cursor(page[-1].id) if more else None,
     })  # fmt: skip
 
 
@@ -42,7 +48,7 @@ def _problem_id(request: web.Request) -> int:
 async def show_problem(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     problem_id = _problem_id(request)
-    found = await _db(runtime).read(lambda conn: repo.get_problem(conn, problem_id))
+    found = await store_of(runtime).read(lambda conn: repo.get_problem(conn, problem_id))
     if found is None:
         raise NotFound(f"no problem PRB-{problem_id}")
     problem, linked = found
@@ -75,7 +81,7 @@ async def act_on_problem(request: web.Request) -> web.Response:
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
     problem_id = _problem_id(request)
-    body = await _json_object(request)
+    body = await json_object(request)
     field = ACTIONS[action]
     text = body.get(field) if field else None
     if field and (not isinstance(text, str) or not text.strip()):
@@ -100,6 +106,4 @@ async def act_on_problem(request: web.Request) -> web.Response:
         assert updated is not None
         return updated[0]
 
-    if runtime.writer is None:
-        raise StoreUnavailable("the store is not open yet")
-    return web.json_response(problem_json(await runtime.writer.run(work)))
+    return web.json_response(problem_json(await writer_of(runtime).run(work)))
