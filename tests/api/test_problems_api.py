@@ -133,3 +133,17 @@ async def test_the_command_line_lists_and_shows_problems(
     shown = capsys.readouterr().out
     assert "INC-1" in shown
     assert "INC-3" in shown
+
+
+async def test_incidents_opened_in_one_batch_are_linked_once(make_client: MakeClient) -> None:
+    rules = RULES.replace(
+        "    group_by: [instance]\n    after: 3", "    group_by: []\n    after: 3"
+    )
+    client = await make_client(rules)
+
+    await client.webhook(*(alert("DiskFull", instance=f"db-{n}") for n in range(3)))
+
+    (problem,) = (await (await client.get("/api/v1/problems")).json())["problems"]
+    assert problem["incident_count"] == 3
+    detail = await (await client.get(f"/api/v1/problems/{problem['id']}")).json()
+    assert len(detail["incidents"]) == 3

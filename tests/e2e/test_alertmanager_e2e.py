@@ -549,3 +549,32 @@ def test_symptoms_attach_to_the_upstream_incident_through_alertmanager(
     symptoms = [a for a in detail["alerts"] if a["labels"]["service"] == "checkout"]
     assert len(symptoms) == 3
     assert {a["decision"]["action"] for a in symptoms} == {"attached"}
+
+
+def test_recurring_incidents_open_a_problem_through_alertmanager(
+    tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    per_instance = {"name": "per-instance", "match": "{}", "group_by": ["instance"],
+                    "auto_resolve": "0s"}  # fmt: skip
+    rules = write_rules(tmp_path / "rules", per_instance)
+    problem = {"name": "disk-keeps-filling", "match": '{alertname="DiskFull"}',
+               "group_by": ["service"], "after": 3, "within": "1d"}  # fmt: skip
+    (rules / "20-problems.yml").write_text(yaml.safe_dump({"problems": [problem]}))
+    itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
+    am = alertmanager.start(itsmd.webhook_url)
+
+    # Three hosts of one service fill their disks: three incidents, one recurrence key.
+    am.push([make_alert({"alertname": "DiskFull", "service": "storage", "instance": f"nas-{n}"},
+                        starts_at=a_minute_ago()) for n in range(3)])  # fmt: skip
+    wait_for_alerts(itsmd, 3)
+
+    problems = wait_until(
+        lambda: itsmd.get("/api/v1/problems").json()["problems"] or None,
+        timeout_s=DELIVERY_TIMEOUT_S,
+        interval_s=0.1,
+        what="a problem once three incidents of one key opened",
+    )
+    assert [(p["key"], p["incident_count"]) for p in problems] == [
+        ('disk-keeps-filling{service="storage"}', 3)
+    ]
+    assert itsmd.metric("itsmd_problems_opened_total", rule="disk-keeps-filling") == 1.0

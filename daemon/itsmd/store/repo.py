@@ -481,8 +481,11 @@ def link_problems(
     recurrence key to the open problem of that key, or open one when `after`
     incidents of the key opened `within` the span."""
     events: list[Event] = []
+    linked: set[int] = set()  # a problem opened by this batch links its other incidents too
     for temp, real in ids.items():
         inc = ws.incidents[temp]
+        if real in linked:
+            continue
         rule = (
             rules.problem_rule_named(inc.problem_key.split("{", 1)[0]) if inc.problem_key else None
         )
@@ -517,6 +520,7 @@ def link_problems(
         span = format_duration(rule.within)
         _link(conn, problem_id, recent, now,
               f"{len(recent)} incidents of key {key} within {span} (rule {rule.name})")  # fmt: skip
+        linked.update(recent)
         events.append(Event("problem_opened", problem_id, {"rule": rule.name}))
     return events
 
