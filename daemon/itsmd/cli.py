@@ -206,7 +206,6 @@ def _rules_test(args: argparse.Namespace) -> int:
 def _explain(args: argparse.Namespace) -> int:
     import json
 
-    from itsmd.app import SOURCES
     from itsmd.explain import explain
     from itsmd.sources import PayloadError
 
@@ -218,13 +217,9 @@ def _explain(args: argparse.Namespace) -> int:
         return _fail(f"cannot read {args.file}: {exc.strerror}")
     except json.JSONDecodeError as exc:
         return _fail(f"{args.file}: malformed JSON: {exc}")
-    webhook, generic = (route.source for route in SOURCES)
     now = datetime.now(UTC)
     try:
-        if isinstance(body, dict) and "alerts" in body:
-            alerts = webhook.parse(body, now)
-        else:
-            alerts = generic.parse(body if isinstance(body, list) else [body], now)
+        alerts = _parse_alerts(body, now)
     except PayloadError as exc:
         return _fail(f"{args.file}: {exc}")
     for alert in alerts:
@@ -260,24 +255,29 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_alerts(body: object, now: datetime) -> Sequence[Alert]:
+    """A webhook payload, a list of alerts, or one alert (Alertmanager's shape),
+    through the daemon's own sources."""
+    from itsmd.app import SOURCES
+
+    webhook, generic = (route.source for route in SOURCES)
+    if isinstance(body, dict) and "alerts" in body:
+        return webhook.parse(body, now)
+    return generic.parse(body if isinstance(body, list) else [body], now)
+
+
 def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
     """Alerts of a JSON-lines file: each line an alert or a webhook payload."""
     import orjson
 
-    from itsmd.app import SOURCES
     from itsmd.sources import PayloadError
 
-    webhook, generic = (route.source for route in SOURCES)
     alerts: list[Alert] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            body = orjson.loads(line)
-            if isinstance(body, dict) and "alerts" in body:
-                alerts.extend(webhook.parse(body, _RECORDED_NOW))
-            else:
-                alerts.extend(generic.parse([body], _RECORDED_NOW))
+            alerts.extend(_parse_alerts(orjson.loads(line), _RECORDED_NOW))
         except orjson.JSONDecodeError as exc:
             raise ValueError(f"{name}:{number}: malformed JSON: {exc}") from None
         except PayloadError as exc:

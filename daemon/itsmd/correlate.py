@@ -491,7 +491,7 @@ class Correlator:
         self.ws.put_alert(row)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
-        if inc.known_error is None:
+        if inc.known_error is None and self.router.rules.known_errors:
             self._attach_known_error(inc, row, now)
 
     def _attach_known_error(self, inc: Incident, row: StoredAlert, now: datetime) -> None:
@@ -557,7 +557,8 @@ class Correlator:
             respond_due=respond_due,
             resolve_due=resolve_due,
         )
-        problem_rule = self.router.rules.problem_rule(row.labels)
+        rules = self.router.rules
+        problem_rule = rules.problem_rule(row.labels) if rules.problem_rules else None
         if problem_rule is not None:  # the store counts recurrences once it has ids
             inc = evolve(inc, problem_key=problem_rule.key_for(row.labels))
         self.ws.put_incident(inc)

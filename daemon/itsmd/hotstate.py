@@ -12,10 +12,9 @@ enables it for SQLite alone.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 
 from itsmd.correlate import WorkingSet
-from itsmd.models import Incident
+from itsmd.models import Incident, evolve
 
 DEFAULT_LIMIT = 100_000  # keys; beyond it the cache starts over rather than grow
 
@@ -51,7 +50,7 @@ class CurrentIncidents:
         for key, temp_id in ws.current.items():
             inc = ws.incidents[temp_id]
             real = ids.get(temp_id, temp_id)
-            self._by_key[key] = inc if inc.id == real else replace(inc, id=real)
+            self._by_key[key] = inc if inc.id == real else evolve(inc, id=real)
 
     def clear(self) -> None:
         self._by_key.clear()

@@ -209,6 +209,7 @@ class RuleSet:
     _problems: SelectorIndex[ProblemRule] = field(init=False, repr=False, compare=False)
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
     _services: dict[str, Service] = field(init=False, repr=False, compare=False)
+    _upstream: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
@@ -216,10 +217,17 @@ class RuleSet:
         known = SelectorIndex([(k, k.match) for k in self.known_errors])
         object.__setattr__(self, "_known", known)
         object.__setattr__(self, "_services", {svc.name: svc for svc in self.services})
+        # Walked once here, not for every alert of an attach_to_upstream rule.
+        upstream = {svc.name: _upstream_of(svc.name, self._services) for svc in self.services}
+        object.__setattr__(self, "_upstream", upstream)
         problems = SelectorIndex([(p, p.match) for p in self.problem_rules])
         object.__setattr__(self, "_problems", problems)
 
-    def problem_rule_named(self, name: str) -> ProblemRule | None:
+    def problem_rule_of(self, key: str | None) -> ProblemRule | None:
+        """The rule a recurrence key (`name{labels}`) was made by, if it is still there."""
+        if key is None:
+            return None
+        name = key.split("{", 1)[0]
         return next((p for p in self.problem_rules if p.name == name), None)
 
     def problem_rule(self, labels: Mapping[str, str]) -> ProblemRule | None:
@@ -231,15 +239,7 @@ class RuleSet:
 
     def upstream(self, name: str) -> list[str]:
         """Every service `name` depends on, directly or not, nearest first."""
-        by_name = self._services
-        seen: list[str] = []
-        queue = list(by_name[name].depends_on) if name in by_name else []
-        while queue:
-            current = queue.pop(0)
-            if current not in seen and current != name:
-                seen.append(current)
-                queue.extend(by_name[current].depends_on if current in by_name else ())
-        return seen
+        return list(self._upstream.get(name, ()))
 
     def known_error(self, labels: Mapping[str, str]) -> KnownError | None:
         """The first known error (in file order) that matches."""
@@ -269,6 +269,18 @@ class RuleSet:
 
     def __len__(self) -> int:
         return len(self.incident_rules)
+
+
+def _upstream_of(name: str, by_name: Mapping[str, Service]) -> tuple[str, ...]:
+    """Breadth first through depends_on, so the nearest services come first."""
+    seen: list[str] = []
+    queue = list(by_name[name].depends_on) if name in by_name else []
+    while queue:
+        current = queue.pop(0)
+        if current not in seen and current != name:
+            seen.append(current)
+            queue.extend(by_name[current].depends_on if current in by_name else ())
+    return tuple(seen)
 
 
 def _quote(value: str) -> str:
@@ -459,12 +471,7 @@ def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> 
 
 def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:
     before = len(problems.errors)
-    name = get_str(problems, m, "name", path)
-    if not name:
-        problems.error(m.line, path, "every service needs a name")
-    else:
-        path = f"{path} ({name})"
-    check_keys(problems, m, SERVICE_KEYS, path)
+    name, path = _named(problems, m, path, "service", SERVICE_KEYS)
     tier = m.get("tier")
     if tier is not None and tier not in TIER_IMPACT:
         problems.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
@@ -543,17 +550,25 @@ def _window_action(text: str) -> WindowAction:
         raise ValueError(f"expected suppress or annotate, got {text!r}") from None
 
 
-def _head(
+def _named(
     problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
-) -> tuple[str | None, str, tuple[Selector, ...]]:
-    """What every named, matching item has: its name (also put in its path, for the
-    messages that follow), only known keys, and a match."""
+) -> tuple[str | None, str]:
+    """The item's name, also put in its path for the messages that follow, and only
+    known keys."""
     name = get_str(problems, m, "name", path)
     if not name:
         problems.error(m.line, path, f"every {what} needs a name")
     else:
         path = f"{path} ({name})"
     check_keys(problems, m, keys, path)
+    return name, path
+
+
+def _head(
+    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+) -> tuple[str | None, str, tuple[Selector, ...]]:
+    """What every named, matching item has: a name, only known keys, and a match."""
+    name, path = _named(problems, m, path, what, keys)
     if "match" not in m:
         problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
         return name, path, ()

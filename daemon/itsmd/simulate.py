@@ -37,7 +37,6 @@ class Simulation:
         self._correlator = Correlator(Router(rules), self.ws, sla or {})
         self._holds: list[tuple[datetime, int]] = []  # (end, incident id), a heap
         self._suppressed: set[Identity] = set()  # alerts a maintenance window holds back
-        self.now: datetime | None = None
 
     def send(self, alert: Alert, at: datetime) -> Outcome:
         """Correlate `alert` received at `at` (not before the previous moment)."""
@@ -56,7 +55,7 @@ class Simulation:
         """Problems, as the store links them once a batch's incidents have ids."""
         inc = self.ws.incidents[incident_id]
         key = inc.problem_key
-        rule = self.rules.problem_rule_named(key.split("{", 1)[0]) if key else None
+        rule = self.rules.problem_rule_of(key)
         if rule is None or key is None:
             return
         problem = next((p for p in reversed(self.problems) if p.key == key), None)
@@ -94,7 +93,6 @@ class Simulation:
                     self._suppressed.discard(identity)
                     if row.incident_id is not None:
                         self._watch(row.incident_id)
-        self.now = until if self.now is None else max(self.now, until)
 
     def incidents(self) -> list[Incident]:
         """Every incident opened so far, in opening order (temporary ids count down)."""

@@ -486,9 +486,7 @@ def link_problems(
         inc = ws.incidents[temp]
         if real in linked:
             continue
-        rule = (
-            rules.problem_rule_named(inc.problem_key.split("{", 1)[0]) if inc.problem_key else None
-        )
+        rule = rules.problem_rule_of(inc.problem_key)
         if rule is None or inc.problem_key is None:
             continue
         key = inc.problem_key
