@@ -1,0 +1,5 @@
+"""Notification sinks: one module per outside system, each exposing `KIND`.
+
+They register under the `itsmd.sinks` entry point group in pyproject.toml,
+exactly as a sink from another package would.
+"""
