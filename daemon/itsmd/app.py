@@ -7,23 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import incidents, maintenance, ops, problems
+from itsmd import __version__
+from itsmd.api import incidents, maintenance, notifications, ops, problems
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import NOTIFIER, RUNTIME
 from itsmd.config import Overrides, Settings
+from itsmd.connconfig import sink_factory
+from itsmd.connector import SinkEnv, installed_kinds
 from itsmd.hotstate import CurrentIncidents
 from itsmd.housekeeping import RuleWatch, sweep_holds
 from itsmd.metrics import Metrics
+from itsmd.notify import Notifier, SinkRunner
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
 from itsmd.sources import SourceRoute
@@ -61,6 +67,7 @@ def build_app(
     migrate: bool = False,
     rules: RuleSet | None = None,
     sweep_interval: timedelta = SWEEP_INTERVAL,
+    notify_poll_s: float = 1.0,
 ) -> web.Application:
     """Raises LoadError when the rules do not validate."""
     metrics = Metrics()
@@ -91,7 +98,17 @@ def build_app(
     app.router.add_get("/-/ready", ops.ready)
     app.router.add_post("/-/reload", ops.reload)
     app.router.add_get("/metrics", ops.metrics)
+    app.router.add_get("/api/v1/notifications", notifications.list_notifications)
+    app.router.add_post("/api/v1/notifications/{id}/retry", notifications.retry_notification)
+    app[NOTIFIER] = Notifier(
+        lambda: runtime.settings.connectors.routes,
+        lambda: runtime.settings.base_url,
+        clock,
+        metrics,
+        poll_s=notify_poll_s,
+    )
     app.cleanup_ctx.append(_store_ctx(migrate))
+    app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
     return app
 
@@ -115,6 +132,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             # SQLite has one writer, this process: its current incidents can stay in
             # memory. Several PostgreSQL replicas write the same keys.
             current=CurrentIncidents() if db.sqlite else None,
+            outbox=app[NOTIFIER],
         )
         writer.start()
         runtime.set_api_windows(await db.read(repo.api_windows))
@@ -146,6 +164,41 @@ async def _check_schema(db: Database, migrate: bool) -> None:
             f"the database holds tables that are not an itsmd schema, or a newer "
             f"one (revision {revision}); point --db at another database"
         )
+
+
+async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sinks built from the config (again on every reload) and the delivery worker."""
+    runtime, notifier = app[RUNTIME], app[NOTIFIER]
+    session: aiohttp.ClientSession | None = None
+    kinds = installed_kinds() if runtime.settings.connectors.sinks else {}
+
+    def http() -> aiohttp.ClientSession:
+        nonlocal session
+        if session is None:
+            session = aiohttp.ClientSession(headers={"User-Agent": f"itsmd/{__version__}"})
+        return session
+
+    def build_sinks() -> None:
+        nonlocal kinds
+        specs = runtime.settings.connectors.sinks
+        if specs and not kinds:
+            kinds = installed_kinds()
+        notifier.set_sinks({
+            name: SinkRunner(spec, sink_factory(spec, kinds, os.environ)(
+                SinkEnv(http, spec.timeout_s)))
+            for name, spec in specs.items()
+        })  # fmt: skip
+
+    build_sinks()
+    runtime.on_reload.append(build_sinks)
+    assert runtime.writer is not None
+    notifier.start(runtime.writer)
+    yield
+    cut = await notifier.stop()
+    if cut:
+        log.warning("%d notifications were being sent at shutdown; they will be sent again", cut)
+    if session is not None:
+        await session.close()
 
 
 def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -14,6 +14,8 @@ from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from itsmd.connconfig import Connectors, parse_connectors
+from itsmd.connector import SinkKind, installed_kinds
 from itsmd.durations import parse_duration, parse_size
 from itsmd.models import Priority
 from itsmd.sla import SlaTarget
@@ -34,8 +36,8 @@ from itsmd.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 DEFAULT_DATABASE = "sqlite+aiosqlite:///itsmd.db"
-TOP_KEYS = ("listen", "database", "rules", "watch_rules", "auth", "limits", "sla", "storage",
-            "connectors", "routes")  # fmt: skip
+TOP_KEYS = ("listen", "external_url", "database", "rules", "watch_rules", "auth", "limits", "sla",
+            "storage", "connectors", "routes")  # fmt: skip
 
 
 class Role(StrEnum):
@@ -65,6 +67,15 @@ class Settings:
     sqlite_synchronous: str = "NORMAL"
     config_file: str | None = None
     watch_rules: timedelta | None = None  # how often to look for changed rule files
+    external_url: str | None = None  # where humans reach this daemon (links in notifications)
+    connectors: Connectors = field(default_factory=Connectors)
+
+    @property
+    def base_url(self) -> str:
+        if self.external_url:
+            return self.external_url
+        host, port = self.host_port
+        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -126,7 +137,12 @@ def load_settings(
     )
 
 
-def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
+def parse_config(
+    text: str,
+    filename: str,
+    env: Mapping[str, str],
+    kinds: Mapping[str, SinkKind] | None = None,
+) -> Settings:
     problems = Problems(filename)
     document = load_yaml(text, filename)
     top = expect_mapping(
@@ -157,16 +173,18 @@ def parse_config(text: str, filename: str, env: Mapping[str, str]) -> Settings:
         sqlite_synchronous=synchronous,
         config_file=filename,
         watch_rules=_watch(problems, top),
+        external_url=_external_url(problems, top),
+        connectors=parse_connectors(problems, top, env, base, kinds or installed_kinds),
     )
-    for section in ("connectors", "routes"):
-        if top.get(section):
-            problems.error(
-                top.line_of(section),
-                section,
-                "not supported by this version of itsmd yet (leave it empty)",
-            )
     problems.raise_if_any()
     return settings
+
+
+def _external_url(problems: Problems, top: LocDict) -> str | None:
+    url = get_str(problems, top, "external_url", "")
+    if url is not None and not url.startswith(("http://", "https://")):
+        problems.error(top.line_of("external_url"), "external_url", "expected an http(s):// URL")
+    return url.rstrip("/") if url else None
 
 
 def _database(problems: Problems, top: LocDict) -> str:

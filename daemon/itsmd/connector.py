@@ -13,6 +13,7 @@ retries, backoff, ordering, timeouts and bookkeeping; a sink sends once.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,6 +24,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from itsmd.durations import parse_duration
+
+log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "itsmd.sinks"
 EVENTS = (
@@ -244,7 +247,13 @@ def installed_kinds() -> dict[str, SinkKind]:
     """Every sink kind registered under the `itsmd.sinks` entry point group."""
     kinds: dict[str, SinkKind] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        kind = ep.load()
+        try:
+            kind = ep.load()
+        except Exception:
+            log.exception("cannot load sink kind %r from %s", ep.name, ep.value)
+            continue
         if isinstance(kind, SinkKind) and kind.kind == ep.name:
             kinds[kind.kind] = kind
+        else:
+            log.error("entry point %r (%s) is not a SinkKind named %r", ep.name, ep.value, ep.name)
     return kinds

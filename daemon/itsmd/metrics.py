@@ -107,6 +107,22 @@ class Metrics:
             "When the rules were last (re)loaded successfully.",
             registry=r,
         )
+        self.notifications = Counter(
+            "itsmd_notifications",
+            "Outbox deliveries by sink and result: sent, retry, dead, cancelled, muted.",
+            ["connector", "result"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "itsmd_outbox_pending", "Notifications waiting in the outbox (all sinks).", registry=r
+        )
+        self.notification_latency = Histogram(
+            "itsmd_notification_latency_seconds",
+            "Time from the event (or an escalation's due time) to the peer's acknowledgement.",
+            ["connector"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)

@@ -69,6 +69,7 @@ class TimelineKind(StrEnum):
     RESOLVED = "resolved"
     ASSIGNED = "assigned"
     COMMENTED = "commented"
+    SLA_BREACHED = "sla_breached"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,8 @@ class Runtime:
     writer: Writer | None = None
     ready: bool = False
     api_windows: tuple[MaintenanceWindow, ...] = ()
+    # Called after a successful reload (sinks, checks): the composition root adds them.
+    on_reload: list[Callable[[], None]] = field(default_factory=list)
 
     def set_api_windows(self, windows: Sequence[MaintenanceWindow]) -> None:
         """Maintenance windows created through the API join those of the rule files."""
@@ -71,6 +73,8 @@ class Runtime:
             settings = _keep(settings, self.settings, restart)
         self.settings, self.rules = settings, _with_windows(rules, self.api_windows)
         self.record_rules_loaded()
+        for hook in self.on_reload:
+            hook()
         log.info("reloaded: %d incident rules from %d files", len(rules), len(rules.files))
         return ReloadResult(True, len(rules), restart_needed=restart)
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from itsmd.durations import format_optional_time, format_time
-from itsmd.models import Incident, StoredAlert, TimelineEntry, format_incident_id
+from itsmd.models import Incident, ProblemRecord, StoredAlert, TimelineEntry, format_incident_id
 from itsmd.sla import sla_state
 
 
@@ -85,3 +85,12 @@ def incident_detail_json(
         "alerts": [alert_json(a) for a in alerts],
         "timeline": [timeline_json(e) for e in timeline],
     }
+
+
+def problem_json(p: ProblemRecord) -> dict[str, Any]:
+    return {
+        "id": p.ref, "status": p.status.value, "title": p.title, "rule": p.rule, "key": p.key,
+        "opened_at": format_time(p.opened_at), "resolved_at": format_optional_time(p.resolved_at),
+        "root_cause": p.root_cause, "workaround": p.workaround,
+        "incident_count": p.incident_count,
+    }  # fmt: skip

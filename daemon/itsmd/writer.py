@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -30,11 +30,20 @@ from itsmd.rules import RuleSet
 from itsmd.sla import SlaTargets
 from itsmd.store import repo
 from itsmd.store.engine import Database, StoreUnavailable
+from itsmd.store.notes import pop_notes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 UnitOfWork = Callable[[Connection, datetime], T]
+
+
+class Outbox(Protocol):
+    """Where units of work put their notifications (see itsmd.notify)."""
+
+    def enqueue(self, conn: Connection) -> int: ...  # inside the transaction
+
+    def wake(self) -> None: ...  # after the commit
 
 
 class Overloaded(StoreUnavailable):
@@ -80,9 +89,11 @@ class Writer:
         max_batch_alerts: int = 2000,
         max_pending_alerts: int = 20000,
         current: CurrentIncidents | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self._db, self._rules, self._sla = db, rules, sla
         self._current = current  # None: read every batch's incidents from the store
+        self._outbox = outbox
         self._clock, self._metrics = clock, metrics
         self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
         self._queue: deque[_Job] = deque()
@@ -169,11 +180,13 @@ class Writer:
         assert job.work is not None
         work, now = job.work, self._clock()
 
-        def unit(conn: Connection) -> tuple[Any, set[int]]:
-            return work(conn, now), repo.touched_incidents(conn)
+        def unit(conn: Connection) -> tuple[Any, set[int], int]:
+            pop_notes(conn)  # left by a transaction that rolled back
+            result = work(conn, now)
+            return result, repo.touched_incidents(conn), self._enqueue(conn)
 
         try:
-            result, touched = await self._db.write(unit)
+            result, touched, notified = await self._db.write(unit)
             if touched and self._current is not None:
                 self._current.clear()  # rare (humans, ended holds): read them again
         except (SQLAlchemyError, OSError) as exc:
@@ -182,8 +195,17 @@ class Writer:
         except Exception as exc:  # noqa: BLE001 - domain errors go back to the caller
             _fail(job, exc)
         else:
+            if notified and self._outbox is not None:
+                self._outbox.wake()
             if not job.future.done():
                 job.future.set_result(result)
+
+    def _enqueue(self, conn: Connection) -> int:
+        """Outbox rows for what the unit noted, before it commits."""
+        if self._outbox is None:
+            pop_notes(conn)
+            return 0
+        return self._outbox.enqueue(conn)
 
     async def _run_ingest(self, batch: list[_Job], attempts: int = 3) -> None:
         for attempt in range(1, attempts + 1):
@@ -240,7 +262,10 @@ class Writer:
         current = self._current
         known, missing = current.lookup(keys) if current is not None else ((), keys)
 
-        def unit(conn: Connection) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float]:
+        def unit(
+            conn: Connection,
+        ) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float, int]:
+            pop_notes(conn)  # left by a transaction that rolled back
             identities = (a.identity for a in alerts)
             ws = repo.load_working_set(conn, identities, episodic, missing, known, upstream)
             started = time.perf_counter()
@@ -251,10 +276,10 @@ class Writer:
             if rules.problem_rules:
                 ws.events.extend(repo.link_problems(conn, ws, ids, rules, now))
             repo.touched_incidents(conn)  # what this batch wrote is remembered below
-            return ws, outcomes, ids, elapsed
+            return ws, outcomes, ids, elapsed, self._enqueue(conn)
 
         try:
-            ws, outcomes, ids, elapsed = await self._db.write(unit)
+            ws, outcomes, ids, elapsed, notified = await self._db.write(unit)
         except BaseException:
             if current is not None:
                 current.clear()  # whether anything committed is uncertain: read again
@@ -263,6 +288,8 @@ class Writer:
             current.remember(ws, ids, keys)
         self._metrics.correlation_duration.observe(elapsed)
         self._after_commit(ws, alerts)
+        if notified and self._outbox is not None:
+            self._outbox.wake()
         return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
 
     def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:

@@ -497,12 +497,12 @@ def test_bad_storage(text: str, expected: list[str]) -> None:
         ),
         pytest.param(
             "connectors:\n  prometheus: {url: x}\n",
-            ["1: connectors: not supported by this version of itsmd yet (leave it empty)"],
+            ["2: connectors.prometheus.url: expected an http:// or https:// URL"],
             id="connectors",
         ),
         pytest.param(
             "routes:\n  - name: page\n",
-            ["1: routes: not supported by this version of itsmd yet (leave it empty)"],
+            ["2: routes[0].to: name at least one sink"],
             id="routes",
         ),
         pytest.param("# config\n- listen: x\n", ["2: expected a mapping, got a list"], id="list"),
@@ -564,7 +564,7 @@ routes: [x]
         f"{F}:4: auth.tokens[0].secret: secrets are never inline: use secret_env or secret_file",
         f"{F}:5: auth.tokens[1].secret_env: environment variable UNSET is not set or empty",
         f"{F}:6: storage.sqlite_synchronous: expected normal or full, got 'fast'",
-        f"{F}:7: routes: not supported by this version of itsmd yet (leave it empty)",
+        f"{F}:7: routes[0]: expected a mapping, got str 'x'",
     ]
 
 

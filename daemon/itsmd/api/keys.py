@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from itsmd.notify import Notifier
 from itsmd.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
+NOTIFIER = web.AppKey("notifier", Notifier)
 ACTOR = web.RequestKey("actor", str)  # who makes the request: token name or "anonymous"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiohttp import web
 from sqlalchemy import Connection
@@ -18,10 +17,12 @@ from itsmd.api.params import (
     store_of,
     writer_of,
 )
-from itsmd.durations import format_optional_time, format_time
+from itsmd.durations import format_time
 from itsmd.lifecycle import Conflict
 from itsmd.models import ProblemRecord, ProblemStatus, format_incident_id
 from itsmd.store import repo
+from itsmd.store.notes import note_problem
+from itsmd.views import problem_json
 
 
 async def list_problems(request: web.Request) -> web.Response:
@@ -61,15 +62,6 @@ async def show_problem(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def problem_json(p: ProblemRecord) -> dict[str, Any]:
-    return {
-        "id": p.ref, "status": p.status.value, "title": p.title, "rule": p.rule, "key": p.key,
-        "opened_at": format_time(p.opened_at), "resolved_at": format_optional_time(p.resolved_at),
-        "root_cause": p.root_cause, "workaround": p.workaround,
-        "incident_count": p.incident_count,
-    }  # fmt: skip
-
-
 # action -> (the body's text field, what it sets)
 ACTIONS = {"root_cause": "text", "known_error": "workaround", "resolve": None}
 
@@ -102,6 +94,7 @@ async def act_on_problem(request: web.Request) -> web.Response:
         else:
             repo.update_problem(conn, problem_id, status=ProblemStatus.RESOLVED.value,
                                 resolved_at=now)  # fmt: skip
+            note_problem(conn, "problem_resolved", problem_id, now)
         updated = repo.get_problem(conn, problem_id)
         assert updated is not None
         return updated[0]

@@ -40,6 +40,7 @@ from itsmd.models import (
     TimelineKind,
 )
 from itsmd.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
+from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
     SUPPRESSED_FIRING,
     alerts,
@@ -279,9 +280,9 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     _touch(conn, ids.values())
     alert_ids = _flush_alerts(conn, ws, ids)
     if ws.timeline:
-        conn.execute(_INSERT_TIMELINE, [
-            _timeline_values(e, ids, alert_ids) for e in ws.timeline
-        ])  # fmt: skip
+        rows = [_timeline_values(e, ids, alert_ids) for e in ws.timeline]
+        conn.execute(_INSERT_TIMELINE, rows)
+        note_timeline(conn, rows)
     return ids
 
 
@@ -368,7 +369,9 @@ def save_incident(conn: Connection, inc: Incident) -> None:
 
 def add_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
     if entries:
-        conn.execute(insert(timeline), [_timeline_values(e, {}, {}) for e in entries])
+        rows = [_timeline_values(e, {}, {}) for e in entries]
+        conn.execute(insert(timeline), rows)
+        note_timeline(conn, rows)
 
 
 def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:
@@ -520,6 +523,7 @@ def link_problems(
               f"{len(recent)} incidents of key {key} within {span} (rule {rule.name})")  # fmt: skip
         linked.update(recent)
         events.append(Event("problem_opened", problem_id, {"rule": rule.name}))
+        note_problem(conn, "problem_opened", problem_id, now)
     return events
 
 

@@ -203,3 +203,46 @@ problems = Table(
     Column("incident_count", Integer, nullable=False),
     Index(None, "key", "status"),
 )
+
+# The outbox: one row per event and sink, written in the transaction that caused
+# the event. `subject` ("INC-42", "PRB-7") orders deliveries: a row waits while an
+# earlier pending row of the same subject and sink exists.
+PENDING_NOTIFICATIONS = "state = 'pending'"
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(64), nullable=False, unique=True),
+    Column("event", String(32), nullable=False),
+    Column("subject", String(32), nullable=False),
+    Column("incident_id", Integer, nullable=True),
+    Column("route", String(200), nullable=False),
+    Column("sink", String(200), nullable=False),
+    Column("state", String(16), nullable=False),  # pending | sent | dead | cancelled
+    Column("payload", JSON, nullable=False),  # incident or problem JSON at the event
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),  # next attempt (escalations: later)
+    Column("unless", String(32), nullable=True),  # escalation: cancel once this holds
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("sent_at", UTCDateTime, nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),  # a replica is sending it
+    Index(
+        "ix_notifications_pending",
+        "subject",
+        "sink",
+        "id",
+        sqlite_where=text(PENDING_NOTIFICATIONS),
+        postgresql_where=text(PENDING_NOTIFICATIONS),
+    ),
+    Index(None, "state", "id"),
+)
+
+# What a sink answered for an incident's first delivery (ServiceNow sys_id, Jira key).
+sink_refs = Table(
+    "sink_refs",
+    metadata,
+    Column("subject", String(32), primary_key=True),
+    Column("sink", String(200), primary_key=True),
+    Column("ref", Text, nullable=False),
+)

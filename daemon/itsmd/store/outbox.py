@@ -1,0 +1,249 @@
+"""The notification outbox in the store (DESIGN section 8).
+
+Changes note what happened on the connection (`note_*`) as they write their
+timeline; `enqueue` turns the notes into outbox rows inside the same
+transaction, so a committed change always has its notifications and a rolled
+back one never does. The delivery worker claims rows with a lease (safe across
+replicas), one per incident and sink at a time, which keeps them in order.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy.engine import Row
+
+from itsmd.durations import format_optional_time, format_time
+from itsmd.models import TimelineKind
+from itsmd.routes import Route, escalation_void, plan
+from itsmd.store import repo
+from itsmd.store.notes import Note, pop_notes
+from itsmd.store.tables import notifications, sink_refs, timeline
+from itsmd.views import incident_json, problem_json
+
+STATES = ("pending", "sent", "dead", "cancelled", "muted")
+
+
+def enqueue(conn: Connection, routes: Sequence[Route], base_url: str) -> int:
+    """Write the outbox rows for what this transaction noted; returns how many."""
+    notes = pop_notes(conn)
+    if not notes or not routes:
+        return 0
+    incident_ids = {n.incident_id for n in notes if n.incident_id is not None}
+    incidents = {i: inc for i in incident_ids if (inc := repo.get_incident(conn, i)) is not None}
+    muted = _muted(conn, incident_ids)
+    rows: list[dict[str, Any]] = []
+    for note in notes:
+        doc = _document(conn, note, incidents)
+        if doc is None:
+            continue
+        subject = str(doc["id"])
+        kind = "incidents" if note.incident_id is not None else "problems"
+        payload = {"incident" if kind == "incidents" else "problem": doc,
+                   "link": f"{base_url}/api/v1/{kind}/{subject}"}  # fmt: skip
+        for d in plan(routes, note.event, doc, note.at):
+            rows.append({
+                "event_id": uuid.uuid4().hex, "event": note.event, "subject": subject,
+                "incident_id": note.incident_id, "route": d.route, "sink": d.sink,
+                "state": "muted" if note.incident_id in muted else "pending",
+                "payload": payload, "created_at": note.at, "due_at": d.due_at,
+                "unless": d.unless, "attempts": 0, "last_error": None, "sent_at": None,
+                "claimed_until": None,
+            })  # fmt: skip
+    if rows:
+        conn.execute(insert(notifications), rows)
+    return len(rows)
+
+
+def _document(conn: Connection, note: Note, incidents: Mapping[int, Any]) -> dict[str, Any] | None:
+    if note.incident_id is not None:
+        inc = incidents.get(note.incident_id)
+        return incident_json(inc, note.at) if inc is not None else None
+    assert note.problem_id is not None
+    found = repo.get_problem(conn, note.problem_id)
+    return problem_json(found[0]) if found is not None else None
+
+
+def _muted(conn: Connection, incident_ids: set[int]) -> set[int]:
+    """Incidents opened during a maintenance window that annotates: they notify nobody."""
+    if not incident_ids:
+        return set()
+    query = select(timeline.c.incident_id).where(
+        timeline.c.incident_id.in_(incident_ids),
+        timeline.c.kind == TimelineKind.MAINTENANCE.value,
+    )
+    return set(conn.execute(query).scalars())
+
+
+# ---- the delivery worker's side
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    event_id: str
+    event: str
+    subject: str
+    sink: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    due_at: datetime
+    attempts: int
+    ref: str | None
+
+
+def _eligible(now: datetime, limit: int) -> Any:
+    earlier = notifications.alias("earlier")
+    blocked = (
+        select(earlier.c.id)
+        .where(
+            earlier.c.state == "pending",
+            earlier.c.subject == notifications.c.subject,
+            earlier.c.sink == notifications.c.sink,
+            earlier.c.id < notifications.c.id,
+        )
+        .exists()
+    )
+    free = notifications.c.claimed_until.is_(None) | (notifications.c.claimed_until < now)
+    return (
+        select(notifications.c.id)
+        .where(notifications.c.state == "pending", notifications.c.due_at <= now, free, ~blocked)
+        .order_by(notifications.c.id)
+        .limit(limit)
+    )
+
+
+def claim(conn: Connection, now: datetime, lease: timedelta, limit: int = 100) -> list[Claimed]:
+    """Take the next deliverable row of each incident and sink for `lease`.
+
+    The conditional UPDATE is the claim: of two replicas racing for a row, the
+    second finds it leased and gets nothing back.
+    """
+    _cancel_void_escalations(conn, now)
+    ids = list(conn.execute(_eligible(now, limit)).scalars())
+    if not ids:
+        return []
+    free = notifications.c.claimed_until.is_(None) | (notifications.c.claimed_until < now)
+    taken = conn.execute(
+        update(notifications)
+        .where(notifications.c.id.in_(ids), notifications.c.state == "pending", free)
+        .values(claimed_until=now + lease)
+        .returning(notifications.c.id)
+    ).scalars()
+    rows = conn.execute(
+        select(notifications)
+        .where(notifications.c.id.in_(list(taken)))
+        .order_by(notifications.c.id)
+    ).all()
+    refs = _refs(conn, rows)
+    return [_claimed(r, refs.get((r.subject, r.sink))) for r in rows]
+
+
+def _claimed(r: Row[Any], ref: str | None) -> Claimed:
+    return Claimed(
+        r.id, r.event_id, r.event, r.subject, r.sink, r.payload, r.created_at, r.due_at,
+        r.attempts, ref,
+    )  # fmt: skip
+
+
+def _refs(conn: Connection, rows: Sequence[Row[Any]]) -> dict[tuple[str, str], str]:
+    subjects = {r.subject for r in rows}
+    query = select(sink_refs).where(sink_refs.c.subject.in_(subjects))
+    return {(r.subject, r.sink): r.ref for r in conn.execute(query)}
+
+
+def _cancel_void_escalations(conn: Connection, now: datetime) -> None:
+    waiting = conn.execute(
+        select(notifications.c.id, notifications.c.unless, notifications.c.incident_id).where(
+            notifications.c.state == "pending", notifications.c.unless.is_not(None)
+        )
+    ).all()
+    void = []
+    for row in waiting:
+        inc = repo.get_incident(conn, row.incident_id) if row.incident_id is not None else None
+        if inc is not None and escalation_void(row.unless, incident_json(inc, now)):
+            void.append(row.id)
+    if void:
+        conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(void))
+            .values(state="cancelled", last_error="the incident was acknowledged in time")
+        )
+
+
+def mark_sent(conn: Connection, row: Claimed, now: datetime, ref: str | None) -> None:
+    _finish(conn, row, state="sent", sent_at=now, last_error=None)
+    if ref is not None and ref != row.ref:
+        key = and_(sink_refs.c.subject == row.subject, sink_refs.c.sink == row.sink)
+        if conn.execute(update(sink_refs).where(key).values(ref=ref)).rowcount == 0:
+            conn.execute(insert(sink_refs).values(subject=row.subject, sink=row.sink, ref=ref))
+
+
+def mark_retry(conn: Connection, row: Claimed, due: datetime, error: str) -> None:
+    _finish(conn, row, state="pending", due_at=due, last_error=error)
+
+
+def mark_dead(conn: Connection, row: Claimed, error: str) -> None:
+    _finish(conn, row, state="dead", last_error=error)
+
+
+def _finish(conn: Connection, row: Claimed, **values: Any) -> None:
+    conn.execute(
+        update(notifications)
+        .where(notifications.c.id == row.id)
+        .values(attempts=row.attempts + 1, claimed_until=None, **values)
+    )
+
+
+def pending_count(conn: Connection) -> int:
+    query = (
+        select(func.count()).select_from(notifications).where(notifications.c.state == "pending")
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+# ---- reads and admin actions for the API
+
+
+def list_notifications(
+    conn: Connection, state: str | None, after_id: int | None, limit: int
+) -> list[dict[str, Any]]:
+    query = select(notifications).order_by(notifications.c.id.desc()).limit(limit)
+    if state is not None:
+        query = query.where(notifications.c.state == state)
+    if after_id is not None:
+        query = query.where(notifications.c.id < after_id)
+    return [notification_json(r) for r in conn.execute(query)]
+
+
+def notification_json(r: Row[Any]) -> dict[str, Any]:
+    return {
+        "id": r.id, "event_id": r.event_id, "event": r.event, "subject": r.subject,
+        "route": r.route, "connector": r.sink, "state": r.state, "attempts": r.attempts,
+        "created_at": format_time(r.created_at), "due_at": format_time(r.due_at),
+        "sent_at": format_optional_time(r.sent_at), "last_error": r.last_error,
+        "unless": r.unless,
+    }  # fmt: skip
+
+
+def exists(conn: Connection, notification_id: int) -> bool:
+    query = select(notifications.c.id).where(notifications.c.id == notification_id)
+    return conn.execute(query).first() is not None
+
+
+def retry_dead(conn: Connection, notification_id: int, now: datetime) -> dict[str, Any] | None:
+    """Send a dead letter again: pending, due now, a fresh attempt count."""
+    done = conn.execute(
+        update(notifications)
+        .where(notifications.c.id == notification_id, notifications.c.state == "dead")
+        .values(state="pending", due_at=now, attempts=0, claimed_until=None)
+    )
+    if done.rowcount == 0:
+        return None
+    row = conn.execute(select(notifications).where(notifications.c.id == notification_id)).one()
+    return notification_json(row)
