@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,7 +23,7 @@ from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
 from itsmd.api.keys import NOTIFIER, RUNTIME
 from itsmd.config import Overrides, Settings
-from itsmd.connconfig import sink_factory
+from itsmd.connconfig import build_sink
 from itsmd.connector import SinkEnv, installed_kinds
 from itsmd.hotstate import CurrentIncidents
 from itsmd.housekeeping import RuleWatch, sweep_holds
@@ -184,8 +183,7 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
         if specs and not kinds:
             kinds = installed_kinds()
         notifier.set_sinks({
-            name: SinkRunner(spec, sink_factory(spec, kinds, os.environ)(
-                SinkEnv(http, spec.timeout_s)))
+            name: SinkRunner(spec, build_sink(spec, kinds, SinkEnv(http, spec.timeout_s)))
             for name, spec in specs.items()
         })  # fmt: skip
 

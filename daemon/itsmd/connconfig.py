@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from itsmd.connector import EVENTS, SinkConfigError, SinkEnv, SinkKind, SinkOptions
+from itsmd.connector import EVENTS, Sink, SinkConfigError, SinkEnv, SinkKind, SinkOptions
 from itsmd.durations import parse_duration
 from itsmd.matchers import MatcherError, Selector, parse_selectors
 from itsmd.routes import UNLESS, Route
@@ -45,6 +45,7 @@ class SinkSpec:
     kind: str
     options: Mapping[str, Any] = field(repr=False)  # validated, secrets unresolved
     base: Path = Path()
+    environ: Mapping[str, str] = field(default_factory=dict, repr=False)  # for the secrets
     timeout_s: float = 10.0
     max_attempts: int = 12
     concurrency: int = 4
@@ -78,7 +79,7 @@ def parse_connectors(
     kinds: Mapping[str, SinkKind] | Callable[[], Mapping[str, SinkKind]],
 ) -> Connectors:
     section = top.get("connectors")
-    prometheus, sinks = None, {}
+    prometheus, sinks, m = None, {}, None
     if section is not None:
         m = expect_mapping(problems, section, top.line_of("connectors"), "connectors")
         if m is not None:
@@ -87,7 +88,8 @@ def parse_connectors(
             if m.get("sinks") and callable(kinds):
                 kinds = kinds()  # import the sink modules only when sinks are configured
             sinks = _sinks(problems, m, env, base, kinds if isinstance(kinds, Mapping) else {})
-    return Connectors(prometheus, sinks, _routes(problems, top, sinks))
+    declared = set(m["sinks"]) if m is not None and isinstance(m.get("sinks"), LocDict) else set()
+    return Connectors(prometheus, sinks, _routes(problems, top, declared))
 
 
 def _prometheus(
@@ -151,22 +153,25 @@ def _sink(
         return None
     options = {k: v for k, v in s.items() if k not in COMMON_SINK_KEYS}
     timeout = convert(problems, s, "timeout", path, timedelta(seconds=10), parse_duration)
+    backoff = convert(problems, s, "backoff", path, timedelta(seconds=2), parse_duration)
+    ceiling = convert(problems, s, "max_backoff", path, timedelta(minutes=10), parse_duration)
+    max_attempts = _count(problems, s, "max_attempts", path, 12)
+    concurrency = _count(problems, s, "concurrency", path, 4)
     try:
         kind.build(SinkOptions(options, env, base), SinkEnv(_no_session, timeout.total_seconds()))
     except SinkConfigError as exc:
         for key, message in exc.problems:
             problems.error(s.line_of(key), join(path, key), message)
         return None
-    backoff = convert(problems, s, "backoff", path, timedelta(seconds=2), parse_duration)
-    ceiling = convert(problems, s, "max_backoff", path, timedelta(minutes=10), parse_duration)
     return SinkSpec(
         name=name,
         kind=kind.kind,
         options=options,
         base=base,
+        environ=env,
         timeout_s=timeout.total_seconds(),
-        max_attempts=_count(problems, s, "max_attempts", path, 12),
-        concurrency=_count(problems, s, "concurrency", path, 4),
+        max_attempts=max_attempts,
+        concurrency=concurrency,
         backoff_s=backoff.total_seconds(),
         max_backoff_s=max(ceiling, backoff).total_seconds(),
     )
@@ -182,7 +187,7 @@ def _count(problems: Problems, m: LocDict, key: str, path: str, default: int) ->
     return value
 
 
-def _routes(problems: Problems, top: LocDict, sinks: Mapping[str, SinkSpec]) -> tuple[Route, ...]:
+def _routes(problems: Problems, top: LocDict, sinks: set[str]) -> tuple[Route, ...]:
     if top.get("routes") is None:
         return ()
     items = expect_list(problems, top["routes"], top.line_of("routes"), "routes")
@@ -201,9 +206,7 @@ def _routes(problems: Problems, top: LocDict, sinks: Mapping[str, SinkSpec]) -> 
     return tuple(routes)
 
 
-def _route(
-    problems: Problems, m: LocDict, path: str, sinks: Mapping[str, SinkSpec]
-) -> Route | None:
+def _route(problems: Problems, m: LocDict, path: str, sinks: set[str]) -> Route | None:
     check_keys(problems, m, ROUTE_KEYS, path)
     name = get_str(problems, m, "name", path)
     if not name:
@@ -257,9 +260,7 @@ def _selectors(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...
         return ()
 
 
-def sink_factory(
-    spec: SinkSpec, kinds: Mapping[str, SinkKind], env: Mapping[str, str]
-) -> Callable[[SinkEnv], Any]:
-    """Build the configured sink for run time (the config check built it once already)."""
-    kind = kinds[spec.kind]
-    return lambda sink_env: kind.build(SinkOptions(spec.options, env, spec.base), sink_env)
+def build_sink(spec: SinkSpec, kinds: Mapping[str, SinkKind], env: SinkEnv) -> Sink:
+    """The configured sink for run time, from the environment the config was read with
+    (loading the config built it once already, so this does not fail)."""
+    return kinds[spec.kind].build(SinkOptions(spec.options, spec.environ, spec.base), env)
