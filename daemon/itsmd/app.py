@@ -190,7 +190,8 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     build_sinks()
     runtime.on_reload.append(build_sinks)
     assert runtime.writer is not None
-    notifier.start(runtime.writer)
+    assert runtime.db is not None
+    notifier.start(runtime.writer, sole_writer=runtime.db.sqlite)
     yield
     cut = await notifier.stop()
     if cut:

@@ -89,9 +89,11 @@ class Notifier:
         """Use these sinks from the next pass on (a reload); sends in flight finish."""
         self._sinks = dict(sinks)
 
-    def start(self, writer: Writer) -> None:
+    def start(self, writer: Writer, *, sole_writer: bool = False) -> None:
+        """`sole_writer`: no other process uses this store (SQLite), so leases left by a
+        crash of this daemon are released at once instead of running out."""
         self._writer = writer
-        self._task = asyncio.create_task(self._loop(), name="itsmd-notifier")
+        self._task = asyncio.create_task(self._loop(sole_writer), name="itsmd-notifier")
 
     async def stop(self, timeout_s: float = 5.0) -> int:
         """Stop claiming, give sends in flight `timeout_s`; returns how many were cut off.
@@ -110,7 +112,14 @@ class Notifier:
             task.cancel()
         return len(cut)
 
-    async def _loop(self) -> None:
+    async def _loop(self, sole_writer: bool) -> None:
+        if sole_writer:
+            try:
+                released = await self._store().run(lambda conn, _: outbox.release_leases(conn))
+                if released:
+                    log.info("%d notifications claimed before a crash are due again", released)
+            except StoreUnavailable as exc:
+                log.warning("could not release old leases: %s", exc)
         while not self._stopping:
             try:
                 claimed = await self.deliver_due()

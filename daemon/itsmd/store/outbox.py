@@ -176,6 +176,12 @@ def _cancel_void_escalations(conn: Connection, now: datetime) -> None:
         )
 
 
+def release_leases(conn: Connection) -> int:
+    """Forget every lease: for a store only this process writes (SQLite), at start."""
+    held = notifications.c.claimed_until.is_not(None)
+    return int(conn.execute(update(notifications).where(held).values(claimed_until=None)).rowcount)
+
+
 def mark_sent(conn: Connection, row: Claimed, now: datetime, ref: str | None) -> None:
     _finish(conn, row, state="sent", sent_at=now, last_error=None)
     if ref is not None and ref != row.ref:
