@@ -26,7 +26,7 @@ from itsmd.config import Overrides, Settings
 from itsmd.connconfig import build_sink
 from itsmd.connector import SinkEnv, installed_kinds
 from itsmd.hotstate import CurrentIncidents
-from itsmd.housekeeping import RuleWatch, sweep_holds
+from itsmd.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.metrics import Metrics
 from itsmd.notify import Notifier, SinkRunner
 from itsmd.rules import RuleSet, load_rules, rule_files
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 BODY_CEILING = 64 * 1024 * 1024  # hard cap; limits.max_body is checked per request
 SWEEP_INTERVAL = timedelta(seconds=1)
+SLA_CLOCK_INTERVAL = timedelta(seconds=10)  # a breach is marked at most this late
 
 SOURCES = (
     SourceRoute("/api/v1/webhooks/alertmanager", AlertmanagerSource()),
@@ -225,6 +226,11 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
             coalesce=True,
             next_run_time=utc_now(),
         )
+        sched.add_job(
+            mark_sla_breaches, "interval", args=[runtime], id="sla-clock",
+            seconds=SLA_CLOCK_INTERVAL.total_seconds(), max_instances=1, coalesce=True,
+            next_run_time=utc_now(),
+        )  # fmt: skip
         every = runtime.settings.watch_rules
         if every is not None:
             watch = RuleWatch(runtime)

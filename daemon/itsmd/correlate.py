@@ -286,7 +286,10 @@ class Correlator:
 
     def _auto_resolve(self, inc: Incident, now: datetime) -> None:
         inc = self.ws.apply(lifecycle.auto_resolve(inc, now))
-        self.ws.events.append(Event("resolved", inc.id, {"how": "auto"}))
+        to_resolve = (now - inc.opened_at).total_seconds()
+        self.ws.events.append(
+            Event("resolved", inc.id, {"how": "auto", "after_s": str(to_resolve)})
+        )
 
     def resolve_due(self, now: datetime, only: Iterable[int] | None = None) -> int:
         """Auto-resolve every loaded incident (or those of `only`) whose hold has ended."""

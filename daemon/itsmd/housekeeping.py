@@ -12,7 +12,7 @@ from itsmd.correlate import Correlator, Router, WorkingSet
 from itsmd.rules import RuleSet, rule_files
 from itsmd.runtime import ReloadResult, Runtime
 from itsmd.sla import SlaTargets
-from itsmd.store import repo
+from itsmd.store import repo, slaclock
 from itsmd.store.engine import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,24 @@ async def sweep_holds(runtime: Runtime) -> int:
     for ws in done:
         runtime.metrics.record(ws.events)
     return sum(1 for e in done[0].events if e.kind == "resolved")
+
+
+async def mark_sla_breaches(runtime: Runtime) -> int:
+    """The SLA clock: mark each missed respond or resolve target once; returns how many."""
+    writer = runtime.writer
+    if writer is None or not writer.running:
+        return 0
+    try:
+        breaches = await writer.run(slaclock.mark_breaches)
+    except StoreUnavailable as exc:
+        log.warning("SLA clock skipped: %s", exc)
+        return 0
+    for b in breaches:
+        runtime.metrics.sla_breaches.labels(b.incident.priority.value, b.kind).inc()
+    if breaches:
+        log.info("SLA: %d targets missed (%s)", len(breaches),
+                 ", ".join(f"{b.incident.ref} {b.kind}" for b in breaches[:10]))  # fmt: skip
+    return len(breaches)
 
 
 def _release(conn: Connection, now: datetime, rules: RuleSet, sla: SlaTargets) -> list[WorkingSet]:

@@ -13,6 +13,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disa
 from itsmd.correlate import Event
 from itsmd.models import Priority
 
+# Human time scales: a minute to a week.
+_DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
@@ -123,6 +125,24 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
             registry=r,
         )
+        self.sla_breaches = Counter(
+            "itsmd_sla_breaches",
+            "SLA targets missed, by priority and kind (respond, resolve); once per target.",
+            ["priority", "kind"],
+            registry=r,
+        )
+        self.mtta = Histogram(
+            "itsmd_mtta_seconds",
+            "Time from an incident opening to its acknowledgement.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.mttr = Histogram(
+            "itsmd_mttr_seconds",
+            "Time from an incident opening to its resolution (by hand or automatically).",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)
@@ -134,6 +154,8 @@ class Metrics:
                 self.incidents_opened.labels(event.labels["rule"], event.labels["priority"]).inc()
             elif event.kind == "resolved":
                 self.incidents_resolved.labels(event.labels["how"]).inc()
+                if "after_s" in event.labels:
+                    self.mttr.observe(float(event.labels["after_s"]))
             elif event.kind == "reopened":
                 self.incidents_reopened.inc()
             elif event.kind == "unrouted":

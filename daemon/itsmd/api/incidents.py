@@ -84,6 +84,10 @@ async def act_on_incident(request: web.Request) -> web.Response:
     inc = await writer_of(runtime).run(work)
     if action == "resolve":
         runtime.metrics.incidents_resolved.labels("manual").inc()
+        if inc.resolved_at is not None:
+            runtime.metrics.mttr.observe((inc.resolved_at - inc.opened_at).total_seconds())
+    elif action == "ack" and inc.acknowledged_at is not None:
+        runtime.metrics.mtta.observe((inc.acknowledged_at - inc.opened_at).total_seconds())
     return web.json_response(incident_json(inc, runtime.clock()))
 
 

@@ -102,8 +102,8 @@ incidents = Table(
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("all_clear_at", UTCDateTime, nullable=True),
     Column("auto_resolve_at", UTCDateTime, nullable=True),
-    Column("respond_due", UTCDateTime, nullable=True),
-    Column("resolve_due", UTCDateTime, nullable=True),
+    Column("respond_due", UTCDateTime, nullable=True, index=True),  # the SLA clock scans
+    Column("resolve_due", UTCDateTime, nullable=True, index=True),
     Column("alert_count", Integer, nullable=False),
     Column("firing_count", Integer, nullable=False),
     Column("window_s", Float, nullable=False),
@@ -245,4 +245,15 @@ sink_refs = Table(
     Column("subject", String(32), primary_key=True),
     Column("sink", String(200), primary_key=True),
     Column("ref", Text, nullable=False),
+)
+
+# SLA targets an incident missed, each marked once (the primary key says so,
+# across replicas too).
+sla_breaches = Table(
+    "sla_breaches",
+    metadata,
+    Column("incident_id", Integer, ForeignKey("incidents.id"), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # respond | resolve
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("marked_at", UTCDateTime, nullable=False),
 )

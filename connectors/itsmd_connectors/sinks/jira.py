@@ -1,0 +1,261 @@
+"""Jira sink: one issue per itsmd incident, through the REST API v2.
+
+Follows the documented v2 API that both Jira Cloud and Server/Data Center serve,
+with Basic auth `user:token` (a Cloud account's email and API token; on Server
+and Data Center a user's password, as their personal access tokens need Bearer).
+`POST /rest/api/2/issue` answers 201 `{"id", "key", "self"}`,
+`POST /rest/api/2/issue/{key}/comment` takes `{"body"}` (wiki text), and
+`GET`/`POST /rest/api/2/issue/{key}/transitions` list and apply workflow moves.
+
+`opened` creates the issue; every later event is a comment on the issue whose key
+the outbox kept as `ref`; `resolved` also applies the transition named
+`resolve_transition`. Without a ref (the route began after the incident opened)
+the issue is created first, from the incident as it is now: issue search is not
+used, because Cloud and Server differ there and Cloud's index lags. Hence two
+known duplicates, both preferred to a lost update: a create whose answer was lost
+is retried as a second issue, and a `resolved` whose transition failed after the
+comment went in posts that comment again on retry. Problem events are not sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+import orjson
+
+from itsmd.connector import (
+    Delivered,
+    Delivery,
+    Failed,
+    Notification,
+    Retry,
+    SinkEnv,
+    SinkKind,
+    SinkOptions,
+    http_delivery,
+)
+
+SUMMARY_MAX: Final = 255  # Jira refuses longer summaries
+LABEL: Final = "itsmd"
+PRIORITIES: Final = ("P1", "P2", "P3", "P4", "P5")
+JSON_BODY: Final = {"Content-Type": "application/json"}
+LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
+
+Incident = Mapping[str, Any]  # the Incident JSON of the API (DESIGN section 3)
+
+
+def build(options: SinkOptions, env: SinkEnv) -> JiraSink:
+    url = base_url(options, "url")
+    project = options.text("project")
+    user = options.text("user")
+    if ":" in user:
+        options.fail("user", "a Basic auth user name has no ':'")
+    token = options.secret("token")
+    issue_type = options.text("issue_type", "Task")
+    resolve_transition = options.text("resolve_transition", "Done")
+    labels = options.texts("labels") if "labels" in options.values else []
+    if any(len(label.split()) != 1 for label in labels):
+        options.fail("labels", f"Jira labels have no spaces, got {labels!r}")
+    priority_map = options.mapping("priority_map")
+    if unknown := sorted(set(priority_map) - set(PRIORITIES)):
+        options.fail("priority_map", f"keys are priorities P1..P5, got {unknown!r}")
+    options.done()
+    return JiraSink(
+        api=f"{url}/rest/api/2",
+        headers=headers(user, token or ""),
+        project=project,
+        issue_type=issue_type,
+        resolve_transition=resolve_transition,
+        labels=[*dict.fromkeys([*labels, LABEL])],
+        priority_map=priority_map,
+        env=env,
+    )
+
+
+def headers(user: str, secret: str) -> dict[str, str]:
+    authorization = aiohttp.encode_basic_auth(user, secret)
+    return {"Accept": "application/json", "Authorization": authorization}
+
+
+def base_url(options: SinkOptions, key: str) -> str:
+    """An https URL without a trailing slash; plain http only to loopback (tests),
+    since the sink sends a token with every request."""
+    url = options.text(key)
+    parts = urlsplit(url)
+    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
+    if url and (not secure or not parts.hostname or parts.query or parts.fragment):
+        options.fail(key, f"expected an https:// URL (http:// only to loopback), got {url!r}")
+    return url.rstrip("/")
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    text: str
+    retry_after: str | None
+
+    def delivery(self) -> Delivery:
+        return http_delivery(self.status, self.text, self.retry_after)
+
+    def json(self) -> Any:
+        """The decoded body, None when it is not JSON."""
+        try:
+            return orjson.loads(self.text)
+        except orjson.JSONDecodeError:
+            return None
+
+
+@dataclass(frozen=True, slots=True)
+class JiraSink:
+    api: str  # {url}/rest/api/2
+    headers: dict[str, str] = field(repr=False)  # Accept and Authorization (a secret)
+    project: str
+    issue_type: str
+    resolve_transition: str
+    labels: list[str]  # the configured ones and "itsmd"
+    priority_map: dict[str, str]  # itsmd priority -> Jira priority name
+    env: SinkEnv
+
+    async def send(self, notification: Notification) -> Delivery:
+        incident = notification.incident
+        if incident is None:
+            return Delivered(detail="not sent: Jira gets incident events only")
+        try:
+            return await self._send(notification, incident)
+        except TimeoutError:
+            return Retry(f"no answer from Jira within {self.env.timeout_s:g}s")
+        except aiohttp.ClientError as exc:
+            return Retry(unreachable(exc))
+
+    async def _send(self, n: Notification, incident: Incident) -> Delivery:
+        key = n.ref
+        if key is None:
+            created = await self._create(n, incident)
+            if not isinstance(created, str):
+                return created
+            key = created
+        if n.event == "opened":
+            return Delivered(ref=key)
+        body = {"body": comment(n, incident)}
+        outcome = (await self._call("POST", f"{self.api}/issue/{key}/comment", body)).delivery()
+        if not isinstance(outcome, Delivered):
+            return outcome
+        if n.event == "resolved":
+            return await self._resolve(key)
+        return Delivered(ref=key)
+
+    async def _create(self, n: Notification, incident: Incident) -> str | Retry | Failed:
+        answer = await self._call("POST", f"{self.api}/issue", {"fields": self.fields(n, incident)})
+        outcome = answer.delivery()
+        if not isinstance(outcome, Delivered):
+            return outcome
+        created = answer.json()
+        if not isinstance(created, dict) or not created.get("key"):
+            return Retry(f"create answered without an issue key: {answer.text[:200]}")
+        return str(created["key"])
+
+    async def _resolve(self, key: str) -> Delivery:
+        """Apply the transition named `resolve_transition`; the comment is already in."""
+        url = f"{self.api}/issue/{key}/transitions"
+        answer = await self._call("GET", url)
+        outcome = answer.delivery()
+        if not isinstance(outcome, Delivered):
+            return after_comment(outcome)
+        listed = answer.json()
+        offered = listed.get("transitions") if isinstance(listed, dict) else None
+        moves = {
+            str(move["name"]): str(move["id"])
+            for move in offered or ()
+            if isinstance(move, dict) and "name" in move and "id" in move
+        }
+        wanted = self.resolve_transition.casefold()
+        move_id = next((i for name, i in moves.items() if name.casefold() == wanted), None)
+        if move_id is None:
+            available = ", ".join(moves) or "none"
+            detail = f"commented; {key} offers no transition {self.resolve_transition!r}"
+            return Delivered(ref=key, detail=f"{detail} (offered: {available})")
+        outcome = (await self._call("POST", url, {"transition": {"id": move_id}})).delivery()
+        if not isinstance(outcome, Delivered):
+            return after_comment(outcome)
+        return Delivered(ref=key, detail=f"commented and applied {self.resolve_transition!r}")
+
+    def fields(self, n: Notification, incident: Incident) -> dict[str, Any]:
+        title = " ".join(str(incident.get("title") or incident["id"]).split())
+        if len(title) > SUMMARY_MAX:
+            title = title[: SUMMARY_MAX - 1] + "…"
+        fields: dict[str, Any] = {
+            "project": {"key": self.project},
+            "summary": title,
+            "description": description(n, incident),
+            "issuetype": {"name": self.issue_type},
+            "labels": self.labels,
+        }
+        if (priority := self.priority_map.get(str(incident.get("priority")))) is not None:
+            fields["priority"] = {"name": priority}
+        return fields
+
+    async def _call(self, method: str, url: str, body: object = None) -> Answer:
+        async with self.env.http().request(
+            method,
+            url,
+            data=None if body is None else orjson.dumps(body),
+            headers=self.headers if body is None else self.headers | JSON_BODY,
+            allow_redirects=False,
+            timeout=aiohttp.ClientTimeout(total=self.env.timeout_s),
+        ) as resp:
+            text = await resp.text(errors="replace")
+            return Answer(resp.status, text, resp.headers.get("Retry-After"))
+
+
+def after_comment(outcome: Retry | Failed) -> Retry | Failed:
+    """Say that the comment went in: a retry posts it again."""
+    reason = f"comment posted, transition not applied: {outcome.reason}"
+    return Retry(reason, outcome.after_s) if isinstance(outcome, Retry) else Failed(reason)
+
+
+def description(n: Notification, incident: Incident) -> str:
+    facts = [f"itsmd incident: {incident['id']}"]
+    if incident.get("priority"):
+        levels = [f"{k} {incident[k]}" for k in ("impact", "urgency") if incident.get(k)]
+        suffix = f" ({', '.join(levels)})" if levels else ""
+        facts.append(f"Priority: {incident['priority']}{suffix}")
+    facts += [f"{k.title()}: {incident[k]}" for k in ("service", "rule") if incident.get(k)]
+    parts = [str(incident.get("description") or "").strip(), "\n".join(facts), n.link]
+    return "\n\n".join(part for part in parts if part)
+
+
+def comment(n: Notification, incident: Incident) -> str:
+    who = incident.get("assignee")
+    what = {
+        "acknowledged": f"acknowledged by {who}" if who else "acknowledged",
+        "resolved": "resolved",
+        "reopened": "reopened",
+        "assigned": f"assigned to {who}" if who else "unassigned",
+        "commented": "has a new comment",
+        "sla_breached": "breached its SLA",
+    }.get(n.event, n.event.replace("_", " "))
+    line = f"itsmd: {incident['id']} {what} at {rfc3339(n.at)}."
+    return f"{line}\n{n.link}" if n.link else line
+
+
+def unreachable(exc: aiohttp.ClientError) -> str:
+    """Why a request failed: aiohttp's connection errors name host and port only."""
+    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
+        return str(exc)
+    return f"request failed: {type(exc).__name__}"
+
+
+def rfc3339(at: datetime) -> str:
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+KIND = SinkKind(
+    kind="jira",
+    build=build,
+    doc="Jira REST API v2: one issue per incident, a comment per event, a transition on resolve",
+)

@@ -1,0 +1,80 @@
+"""The SLA clock in the store: find targets that passed unmet and mark each once.
+
+A target is missed when its due time passed before the incident was acknowledged
+(respond; a resolution also answers) or resolved (resolve). The primary key of
+`sla_breaches` keeps every mark unique, across replicas too; the timeline entry
+written with it is what notifies the routes that ask for `sla_breached`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
+
+from itsmd.durations import format_duration, format_time
+from itsmd.models import Incident, TimelineEntry, TimelineKind
+from itsmd.store import repo
+from itsmd.store.tables import incidents, sla_breaches
+
+# Targets further back than this are not looked at again (they were, when due).
+LOOK_BACK = timedelta(days=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    incident: Incident
+    kind: str  # respond | resolve
+    due_at: datetime
+
+
+def _missed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
+    due = incidents.c.respond_due if kind == "respond" else incidents.c.resolve_due
+    unmet_by = [incidents.c.resolved_at]
+    if kind == "respond":
+        unmet_by.append(incidents.c.acknowledged_at)
+    marked = (
+        select(sla_breaches.c.incident_id)
+        .where(sla_breaches.c.incident_id == incidents.c.id, sla_breaches.c.kind == kind)
+        .exists()
+    )
+    return [
+        due <= now,
+        due > now - LOOK_BACK,
+        *[or_(when.is_(None), when > due) for when in unmet_by],
+        ~marked,
+    ]
+
+
+def mark_breaches(conn: Connection, now: datetime) -> list[Breach]:
+    """Mark every target missed by `now` and not marked yet; returns what it marked."""
+    found: list[Breach] = []
+    for kind in ("respond", "resolve"):
+        rows = conn.execute(select(incidents).where(and_(*_missed(kind, now))).limit(1000))
+        for row in rows:
+            inc = repo.incident_from_row(row)
+            due = inc.respond_due if kind == "respond" else inc.resolve_due
+            assert due is not None
+            found.append(Breach(inc, kind, due))
+    if not found:
+        return []
+    conn.execute(insert(sla_breaches), [
+        {"incident_id": b.incident.id, "kind": b.kind, "due_at": b.due_at, "marked_at": now}
+        for b in found
+    ])  # fmt: skip
+    repo.add_timeline(conn, [_entry(b, now) for b in found])
+    return found
+
+
+def _entry(b: Breach, now: datetime) -> TimelineEntry:
+    assert b.incident.id is not None
+    target = format_duration(b.due_at - b.incident.opened_at)
+    verb = "acknowledged" if b.kind == "respond" else "resolved"
+    return TimelineEntry(
+        b.incident.id,
+        now,
+        TimelineKind.SLA_BREACHED,
+        f"SLA {b.kind} target missed: {b.incident.priority} incidents are to be {verb} "
+        f"within {target}, due {format_time(b.due_at)}",
+    )

@@ -1,0 +1,140 @@
+"""The SLA clock: missed targets are marked once, on the timeline, in the metrics and
+to the routes that ask for `sla_breached`; MTTA and MTTR (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+
+from itsmd.config import parse_config
+from itsmd.housekeeping import mark_sla_breaches
+from itsmd.models import Priority
+from itsmd.sla import SlaTarget
+from tests.api.api_support import ApiClient, MakeClient, alert, resolved
+from tests.conftest import async_wait_until
+from tests.connectors.fakes_http import Answer, FakePeer, running_peer
+
+RULES = """\
+incidents:
+  - name: paging
+    match: '{severity="critical"}'
+    group_by: [service]
+    priority: P1
+    auto_resolve: 0s
+  - name: rest
+    match: '{}'
+    group_by: [service]
+    priority: P4
+"""
+SLA = {Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=1))}
+
+
+async def clock_tick(client: ApiClient) -> int:
+    return await mark_sla_breaches(client.runtime)
+
+
+async def breaches(client: ApiClient, ref: str) -> list[str]:
+    detail = await client.incident(ref)
+    return [e["message"] for e in detail["timeline"] if e["kind"] == "sla_breached"]
+
+
+async def test_a_missed_respond_target_is_marked_once(make_client: MakeClient) -> None:
+    client = await make_client(RULES, sla=SLA)
+    await client.webhook(alert("Down", severity="critical", service="api",
+                               starts_at=client.clock.now))  # fmt: skip
+    client.clock.advance(timedelta(minutes=14))
+    assert await clock_tick(client) == 0
+    client.clock.advance(timedelta(minutes=2))
+    assert await clock_tick(client) == 1
+    assert await clock_tick(client) == 0
+    (message,) = await breaches(client, "INC-1")
+    assert message.startswith("SLA respond target missed: P1 incidents are to be acknowledged "
+                              "within 15m, due ")  # fmt: skip
+    inc = await client.incident("INC-1")
+    assert inc["sla"]["respond_breached"] is True
+    assert inc["sla"]["resolve_breached"] is False
+    assert await client.metric("itsmd_sla_breaches_total", priority="P1", kind="respond") == 1
+
+    assert (await client.act("INC-1", "ack")).status == 200  # late: nothing new
+    client.clock.advance(timedelta(hours=1))
+    assert await clock_tick(client) == 1  # the resolve target now
+    assert await clock_tick(client) == 0
+    assert len(await breaches(client, "INC-1")) == 2
+    assert await client.metric("itsmd_sla_breaches_total", priority="P1", kind="resolve") == 1
+
+
+async def test_targets_met_in_time_or_without_targets_are_never_marked(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES, sla=SLA)
+    firing = alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    await client.webhook(firing)
+    await client.webhook(alert("Slow", service="db", starts_at=client.clock.now))  # P4
+    client.clock.advance(timedelta(minutes=10))
+    assert (await client.act("INC-1", "ack")).status == 200
+    client.clock.advance(timedelta(minutes=30))
+    await client.webhook(resolved(firing, client.clock.now))  # resolves (auto_resolve 0s)
+    client.clock.advance(timedelta(days=2))
+    assert await clock_tick(client) == 0
+    assert (await client.incident("INC-1"))["status"] == "resolved"
+    assert await breaches(client, "INC-1") == []
+    assert await breaches(client, "INC-2") == []
+
+
+async def test_a_resolution_before_the_respond_due_time_also_answers_it(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES, sla=SLA)
+    await client.webhook(alert("Down", severity="critical", service="api",
+                               starts_at=client.clock.now))  # fmt: skip
+    client.clock.advance(timedelta(minutes=5))
+    assert (await client.act("INC-1", "resolve")).status == 200
+    client.clock.advance(timedelta(hours=2))
+    assert await clock_tick(client) == 0
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[FakePeer]:
+    async with running_peer(Answer(200, "ok")) as p:
+        yield p
+
+
+async def test_breaches_notify_the_routes_that_ask_for_them(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    text = f"""\
+connectors:
+  sinks:
+    hook: {{type: webhook, url: "{peer.url("/")}"}}
+routes:
+  - {{name: breaches, events: [sla_breached], to: [hook]}}
+"""
+    connectors = parse_config(text, "itsmd.yml", {}).connectors
+    client = await make_client(RULES, sla=SLA, connectors=connectors)
+    await client.webhook(alert("Down", severity="critical", service="api",
+                               starts_at=client.clock.now))  # fmt: skip
+    client.clock.advance(timedelta(minutes=20))
+    await clock_tick(client)
+    await async_wait_until(lambda: peer.seen, what="the sla_breached event")
+    (seen,) = peer.seen
+    body = seen.json()
+    assert body["event"] == "sla_breached"
+    assert body["incident"]["sla"]["respond_breached"] is True
+
+
+async def test_time_to_acknowledge_and_to_resolve_are_histograms(make_client: MakeClient) -> None:
+    client = await make_client(RULES, sla=SLA)
+    firing = alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    await client.webhook(firing)
+    await client.webhook(alert("Slow", service="db", starts_at=client.clock.now))
+    client.clock.advance(timedelta(minutes=4))
+    await client.act("INC-1", "ack")
+    client.clock.advance(timedelta(minutes=6))
+    await client.webhook(resolved(firing, client.clock.now))  # auto: 10 minutes after opening
+    await client.act("INC-2", "resolve")  # by hand: 10 minutes too
+    assert await client.metric("itsmd_mtta_seconds_count") == 1
+    assert await client.metric("itsmd_mtta_seconds_sum") == 240
+    assert await client.metric("itsmd_mttr_seconds_count") == 2
+    assert await client.metric("itsmd_mttr_seconds_sum") == 1200
