@@ -257,3 +257,48 @@ sla_breaches = Table(
     Column("due_at", UTCDateTime, nullable=False),
     Column("marked_at", UTCDateTime, nullable=False),
 )
+
+# Availability history: each check's and service's state changes (kept
+# RAW_DAYS), and per-day aggregates (kept long) for windows beyond that.
+check_changes = Table(
+    "check_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subject", String(220), nullable=False),  # "check:<name>" or "service:<name>"
+    Column("at", UTCDateTime, nullable=False),
+    Column("state", String(16), nullable=False),  # up | down | maintenance | unknown
+    Index(None, "subject", "at"),
+)
+check_daily = Table(
+    "check_daily",
+    metadata,
+    Column("subject", String(220), primary_key=True),
+    Column("day", String(10), primary_key=True),  # UTC date, YYYY-MM-DD
+    Column("up_s", Float, nullable=False),
+    Column("down_s", Float, nullable=False),
+    Column("maintenance_s", Float, nullable=False),
+    Column("unknown_s", Float, nullable=False),
+)
+# The latest run of each check, as GET /api/v1/checks and /capacity show it on
+# every replica; also how a restarted daemon remembers consecutive failures.
+check_status = Table(
+    "check_status",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("type", String(16), nullable=False),
+    Column("service", String(200), nullable=True),
+    Column("up", Integer, nullable=True),  # 1, 0, or null before the first run
+    Column("last_run", UTCDateTime, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("consecutive_failures", Integer, nullable=False),
+    Column("duration_s", Float, nullable=True),
+    Column("capacity", JSON, nullable=False),  # [{labels, value, threshold, exhausts_at}]
+)
+# Leader leases: scheduled work that must run on one replica at a time (checks).
+leases = Table(
+    "leases",
+    metadata,
+    Column("job", String(64), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("until", UTCDateTime, nullable=False),
+)
