@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
 
+from itsmd.checkspec import CheckSpec, parse_check
 from itsmd.durations import parse_duration, parse_time
 from itsmd.matchers import MatcherError, Selector, parse_selectors
 from itsmd.models import Level, Policy, Priority
@@ -35,9 +36,6 @@ from itsmd.yamlsource import (
 )
 
 SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
-# Sections of the rule language that this version does not evaluate yet: refusing them
-# is better than accepting rules that silently do nothing.
-UNSUPPORTED_SECTIONS = ("checks",)
 PROBLEM_KEYS = ("name", "match", "group_by", "after", "within", "title")
 SERVICE_KEYS = ("name", "depends_on", "tier", "slo")
 TIER_IMPACT = {1: "high", 2: "medium", 3: "low"}
@@ -205,6 +203,7 @@ class RuleSet:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[Service, ...] = ()
     problem_rules: tuple[ProblemRule, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
     _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
     _problems: SelectorIndex[ProblemRule] = field(init=False, repr=False, compare=False)
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
@@ -307,6 +306,7 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     windows: list[MaintenanceWindow] = []
     services: list[Service] = []
     problem_rules: list[ProblemRule] = []
+    checks: list[CheckSpec] = []
     problems: list[Problem] = []
     first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
@@ -326,6 +326,7 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
             *(("maintenance", w) for w in parsed.maintenance),
             *(("services", svc) for svc in parsed.services),
             *(("problems", p) for p in parsed.problems),
+            *(("checks", c) for c in parsed.checks),
         ]
         for section, item in named:
             here = f"{item.file}:{item.line}"
@@ -339,12 +340,13 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
         windows.extend(parsed.maintenance)
         services.extend(parsed.services)
         problem_rules.extend(parsed.problems)
+        checks.extend(parsed.checks)
     problems += _check_catalog(services, rules)
     if problems:
         raise LoadError(problems)
     return RuleSet(
         tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services),
-        tuple(problem_rules),
+        tuple(problem_rules), tuple(checks),
     )  # fmt: skip
 
 
@@ -388,7 +390,7 @@ def _cycle_from(start: str, by_name: Mapping[str, Service]) -> list[str] | None:
     return None
 
 
-Named = IncidentRule | KnownError | MaintenanceWindow | Service | ProblemRule
+Named = IncidentRule | KnownError | MaintenanceWindow | Service | ProblemRule | CheckSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,11 +402,12 @@ class RuleFile:
     maintenance: tuple[MaintenanceWindow, ...] = ()
     services: tuple[Service, ...] = ()
     problems: tuple[ProblemRule, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
 
     def rule_set(self, filename: str) -> RuleSet:
         return RuleSet(
             self.incidents, (filename,), self.known_errors, self.maintenance, self.services,
-            self.problems,
+            self.problems, self.checks,
         )  # fmt: skip
 
 
@@ -422,13 +425,6 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
         problems.raise_if_any()
         return RuleFile()
     check_keys(problems, top, SECTIONS, "")
-    for section in UNSUPPORTED_SECTIONS:
-        if section in top:
-            problems.error(
-                top.line_of(section),
-                section,
-                "this section is not supported by this version of itsmd yet",
-            )
     rules = each_mapping(
         problems,
         top,
@@ -445,10 +441,13 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
     problem_rules = each_mapping(
         problems, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
     )
+    checks = each_mapping(problems, top, "checks", "",
+                          lambda p, m, path: parse_check(p, m, path, filename))  # fmt: skip
     problems.raise_if_any()
     return RuleFile(
-        tuple(rules), tuple(known), tuple(windows), tuple(services), tuple(problem_rules)
-    )
+        tuple(rules), tuple(known), tuple(windows), tuple(services), tuple(problem_rules),
+        tuple(checks),
+    )  # fmt: skip
 
 
 def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> ProblemRule | None:

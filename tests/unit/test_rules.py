@@ -14,7 +14,6 @@ from itsmd.rules import (
     DEFAULT_DESCRIPTION,
     DEFAULT_TITLE,
     INCIDENT_KEYS,
-    UNSUPPORTED_SECTIONS,
     IncidentRule,
     RuleSet,
     load_rules,
@@ -418,14 +417,6 @@ def test_empty_or_odd_name(name: str) -> None:
     assert problems[0] == f"{F}:2: incidents[0]: every rule needs a name"
 
 
-@pytest.mark.parametrize("section", UNSUPPORTED_SECTIONS)
-def test_unsupported_sections_are_refused(section: str) -> None:
-    text = f"incidents: []\n{section}:\n  - name: x\n"
-    assert errors(text) == [
-        f"{F}:2: {section}: this section is not supported by this version of itsmd yet"
-    ]
-
-
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -516,10 +507,11 @@ def test_several_problems_in_one_rule_are_all_reported_in_line_order() -> None:
     ]
 
 
-def test_unsupported_section_and_bad_rule_are_reported_together() -> None:
+def test_a_bad_check_and_a_bad_rule_are_reported_together() -> None:
     text = "checks:\n  - name: x\nincidents:\n  - name: a\n"
     assert errors(text) == [
-        f"{F}:1: checks: this section is not supported by this version of itsmd yet",
+        f"{F}:2: checks[0] (x): missing 'type' (one of http, tcp, dns, heartbeat, prometheus, "
+        "disk)",
         f"{F}:4: incidents[0] (a): missing 'match' (use '{{}}' to match every alert)",
     ]
 
