@@ -8,22 +8,25 @@ A kind turns its config options into a `Sink` (checking them all at load, with
 an error per key) and the sink turns one `Notification` into one `Delivery`:
 `Delivered` (the peer took it: never sent again), `Retry` (worth trying again
 later) or `Failed` (permanent: straight to the dead letters). The outbox does
-retries, backoff, ordering, timeouts and bookkeeping; a sink sends once.
+retries, backoff, ordering, timeouts and bookkeeping; a sink sends once. The
+helpers from `http_delivery` on are for sink authors: requests, answers, times, URLs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
-from itsmd.durations import parse_duration
+from itsmd.durations import format_time, parse_duration
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,7 @@ EVENTS = (
     "opened", "acknowledged", "resolved", "reopened", "assigned", "commented",
     "sla_breached", "problem_opened", "problem_resolved",
 )  # fmt: skip
+LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +225,23 @@ class SinkOptions:
             self.problems.append((file_key, f"{file} is empty"))
         return value or None
 
+    def api_url(self, key: str) -> str:
+        """The root URL of an API the sink sends credentials to, without a trailing
+        slash: https (plain http only to loopback, for tests), no query or fragment."""
+        url = self.text(key)
+        parts = urlsplit(url) if is_http_url(url, loopback_http_only=True) else None
+        if url and (parts is None or parts.query or parts.fragment):
+            self.fail(key, f"expected an https:// URL (http:// only to loopback), got {url!r}")
+        return url.rstrip("/")
+
+    def basic_auth(self, user_key: str, secret_key: str) -> str:
+        """The `Authorization` value for the user `user_key` and the secret `secret_key`."""
+        user = self.text(user_key)
+        if ":" in user:
+            self.fail(user_key, "a Basic auth user name has no ':'")
+        secret = self.secret(secret_key) or ""
+        return "" if ":" in user else basic_auth(user, secret)
+
     def fail(self, key: str, message: str) -> None:
         self.problems.append((key, message))
 
@@ -241,6 +262,107 @@ def http_delivery(status: int, body: str, retry_after: str | None = None) -> Del
         after = float(retry_after) if retry_after and retry_after.isdigit() else None
         return Retry(reason, after)
     return Failed(reason)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpAnswer:
+    """An HTTP answer as a sink reads it; `text` is the body, bad bytes replaced."""
+
+    status: int
+    text: str
+    retry_after: str | None = None  # the Retry-After header
+
+    def delivery(self) -> Delivery:
+        """The answer read by `http_delivery`."""
+        return http_delivery(self.status, self.text, self.retry_after)
+
+    def json(self) -> Any:
+        """The decoded body, None when it is not JSON."""
+        try:
+            return orjson.loads(self.text)
+        except orjson.JSONDecodeError:
+            return None
+
+
+async def http_request(
+    env: SinkEnv,
+    method: str,
+    url: str,
+    body: object = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    params: Mapping[str, str] | None = None,
+) -> HttpAnswer:
+    """One request through `env.http()`, bounded by `env.timeout_s`: `body` is sent as
+    given when bytes, else (when not None) as JSON with its Content-Type. Redirects
+    are not followed: a 3xx means a wrong URL, and is reported as such. Raises
+    `TimeoutError` or `aiohttp.ClientError`: see `guard_transport`."""
+    if body is not None and not isinstance(body, bytes):
+        body, headers = orjson.dumps(body), {**(headers or {}), "Content-Type": "application/json"}
+    async with env.http().request(
+        method,
+        url,
+        params=params,
+        data=body,
+        headers=headers,
+        allow_redirects=False,
+        timeout=aiohttp.ClientTimeout(total=env.timeout_s),
+    ) as response:
+        text = await response.text(errors="replace")
+        return HttpAnswer(response.status, text, response.headers.get("Retry-After"))
+
+
+async def guard_transport(env: SinkEnv, work: Awaitable[Delivery], peer: str = "") -> Delivery:
+    """What `work` (a sink's requests) delivers, or a `Retry` when a request timed out
+    or failed in transport; `peer` (e.g. "Slack") names the other side."""
+    try:
+        return await work
+    except TimeoutError:
+        return Retry(f"no answer{f' from {peer}' if peer else ''} within {env.timeout_s:g}s")
+    except aiohttp.ClientError as exc:
+        return Retry(describe_transport_error(exc, peer))
+
+
+async def http_post(
+    env: SinkEnv, url: str, body: object, headers: Mapping[str, str] | None = None, peer: str = ""
+) -> Delivery:
+    """One POST (see `http_request`) read by `http_delivery`, under `guard_transport`."""
+
+    async def post() -> Delivery:
+        return (await http_request(env, "POST", url, body, headers=headers)).delivery()
+
+    return await guard_transport(env, post(), peer)
+
+
+def describe_transport_error(exc: aiohttp.ClientError, peer: str = "") -> str:
+    """Why a request failed, never showing the URL: its path or query may hold a token."""
+    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
+        return str(exc)  # "Cannot connect to host h:443 ...": host and port only
+    return f"request{f' to {peer}' if peer else ''} failed: {type(exc).__name__}"
+
+
+def rfc3339(moment: datetime, *, fraction: bool = True) -> str:
+    """`moment` as the API writes times (UTC with a `Z`, microseconds only when
+    present: `format_time`); `fraction=False` cuts it to whole seconds."""
+    return format_time(moment if fraction else moment.astimezone(UTC).replace(microsecond=0))
+
+
+def is_http_url(url: str, *, loopback_http_only: bool = False) -> bool:
+    """An absolute http:// or https:// URL with a host; with `loopback_http_only`
+    (a peer that gets credentials), plain http:// only to 127.0.0.1, ::1 or localhost."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:  # a malformed port or IPv6 host
+        return False
+    if parts.scheme == "http" and loopback_http_only:
+        return host in LOOPBACK
+    return parts.scheme in ("http", "https") and bool(host)
+
+
+def basic_auth(user: str, secret: str) -> str:
+    """The `Authorization` header value for HTTP Basic auth (RFC 7617); `user` has no ':'."""
+    return aiohttp.encode_basic_auth(user, secret)
 
 
 def installed_kinds() -> dict[str, SinkKind]:

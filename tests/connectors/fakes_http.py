@@ -6,6 +6,9 @@ script (`peer.answer(...)`), else with its default answer. A hanging answer neve
 replies until the peer stops: that is how a test meets a client timeout without
 sleeping. `refused_url()` holds a bound port that does not listen, so a connection
 to it is refused for certain (a "free" port could be taken by someone else).
+
+`serving_app()` runs any aiohttp application so (the ticket fakes of fakes_tickets.py
+use it too), and the sample events at the end serve the tests of every sink.
 """
 
 from __future__ import annotations
@@ -13,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -83,21 +86,29 @@ class FakePeer:
 
 
 @asynccontextmanager
-async def running_peer(default: Answer | None = None) -> AsyncIterator[FakePeer]:
-    peer = FakePeer(default or Answer())
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", peer.handle)
+async def serving_app(app: web.Application, release: Callable[[], None]) -> AsyncIterator[str]:
+    """Run `app` on 127.0.0.1 until the block ends, yielding its base URL; `release`
+    lets hanging answers go before the server stops."""
     runner = web.AppRunner(app)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
-        peer.base_url = f"http://{host}:{port}"
-        yield peer
+        yield f"http://{host}:{port}"
     finally:
-        peer.release()
+        release()
         await runner.cleanup()
+
+
+@asynccontextmanager
+async def running_peer(default: Answer | None = None) -> AsyncIterator[FakePeer]:
+    peer = FakePeer(default or Answer())
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", peer.handle)
+    async with serving_app(app, peer.release) as base_url:
+        peer.base_url = base_url
+        yield peer
 
 
 @asynccontextmanager
@@ -115,11 +126,19 @@ NO_IO = SinkEnv(http=_no_io)
 
 
 @contextmanager
-def refused_url(path: str = "/") -> Iterator[str]:
-    """A loopback URL whose port is bound but not listening: connecting is refused."""
+def refused_port() -> Iterator[int]:
+    """A loopback port that is bound but not listening: connecting is refused."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}{path}"
+        port: int = sock.getsockname()[1]
+        yield port
+
+
+@contextmanager
+def refused_url(path: str = "/") -> Iterator[str]:
+    """A loopback URL on a `refused_port()`."""
+    with refused_port() as port:
+        yield f"http://127.0.0.1:{port}{path}"
 
 
 # --- sample events -------------------------------------------------------------------
@@ -177,13 +196,17 @@ def problem(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def incident_event(event: str = "opened", **incident_overrides: Any) -> Notification:
+def incident_event(
+    event: str = "opened", ref: str | None = None, attempt: int = 1, **incident_overrides: Any
+) -> Notification:
     return Notification(
         event_id="evt-0001",
         event=event,
         at=AT,
         incident=incident(**incident_overrides),
         link=LINK,
+        ref=ref,
+        attempt=attempt,
     )
 
 
@@ -196,3 +219,7 @@ def problem_event(event: str = "problem_opened", **problem_overrides: Any) -> No
         problem=problem(**problem_overrides),
         link="https://itsmd.example.com/problems/PRB-7",
     )
+
+
+def without_link(notification: Notification) -> Notification:
+    return replace(notification, link="")

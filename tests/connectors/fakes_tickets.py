@@ -6,25 +6,32 @@ query, Basic credentials, JSON body), checks the credentials as the real API
 would, and lets a test script one answer for one `(method, path)` before the
 fake's own handlers see it. A hanging answer never replies until the fake stops:
 that is how a test meets a client timeout without sleeping.
+
+The sample events, `http_env`, `NO_IO` and `refused_port()` come from fakes_http.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import socket
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any, ClassVar, NoReturn, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
 
-import aiohttp
 import orjson
 from aiohttp import web
 
-from itsmd.connector import Notification, SinkEnv
+# the shared sample events and helpers, re-exported for the ticket and mail sink tests
+from tests.connectors.fakes_http import LINK as LINK
+from tests.connectors.fakes_http import NO_IO as NO_IO
+from tests.connectors.fakes_http import http_env as http_env
+from tests.connectors.fakes_http import incident_event as incident_event
+from tests.connectors.fakes_http import problem_event as problem_event
+from tests.connectors.fakes_http import refused_port as refused_port
+from tests.connectors.fakes_http import serving_app
+from tests.connectors.fakes_http import without_link as without_link
 
 Api = TypeVar("Api", bound="FakeApi")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -121,121 +128,6 @@ def basic_credentials(header: str) -> tuple[str, str] | None:
 @asynccontextmanager
 async def serving(api: Api) -> AsyncIterator[Api]:
     """Run `api` on 127.0.0.1 until the block ends; hanging answers are let go first."""
-    runner = web.AppRunner(api.app)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        api.base_url = f"http://{host}:{port}"
+    async with serving_app(api.app, api._stopping.set) as base_url:
+        api.base_url = base_url
         yield api
-    finally:
-        api._stopping.set()
-        await runner.cleanup()
-
-
-@asynccontextmanager
-async def http_env(timeout_s: float = 5.0) -> AsyncIterator[SinkEnv]:
-    """A SinkEnv over a real client session, closed at the end."""
-    async with aiohttp.ClientSession() as session:
-        yield SinkEnv(http=lambda: session, timeout_s=timeout_s)
-
-
-def _no_io() -> NoReturn:
-    raise AssertionError("building a sink must not touch the network")
-
-
-NO_IO = SinkEnv(http=_no_io)
-
-
-@contextmanager
-def refused_port() -> Iterator[int]:
-    """A loopback port that is bound but not listening: connecting is refused."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        yield port
-
-
-# --- sample events -------------------------------------------------------------------
-
-AT = datetime(2026, 3, 1, 12, 5, 30, tzinfo=UTC)
-LINK = "https://itsmd.example.com/incidents/INC-42"
-
-
-def incident(**overrides: Any) -> dict[str, Any]:
-    """Incident JSON (DESIGN section 3) of an open P1 disk incident."""
-    return {
-        "id": "INC-42",
-        "status": "open",
-        "title": "Disk full on db-1",
-        "description": "/var on db-1 is 97% full",
-        "priority": "P1",
-        "impact": "high",
-        "urgency": "high",
-        "service": "billing",
-        "rule": "disk",
-        "key": "billing/disk",
-        "assignee": None,
-        "opened_at": "2026-03-01T12:05:00Z",
-        "acknowledged_at": None,
-        "resolved_at": None,
-        "alert_count": 2,
-        "firing_count": 2,
-        "problem_id": None,
-        "parent_id": None,
-        "sla": {
-            "respond_due": "2026-03-01T12:20:00Z",
-            "resolve_due": "2026-03-01T16:05:00Z",
-            "breached": False,
-        },
-        "labels": {"alertname": "DiskFull", "service": "billing", "instance": "db-1"},
-        "known_error": None,
-        **overrides,
-    }
-
-
-def problem(**overrides: Any) -> dict[str, Any]:
-    """Problem JSON (DESIGN section 3) of a recurring disk problem."""
-    return {
-        "id": "PRB-7",
-        "status": "open",
-        "title": "Recurring disk full on db hosts",
-        "rule": "disk",
-        "key": "billing/disk",
-        "opened_at": "2026-03-01T12:05:00Z",
-        "resolved_at": None,
-        "root_cause": None,
-        "workaround": None,
-        "incident_count": 3,
-        **overrides,
-    }
-
-
-def incident_event(
-    event: str = "opened", ref: str | None = None, attempt: int = 1, **overrides: Any
-) -> Notification:
-    return Notification(
-        event_id="evt-0001",
-        event=event,
-        at=AT,
-        incident=incident(**overrides),
-        link=LINK,
-        ref=ref,
-        attempt=attempt,
-    )
-
-
-def problem_event(event: str = "problem_opened", **overrides: Any) -> Notification:
-    return Notification(
-        event_id="evt-0002",
-        event=event,
-        at=AT,
-        incident=None,
-        problem=problem(**overrides),
-        link="https://itsmd.example.com/problems/PRB-7",
-    )
-
-
-def without_link(notification: Notification) -> Notification:
-    return replace(notification, link="")

@@ -102,12 +102,6 @@ async def fake() -> AsyncIterator[FakeJira]:
         yield api
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[SinkEnv]:
-    async with http_env() as env:
-        yield env
-
-
 def build(env: SinkEnv, url: str, **values: Any) -> jira.JiraSink:
     values = {"url": url, "project": "OPS", "user": USER, "token_env": "JIRA_TOKEN", **values}
     return jira.build(SinkOptions(values, {"JIRA_TOKEN": TOKEN}), env)

@@ -25,7 +25,6 @@ from tests.connectors.fakes_http import (
     NO_IO,
     Answer,
     FakePeer,
-    http_env,
     incident_event,
     problem_event,
     refused_url,
@@ -50,12 +49,6 @@ INVALID = Answer(
 async def peer() -> AsyncIterator[FakePeer]:
     async with running_peer(ACCEPTED) as peer:
         yield peer
-
-
-@pytest.fixture
-async def env() -> AsyncIterator[SinkEnv]:
-    async with http_env() as env:
-        yield env
 
 
 def build(env: SinkEnv, url: str, **values: Any) -> pagerduty.PagerDutySink:

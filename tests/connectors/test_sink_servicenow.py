@@ -94,12 +94,6 @@ async def snow() -> AsyncIterator[FakeServiceNow]:
         yield api
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[SinkEnv]:
-    async with http_env() as env:
-        yield env
-
-
 def build(env: SinkEnv, url: str, **values: Any) -> servicenow.ServiceNowSink:
     values = {"instance_url": url, "user": USER, "password_env": "SNOW_PASSWORD", **values}
     return servicenow.build(SinkOptions(values, {"SNOW_PASSWORD": PASSWORD}), env)

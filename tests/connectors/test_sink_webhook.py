@@ -47,12 +47,6 @@ async def peer() -> AsyncIterator[FakePeer]:
         yield peer
 
 
-@pytest.fixture
-async def env() -> AsyncIterator[SinkEnv]:
-    async with http_env() as env:
-        yield env
-
-
 def build(env: SinkEnv, **values: Any) -> webhook.WebhookSink:
     return webhook.build(SinkOptions(values, environ=ENVIRON), env)
 

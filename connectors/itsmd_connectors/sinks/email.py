@@ -19,7 +19,7 @@ import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any, Final
@@ -35,6 +35,7 @@ from itsmd.connector import (
     SinkEnv,
     SinkKind,
     SinkOptions,
+    rfc3339,
 )
 
 MSGID_DOMAIN: Final = "itsmd"
@@ -190,7 +191,7 @@ def body(n: Notification, doc: Subject) -> str:
         ("Incidents", doc.get("incident_count")),
     ]
     facts = "\n".join(f"{name + ':':<12}{value}" for name, value in fields if value)
-    head = f"{doc.get('id', '')} {event} at {rfc3339(n.at)}: {doc.get('title', '')}"
+    head = f"{doc.get('id', '')} {event} at {rfc3339(n.at, fraction=False)}: {doc.get('title', '')}"
     parts = [head, facts, str(doc.get("description") or "").strip(), n.link]
     return "\n\n".join(part for part in parts if part) + "\n"
 
@@ -200,10 +201,6 @@ def priority(doc: Subject) -> str:
         return ""
     levels = [f"{key} {doc[key]}" for key in ("impact", "urgency") if doc.get(key)]
     return f"{doc['priority']} ({', '.join(levels)})" if levels else str(doc["priority"])
-
-
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 KIND = SinkKind(

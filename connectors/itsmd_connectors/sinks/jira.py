@@ -19,43 +19,33 @@ comment went in posts that comment again on retry. Problem events are not sent.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
-
-import aiohttp
-import orjson
 
 from itsmd.connector import (
     Delivered,
     Delivery,
     Failed,
+    HttpAnswer,
     Notification,
     Retry,
     SinkEnv,
     SinkKind,
     SinkOptions,
-    http_delivery,
+    guard_transport,
+    http_request,
 )
+from itsmd_connectors.sinks._tickets import Incident, event_note, one_line_title
 
 SUMMARY_MAX: Final = 255  # Jira refuses longer summaries
 LABEL: Final = "itsmd"
 PRIORITIES: Final = ("P1", "P2", "P3", "P4", "P5")
-JSON_BODY: Final = {"Content-Type": "application/json"}
-LOOPBACK: Final = frozenset({"127.0.0.1", "::1", "localhost"})
-
-Incident = Mapping[str, Any]  # the Incident JSON of the API (DESIGN section 3)
 
 
 def build(options: SinkOptions, env: SinkEnv) -> JiraSink:
-    url = base_url(options, "url")
+    url = options.api_url("url")
     project = options.text("project")
-    user = options.text("user")
-    if ":" in user:
-        options.fail("user", "a Basic auth user name has no ':'")
-    token = options.secret("token")
+    authorization = options.basic_auth("user", "token")
     issue_type = options.text("issue_type", "Task")
     resolve_transition = options.text("resolve_transition", "Done")
     labels = options.texts("labels") if "labels" in options.values else []
@@ -67,7 +57,7 @@ def build(options: SinkOptions, env: SinkEnv) -> JiraSink:
     options.done()
     return JiraSink(
         api=f"{url}/rest/api/2",
-        headers=headers(user, token or ""),
+        headers={"Accept": "application/json", "Authorization": authorization},
         project=project,
         issue_type=issue_type,
         resolve_transition=resolve_transition,
@@ -75,39 +65,6 @@ def build(options: SinkOptions, env: SinkEnv) -> JiraSink:
         priority_map=priority_map,
         env=env,
     )
-
-
-def headers(user: str, secret: str) -> dict[str, str]:
-    authorization = aiohttp.encode_basic_auth(user, secret)
-    return {"Accept": "application/json", "Authorization": authorization}
-
-
-def base_url(options: SinkOptions, key: str) -> str:
-    """An https URL without a trailing slash; plain http only to loopback (tests),
-    since the sink sends a token with every request."""
-    url = options.text(key)
-    parts = urlsplit(url)
-    secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
-    if url and (not secure or not parts.hostname or parts.query or parts.fragment):
-        options.fail(key, f"expected an https:// URL (http:// only to loopback), got {url!r}")
-    return url.rstrip("/")
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    status: int
-    text: str
-    retry_after: str | None
-
-    def delivery(self) -> Delivery:
-        return http_delivery(self.status, self.text, self.retry_after)
-
-    def json(self) -> Any:
-        """The decoded body, None when it is not JSON."""
-        try:
-            return orjson.loads(self.text)
-        except orjson.JSONDecodeError:
-            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +82,7 @@ class JiraSink:
         incident = notification.incident
         if incident is None:
             return Delivered(detail="not sent: Jira gets incident events only")
-        try:
-            return await self._send(notification, incident)
-        except TimeoutError:
-            return Retry(f"no answer from Jira within {self.env.timeout_s:g}s")
-        except aiohttp.ClientError as exc:
-            return Retry(unreachable(exc))
+        return await guard_transport(self.env, self._send(notification, incident), "Jira")
 
     async def _send(self, n: Notification, incident: Incident) -> Delivery:
         key = n.ref
@@ -141,7 +93,7 @@ class JiraSink:
             key = created
         if n.event == "opened":
             return Delivered(ref=key)
-        body = {"body": comment(n, incident)}
+        body = {"body": event_note(n, incident)}
         outcome = (await self._call("POST", f"{self.api}/issue/{key}/comment", body)).delivery()
         if not isinstance(outcome, Delivered):
             return outcome
@@ -185,12 +137,9 @@ class JiraSink:
         return Delivered(ref=key, detail=f"commented and applied {self.resolve_transition!r}")
 
     def fields(self, n: Notification, incident: Incident) -> dict[str, Any]:
-        title = " ".join(str(incident.get("title") or incident["id"]).split())
-        if len(title) > SUMMARY_MAX:
-            title = title[: SUMMARY_MAX - 1] + "…"
         fields: dict[str, Any] = {
             "project": {"key": self.project},
-            "summary": title,
+            "summary": one_line_title(incident, SUMMARY_MAX),
             "description": description(n, incident),
             "issuetype": {"name": self.issue_type},
             "labels": self.labels,
@@ -199,17 +148,8 @@ class JiraSink:
             fields["priority"] = {"name": priority}
         return fields
 
-    async def _call(self, method: str, url: str, body: object = None) -> Answer:
-        async with self.env.http().request(
-            method,
-            url,
-            data=None if body is None else orjson.dumps(body),
-            headers=self.headers if body is None else self.headers | JSON_BODY,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=self.env.timeout_s),
-        ) as resp:
-            text = await resp.text(errors="replace")
-            return Answer(resp.status, text, resp.headers.get("Retry-After"))
+    async def _call(self, method: str, url: str, body: object = None) -> HttpAnswer:
+        return await http_request(self.env, method, url, body, headers=self.headers)
 
 
 def after_comment(outcome: Retry | Failed) -> Retry | Failed:
@@ -227,31 +167,6 @@ def description(n: Notification, incident: Incident) -> str:
     facts += [f"{k.title()}: {incident[k]}" for k in ("service", "rule") if incident.get(k)]
     parts = [str(incident.get("description") or "").strip(), "\n".join(facts), n.link]
     return "\n\n".join(part for part in parts if part)
-
-
-def comment(n: Notification, incident: Incident) -> str:
-    who = incident.get("assignee")
-    what = {
-        "acknowledged": f"acknowledged by {who}" if who else "acknowledged",
-        "resolved": "resolved",
-        "reopened": "reopened",
-        "assigned": f"assigned to {who}" if who else "unassigned",
-        "commented": "has a new comment",
-        "sla_breached": "breached its SLA",
-    }.get(n.event, n.event.replace("_", " "))
-    line = f"itsmd: {incident['id']} {what} at {rfc3339(n.at)}."
-    return f"{line}\n{n.link}" if n.link else line
-
-
-def unreachable(exc: aiohttp.ClientError) -> str:
-    """Why a request failed: aiohttp's connection errors name host and port only."""
-    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
-        return str(exc)
-    return f"request failed: {type(exc).__name__}"
-
-
-def rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 KIND = SinkKind(

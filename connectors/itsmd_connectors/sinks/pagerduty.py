@@ -22,22 +22,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
-import orjson
 
 from itsmd.connector import (
     Delivered,
     Delivery,
     Notification,
-    Retry,
     SinkEnv,
     SinkKind,
     SinkOptions,
-    http_delivery,
+    http_post,
+    is_http_url,
+    rfc3339,
 )
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -56,7 +52,7 @@ NOT_SENT = Delivered(detail="not sent: PagerDuty has no such event")
 def build(options: SinkOptions, env: SinkEnv) -> PagerDutySink:
     routing_key = options.secret("routing_key")
     url = options.text("url", DEFAULT_URL)
-    if url and not _is_http_url(url):
+    if url and not is_http_url(url):
         options.fail("url", f"expected an http:// or https:// URL, got {url!r}")
     options.done()
     return PagerDutySink(routing_key or "", url, env)
@@ -72,20 +68,7 @@ class PagerDutySink:
         event = event_body(notification, self.routing_key)
         if event is None:
             return NOT_SENT
-        try:
-            async with self.env.http().post(
-                self.url,
-                data=orjson.dumps(event),
-                headers={"Content-Type": "application/json"},
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.env.timeout_s),
-            ) as response:
-                text = (await response.read()).decode("utf-8", "replace")
-                delivery = http_delivery(response.status, text, response.headers.get("Retry-After"))
-        except TimeoutError:
-            return Retry(f"no answer from PagerDuty within {self.env.timeout_s:g}s")
-        except aiohttp.ClientError as exc:
-            return Retry(_unreachable(exc))
+        delivery = await http_post(self.env, self.url, event, peer="PagerDuty")
         return Delivered(ref=event["dedup_key"]) if isinstance(delivery, Delivered) else delivery
 
 
@@ -121,7 +104,7 @@ def _payload(notification: Notification, incident: Mapping[str, Any]) -> dict[st
         "summary": summary[:SUMMARY_MAX],
         "source": service or "itsmd",
         "severity": SEVERITIES.get(str(priority), "info"),
-        "timestamp": _rfc3339(notification.at),
+        "timestamp": rfc3339(notification.at),
         "class": priority,
         "custom_details": {
             "incident": incident["id"],
@@ -137,25 +120,6 @@ def _payload(notification: Notification, incident: Mapping[str, Any]) -> dict[st
     if rule:
         payload["group"] = rule
     return payload
-
-
-def _rfc3339(moment: datetime) -> str:
-    moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
-def _unreachable(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
-        return str(exc)  # "Cannot connect to host events.pagerduty.com:443 ..."
-    return f"request to PagerDuty failed: {type(exc).__name__}"
 
 
 KIND = SinkKind(

@@ -18,19 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
-
-import aiohttp
-import orjson
 
 from itsmd.connector import (
     Delivery,
     Notification,
-    Retry,
     SinkEnv,
     SinkKind,
     SinkOptions,
-    http_delivery,
+    http_post,
+    is_http_url,
 )
 
 HEADER_MAX = 150  # Block Kit limit for a header's plain text
@@ -46,7 +42,7 @@ PHRASES = {  # "INC-42 <phrase>: <title>"
 def build(options: SinkOptions, env: SinkEnv) -> SlackSink:
     url = options.secret("url")
     extras = {key: options.optional_text(key) for key in ("channel", "username", "icon_emoji")}
-    if url is not None and not _is_http_url(url):
+    if url is not None and not is_http_url(url):
         options.fail("url", "expected an https:// URL (the value is not shown: it is a secret)")
     options.done()
     return SlackSink(url or "", {k: v for k, v in extras.items() if v is not None}, env)
@@ -59,21 +55,8 @@ class SlackSink:
     env: SinkEnv
 
     async def send(self, notification: Notification) -> Delivery:
-        body = orjson.dumps({**message(notification), **self.extras})
-        try:
-            async with self.env.http().post(
-                self.url,
-                data=body,
-                headers={"Content-Type": "application/json"},
-                allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=self.env.timeout_s),
-            ) as response:
-                text = (await response.read()).decode("utf-8", "replace")
-                return http_delivery(response.status, text, response.headers.get("Retry-After"))
-        except TimeoutError:
-            return Retry(f"no answer from Slack within {self.env.timeout_s:g}s")
-        except aiohttp.ClientError as exc:
-            return Retry(_unreachable(exc))
+        body = {**message(notification), **self.extras}
+        return await http_post(self.env, self.url, body, peer="Slack")
 
 
 def message(notification: Notification) -> dict[str, Any]:
@@ -137,21 +120,6 @@ def _link_url(url: str) -> str:
 
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:
-        return False
-
-
-def _unreachable(exc: aiohttp.ClientError) -> str:
-    """Why a request failed, never showing the URL: it holds the webhook's token."""
-    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
-        return str(exc)  # "Cannot connect to host hooks.slack.com:443 ...": no path
-    return f"request to Slack failed: {type(exc).__name__}"
 
 
 KIND = SinkKind(

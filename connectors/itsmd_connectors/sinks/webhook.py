@@ -18,21 +18,19 @@ import hmac
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from itsmd.connector import (
     Delivery,
     Notification,
-    Retry,
     SinkEnv,
     SinkKind,
     SinkOptions,
-    http_delivery,
+    http_post,
+    is_http_url,
+    rfc3339,
 )
 
 OWN_HEADERS = ("Content-Type", "X-Itsmd-Event-Id", "X-Itsmd-Event", "X-Itsmd-Signature")
@@ -43,7 +41,7 @@ def build(options: SinkOptions, env: SinkEnv) -> WebhookSink:
     url = options.text("url")
     secret = options.secret("secret", required=False)
     headers = options.mapping("headers")
-    if url and not _is_http_url(url):
+    if url and not is_http_url(url):
         options.fail("url", f"expected an http:// or https:// URL, got {url!r}")
     for problem in _header_problems(headers):
         options.fail("headers", problem)
@@ -69,7 +67,7 @@ class WebhookSink:
         if self.secret is not None:
             digest = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
             headers["X-Itsmd-Signature"] = f"sha256={digest}"
-        return await _post(self.env, self.url, body, headers)
+        return await http_post(self.env, self.url, body, headers)
 
 
 def encode(notification: Notification) -> bytes:
@@ -78,7 +76,7 @@ def encode(notification: Notification) -> bytes:
         {
             "event_id": notification.event_id,
             "event": notification.event,
-            "at": _rfc3339(notification.at),
+            "at": rfc3339(notification.at),
             "incident": notification.incident,
             "problem": notification.problem,
         },
@@ -93,20 +91,6 @@ def _plain(value: object) -> dict[str, Any]:
     raise TypeError(f"cannot encode {type(value).__name__} as JSON")
 
 
-def _rfc3339(moment: datetime) -> str:
-    """UTC with a `Z`, microseconds only when present (as the API writes times)."""
-    moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
-
-
-def _is_http_url(url: str) -> bool:
-    try:
-        parts = urlsplit(url)
-        return parts.scheme in ("http", "https") and bool(parts.hostname)
-    except ValueError:  # a malformed port or IPv6 host
-        return False
-
-
 def _header_problems(headers: Mapping[str, str]) -> Iterator[str]:
     own = {name.lower() for name in OWN_HEADERS}
     for name, value in headers.items():
@@ -116,31 +100,6 @@ def _header_problems(headers: Mapping[str, str]) -> Iterator[str]:
             yield f"{name} is set by itsmd"
         elif any(c in value for c in "\r\n\0"):
             yield f"the value of {name} holds a line break or NUL"
-
-
-async def _post(env: SinkEnv, url: str, body: bytes, headers: Mapping[str, str]) -> Delivery:
-    """One POST with its answer classified; a transport failure is worth a retry."""
-    try:
-        async with env.http().post(
-            url,
-            data=body,
-            headers=headers,
-            allow_redirects=False,
-            timeout=aiohttp.ClientTimeout(total=env.timeout_s),
-        ) as response:
-            text = (await response.read()).decode("utf-8", "replace")
-            return http_delivery(response.status, text, response.headers.get("Retry-After"))
-    except TimeoutError:
-        return Retry(f"no answer within {env.timeout_s:g}s")
-    except aiohttp.ClientError as exc:
-        return Retry(_unreachable(exc))
-
-
-def _unreachable(exc: aiohttp.ClientError) -> str:
-    """Why a request failed, never showing the URL (it may carry a token)."""
-    if isinstance(exc, aiohttp.ClientConnectionError) and str(exc):
-        return str(exc)  # "Cannot connect to host h:443 ...": host and port only
-    return f"request failed: {type(exc).__name__}"
 
 
 KIND = SinkKind(

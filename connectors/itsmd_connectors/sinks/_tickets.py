@@ -1,0 +1,34 @@
+"""What the ticket sinks (`servicenow`, `jira`) write alike: a title, an event note.
+
+Not a sink kind: a private helper module of this package, with no `KIND`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from itsmd.connector import Notification, rfc3339
+
+Incident = Mapping[str, Any]  # the Incident JSON of the API (DESIGN section 3)
+
+
+def one_line_title(incident: Incident, limit: int) -> str:
+    """The title on one line (the incident id when it has none), cut to `limit`."""
+    title = " ".join(str(incident.get("title") or incident["id"]).split())
+    return title if len(title) <= limit else title[: limit - 1] + "…"
+
+
+def event_note(n: Notification, incident: Incident) -> str:
+    """`itsmd: INC-42 acknowledged by alice at 2026-03-01T12:05:30Z.`, then the link."""
+    who = incident.get("assignee")
+    what = {
+        "acknowledged": f"acknowledged by {who}" if who else "acknowledged",
+        "resolved": "resolved",
+        "reopened": "reopened",
+        "assigned": f"assigned to {who}" if who else "unassigned",
+        "commented": "has a new comment",
+        "sla_breached": "breached its SLA",
+    }.get(n.event, n.event.replace("_", " "))
+    line = f"itsmd: {incident['id']} {what} at {rfc3339(n.at, fraction=False)}."
+    return f"{line}\n{n.link}" if n.link else line
