@@ -7,37 +7,40 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import aiohttp
 from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd import __version__
-from itsmd.api import incidents, maintenance, notifications, ops, problems
+from itsmd.api import checks, incidents, maintenance, notifications, ops, problems
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
-from itsmd.api.keys import NOTIFIER, RUNTIME
+from itsmd.api.keys import CHECKS, HTTP, NOTIFIER, RUNTIME
+from itsmd.checkjobs import CheckJobs
+from itsmd.checkrunner import CheckRunner
 from itsmd.config import Overrides, Settings
 from itsmd.connconfig import build_sink
 from itsmd.connector import SinkEnv, installed_kinds
 from itsmd.hotstate import CurrentIncidents
 from itsmd.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
+from itsmd.httpclient import HttpClient
 from itsmd.metrics import Metrics
+from itsmd.models import Alert
 from itsmd.notify import Notifier, SinkRunner
 from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
 from itsmd.sources import SourceRoute
-from itsmd.store import repo
+from itsmd.store import checkstore, repo
 from itsmd.store.engine import Database
 from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from itsmd.writer import Writer
 from itsmd_connectors.alertmanager import AlertmanagerSource
 from itsmd_connectors.generic import GenericSource
+from itsmd_connectors.prometheus import PrometheusClient
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -68,6 +71,7 @@ def build_app(
     rules: RuleSet | None = None,
     sweep_interval: timedelta = SWEEP_INTERVAL,
     notify_poll_s: float = 1.0,
+    run_checks: bool = True,
 ) -> web.Application:
     """Raises LoadError when the rules do not validate."""
     metrics = Metrics()
@@ -107,8 +111,14 @@ def build_app(
         metrics,
         poll_s=notify_poll_s,
     )
+    app.router.add_get("/api/v1/checks", checks.list_checks)
+    app.router.add_get("/api/v1/availability", checks.availability)
+    app.router.add_get("/api/v1/capacity", checks.capacity)
+    app[HTTP] = HttpClient()
+    app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_store_ctx(migrate))
     app.cleanup_ctx.append(_notify_ctx)
+    app.cleanup_ctx.append(_checks_ctx(run_checks))
     app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
     return app
 
@@ -166,17 +176,61 @@ async def _check_schema(db: Database, migrate: bool) -> None:
         )
 
 
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[HTTP].close()  # after the sinks and checks that use it stopped
+
+
+def _checks_ctx(run_checks: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in _checks(app, run_checks):
+            yield
+
+    return checks_ctx
+
+
+async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]:
+    """The checks of the rule files on their scheduler, and heartbeats fed by ingest."""
+    runtime, http = app[RUNTIME], app[HTTP]
+    writer, db = runtime.writer, runtime.db
+    assert writer is not None
+    assert db is not None
+
+    def prometheus() -> PrometheusClient | None:
+        source = runtime.settings.connectors.prometheus
+        if source is None:
+            return None
+        return PrometheusClient(http, source.url, source.timeout_s, source.headers)
+
+    runner = CheckRunner(
+        submit=writer.ingest, write=writer.run, rules=lambda: runtime.rules, http=http,
+        prometheus=prometheus, clock=runtime.clock, metrics=runtime.metrics,
+    )  # fmt: skip
+    await runner.load(runtime.rules.checks, await db.read(checkstore.firing_check_alerts))
+    jobs = CheckJobs(runtime, runner, sole_writer=db.sqlite, run_checks=run_checks)
+    observing: set[asyncio.Task[None]] = set()
+
+    def heartbeats(alerts: Sequence[Alert]) -> None:
+        if runner.watches_heartbeats:
+            task = asyncio.create_task(runner.observe(alerts))
+            observing.add(task)
+            task.add_done_callback(observing.discard)
+
+    writer.on_ingested = heartbeats
+    runtime.on_reload.append(jobs.reloaded)
+    jobs.start()
+    app[CHECKS] = runner
+    yield
+    writer.on_ingested = None
+    await jobs.stop()
+    if observing:
+        await asyncio.wait(observing, timeout=5)
+
+
 async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sinks built from the config (again on every reload) and the delivery worker."""
-    runtime, notifier = app[RUNTIME], app[NOTIFIER]
-    session: aiohttp.ClientSession | None = None
+    runtime, notifier, http = app[RUNTIME], app[NOTIFIER], app[HTTP]
     kinds = installed_kinds() if runtime.settings.connectors.sinks else {}
-
-    def http() -> aiohttp.ClientSession:
-        nonlocal session
-        if session is None:
-            session = aiohttp.ClientSession(headers={"User-Agent": f"itsmd/{__version__}"})
-        return session
 
     def build_sinks() -> None:
         nonlocal kinds
@@ -197,8 +251,6 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     cut = await notifier.stop()
     if cut:
         log.warning("%d notifications were being sent at shutdown; they will be sent again", cut)
-    if session is not None:
-        await session.close()
 
 
 def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
+from typing import Literal
 from urllib.parse import urlsplit
 
 from itsmd.durations import format_duration, parse_duration
@@ -127,7 +128,7 @@ class TcpProbe:
 @dataclass(frozen=True, slots=True)
 class DnsProbe:
     host: str
-    record: str | None = None  # A or AAAA; None: both
+    record: Literal["A", "AAAA"] | None = None  # None: both
     expect: frozenset[str] = frozenset()  # normalised addresses
 
 
@@ -402,7 +403,8 @@ def _parse_dns(item: _Item, _timeout: timedelta) -> DnsProbe | None:
         if record is not None and record != ("A" if address.version == 4 else "AAAA"):
             item.bad("expect", f"{text} is not an {record} record address")
         expect.add(str(address))
-    return DnsProbe(host, record, frozenset(expect))
+    family: Literal["A", "AAAA"] | None = "A" if record == "A" else "AAAA" if record else None
+    return DnsProbe(host, family, frozenset(expect))
 
 
 def _parse_heartbeat(item: _Item, _timeout: timedelta) -> HeartbeatProbe | None:

@@ -6,6 +6,7 @@ alert label values.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
@@ -143,6 +144,33 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.check_up = Gauge(
+            "itsmd_check_up", "1 if the check's last run succeeded, else 0.", ["check"],
+            registry=r,
+        )  # fmt: skip
+        self.check_duration = Histogram(
+            "itsmd_check_duration_seconds", "How long each probe took.", ["check"],
+            buckets=_LATENCY_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.check_runs = Counter(
+            "itsmd_check_runs", "Check runs by result (success, failure).", ["check", "result"],
+            registry=r,
+        )  # fmt: skip
+        self.capacity_exhaustion = Gauge(
+            "itsmd_capacity_exhaustion_seconds",
+            "Seconds until the soonest series of a capacity check crosses its target "
+            "(+Inf: its trend never does).",
+            ["check"], registry=r,
+        )  # fmt: skip
+        self.availability_ratio = Gauge(
+            "itsmd_availability_ratio",
+            "Share of measured time a service was up (maintenance excluded), by window.",
+            ["service", "window"], registry=r,
+        )  # fmt: skip
+        self.leader = Gauge(
+            "itsmd_leader", "1 while this replica runs the scheduled job, else 0.", ["job"],
+            registry=r,
+        )  # fmt: skip
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)
@@ -168,6 +196,15 @@ class Metrics:
                 self.alerts_deduplicated.inc()
             elif event.kind == "orphan":
                 self.alerts_orphan_resolved.inc()
+
+    def forget_check(self, name: str) -> None:
+        """A check removed from the rules leaves the exposition."""
+        for family in (self.check_up, self.check_duration, self.capacity_exhaustion):
+            with contextlib.suppress(KeyError):
+                family.remove(name)
+        for result in ("success", "failure"):
+            with contextlib.suppress(KeyError):
+                self.check_runs.remove(name, result)
 
     def set_open(self, counts: dict[str, int]) -> None:
         for priority in Priority:

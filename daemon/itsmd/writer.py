@@ -94,6 +94,8 @@ class Writer:
         self._db, self._rules, self._sla = db, rules, sla
         self._current = current  # None: read every batch's incidents from the store
         self._outbox = outbox
+        # Told of every committed batch of alerts (heartbeat checks watch them).
+        self.on_ingested: Callable[[Sequence[Alert]], None] | None = None
         self._clock, self._metrics = clock, metrics
         self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
         self._queue: deque[_Job] = deque()
@@ -290,6 +292,8 @@ class Writer:
         self._after_commit(ws, alerts)
         if notified and self._outbox is not None:
             self._outbox.wake()
+        if self.on_ingested is not None:
+            self.on_ingested(alerts)
         return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
 
     def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:

@@ -20,7 +20,7 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Connection, select
 
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import CHECKS, RUNTIME
 from itsmd.durations import parse_time
 from itsmd.housekeeping import sweep_holds
 from itsmd.runtime import Runtime
@@ -141,6 +141,11 @@ class ApiClient(TestClient[web.Request, web.Application]):
 
     async def metric(self, name: str, **labels: str) -> float:
         return metric_value(await self.metrics_text(), name, **labels)
+
+    async def run_check(self, name: str) -> None:
+        """Run one check now, as its scheduler job would."""
+        assert self.app is not None
+        await self.app[CHECKS].run(name)
 
     async def sweep(self) -> int:
         """Run the auto-resolve sweep now, as the scheduler would."""

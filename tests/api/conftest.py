@@ -60,6 +60,7 @@ def make_client(
             clock=app_clock,
             rules=rule_set(rules_yaml),
             sweep_interval=timedelta(hours=1),
+            run_checks=False,  # tests run checks one by one: `client.run_check(name)`
         )
         if remote is not None:
             app.middlewares.insert(0, remote_is(remote))  # outermost: before auth

@@ -9,7 +9,7 @@ import pytest
 from itsmd.config import DEFAULT_LISTEN, Overrides, load_settings
 from itsmd.matchers import Selector
 from itsmd.models import Level, Priority
-from itsmd.rules import RuleSet, load_rules, parse_rule_file, rule_files
+from itsmd.rules import RuleFile, RuleSet, load_rules, parse_rule_sections, rule_files
 from itsmd.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,8 @@ def test_the_rules_directory_holds_rule_files() -> None:
 
 @pytest.mark.parametrize("path", rule_files(RULES), ids=lambda p: p.name)
 def test_each_shipped_rule_file_loads_cleanly(path: Path) -> None:
-    assert parse_rule_file(path.read_text(encoding="utf-8"), str(path))
+    parsed = parse_rule_sections(path.read_text(encoding="utf-8"), str(path))
+    assert parsed != RuleFile(), f"{path.name} defines nothing"
 
 
 def test_the_shipped_rules_load_together(shipped: RuleSet) -> None:

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from itsmd.checkrunner import CheckRunner
+from itsmd.httpclient import HttpClient
 from itsmd.notify import Notifier
 from itsmd.runtime import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
 NOTIFIER = web.AppKey("notifier", Notifier)
+CHECKS = web.AppKey("checks", CheckRunner)
+HTTP = web.AppKey("http", HttpClient)
 ACTOR = web.RequestKey("actor", str)  # who makes the request: token name or "anonymous"

@@ -1,0 +1,147 @@
+"""The scheduled side of checks: one job per check, the leader lease, the
+availability gauges and the daily roll-up of availability history.
+
+Checks run on their own scheduler so that a reload can replace their jobs
+without touching the daemon's other jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import Connection
+
+from itsmd.api.checks import availability_report
+from itsmd.availreport import WINDOWS
+from itsmd.checkrunner import CheckRunner, schedule_args
+from itsmd.checkspec import CheckSpec
+from itsmd.runtime import Runtime
+from itsmd.store import checkstore
+from itsmd.store.engine import StoreUnavailable
+from itsmd.writer import Writer
+
+log = logging.getLogger(__name__)
+LEASE_TTL = timedelta(seconds=15)
+LEASE_EVERY = timedelta(seconds=5)
+GAUGES_EVERY = timedelta(seconds=60)
+ROLL_UP_EVERY = timedelta(hours=1)
+HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class CheckJobs:
+    def __init__(
+        self, runtime: Runtime, runner: CheckRunner, *, sole_writer: bool, run_checks: bool = True
+    ) -> None:
+        """`run_checks=False` schedules no check (tests run them one by one)."""
+        self.runtime, self.runner, self.sole_writer = runtime, runner, sole_writer
+        self.run_checks = run_checks
+        self.scheduler = AsyncIOScheduler(timezone=UTC)
+        self._reloads: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        s, every = self.scheduler, self._every
+        if not self.sole_writer:
+            s.add_job(self.hold_lease, id="lease", next_run_time=_soon(), **every(LEASE_EVERY))
+        s.add_job(self.update_gauges, id="availability", **every(GAUGES_EVERY))
+        s.add_job(self.roll_up, id="roll-up", next_run_time=_soon(), **every(ROLL_UP_EVERY))
+        self._schedule(self.runner.specs)
+        self.runtime.metrics.leader.labels("checks").set(1 if self.runner.leader else 0)
+        s.start()
+
+    async def stop(self) -> None:
+        self.scheduler.shutdown(wait=False)
+        if self._reloads:
+            await asyncio.wait(self._reloads, timeout=5)
+
+    def reloaded(self) -> None:
+        """A reload hook: apply the new rule set's checks (runs as a task)."""
+        task = asyncio.create_task(self._apply(self.runtime.rules.checks))
+        self._reloads.add(task)
+        task.add_done_callback(self._reloads.discard)
+
+    async def _apply(self, specs: Sequence[CheckSpec]) -> None:
+        changed, removed = await self.runner.apply(specs)
+        for name in removed:
+            if self.scheduler.get_job(f"check:{name}") is not None:
+                self.scheduler.remove_job(f"check:{name}")
+        self._schedule([s for s in specs if s.name in changed])
+        if changed or removed:
+            log.info("checks: %d added or changed, %d removed", len(changed), len(removed))
+
+    def _schedule(self, specs: Sequence[CheckSpec]) -> None:
+        now = datetime.now(UTC)  # the scheduler's own time, whatever clock the app has
+        for spec in specs if self.run_checks else ():
+            self.scheduler.add_job(
+                self.runner.run, "interval", args=[spec.name], id=f"check:{spec.name}",
+                replace_existing=True, **schedule_args(spec, now),
+            )  # fmt: skip
+
+    # ---- jobs
+
+    async def hold_lease(self) -> None:
+        """Several replicas on one PostgreSQL: one runs the checks, another takes over
+        within LEASE_TTL when it dies."""
+        try:
+            held = await self._writer().run(
+                lambda conn, now: checkstore.hold_lease(conn, "checks", HOLDER, now, LEASE_TTL)
+            )
+        except StoreUnavailable as exc:
+            log.warning("checks lease not renewed: %s", exc)
+            held = False
+        if held != self.runner.leader:
+            log.info("checks: this replica %s", "leads" if held else "stands by")
+        self.runner.leader = held
+        self.runtime.metrics.leader.labels("checks").set(1 if held else 0)
+
+    async def update_gauges(self) -> None:
+        """`itsmd_availability_ratio{service,window}` for the services with checks."""
+        rules, now = self.runtime.rules, self._now()
+        windows = list(WINDOWS)
+
+        def read(conn: Connection) -> dict[str, Any]:
+            return availability_report(conn, rules, now, windows, windows[-1])
+
+        assert self.runtime.db is not None
+        try:
+            body = await self.runtime.db.read(read)
+        except StoreUnavailable as exc:
+            log.warning("availability gauges not updated: %s", exc)
+            return
+        gauge = self.runtime.metrics.availability_ratio
+        for doc in body["services"]:
+            for window, ratio in doc["availability"].items():
+                if ratio is not None:
+                    gauge.labels(doc["service"], window).set(ratio)
+
+    async def roll_up(self) -> None:
+        try:
+            days = await self._writer().run(checkstore.roll_up)
+        except StoreUnavailable as exc:
+            log.warning("availability roll-up skipped: %s", exc)
+            return
+        if days:
+            log.info("availability: %d subject-days aggregated", days)
+
+    def _now(self) -> datetime:
+        return self.runtime.clock()
+
+    def _writer(self) -> Writer:
+        assert self.runtime.writer is not None
+        return self.runtime.writer
+
+    @staticmethod
+    def _every(delta: timedelta) -> dict[str, object]:
+        return {"trigger": "interval", "seconds": delta.total_seconds(), "max_instances": 1,
+                "coalesce": True}  # fmt: skip
+
+
+def _soon() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,219 @@
+"""Checks in the store: latest status, availability history and leader leases.
+
+History is kept as state changes per subject ("check:<name>", "service:<name>")
+for RAW_DAYS, which covers the 1d/7d/30d windows exactly, plus one aggregate row
+per subject and UTC day, kept AGGREGATE_DAYS, for longer windows. A roll-up job
+writes the aggregates of finished days and prunes changes older than RAW_DAYS,
+keeping the last one before the cutoff so the state at the cutoff stays known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, and_, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from itsmd.availability import Change, State, Uptime, aggregate
+from itsmd.checkstate import SOURCE
+from itsmd.models import Alert, AlertStatus
+from itsmd.store.tables import alerts, check_changes, check_daily, check_status, leases
+
+RAW_DAYS = 35
+AGGREGATE_DAYS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    name: str
+    type: str
+    service: str | None
+    up: bool | None
+    last_run: datetime | None
+    last_error: str | None
+    consecutive_failures: int
+    duration_s: float | None
+    capacity: Sequence[Mapping[str, Any]]
+
+
+def save_status(conn: Connection, s: Status) -> None:
+    values = {
+        "type": s.type, "service": s.service, "up": None if s.up is None else int(s.up),
+        "last_run": s.last_run, "last_error": s.last_error,
+        "consecutive_failures": s.consecutive_failures, "duration_s": s.duration_s,
+        "capacity": list(s.capacity),
+    }  # fmt: skip
+    done = conn.execute(update(check_status).where(check_status.c.name == s.name).values(values))
+    if done.rowcount == 0:
+        conn.execute(insert(check_status).values(name=s.name, **values))
+
+
+def statuses(conn: Connection) -> list[Status]:
+    rows = conn.execute(select(check_status).order_by(check_status.c.name))
+    return [_status(r) for r in rows]
+
+
+def _status(r: Any) -> Status:
+    up = None if r.up is None else bool(r.up)
+    return Status(r.name, r.type, r.service, up, r.last_run, r.last_error,
+                  r.consecutive_failures, r.duration_s, r.capacity)  # fmt: skip
+
+
+def forget_statuses(conn: Connection, keep: Iterable[str]) -> None:
+    """Checks removed from the rules leave the status list (their history stays)."""
+    conn.execute(delete(check_status).where(check_status.c.name.not_in(list(keep))))
+
+
+# ---- history
+
+
+def record_change(conn: Connection, subject: str, at: datetime, state: State) -> bool:
+    """Append a change unless the subject is already in that state; True if written."""
+    last = conn.execute(
+        select(check_changes.c.state)
+        .where(check_changes.c.subject == subject)
+        .order_by(check_changes.c.at.desc(), check_changes.c.id.desc())
+        .limit(1)
+    ).scalar()
+    if last == state.value:
+        return False
+    conn.execute(insert(check_changes).values(subject=subject, at=at, state=state.value))
+    return True
+
+
+def changes(conn: Connection, subjects: Sequence[str], since: datetime) -> dict[str, list[Change]]:
+    """Each subject's changes after `since`, led by the last one at or before it."""
+    out: dict[str, list[Change]] = {s: [] for s in subjects}
+    if not subjects:
+        return out
+    latest_before = (
+        select(check_changes.c.subject, func.max(check_changes.c.at).label("at"))
+        .where(check_changes.c.subject.in_(subjects), check_changes.c.at <= since)
+        .group_by(check_changes.c.subject)
+        .subquery()
+    )
+    lead = select(check_changes).join(
+        latest_before,
+        and_(
+            check_changes.c.subject == latest_before.c.subject,
+            check_changes.c.at == latest_before.c.at,
+        ),
+    )
+    after = select(check_changes).where(
+        check_changes.c.subject.in_(subjects), check_changes.c.at > since
+    )
+    for query in (lead, after):
+        for r in conn.execute(query.order_by(check_changes.c.at, check_changes.c.id)):
+            out[r.subject].append(Change(r.at, State(r.state)))
+    return out
+
+
+def daily(conn: Connection, subjects: Sequence[str], first: date, last: date) -> dict[str, Uptime]:
+    """The sum of each subject's aggregates over the days [first, last]."""
+    out = {s: Uptime() for s in subjects}
+    rows = conn.execute(
+        select(check_daily).where(
+            check_daily.c.subject.in_(subjects),
+            check_daily.c.day >= first.isoformat(),
+            check_daily.c.day <= last.isoformat(),
+        )
+    )
+    for r in rows:
+        out[r.subject] += Uptime(r.up_s, r.down_s, r.maintenance_s, r.unknown_s)
+    return out
+
+
+def roll_up(conn: Connection, now: datetime) -> int:
+    """Aggregate every finished day not aggregated yet; prune old rows. Returns the
+    number of day rows written."""
+    today = now.astimezone(UTC).date()
+    subjects = list(conn.execute(select(check_changes.c.subject).distinct()).scalars())
+    written = 0
+    for subject in subjects:
+        done = conn.execute(
+            select(func.max(check_daily.c.day)).where(check_daily.c.subject == subject)
+        ).scalar()
+        first_change = conn.execute(
+            select(func.min(check_changes.c.at)).where(check_changes.c.subject == subject)
+        ).scalar_one()
+        start = date.fromisoformat(done) + timedelta(days=1) if done else first_change.date()
+        start = max(start, today - timedelta(days=RAW_DAYS - 1))
+        history = changes(conn, [subject], _midnight(start))[subject]
+        rows = []
+        day = start
+        while day < today:
+            u = aggregate(history, _midnight(day), _midnight(day + timedelta(days=1)))
+            rows.append({"subject": subject, "day": day.isoformat(), "up_s": u.up_s,
+                         "down_s": u.down_s, "maintenance_s": u.maintenance_s,
+                         "unknown_s": u.unknown_s})  # fmt: skip
+            day += timedelta(days=1)
+        if rows:
+            conn.execute(insert(check_daily), rows)
+            written += len(rows)
+    _prune(conn, now, subjects)
+    return written
+
+
+def _prune(conn: Connection, now: datetime, subjects: Sequence[str]) -> None:
+    cutoff = now - timedelta(days=RAW_DAYS)
+    for subject in subjects:
+        keep = conn.execute(
+            select(func.max(check_changes.c.at)).where(
+                check_changes.c.subject == subject, check_changes.c.at <= cutoff
+            )
+        ).scalar()
+        if keep is not None:
+            conn.execute(
+                delete(check_changes).where(
+                    check_changes.c.subject == subject, check_changes.c.at < keep
+                )
+            )
+    oldest = (now.date() - timedelta(days=AGGREGATE_DAYS)).isoformat()
+    conn.execute(delete(check_daily).where(check_daily.c.day < oldest))
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, time(), tzinfo=UTC)
+
+
+# ---- leader leases
+
+
+def hold_lease(conn: Connection, job: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+    """Take or renew the lease of `job`; False while another holder's lease runs."""
+    free = (leases.c.holder == holder) | (leases.c.until < now)
+    taken = conn.execute(
+        update(leases).where(leases.c.job == job, free).values(holder=holder, until=now + ttl)
+    )
+    if taken.rowcount:
+        return True
+    exists = conn.execute(select(leases.c.job).where(leases.c.job == job)).first()
+    if exists is not None:
+        return False
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(leases).values(job=job, holder=holder, until=now + ttl))
+    except IntegrityError:  # another replica inserted it first
+        return False
+    return True
+
+
+def firing_check_alerts(conn: Connection) -> list[Alert]:
+    """The alerts checks made that are still firing: what a restarted runner restores."""
+    query = select(alerts).where(alerts.c.source == SOURCE, alerts.c.status == "firing")
+    return [
+        Alert(
+            r.fingerprint,
+            AlertStatus(r.status),
+            r.labels,
+            r.annotations,
+            r.starts_at,
+            r.ends_at,
+            r.generator_url,
+            r.source,
+        )
+        for r in conn.execute(query)
+    ]

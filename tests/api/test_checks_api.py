@@ -1,0 +1,226 @@
+"""Checks inside the app: real local targets, alerts through the rules into incidents,
+status, availability and capacity in the API and metrics (SQLite and PostgreSQL).
+
+Checks run when the test says (`client.run_check`), at the app's FakeClock time.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from itsmd.api.keys import CHECKS
+from tests.api.api_support import ApiClient, MakeClient, alert
+from tests.connectors.fakes_http import Answer, FakePeer, running_peer
+
+RULES = """\
+incidents:
+  - name: checks
+    match: '{{alertname=~"CheckFailed|HeartbeatMissing|Capacity.*"}}'
+    group_by: [check]
+    title: '{{{{ labels.check }}}}: {{{{ labels.alertname }}}}'
+    auto_resolve: 0s
+  - name: rest
+    match: '{{}}'
+    group_by: [alertname]
+services:
+  - {{name: api, slo: 99.9}}
+checks:
+  - name: api-health
+    type: http
+    service: api
+    url: {url}
+    interval: 30s
+    timeout: 2s
+    failures_before_alert: 2
+{more}"""
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[FakePeer]:
+    async with running_peer(Answer(200, '{"status": "ok"}')) as p:
+        yield p
+
+
+async def client_for(make_client: MakeClient, peer: FakePeer, more: str = "") -> ApiClient:
+    return await make_client(RULES.format(url=peer.url("/healthz"), more=more))
+
+
+async def check(client: ApiClient, name: str) -> dict[str, Any]:
+    body = await client.get_json("/api/v1/checks")
+    found: dict[str, Any] = next(c for c in body["checks"] if c["name"] == name)
+    return found
+
+
+async def test_a_failing_http_check_opens_an_incident_and_recovery_resolves_it(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    client = await client_for(make_client, peer)
+    peer.answer(Answer(503, "down"), Answer(503, "down"))
+    await client.run_check("api-health")
+    assert await client.incidents() == []  # one failure of the two it takes
+    assert (await check(client, "api-health"))["consecutive_failures"] == 1
+    client.clock.advance(timedelta(seconds=30))
+    await client.run_check("api-health")
+
+    (inc,) = await client.incidents()
+    assert (inc["title"], inc["status"], inc["rule"]) == (
+        "api-health: CheckFailed", "open", "checks")  # fmt: skip
+    detail = await client.incident(inc["id"])
+    (stored,) = detail["alerts"]
+    assert stored["source"] == "check"
+    assert stored["labels"] == {"alertname": "CheckFailed", "check": "api-health",
+                                "service": "api", "severity": "critical"}  # fmt: skip
+    state = await check(client, "api-health")
+    assert (state["up"], state["consecutive_failures"]) == (False, 2)
+    assert state["last_error"] == "HTTP 503, expected 2xx"
+    assert await client.metric("itsmd_check_up", check="api-health") == 0
+    assert await client.metric("itsmd_check_runs_total", check="api-health", result="failure") == 2
+
+    client.clock.advance(timedelta(seconds=30))
+    await client.run_check("api-health")
+    (inc,) = await client.incidents()
+    assert inc["status"] == "resolved"
+    assert (await check(client, "api-health"))["up"] is True
+    assert await client.metric("itsmd_check_up", check="api-health") == 1
+
+    client.clock.advance(timedelta(minutes=59))
+    body = await client.get_json("/api/v1/availability")
+    (service,) = body["services"]
+    day = service["availability"]["1d"]
+    assert service["service"] == "api"
+    assert service["slo"] == 99.9
+    # Down from the first failure (t=0) to the recovery (t=60s), of 60 minutes measured.
+    assert day == pytest.approx(1 - 60 / 3600)
+    assert service["error_budget_left"] < 1
+    (per_check,) = body["checks"]
+    assert per_check["check"] == "api-health"
+    assert per_check["availability"]["1d"] == pytest.approx(day)
+
+
+async def test_downtime_in_a_maintenance_window_is_not_held_against_the_objective(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    window = """\
+maintenance:
+  - name: api-change
+    match: '{check="api-health"}'
+    start: 2026-11-28T02:00:00Z
+    end: 2026-11-28T04:00:00Z
+    action: suppress
+"""
+    client = await client_for(make_client, peer, window)
+    peer.answer(Answer(503), Answer(503))
+    for _ in range(2):
+        await client.run_check("api-health")
+        client.clock.advance(timedelta(seconds=30))
+    await client.run_check("api-health")  # up again
+    client.clock.advance(timedelta(minutes=10))
+    body = await client.get_json("/api/v1/availability", {"window": "1d"})
+    (service,) = body["services"]
+    assert service["availability"]["1d"] == 1.0
+    assert service["maintenance_s"]["1d"] == 60
+    assert await client.incidents() == []  # the window suppressed the alert too
+
+
+async def test_tcp_and_dns_checks_against_local_targets(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, not listening: refused
+        port = closed.getsockname()[1]
+        more = f"""\
+  - {{name: open-port, type: tcp, target: "{peer.base_url.split("//")[1]}", timeout: 1s}}
+  - {{name: closed-port, type: tcp, target: "127.0.0.1:{port}", timeout: 1s}}
+  - {{name: resolver, type: dns, host: localhost, expect: [127.0.0.1], timeout: 2s}}
+"""
+        client = await client_for(make_client, peer, more)
+        for name in ("open-port", "closed-port", "resolver"):
+            await client.run_check(name)
+    assert (await check(client, "open-port"))["up"] is True
+    assert (await check(client, "resolver"))["up"] is True
+    closed_state = await check(client, "closed-port")
+    assert closed_state["up"] is False
+    assert "refused" in closed_state["last_error"]
+    (inc,) = await client.incidents()
+    assert inc["title"] == "closed-port: CheckFailed"
+
+
+async def test_a_heartbeat_fires_when_the_watchdog_stops_and_resolves_when_it_returns(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    more = (
+        "  - {name: watchdog, type: heartbeat, interval: 5m, match: '{alertname=\"Watchdog\"}'}\n"
+    )
+    client = await client_for(make_client, peer, more)
+    await client.run_check("watchdog")  # starts the clock
+    await client.webhook(alert("Watchdog", starts_at=client.clock.now))
+    client.clock.advance(timedelta(minutes=4))
+    await client.run_check("watchdog")
+    assert (await check(client, "watchdog"))["up"] is not False
+
+    client.clock.advance(timedelta(minutes=2))  # six minutes of silence
+    await client.run_check("watchdog")
+    missing = [i for i in await client.incidents() if i["rule"] == "checks"]
+    assert [i["title"] for i in missing] == ["watchdog: HeartbeatMissing"]
+    assert (await check(client, "watchdog"))["up"] is False
+
+    client.clock.advance(timedelta(minutes=1))
+    resent = alert("Watchdog", starts_at=client.clock.now)
+    await client.webhook(resent)
+    assert client.app is not None
+    await _settle(client)
+    (inc,) = [i for i in await client.incidents() if i["rule"] == "checks"]
+    assert inc["status"] == "resolved"
+
+
+async def _settle(client: ApiClient) -> None:
+    """Let the heartbeat observation the ingest started finish."""
+    from tests.conftest import async_wait_until
+
+    async def resolved() -> bool:
+        incs = [i for i in await client.incidents() if i["rule"] == "checks"]
+        return all(i["status"] == "resolved" for i in incs)
+
+    await async_wait_until(resolved, what="HeartbeatMissing to resolve")
+
+
+async def test_a_disk_check_reports_capacity_and_alerts_on_its_threshold(
+    make_client: MakeClient, peer: FakePeer, tmp_path: Path
+) -> None:
+    more = f"""\
+  - name: scratch
+    type: disk
+    path: "{tmp_path}"
+    interval: 1m
+    warn: {{below: 1}}
+"""
+    client = await client_for(make_client, peer, more)
+    await client.run_check("scratch")
+    body = await client.get_json("/api/v1/capacity")
+    (entry,) = body["capacity"]
+    assert entry["check"] == "scratch"
+    assert entry["labels"] == {"path": str(tmp_path)}
+    assert 0 < entry["value"] <= 1
+    assert entry["threshold"] == {"below": 1}
+    (inc,) = await client.incidents()
+    assert inc["title"] == "scratch: CapacityThreshold"
+
+
+async def test_removing_a_check_resolves_what_it_fired(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    client = await client_for(make_client, peer)
+    peer.answer(Answer(503), Answer(503))
+    await client.run_check("api-health")
+    await client.run_check("api-health")
+    assert [i["status"] for i in await client.incidents()] == ["open"]
+    assert client.app is not None
+    changed, removed = await client.app[CHECKS].apply([])
+    assert (changed, removed) == ([], ["api-health"])
+    assert [i["status"] for i in await client.incidents()] == ["resolved"]
