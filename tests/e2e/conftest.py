@@ -28,13 +28,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import get_free_port, require_binary, wait_until
+
+if TYPE_CHECKING:
+    from tests.e2e.prometheus_peer import PrometheusFactory
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ITSMD_READY_TIMEOUT_S = 10.0
@@ -691,6 +694,18 @@ class ItsmdFactory:
 def itsmd_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ItsmdFactory]:
     """Factory: `itsmd_server.start(rules_dir=..., config=..., db_url=..., env=...)`."""
     factory = ItsmdFactory(request, tmp_path / "itsmd")
+    try:
+        yield factory
+    finally:
+        factory.close()
+
+
+@pytest.fixture
+def prometheus(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[PrometheusFactory]:
+    """Factory: `prometheus.start(backfill=..., scrape_targets=...) -> PrometheusProc`."""
+    from tests.e2e.prometheus_peer import PrometheusFactory  # it imports this module
+
+    factory = PrometheusFactory(request, tmp_path / "prometheus")
     try:
         yield factory
     finally:
