@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from itsmd.config import DEFAULT_LISTEN, Overrides, load_settings
+from itsmd.config import DEFAULT_LISTEN, Overrides, load_settings, parse_config
 from itsmd.matchers import Selector
 from itsmd.models import Level, Priority
 from itsmd.rules import RuleFile, RuleSet, load_rules, parse_rule_sections, rule_files
@@ -110,3 +111,21 @@ def test_the_example_configs_rules_are_the_shipped_rules(shipped: RuleSet) -> No
     settings = load_settings(EXAMPLE, Overrides(), env={})
     assert [Path(p).resolve() for p in settings.rules] == [RULES.resolve()]
     assert load_rules(rule_files(settings.rules)).incident_rules == shipped.incident_rules
+
+
+def test_the_readme_slack_route_makes_a_valid_config() -> None:
+    """A newcomer follows the README: its snippet replaces the example's empty sections."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Send incidents to Slack") :]
+    snippet = section[
+        section.index("```yaml") + 7 : section.index("```", section.index("```yaml") + 7)
+    ]
+    snippet = textwrap.dedent(snippet)
+    example = EXAMPLE.read_text(encoding="utf-8")
+    assert "connectors: {}\nroutes: []\n" in example
+    text = example.replace("connectors: {}\nroutes: []\n", snippet)
+    env = {"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x"}
+    settings = parse_config(text, str(EXAMPLE), env)
+    (route,) = settings.connectors.routes
+    assert route.to == ("team-slack",)
+    assert settings.connectors.sinks["team-slack"].kind == "slack"
