@@ -242,3 +242,38 @@ async def test_a_rejected_state_filter_names_the_states(make_client: MakeClient)
     resp = await client.get("/api/v1/notifications", params={"state": "lost"})
     assert resp.status == 400
     assert "pending, sent, dead" in (await resp.json())["error"]
+
+
+async def test_two_replicas_on_one_postgresql_send_each_event_once(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer
+) -> None:
+    from itsmd.app import build_app
+    from itsmd.config import Settings
+    from tests.api.api_support import FakeClock
+    from tests.api.conftest import rule_set
+
+    clock = FakeClock()
+    connectors = config(peer, EVERYTHING)
+    replicas: list[ApiClient] = []
+    for _ in range(2):
+        app = build_app(
+            Settings(database=postgres_url, connectors=connectors), clock=clock,
+            rules=rule_set(RULES), sweep_interval=timedelta(hours=1), run_checks=False,
+            notify_poll_s=0.05,
+        )  # fmt: skip
+        client = await aiohttp_client(app)
+        client.clock = clock
+        replicas.append(client)
+    for n in range(20):
+        sender = replicas[n % 2]
+        await sender.webhook(alert("Down", service=f"svc-{n}", starts_at=clock.now))
+    await seen(peer, 20)
+
+    async def all_sent() -> bool:
+        return len(await notifications(replicas[0], "sent")) == 20
+
+    await async_wait_until(all_sent, what="20 notifications marked sent")
+    bodies = [s.json() for s in peer.seen]  # once marked sent, nothing is sent again
+    ids = [b["event_id"] for b in bodies]
+    assert len(ids) == len(set(ids)) == 20
+    assert sorted(b["incident"]["service"] for b in bodies) == sorted(f"svc-{n}" for n in range(20))
