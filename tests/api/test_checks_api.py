@@ -224,3 +224,68 @@ async def test_removing_a_check_resolves_what_it_fired(
     changed, removed = await client.app[CHECKS].apply([])
     assert (changed, removed) == ([], ["api-health"])
     assert [i["status"] for i in await client.incidents()] == ["resolved"]
+
+
+async def test_prometheus_down_is_a_failing_check_not_a_crash(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    from itsmd.config import parse_config
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        text = f"connectors:\n  prometheus: {{url: '{url}', timeout: 1s}}\n"
+        connectors = parse_config(text, "itsmd.yml", {}).connectors
+        more = """\
+  - name: queue
+    type: prometheus
+    query: 'sum(queue_depth)'
+    interval: 1m
+    critical: {above: 100}
+"""
+        client = await make_client(
+            RULES.format(url=peer.url("/healthz"), more=more), connectors=connectors
+        )
+        await client.run_check("queue")
+    state = await check(client, "queue")
+    assert state["up"] is False
+    assert state["last_error"] == f"Prometheus at {url}: connection refused"
+    (inc,) = await client.incidents()
+    assert inc["title"] == "queue: CheckFailed"
+
+
+async def test_a_reload_adds_and_removes_checks(
+    make_client: MakeClient, peer: FakePeer, tmp_path: Path
+) -> None:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    first = RULES.format(url=peer.url("/healthz"), more="")
+    client = await make_client(first, rules=(str(rules_dir),))
+    assert [c["name"] for c in (await client.get_json("/api/v1/checks"))["checks"]] == [
+        "api-health"
+    ]
+    more = "  - {name: resolver, type: dns, host: localhost, timeout: 2s}\n"
+    (rules_dir / "rules.yml").write_text(
+        RULES.format(url=peer.url("/healthz"), more=more).replace(
+            "  - name: api-health", "  - name: api-v2"
+        )
+    )
+    resp = await client.post("/-/reload")
+    assert resp.status == 200, await resp.text()
+    await _checks_become(client, ["api-v2", "resolver"])
+    await client.run_check("resolver")
+    assert (await check(client, "resolver"))["up"] is True
+
+
+async def _checks_become(client: ApiClient, names: list[str]) -> None:
+    from tests.conftest import async_wait_until
+
+    assert client.app is not None
+    runner = client.app[CHECKS]
+
+    async def listed() -> bool:
+        body = await client.get_json("/api/v1/checks")
+        running = [s.name for s in runner.specs]
+        return [c["name"] for c in body["checks"]] == running == names
+
+    await async_wait_until(listed, what=f"checks {names} listed and running")

@@ -1,0 +1,86 @@
+"""Availability history and leader leases in the store (SQLite and PostgreSQL): changes
+roll up into daily aggregates, old changes are pruned without losing the state at the
+cutoff, long windows read the aggregates, and one holder at a time gets a lease."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Connection
+
+from itsmd.availability import State, Uptime
+from itsmd.store import checkstore
+from itsmd.store.engine import Database
+from itsmd.store.migrate import upgrade
+
+DAY = timedelta(days=1)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(db_url, busy_timeout=timedelta(seconds=3))
+    await upgrade(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()
+
+
+async def test_changes_roll_up_into_days_and_old_changes_are_pruned(db: Database) -> None:
+    subject = "check:api"
+
+    def history(conn: Connection) -> None:
+        # Up from T0; down 6 h every day at noon, for 60 days.
+        checkstore.record_change(conn, subject, T0, State.UP)
+        for day in range(60):
+            noon = T0 + day * DAY + timedelta(hours=12)
+            checkstore.record_change(conn, subject, noon, State.DOWN)
+            checkstore.record_change(conn, subject, noon + timedelta(hours=6), State.UP)
+
+    await db.write(history)
+    now = T0 + 60 * DAY + timedelta(hours=1)
+    written = await db.write(lambda conn: checkstore.roll_up(conn, now))
+    assert written == checkstore.RAW_DAYS - 1  # the finished days still in raw history
+    assert await db.write(lambda conn: checkstore.roll_up(conn, now)) == 0  # once only
+
+    first = (now - (checkstore.RAW_DAYS - 1) * DAY).date()
+    days = await db.read(lambda conn: checkstore.daily(conn, [subject], first, now.date()))
+    assert days[subject] == Uptime(
+        up_s=18 * 3600 * written, down_s=6 * 3600 * written, maintenance_s=0, unknown_s=0
+    )
+    # Raw changes older than RAW_DAYS are gone, but the state at the cutoff is kept.
+    cutoff = now - checkstore.RAW_DAYS * DAY
+    kept = await db.read(lambda conn: checkstore.changes(conn, [subject], cutoff))
+    assert kept[subject][0].at <= cutoff
+    before = await db.read(lambda conn: checkstore.changes(conn, [subject], T0))
+    assert before[subject][0].at > T0 + DAY  # the first month was pruned
+
+
+async def test_record_change_skips_a_repeat_of_the_current_state(db: Database) -> None:
+    def work(conn: Connection) -> list[bool]:
+        return [
+            checkstore.record_change(conn, "check:x", T0, State.UP),
+            checkstore.record_change(conn, "check:x", T0 + DAY, State.UP),
+            checkstore.record_change(conn, "check:x", T0 + 2 * DAY, State.DOWN),
+        ]
+
+    assert await db.write(work) == [True, False, True]
+
+
+async def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(db: Database) -> None:
+    ttl = timedelta(seconds=15)
+
+    async def hold(holder: str, at: datetime) -> bool:
+        return bool(
+            await db.write(lambda conn: checkstore.hold_lease(conn, "checks", holder, at, ttl))
+        )
+
+    assert await hold("a", T0)
+    assert not await hold("b", T0 + timedelta(seconds=5))
+    assert await hold("a", T0 + timedelta(seconds=10))  # renewed until T0 + 25 s
+    assert not await hold("b", T0 + timedelta(seconds=20))
+    assert await hold("b", T0 + timedelta(seconds=26))  # a stopped renewing
+    assert not await hold("a", T0 + timedelta(seconds=27))
