@@ -154,9 +154,11 @@ def _config_check(args: argparse.Namespace) -> int:
     settings = load_settings(args.file, Overrides(), env=None)
     ruleset = load_rules(rule_files(settings.rules))
     warnings = _print_warnings(ruleset)
+    c = settings.connectors
     print(
         f"{args.file}: ok ({len(settings.tokens)} tokens, {len(ruleset)} incident rules "
-        f"in {len(ruleset.files)} files, {warnings} warnings)"
+        f"and {len(ruleset.checks)} checks in {len(ruleset.files)} files, {len(c.sinks)} sinks, "
+        f"{len(c.routes)} routes, {warnings} warnings)"
     )
     return EXIT_OK
 
@@ -168,7 +170,8 @@ def _rules_check(args: argparse.Namespace) -> int:
         return _fail(f"no such file or directory: {', '.join(missing)}")
     ruleset = load_rules(paths)
     warnings = _print_warnings(ruleset)
-    print(f"ok: {len(ruleset)} incident rules in {len(paths)} files, {warnings} warnings")
+    checks = f" and {len(ruleset.checks)} checks" if ruleset.checks else ""
+    print(f"ok: {len(ruleset)} incident rules{checks} in {len(paths)} files, {warnings} warnings")
     return EXIT_OK
 
 
