@@ -15,7 +15,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import checks, incidents, maintenance, notifications, ops, problems
+from itsmd.api import incidents, levels, maintenance, notifications, ops, problems
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
@@ -111,9 +111,10 @@ def build_app(
         metrics,
         poll_s=notify_poll_s,
     )
-    app.router.add_get("/api/v1/checks", checks.list_checks)
-    app.router.add_get("/api/v1/availability", checks.availability)
-    app.router.add_get("/api/v1/capacity", checks.capacity)
+    app.router.add_get("/api/v1/checks", levels.list_checks)
+    app.router.add_get("/api/v1/availability", levels.availability)
+    app.router.add_get("/api/v1/capacity", levels.capacity)
+    app.router.add_get("/api/v1/sla", levels.sla_summary)
     app[HTTP] = HttpClient()
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_store_ctx(migrate))

@@ -19,7 +19,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import Connection
 
-from itsmd.api.checks import availability_report
+from itsmd.api.levels import availability_report
 from itsmd.availreport import WINDOWS
 from itsmd.checkrunner import CheckRunner, schedule_args
 from itsmd.checkspec import CheckSpec

@@ -138,3 +138,33 @@ async def test_time_to_acknowledge_and_to_resolve_are_histograms(make_client: Ma
     assert await client.metric("itsmd_mtta_seconds_sum") == 240
     assert await client.metric("itsmd_mttr_seconds_count") == 2
     assert await client.metric("itsmd_mttr_seconds_sum") == 1200
+
+
+async def test_the_summary_counts_targets_per_priority_over_a_window(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES, sla=SLA)
+    for service in ("a", "b", "c"):
+        await client.webhook(alert("Down", severity="critical", service=service,
+                                   starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(alert("Slow", service="d", starts_at=client.clock.now))  # P4: no SLA
+    client.clock.advance(timedelta(minutes=10))
+    await client.act("INC-1", "ack")  # met
+    await client.act("INC-2", "resolve")  # met both
+    client.clock.advance(timedelta(minutes=10))  # INC-3: respond breached (20 min)
+    body = await client.get_json("/api/v1/sla", {"window": "7d"})
+    assert body["window"] == "7d"
+    p1, p4 = body["priorities"]
+    assert p1 == {
+        "priority": "P1", "incidents": 3,
+        "respond": {"met": 2, "breached": 1, "pending": 0},
+        "resolve": {"met": 1, "breached": 0, "pending": 2},
+        "mtta_s": 600.0, "mttr_s": 600.0,
+    }  # fmt: skip
+    assert (p4["priority"], p4["incidents"], p4["respond"]) == (
+        "P4", 1, {"met": 0, "breached": 0, "pending": 0})  # fmt: skip
+    client.clock.advance(timedelta(days=8))
+    later = await client.get_json("/api/v1/sla", {"window": "7d"})
+    assert later["priorities"] == []
+    bad = await client.get("/api/v1/sla", params={"window": "soon"})
+    assert bad.status == 400

@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
 
 from itsmd.durations import format_duration, format_time
 from itsmd.models import Incident, TimelineEntry, TimelineKind
+from itsmd.sla import Clocked
 from itsmd.store import repo
 from itsmd.store.tables import incidents, sla_breaches
 
@@ -78,3 +79,12 @@ def _entry(b: Breach, now: datetime) -> TimelineEntry:
         f"SLA {b.kind} target missed: {b.incident.priority} incidents are to be {verb} "
         f"within {target}, due {format_time(b.due_at)}",
     )
+
+
+def clocked_since(conn: Connection, since: datetime) -> list[Clocked]:
+    """The SLA facts of the incidents opened since `since` (for GET /api/v1/sla)."""
+    c = incidents.c
+    query = select(
+        c.priority, c.opened_at, c.acknowledged_at, c.resolved_at, c.respond_due, c.resolve_due
+    ).where(c.opened_at >= since)
+    return [Clocked(*row) for row in conn.execute(query)]

@@ -1,6 +1,6 @@
-"""Availability and capacity as on-call reads them: check states, uptime against
-objectives, capacity forecasts (DESIGN section 7). Read from the store, so every
-replica answers the same."""
+"""Service levels as on-call reads them: check states, uptime against objectives,
+capacity forecasts (DESIGN section 7) and the SLA summary (section 6). Read from
+the store, so every replica answers the same."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from sqlalchemy import Connection
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import store_of
-from itsmd.availreport import SLO_WINDOW, WINDOWS, Subject, report
+from itsmd.availreport import SLO_WINDOW, WINDOWS, Subject, report, window_key
 from itsmd.durations import format_optional_time, parse_duration
 from itsmd.rules import RuleSet
-from itsmd.store import checkstore
+from itsmd.sla import summarize
+from itsmd.store import checkstore, slaclock
 
 MAX_WINDOW = timedelta(days=checkstore.AGGREGATE_DAYS)
 
@@ -62,6 +63,16 @@ async def availability(request: web.Request) -> web.Response:
 
     body = await store_of(runtime).read(read)
     return web.json_response(body)
+
+
+async def sla_summary(request: web.Request) -> web.Response:
+    """`?window=30d`: SLA targets met, breached and pending per priority for the
+    incidents opened within the window, with MTTA and MTTR."""
+    runtime = request.app[RUNTIME]
+    window = _window(request.query.get("window"))
+    now = runtime.clock()
+    found = await store_of(runtime).read(lambda conn: slaclock.clocked_since(conn, now - window))
+    return web.json_response({"window": window_key(window), "priorities": summarize(found, now)})
 
 
 def availability_report(
