@@ -124,6 +124,35 @@ routes:
     assert body["incident"]["sla"]["respond_breached"] is True
 
 
+async def test_only_targets_still_unmet_and_recently_passed_are_announced(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    text = f"""\
+connectors:
+  sinks:
+    hook: {{type: webhook, url: "{peer.url("/")}"}}
+routes:
+  - {{name: breaches, events: [sla_breached], to: [hook]}}
+"""
+    connectors = parse_config(text, "itsmd.yml", {}).connectors
+    client = await make_client(RULES, sla=SLA, connectors=connectors)
+    for service in ("api", "db"):
+        await client.webhook(alert("Down", severity="critical", service=service,
+                                   starts_at=client.clock.now))  # fmt: skip
+    client.clock.advance(timedelta(minutes=20))
+    assert (await client.act("INC-1", "ack")).status == 200  # late, before the clock ticked
+    assert await clock_tick(client) == 2
+    # Both resolve targets passed two hours before the next tick (a daemon stopped).
+    client.clock.advance(timedelta(hours=3))
+    assert await clock_tick(client) == 2
+
+    assert len(await breaches(client, "INC-1")) == 2  # on the timeline all the same
+    assert len(await breaches(client, "INC-2")) == 2
+    body = await client.get_json("/api/v1/notifications", {})
+    announced = [(n["subject"], n["event"]) for n in body["notifications"]]
+    assert announced == [("INC-2", "sla_breached")]
+
+
 async def test_time_to_acknowledge_and_to_resolve_are_histograms(make_client: MakeClient) -> None:
     client = await make_client(RULES, sla=SLA)
     firing = alert("Down", severity="critical", service="api", starts_at=client.clock.now)

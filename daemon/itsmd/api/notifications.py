@@ -35,7 +35,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 async def retry_notification(request: web.Request) -> web.Response:
     """Send a dead letter again (admin): it becomes pending with a fresh attempt count."""
     text = request.match_info["id"]
-    if not text.isdigit():
+    if not (text.isascii() and text.isdigit()):
         raise NotFound(f"no notification {text}")
     notification_id = int(text)
 

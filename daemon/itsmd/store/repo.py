@@ -367,11 +367,15 @@ def save_incident(conn: Connection, inc: Incident) -> None:
     conn.execute(update(incidents).where(incidents.c.id == inc.id).values(incident_values(inc)))
 
 
-def add_timeline(conn: Connection, entries: Sequence[TimelineEntry]) -> None:
+def add_timeline(
+    conn: Connection, entries: Sequence[TimelineEntry], *, notify: bool = True
+) -> None:
+    """Write timeline entries; with `notify`, those that are events reach the routes."""
     if entries:
         rows = [_timeline_values(e, {}, {}) for e in entries]
         conn.execute(insert(timeline), rows)
-        note_timeline(conn, rows)
+        if notify:
+            note_timeline(conn, rows)
 
 
 def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:

@@ -4,6 +4,11 @@ A target is missed when its due time passed before the incident was acknowledged
 (respond; a resolution also answers) or resolved (resolve). The primary key of
 `sla_breaches` keeps every mark unique, across replicas too; the timeline entry
 written with it is what notifies the routes that ask for `sla_breached`.
+
+Only news is announced: a target already met late by the time it is marked (the
+incident was acknowledged or resolved in between), or one that passed long ago
+(the daemon was stopped, or has just been upgraded to keep SLA clocks), is
+recorded on the timeline without a notification.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from itsmd.store.tables import incidents, sla_breaches
 
 # Targets further back than this are not looked at again (they were, when due).
 LOOK_BACK = timedelta(days=30)
+# A target that passed longer ago than this is recorded without a notification.
+ANNOUNCE_WITHIN = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +35,14 @@ class Breach:
     incident: Incident
     kind: str  # respond | resolve
     due_at: datetime
+
+    def is_news(self, now: datetime) -> bool:
+        """Whether the target is still unmet and passed recently: worth a notification."""
+        inc = self.incident
+        met_late = inc.resolved_at is not None or (
+            self.kind == "respond" and inc.acknowledged_at is not None
+        )
+        return not met_late and self.due_at > now - ANNOUNCE_WITHIN
 
 
 def _missed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
@@ -64,7 +79,10 @@ def mark_breaches(conn: Connection, now: datetime) -> list[Breach]:
         {"incident_id": b.incident.id, "kind": b.kind, "due_at": b.due_at, "marked_at": now}
         for b in found
     ])  # fmt: skip
-    repo.add_timeline(conn, [_entry(b, now) for b in found])
+    news = [b for b in found if b.is_news(now)]
+    old = [b for b in found if not b.is_news(now)]
+    repo.add_timeline(conn, [_entry(b, now) for b in news])
+    repo.add_timeline(conn, [_entry(b, now) for b in old], notify=False)
     return found
 
 
