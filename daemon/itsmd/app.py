@@ -42,6 +42,8 @@ from itsmd_connectors.alertmanager import AlertmanagerSource
 from itsmd_connectors.generic import GenericSource
 from itsmd_connectors.prometheus import PrometheusClient
 
+CHECK_JOBS = web.AppKey("check_jobs", CheckJobs)
+
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 BODY_CEILING = 64 * 1024 * 1024  # hard cap; limits.max_body is checked per request
@@ -204,8 +206,9 @@ async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]
         return PrometheusClient(http, source.url, source.timeout_s, source.headers)
 
     runner = CheckRunner(
-        submit=writer.ingest, write=writer.run, rules=lambda: runtime.rules, http=http,
-        prometheus=prometheus, clock=runtime.clock, metrics=runtime.metrics,
+        submit=writer.ingest, write=writer.run, read=db.read, rules=lambda: runtime.rules,
+        http=http, prometheus=prometheus, clock=runtime.clock, metrics=runtime.metrics,
+        leader=db.sqlite,
     )  # fmt: skip
     await runner.load(runtime.rules.checks, await db.read(checkstore.firing_check_alerts))
     jobs = CheckJobs(runtime, runner, sole_writer=db.sqlite, run_checks=run_checks)
@@ -219,8 +222,8 @@ async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]
 
     writer.on_ingested = heartbeats
     runtime.on_reload.append(jobs.reloaded)
-    jobs.start()
-    app[CHECKS] = runner
+    await jobs.start()
+    app[CHECKS], app[CHECK_JOBS] = runner, jobs
     yield
     writer.on_ingested = None
     await jobs.stop()
@@ -257,21 +260,26 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
 def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
     async def scheduler(app: web.Application) -> AsyncIterator[None]:
         runtime = app[RUNTIME]
-        sweeps: set[asyncio.Task[Any]] = set()
+        running: set[asyncio.Task[Any]] = set()
 
-        async def sweep() -> None:
-            task = asyncio.current_task()
-            assert task is not None
-            sweeps.add(task)
-            try:
-                await sweep_holds(runtime)
-            finally:
-                sweeps.discard(task)
+        def finished_at_shutdown(job: Callable[[Runtime], Any]) -> Callable[[], Any]:
+            """A job whose unit of work ends before shutdown (the scheduler cancels)."""
+
+            async def run() -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                running.add(task)
+                try:
+                    await job(runtime)
+                finally:
+                    running.discard(task)
+
+            return run
 
         sched = AsyncIOScheduler(timezone=UTC)
         # Holds that ended while the daemon was down resolve at once (next_run_time=now).
         sched.add_job(
-            sweep,
+            finished_at_shutdown(sweep_holds),
             "interval",
             id="auto-resolve",
             seconds=interval.total_seconds(),
@@ -280,7 +288,7 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
             next_run_time=utc_now(),
         )
         sched.add_job(
-            mark_sla_breaches, "interval", args=[runtime], id="sla-clock",
+            finished_at_shutdown(mark_sla_breaches), "interval", id="sla-clock",
             seconds=SLA_CLOCK_INTERVAL.total_seconds(), max_instances=1, coalesce=True,
             next_run_time=utc_now(),
         )  # fmt: skip
@@ -295,8 +303,8 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
         yield
         # Let a running sweep finish its unit of work: the scheduler would cancel it.
         sched.pause()
-        if sweeps:
-            await asyncio.wait(sweeps, timeout=5)
+        if running:
+            await asyncio.wait(running, timeout=5)
         sched.shutdown(wait=False)
 
     return scheduler

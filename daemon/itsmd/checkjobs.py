@@ -33,7 +33,6 @@ LEASE_TTL = timedelta(seconds=15)
 LEASE_EVERY = timedelta(seconds=5)
 GAUGES_EVERY = timedelta(seconds=60)
 ROLL_UP_EVERY = timedelta(hours=1)
-HOLDER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class CheckJobs:
@@ -45,11 +44,14 @@ class CheckJobs:
         self.run_checks = run_checks
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._reloads: set[asyncio.Task[None]] = set()
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        """Replicas contend for the lease before the first check is due."""
         s, every = self.scheduler, self._every
         if not self.sole_writer:
-            s.add_job(self.hold_lease, id="lease", next_run_time=_soon(), **every(LEASE_EVERY))
+            await self.hold_lease()
+            s.add_job(self.hold_lease, id="lease", **every(LEASE_EVERY))
         s.add_job(self.update_gauges, id="availability", **every(GAUGES_EVERY))
         s.add_job(self.roll_up, id="roll-up", next_run_time=_soon(), **every(ROLL_UP_EVERY))
         self._schedule(self.runner.specs)
@@ -60,6 +62,7 @@ class CheckJobs:
         self.scheduler.shutdown(wait=False)
         if self._reloads:
             await asyncio.wait(self._reloads, timeout=5)
+        self.runner.close()
 
     def reloaded(self) -> None:
         """A reload hook: apply the new rule set's checks (runs as a task)."""
@@ -89,17 +92,32 @@ class CheckJobs:
     async def hold_lease(self) -> None:
         """Several replicas on one PostgreSQL: one runs the checks, another takes over
         within LEASE_TTL when it dies."""
+        holder = self.holder
         try:
             held = await self._writer().run(
-                lambda conn, now: checkstore.hold_lease(conn, "checks", HOLDER, now, LEASE_TTL)
+                lambda conn, now: checkstore.hold_lease(conn, "checks", holder, now, LEASE_TTL)
             )
         except StoreUnavailable as exc:
             log.warning("checks lease not renewed: %s", exc)
             held = False
+        if held and not self.runner.leader and not await self._take_over():
+            held = False  # the lease runs out unrenewed; some replica takes it then
         if held != self.runner.leader:
             log.info("checks: this replica %s", "leads" if held else "stands by")
         self.runner.leader = held
         self.runtime.metrics.leader.labels("checks").set(1 if held else 0)
+
+    async def _take_over(self) -> bool:
+        """Taking the lead: start from what the store says the checks fire now (the
+        last leader's alerts), not from what this replica knew when it last led."""
+        assert self.runtime.db is not None
+        try:
+            firing = await self.runtime.db.read(checkstore.firing_check_alerts)
+        except StoreUnavailable as exc:
+            log.warning("checks: cannot take the lead: %s", exc)
+            return False
+        await self.runner.load(self.runtime.rules.checks, firing)
+        return True
 
     async def update_gauges(self) -> None:
         """`itsmd_availability_ratio{service,window}` for the services with checks."""

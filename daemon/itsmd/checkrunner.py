@@ -12,6 +12,7 @@ holder of the `checks` lease runs checks.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import math
 import time
@@ -46,6 +47,7 @@ from itsmd.checkstate import (
     capacity_series,
     heartbeat_due,
     observe,
+    orphans,
     restore,
     retire,
     step,
@@ -61,6 +63,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Submit = Callable[[Sequence[Alert]], Awaitable[object]]
 Write = Callable[[Callable[[Connection, datetime], Any]], Awaitable[Any]]
+Read = Callable[[Callable[[Connection], Any]], Awaitable[Any]]
 HEARTBEAT_TICK_S = 5.0  # how often a heartbeat's silence is measured (at most)
 MAX_JITTER_S = 5.0
 
@@ -90,6 +93,8 @@ class _Check:
     samples: deque[tuple[float, float]] = field(default_factory=deque)  # disk trend
     recorded: State = State.UNKNOWN  # for availability (down in a window: maintenance)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    statvfs: concurrent.futures.Future[Any] | None = None  # a disk probe's thread
+    unstored: list[tuple[str, datetime, State]] = field(default_factory=list)  # changes
 
 
 class CheckRunner:
@@ -98,23 +103,31 @@ class CheckRunner:
         *,
         submit: Submit,
         write: Write,
+        read: Read,
         rules: Callable[[], RuleSet],
         http: Callable[[], aiohttp.ClientSession],
         prometheus: Callable[[], Query | None],
         clock: Clock,
         metrics: Metrics,
+        leader: bool = True,
     ) -> None:
-        self._submit, self._write, self._rules = submit, write, rules
+        """`leader`: whether this replica runs the checks from the start (a sole
+        writer does; replicas wait for the lease)."""
+        self._submit, self._write, self._read, self._rules = submit, write, read, rules
         self._http, self._prometheus = http, prometheus
         self._clock, self._metrics = clock, metrics
         self._checks: dict[str, _Check] = {}
-        self.leader = True  # the composition root clears it while another replica leads
+        self._retiring: list[Alert] = []  # resolutions of removed checks not stored yet
+        # statvfs on a hung mount never returns: its own threads, not the loop's
+        self._disk_pool = concurrent.futures.ThreadPoolExecutor(4, "itsmd-disk")
+        self.leader = leader
+
+    def close(self) -> None:
+        self._disk_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def watches_heartbeats(self) -> bool:
-        return self.leader and any(
-            c.spec.type is CheckType.HEARTBEAT for c in self._checks.values()
-        )
+        return any(c.spec.type is CheckType.HEARTBEAT for c in self._checks.values())
 
     @property
     def specs(self) -> list[CheckSpec]:
@@ -123,13 +136,16 @@ class CheckRunner:
     # ---- the set of checks
 
     async def load(self, specs: Sequence[CheckSpec], firing: Iterable[Alert]) -> None:
-        """At start: the checks, with what the store still has firing of them."""
+        """At start, and on taking the lead from another replica: the checks, with
+        what the store still has firing of them."""
         now, alerts = self._clock(), list(firing)
         self._checks = {}
         for spec in specs:
             state = restore(spec, alerts, now)
             recorded = State.UNKNOWN if state.up is None else State.UP if state.up else State.DOWN
             self._checks[spec.name] = _Check(spec, state, recorded=recorded)
+        self._retiring = orphans(specs, alerts, now)
+        await self._retire()
 
     async def apply(self, specs: Sequence[CheckSpec]) -> tuple[list[str], list[str]]:
         """After a reload: new checks start, changed ones keep their state, removed
@@ -138,15 +154,21 @@ class CheckRunner:
         removed = [name for name in self._checks if name not in wanted]
         changed = [s.name for s in specs if self._checks.get(s.name, None) is None
                    or self._checks[s.name].spec != s]  # fmt: skip
-        now = self._clock()
         for name in removed:
             gone = self._checks.pop(name)
-            await self._send(retire(gone.state, now))
+            async with gone.lock:  # a run in progress finishes first
+                self._retiring += retire(gone.state, self._clock())
             self._metrics.forget_check(name)
+        await self._retire()
         for name in changed:
             old = self._checks.get(name)
-            state = old.state if old is not None and old.spec.type is wanted[name].type else None
-            self._checks[name] = _Check(wanted[name], state or CheckState())
+            if old is None or old.spec.type is not wanted[name].type:
+                self._checks[name] = _Check(wanted[name], CheckState())
+                continue
+            async with old.lock:  # changed in place: a run in progress keeps its result
+                if old.spec.probe != wanted[name].probe:
+                    old.samples.clear()
+                old.spec = wanted[name]
         self._checks = {name: self._checks[name] for name in wanted}
         keep = list(wanted)
         await self._store(lambda conn, _: checkstore.forget_statuses(conn, keep))
@@ -159,15 +181,25 @@ class CheckRunner:
         check = self._checks.get(name)
         if check is None or not self.leader:
             return
+        await self._retire()
         async with check.lock:
+            if self._checks.get(name) is not check:
+                return  # removed or replaced while this run waited
             try:
                 await self._run(check)
             except Exception:
                 log.exception("check %s failed to run", name)
 
+    async def _retire(self) -> None:
+        """Resolve what removed checks still fire; kept to try again if not stored."""
+        retiring, self._retiring = self._retiring, []
+        if retiring and not await self._send(retiring):
+            self._retiring = retiring + self._retiring
+
     async def _run(self, check: _Check) -> None:
         spec, now = check.spec, self._clock()
         if spec.type is CheckType.HEARTBEAT:
+            await self._beats_elsewhere(check)
             new, alerts = heartbeat_due(spec, check.state, now)
             await self._commit(check, new, alerts, None)
             return
@@ -183,16 +215,33 @@ class CheckRunner:
         await self._commit(check, new, alerts, result)
 
     async def observe(self, alerts: Iterable[Alert]) -> None:
-        """Alerts that arrived: the heartbeats they keep alive (called after ingest)."""
-        heartbeats = [c for c in self._checks.values() if c.spec.type is CheckType.HEARTBEAT]
-        if not heartbeats or not self.leader:
+        """Alerts that arrived: the heartbeats they keep alive (called after ingest).
+        Stored for the replica that runs the checks; applied here if it is this one."""
+        arrived, now = list(alerts), self._clock()
+        beaten = [c for c in self._checks.values()
+                  if c.spec.type is CheckType.HEARTBEAT
+                  and any(beats(c.spec, a) for a in arrived)]  # fmt: skip
+        if not beaten:
             return
-        arrived = list(alerts)
-        for check in heartbeats:
-            if any(beats(check.spec, a) for a in arrived):
-                async with check.lock:
-                    new, sent = observe(check.state, self._clock())
-                    await self._commit(check, new, sent, None)
+        names = [c.spec.name for c in beaten]
+        await self._store(lambda conn, _: checkstore.saw_heartbeats(conn, names, now))
+        for check in beaten if self.leader else ():
+            async with check.lock:
+                new, sent = observe(check.state, now)
+                await self._commit(check, new, sent, None)
+
+    async def _beats_elsewhere(self, check: _Check) -> None:
+        """Beats other replicas received (or this one, before it led) count too."""
+        name = check.spec.name
+        try:
+            seen = await self._read(lambda conn: checkstore.heartbeat_seen(conn, name))
+        except StoreUnavailable as exc:
+            log.warning("heartbeat %s: last beat not read: %s", name, exc)
+            return
+        last = check.state.last_seen
+        if seen is not None and (last is None or seen > last):
+            new, sent = observe(check.state, seen)
+            await self._commit(check, new, sent, None)
 
     async def _commit(
         self, check: _Check, new: CheckState, alerts: list[Alert], result: ProbeResult | None
@@ -212,16 +261,19 @@ class CheckRunner:
         state = self._maintained(spec, change)
         if state is not None:
             check.recorded = state[1]
-        service = self._service_state(spec.service) if state is not None else None
+            check.unstored.append((f"check:{spec.name}", *state))
+            service = self._service_state(spec.service)
+            if spec.service is not None and service is not None:
+                check.unstored.append((f"service:{spec.service}", state[0], service))
+        changes = list(check.unstored)  # kept to try again while the store is down
 
         def work(conn: Connection, _: datetime) -> None:
             checkstore.save_status(conn, status)
-            if state is not None:
-                checkstore.record_change(conn, f"check:{spec.name}", state[0], state[1])
-                if spec.service is not None and service is not None:
-                    checkstore.record_change(conn, f"service:{spec.service}", state[0], service)
+            for subject, at, to in changes:
+                checkstore.record_change(conn, subject, at, to)
 
-        await self._store(work)
+        if await self._store(work):
+            check.unstored.clear()
 
     def _maintained(
         self, spec: CheckSpec, change: tuple[datetime, State] | None
@@ -283,11 +335,13 @@ class CheckRunner:
             return False
         return True
 
-    async def _store(self, work: Callable[[Connection, datetime], Any]) -> None:
+    async def _store(self, work: Callable[[Connection, datetime], Any]) -> bool:
         try:
             await self._write(work)
         except StoreUnavailable as exc:
             log.warning("could not store check results: %s", exc)
+            return False
+        return True
 
     # ---- probes: I/O, each bounded by the check's timeout
 
@@ -315,7 +369,10 @@ class CheckRunner:
         return ProbeResult(r.ok, r.duration_s, r.error, r.cert_not_after)
 
     async def _disk(self, check: _Check, p: DiskProbe, now: datetime) -> ProbeResult:
-        r, ratio = await asyncio.to_thread(probes.probe_disk, p.path)
+        if check.statvfs is not None and not check.statvfs.done():
+            return ProbeResult(False, 0.0, f"{p.path}: the previous probe has not returned")
+        check.statvfs = self._disk_pool.submit(probes.probe_disk, p.path)
+        r, ratio = await asyncio.wrap_future(check.statvfs)
         if not r.ok:
             return ProbeResult(False, r.duration_s, r.error)
         samples, over = check.samples, p.capacity.forecast.over if p.capacity.forecast else None

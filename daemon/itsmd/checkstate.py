@@ -159,6 +159,18 @@ def retire(state: CheckState, now: datetime) -> list[Alert]:
     return _reconcile(state.firing, dict.fromkeys(ALERT_NAMES, "the check was removed"), {}, now)[1]
 
 
+def orphans(specs: Iterable[CheckSpec], alerts: Iterable[Alert], now: datetime) -> list[Alert]:
+    """Resolve the firing alerts of checks no longer in the rules (removed while the
+    daemon was stopped, or whose resolution could not be stored then)."""
+    names = {spec.name for spec in specs}
+    firing = {
+        fingerprint(a.labels): a
+        for a in alerts
+        if a.status is AlertStatus.FIRING and a.labels.get("check") not in names
+    }
+    return retire(CheckState(firing=firing), now)
+
+
 def restore(spec: CheckSpec, alerts: Iterable[Alert], now: datetime) -> CheckState:
     """Rebuild a state from the check's alerts the store still has firing, so that a
     restart neither fires them again nor leaves them firing for ever."""

@@ -16,6 +16,7 @@ import pytest
 
 from itsmd.api.keys import CHECKS
 from tests.api.api_support import ApiClient, MakeClient, alert
+from tests.conftest import async_wait_until
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer
 
 RULES = """\
@@ -289,3 +290,114 @@ async def _checks_become(client: ApiClient, names: list[str]) -> None:
         return [c["name"] for c in body["checks"]] == running == names
 
     await async_wait_until(listed, what=f"checks {names} listed and running")
+
+
+async def test_a_reload_during_a_run_keeps_what_the_run_found(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    import asyncio
+
+    from tests.api.conftest import rule_set
+
+    client = await client_for(make_client, peer)
+    assert client.app is not None
+    runner = client.app[CHECKS]
+    peer.answer(Answer(503), Answer(503, hang=True))
+    await client.run_check("api-health")
+    running = asyncio.create_task(client.run_check("api-health"))
+    await async_wait_until(lambda: len(peer.seen) == 2, what="the second probe under way")
+    slower = RULES.format(url=peer.url("/healthz"), more="").replace("30s", "1m")
+    applying = asyncio.create_task(runner.apply(rule_set(slower).checks))
+    peer.release()  # the hanging probe answers 503: the second failure opens an incident
+    await running
+    assert await applying == (["api-health"], [])
+    assert [i["status"] for i in await client.incidents()] == ["open"]
+
+    await client.run_check("api-health")  # up again: the changed check knew it fired
+    assert [i["status"] for i in await client.incidents()] == ["resolved"]
+    assert (await check(client, "api-health"))["consecutive_failures"] == 0
+
+
+async def test_an_availability_change_the_store_missed_is_stored_with_the_next_run(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    from itsmd.api.keys import HTTP
+    from itsmd.checkrunner import CheckRunner
+    from itsmd.store.engine import StoreUnavailable
+
+    client = await client_for(make_client, peer)
+    assert client.app is not None
+    runtime = client.runtime
+    assert runtime.writer is not None
+    assert runtime.db is not None
+    writes = 0
+
+    async def flaky(work: Any) -> Any:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise StoreUnavailable("database is locked")
+        assert runtime.writer is not None
+        return await runtime.writer.run(work)
+
+    runner = CheckRunner(
+        submit=runtime.writer.ingest, write=flaky, read=runtime.db.read,
+        rules=lambda: runtime.rules, http=client.app[HTTP],
+        prometheus=lambda: None, clock=runtime.clock, metrics=runtime.metrics,
+    )  # fmt: skip
+    await runner.load(runtime.rules.checks, [])
+    peer.answer(Answer(503), Answer(503))
+    await runner.run("api-health")
+    client.clock.advance(timedelta(seconds=30))
+    await runner.run("api-health")  # down since the first failure: not stored
+    client.clock.advance(timedelta(seconds=30))
+    await runner.run("api-health")  # up: both changes stored now
+    client.clock.advance(timedelta(minutes=59))
+    body = await client.get_json("/api/v1/availability")
+    (per_check,) = body["checks"]
+    assert per_check["availability"]["1d"] == pytest.approx(1 - 60 / 3600)
+
+
+async def test_a_disk_probe_that_hangs_is_not_started_again_until_it_returns(
+    make_client: MakeClient, peer: FakePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from itsmd import probes
+
+    released, calls = threading.Event(), []
+    real = probes.probe_disk
+
+    def hung_mount(path: Any) -> Any:
+        calls.append(path)
+        released.wait(30)
+        return real(path)
+
+    monkeypatch.setattr(probes, "probe_disk", hung_mount)
+    more = f"""\
+  - name: nfs
+    type: disk
+    path: "{tmp_path}"
+    interval: 1m
+    timeout: 100ms
+    warn: {{below: 0}}
+"""
+    client = await client_for(make_client, peer, more)
+    await client.run_check("nfs")
+    assert (await check(client, "nfs"))["last_error"] == "timed out after 0.1s"
+    await client.run_check("nfs")
+    assert (await check(client, "nfs"))["last_error"] == (
+        f"{tmp_path}: the previous probe has not returned"
+    )
+    assert len(calls) == 1
+    released.set()
+    await async_wait_until(lambda: _probe_returned(client), what="the hung probe to return")
+    await client.run_check("nfs")
+    assert (await check(client, "nfs"))["up"] is True
+    assert len(calls) == 2
+
+
+def _probe_returned(client: ApiClient) -> bool:
+    assert client.app is not None
+    statvfs = client.app[CHECKS]._checks["nfs"].statvfs
+    return statvfs is not None and statvfs.done()

@@ -20,7 +20,14 @@ from sqlalchemy.exc import IntegrityError
 from itsmd.availability import Change, State, Uptime, aggregate
 from itsmd.checkstate import SOURCE
 from itsmd.models import Alert, AlertStatus
-from itsmd.store.tables import alerts, check_changes, check_daily, check_status, leases
+from itsmd.store.tables import (
+    alerts,
+    check_changes,
+    check_daily,
+    check_status,
+    heartbeats,
+    leases,
+)
 
 RAW_DAYS = 35
 AGGREGATE_DAYS = 400
@@ -199,6 +206,29 @@ def hold_lease(conn: Connection, job: str, holder: str, now: datetime, ttl: time
     except IntegrityError:  # another replica inserted it first
         return False
     return True
+
+
+def saw_heartbeats(conn: Connection, names: Iterable[str], at: datetime) -> None:
+    """Alerts keeping these heartbeats alive arrived at `at` (on any replica)."""
+    for name in names:
+        later = (heartbeats.c.name == name) & (heartbeats.c.last_seen < at)
+        if conn.execute(update(heartbeats).where(later).values(last_seen=at)).rowcount:
+            continue
+        if conn.execute(select(heartbeats.c.name).where(heartbeats.c.name == name)).first():
+            continue  # already as recent
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(heartbeats).values(name=name, last_seen=at))
+        except IntegrityError:  # another replica inserted it first, as recent
+            pass
+
+
+def heartbeat_seen(conn: Connection, name: str) -> datetime | None:
+    """When an alert last kept heartbeat `name` alive, on whichever replica."""
+    found: datetime | None = conn.execute(
+        select(heartbeats.c.last_seen).where(heartbeats.c.name == name)
+    ).scalar()
+    return found
 
 
 def firing_check_alerts(conn: Connection) -> list[Alert]:

@@ -294,6 +294,14 @@ check_status = Table(
     Column("duration_s", Float, nullable=True),
     Column("capacity", JSON, nullable=False),  # [{labels, value, threshold, exhausts_at}]
 )
+# When an alert last kept each heartbeat check alive, written by whichever replica
+# received it, so that the replica running the checks sees beats sent to the others.
+heartbeats = Table(
+    "heartbeats",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("last_seen", UTCDateTime, nullable=False),
+)
 # Leader leases: scheduled work that must run on one replica at a time (checks).
 leases = Table(
     "leases",

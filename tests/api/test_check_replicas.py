@@ -1,0 +1,155 @@
+"""Checks with several replicas on one PostgreSQL: one leads, heartbeats sent to any
+replica count, a replica taking the lead starts from the store; and checks removed
+while the daemon was stopped resolve what they fired (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from itsmd.api.keys import CHECKS, RUNTIME
+from itsmd.app import CHECK_JOBS, build_app
+from itsmd.checkjobs import LEASE_TTL
+from itsmd.config import Settings
+from itsmd.store import checkstore
+from tests.api.api_support import ApiClient, FakeClock, MakeClient, alert
+from tests.api.conftest import rule_set
+from tests.conftest import async_wait_until
+from tests.connectors.fakes_http import Answer, FakePeer, running_peer
+
+RULES = """\
+incidents:
+  - name: checks
+    match: '{{alertname=~"CheckFailed|HeartbeatMissing"}}'
+    group_by: [check]
+    title: '{{{{ labels.check }}}}: {{{{ labels.alertname }}}}'
+    auto_resolve: 0s
+  - name: rest
+    match: '{{}}'
+    group_by: [alertname]
+checks:
+  - name: api-health
+    type: http
+    url: {url}
+    interval: 30s
+    timeout: 2s
+    failures_before_alert: 1
+  - {{name: watchdog, type: heartbeat, interval: 5m, match: '{{alertname="Watchdog"}}'}}
+"""
+
+
+@pytest.fixture
+async def peer() -> AsyncIterator[FakePeer]:
+    async with running_peer(Answer(200, "ok")) as p:
+        yield p
+
+
+async def replicas(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer, clock: FakeClock
+) -> list[ApiClient]:
+    """Two replicas of one daemon; the first started takes the lease."""
+    started: list[ApiClient] = []
+    for _ in range(2):
+        app = build_app(
+            Settings(database=postgres_url), clock=clock,
+            rules=rule_set(RULES.format(url=peer.url("/healthz"))),
+            sweep_interval=timedelta(hours=1), run_checks=False,
+        )  # fmt: skip
+        client = await aiohttp_client(app)
+        client.clock = clock
+        started.append(client)
+    return started
+
+
+async def leads(client: ApiClient) -> bool:
+    return await client.metric("itsmd_leader", job="checks") == 1
+
+
+async def checks_incidents(client: ApiClient) -> list[dict[str, Any]]:
+    return [i for i in await client.incidents() if i["rule"] == "checks"]
+
+
+async def beat_seen(client: ApiClient) -> datetime | None:
+    db = client.runtime.db
+    assert db is not None
+    seen: datetime | None = await db.read(lambda c: checkstore.heartbeat_seen(c, "watchdog"))
+    return seen
+
+
+async def test_one_replica_runs_the_checks(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer, clock: FakeClock
+) -> None:
+    first, second = await replicas(postgres_url, aiohttp_client, peer, clock)
+    assert await leads(first)
+    assert not await leads(second)
+    await second.run_check("api-health")
+    assert peer.seen == []  # the standby probes nothing
+    await first.run_check("api-health")
+    assert len(peer.seen) == 1
+
+
+async def test_a_watchdog_sent_to_the_standby_keeps_the_leaders_heartbeat_alive(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer, clock: FakeClock
+) -> None:
+    leader, standby = await replicas(postgres_url, aiohttp_client, peer, clock)
+    await leader.run_check("watchdog")  # starts the clock
+    clock.advance(timedelta(minutes=4))
+    await standby.webhook(alert("Watchdog", starts_at=clock.now))
+    await async_wait_until(lambda: beat_seen(standby), what="the beat stored")
+
+    clock.advance(timedelta(minutes=4))  # 8 minutes after start, 4 after the beat
+    await leader.run_check("watchdog")
+    assert await checks_incidents(leader) == []
+
+    clock.advance(timedelta(minutes=2))  # 6 minutes of silence
+    await leader.run_check("watchdog")
+    assert [i["title"] for i in await checks_incidents(leader)] == ["watchdog: HeartbeatMissing"]
+    clock.advance(timedelta(minutes=1))
+    await standby.webhook(alert("Watchdog", starts_at=clock.now))
+    await async_wait_until(
+        lambda: _later(beat_seen(standby), clock.now - timedelta(seconds=1)),
+        what="the second beat stored",
+    )
+    await leader.run_check("watchdog")  # the next tick sees it and resolves
+    assert [i["status"] for i in await checks_incidents(leader)] == ["resolved"]
+
+
+async def _later(seen: Any, than: datetime) -> bool:
+    at = await seen
+    return at is not None and at > than
+
+
+async def test_a_replica_taking_the_lead_resolves_what_the_last_leader_fired(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer, clock: FakeClock
+) -> None:
+    leader, standby = await replicas(postgres_url, aiohttp_client, peer, clock)
+    peer.answer(Answer(503))
+    await leader.run_check("api-health")
+    assert [i["status"] for i in await checks_incidents(leader)] == ["open"]
+
+    await leader.close()  # its lease is no longer renewed
+    clock.advance(LEASE_TTL + timedelta(seconds=1))
+    assert standby.app is not None
+    await standby.app[CHECK_JOBS].hold_lease()
+    assert await leads(standby)
+    await standby.run_check("api-health")  # the target is back
+    assert [i["status"] for i in await checks_incidents(standby)] == ["resolved"]
+
+
+async def test_a_check_removed_while_the_daemon_was_stopped_resolves_at_start(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    client = await make_client(RULES.format(url=peer.url("/healthz")))
+    peer.answer(Answer(503))
+    await client.run_check("api-health")
+    assert [i["status"] for i in await checks_incidents(client)] == ["open"]
+    assert client.app is not None
+    db = client.app[RUNTIME].db
+    assert db is not None
+    # What a start with rules that no longer have the check does:
+    await client.app[CHECKS].load([], await db.read(checkstore.firing_check_alerts))
+    (inc,) = await checks_incidents(client)
+    assert inc["status"] == "resolved"
