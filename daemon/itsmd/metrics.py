@@ -112,7 +112,7 @@ class Metrics:
         )
         self.notifications = Counter(
             "itsmd_notifications",
-            "Outbox deliveries by sink and result: sent, retry, dead, cancelled, muted.",
+            "Outbox delivery attempts by sink and result: sent, retry, dead.",
             ["connector", "result"],
             registry=r,
         )

@@ -1,12 +1,15 @@
 """The delivery worker: drains the outbox into the sinks (DESIGN section 8).
 
-Each pass claims the next due row of every incident and sink (a lease, so a
-replica that dies mid-send gives its rows back), sends them concurrently within
-each sink's concurrency limit and a timeout, and records the answer: sent, a
-retry with exponential backoff and jitter, or a dead letter once the sink says
-the failure is permanent or the attempts run out. A row is marked sent only
-after the peer acknowledged it, so a crash in between sends it again with the
-same event id (at least once; peers deduplicate on `X-Itsmd-Event-Id`).
+Each pass claims the next due row of every incident and sink, as many per sink
+as it has free slots (its `concurrency` less the sends in flight), each with a
+lease (its timeout plus a margin, so a replica that dies mid-send gives its rows
+back). Sends run as tasks of their own within the timeout; the worker does not
+wait for them, so a slow sink holds up only its own slots. Each answer is
+recorded: sent, a retry with exponential backoff and jitter, or a dead letter
+once the sink says the failure is permanent or the attempts run out. A row is
+marked sent only after the peer acknowledged it, so a crash in between sends it
+again with the same event id (at least once; peers deduplicate on
+`X-Itsmd-Event-Id`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import contextlib
 import functools
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection
@@ -32,19 +36,19 @@ from itsmd.writer import Writer
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+# A claim outlives the send's timeout by this much: time to record the answer
+# through the writer's queue before another replica may take the row again.
+LEASE_MARGIN = timedelta(seconds=30)
+ERROR_BACKOFF_S = 5.0  # after a pass that failed unexpectedly
 
 
 @dataclass
 class SinkRunner:
-    """A configured sink with its delivery policy and concurrency limit."""
+    """A configured sink with its delivery policy."""
 
     spec: SinkSpec
     sink: Sink
-    limit: asyncio.Semaphore = field(init=False)
     failing: bool = False  # log when a sink starts failing and when it recovers
-
-    def __post_init__(self) -> None:
-        self.limit = asyncio.Semaphore(self.spec.concurrency)
 
     def backoff_s(self, attempts: int, asked_s: float | None) -> float:
         """Exponential from `backoff`, capped, with ±20% jitter; a peer's Retry-After wins."""
@@ -72,7 +76,8 @@ class Notifier:
         self._sinks: dict[str, SinkRunner] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sending: dict[asyncio.Task[None], outbox.Claimed] = {}
+        self._busy: Counter[str] = Counter()  # sends in flight per sink
         self._stopping = False
 
     # -- the outbox side, called by the writer inside and after a transaction
@@ -98,18 +103,28 @@ class Notifier:
     async def stop(self, timeout_s: float = 5.0) -> int:
         """Stop claiming, give sends in flight `timeout_s`; returns how many were cut off.
 
-        A cut-off send keeps its lease until it expires and is then sent again.
+        The claims of cut-off sends are given back, so they are sent again at once
+        (by another replica, or at the next start).
         """
         self._stopping = True
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            _, late = await asyncio.wait([self._task], timeout=timeout_s)
+            for task in late:  # stuck on the store: the writer is going away
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if not self._sending:
             return 0
-        _, cut = await asyncio.wait(self._sending, timeout=timeout_s)
+        _, cut = await asyncio.wait(list(self._sending), timeout=timeout_s)
+        rows = [self._sending[task] for task in cut]
         for task in cut:
             task.cancel()
+        if rows:
+            try:
+                await self._store().run(lambda conn, _: outbox.release(conn, rows), 2.0)
+            except StoreUnavailable as exc:
+                log.warning("cut-off sends keep their claims until they run out: %s", exc)
         return len(cut)
 
     async def _loop(self, sole_writer: bool) -> None:
@@ -121,35 +136,54 @@ class Notifier:
             except StoreUnavailable as exc:
                 log.warning("could not release old leases: %s", exc)
         while not self._stopping:
+            self._wake.clear()
+            pause = self._poll_s
             try:
-                claimed = await self.deliver_due()
+                if await self._pass():
+                    continue  # there may be more, for sinks with slots left
             except StoreUnavailable as exc:
                 log.warning("outbox pass skipped: %s", exc)
-                claimed = 0
-            if claimed:
-                continue  # a sent row may have freed the next one of its incident
-            self._wake.clear()
+            except Exception:  # a bug must not stop every notification for good
+                log.exception("outbox pass failed")
+                pause = max(pause, ERROR_BACKOFF_S)
+            # A finished send wakes the loop: its slot is free and the next row of
+            # its subject may be deliverable now.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                await asyncio.wait_for(self._wake.wait(), pause)
 
     async def deliver_due(self) -> int:
-        """One pass: claim what is due, send it, record the answers; returns how many."""
-        lease = timedelta(seconds=max((s.spec.timeout_s for s in self._sinks.values()), default=10))
+        """One pass that waits for its sends (the worker does not); returns how many."""
+        tasks = await self._pass()
+        await asyncio.gather(*tasks)
+        return len(tasks)
+
+    async def _pass(self) -> list[asyncio.Task[None]]:
+        """Claim what is due for the sinks with free slots and start sending it."""
+        slots = outbox.Slots(
+            free={name: r.spec.concurrency - self._busy[name] for name, r in self._sinks.items()},
+            lease={name: timedelta(seconds=r.spec.timeout_s) + LEASE_MARGIN
+                   for name, r in self._sinks.items()},
+            sending=[row.id for row in self._sending.values()],
+        )  # fmt: skip
 
         def take(conn: Connection, now: datetime) -> tuple[list[outbox.Claimed], int]:
-            return outbox.claim(conn, now, lease + timedelta(seconds=30)), outbox.pending_count(
-                conn
-            )
+            return outbox.claim(conn, now, slots), outbox.pending_count(conn)
 
         claimed, pending = await self._store().run(take)
         self._metrics.outbox_pending.set(pending)
-        if claimed:
-            tasks = [asyncio.create_task(self._deliver(row)) for row in claimed]
-            self._sending.update(tasks)
-            for task in tasks:
-                task.add_done_callback(self._sending.discard)
-            await asyncio.gather(*tasks)
-        return len(claimed)
+        tasks = []
+        for row in claimed:
+            task = asyncio.create_task(self._deliver(row))
+            self._sending[task] = row
+            self._busy[row.sink] += 1
+            task.add_done_callback(functools.partial(self._sent, sink=row.sink))
+            tasks.append(task)
+        return tasks
+
+    def _sent(self, task: asyncio.Task[None], *, sink: str) -> None:
+        del self._sending[task]
+        self._busy[sink] -= 1
+        self._wake.set()
 
     async def _deliver(self, row: outbox.Claimed) -> None:
         runner = self._sinks.get(row.sink)
@@ -161,16 +195,13 @@ class Notifier:
             incident=row.payload.get("incident"), problem=row.payload.get("problem"),
             link=str(row.payload.get("link", "")), ref=row.ref, attempt=row.attempts + 1,
         )  # fmt: skip
-        async with runner.limit:
-            try:
-                result = await asyncio.wait_for(
-                    runner.sink.send(notification), runner.spec.timeout_s
-                )
-            except TimeoutError:
-                result = Retry(f"no answer within {runner.spec.timeout_s:g}s")
-            except Exception as exc:
-                log.exception("sink %s failed on %s", row.sink, row.event_id)
-                result = Retry(f"{type(exc).__name__}: {exc}")
+        try:
+            result = await asyncio.wait_for(runner.sink.send(notification), runner.spec.timeout_s)
+        except TimeoutError:
+            result = Retry(f"no answer within {runner.spec.timeout_s:g}s")
+        except Exception as exc:
+            log.exception("sink %s failed on %s", row.sink, row.event_id)
+            result = Retry(f"{type(exc).__name__}: {exc}")
         await self._record(row, result, runner)
 
     def _store(self) -> Writer:
@@ -182,7 +213,7 @@ class Notifier:
     ) -> None:
         now = self._clock()
         outcome = _outcome(row, result, runner)
-        work: Callable[[Connection, datetime], None]
+        work: Callable[[Connection, datetime], bool]
         if isinstance(result, Delivered):
             work = functools.partial(_sent, row=row, ref=result.ref)
             latency = max((now - max(row.due_at, row.created_at)).total_seconds(), 0.0)
@@ -199,9 +230,15 @@ class Notifier:
         self._log_transition(row, result, runner, outcome)
         self._metrics.notifications.labels(row.sink, outcome).inc()
         try:
-            await self._store().run(work)
+            held = await self._store().run(work)
         except StoreUnavailable as exc:  # the lease runs out and the row is sent again
             log.warning("could not record delivery of %s: %s", row.event_id, exc)
+            return
+        if not held:
+            log.warning(
+                "the claim of %s to %s ran out before its answer was recorded; "
+                "the worker that took it over records its own", row.event_id, row.sink,
+            )  # fmt: skip
 
     def _log_transition(
         self, row: outbox.Claimed, result: Delivery, runner: SinkRunner | None, outcome: str
@@ -219,18 +256,18 @@ class Notifier:
             log.info("sink %s delivers again", row.sink)
 
 
-def _sent(conn: Connection, now: datetime, *, row: outbox.Claimed, ref: str | None) -> None:
-    outbox.mark_sent(conn, row, now, ref)
+def _sent(conn: Connection, now: datetime, *, row: outbox.Claimed, ref: str | None) -> bool:
+    return outbox.mark_sent(conn, row, now, ref)
 
 
 def _retry(
     conn: Connection, _: datetime, *, row: outbox.Claimed, due: datetime, error: str
-) -> None:
-    outbox.mark_retry(conn, row, due, error)
+) -> bool:
+    return outbox.mark_retry(conn, row, due, error)
 
 
-def _dead(conn: Connection, _: datetime, *, row: outbox.Claimed, error: str) -> None:
-    outbox.mark_dead(conn, row, error)
+def _dead(conn: Connection, _: datetime, *, row: outbox.Claimed, error: str) -> bool:
+    return outbox.mark_dead(conn, row, error)
 
 
 def _outcome(row: outbox.Claimed, result: Delivery, runner: SinkRunner | None) -> str:

@@ -205,6 +205,27 @@ async def test_an_escalation_waits_and_is_cancelled_by_an_acknowledgement(
     assert cancelled["subject"] == "INC-1"
 
 
+async def test_a_waiting_escalation_does_not_hold_back_later_events(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    routes = """\
+  - {name: escalate, events: [opened], after: 15m, unless: acknowledged, to: [late],
+     continue: true}
+  - {name: comments, events: [commented], to: [late]}
+"""
+    client = await make_client(RULES, connectors=config(peer, routes))
+    await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
+    client.clock.advance(timedelta(minutes=1))
+    body = {"text": "looking"}
+    assert (await client.post("/api/v1/incidents/INC-1/comment", json=body)).status == 200
+    (comment,) = await seen(peer, 1)
+    assert comment["event"] == "commented"
+    client.clock.advance(timedelta(minutes=15))
+    await deliver(client)
+    bodies = await seen(peer, 2)
+    assert bodies[1]["event"] == "opened"  # the escalation, when due
+
+
 async def test_incidents_opened_in_an_annotating_window_are_muted(
     make_client: MakeClient, peer: FakePeer
 ) -> None:
@@ -277,3 +298,38 @@ async def test_two_replicas_on_one_postgresql_send_each_event_once(
     ids = [b["event_id"] for b in bodies]
     assert len(ids) == len(set(ids)) == 20
     assert sorted(b["incident"]["service"] for b in bodies) == sorted(f"svc-{n}" for n in range(20))
+
+
+async def test_a_hanging_sink_holds_up_only_its_own_slots(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    async with running_peer(Answer(200, hang=True)) as stuck:
+        text = f"""\
+connectors:
+  sinks:
+    fast: {{type: webhook, url: "{peer.url("/fast")}"}}
+    stuck: {{type: webhook, url: "{stuck.url("/stuck")}", timeout: 30s, concurrency: 1}}
+routes:
+  - {{name: all, to: [fast, stuck]}}
+"""
+        connectors = parse_config(text, "itsmd.yml", {}).connectors
+        client = await make_client(RULES, connectors=connectors)
+        for service in ("api", "db"):
+            await client.webhook(alert("Down", service=service, starts_at=client.clock.now))
+        assert (await client.act("INC-1", "ack")).status == 200
+        bodies = await seen(peer, 3)
+        assert sorted((b["event"], b["incident"]["id"]) for b in bodies) == [
+            ("acknowledged", "INC-1"), ("opened", "INC-1"), ("opened", "INC-2")]  # fmt: skip
+        assert len(stuck.seen) == 1  # concurrency 1: one send at a time
+        assert client.app is not None
+        assert await client.app[NOTIFIER].stop(timeout_s=0.1) == 1
+        stuck.release()
+    # The cut-off send was given back: due again at once, not after its lease.
+    pending = await notifications(client, "pending")
+    assert len(pending) == 3  # opened INC-2, then INC-1's opened and acknowledged
+    claimed = await client.runtime.db.read(  # type: ignore[union-attr]
+        lambda conn: conn.exec_driver_sql(
+            "SELECT count(*) FROM notifications WHERE claimed_until IS NOT NULL"
+        ).scalar()
+    )
+    assert claimed == 0

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, insert, select, update
 from sqlalchemy.engine import Row
 
 from itsmd.durations import format_optional_time, format_time
@@ -35,7 +35,7 @@ def enqueue(conn: Connection, routes: Sequence[Route], base_url: str) -> int:
     if not notes or not routes:
         return 0
     incident_ids = {n.incident_id for n in notes if n.incident_id is not None}
-    incidents = {i: inc for i in incident_ids if (inc := repo.get_incident(conn, i)) is not None}
+    incidents = repo.get_incidents(conn, incident_ids)
     muted = _muted(conn, incident_ids)
     rows: list[dict[str, Any]] = []
     for note in notes:
@@ -95,10 +95,25 @@ class Claimed:
     due_at: datetime
     attempts: int
     ref: str | None
+    claimed_until: datetime  # the claim: marks apply only while it is still this one
 
 
-def _eligible(now: datetime, limit: int) -> Any:
+@dataclass(frozen=True, slots=True)
+class Slots:
+    """How many rows each configured sink may take now and for how long; rows of
+    sinks no longer configured are taken freely (they are dead-lettered at once)."""
+
+    free: Mapping[str, int]
+    lease: Mapping[str, timedelta]
+    other_lease: timedelta = timedelta(seconds=30)
+    sending: Sequence[int] = ()  # in flight here: never taken twice, whatever the clock
+
+
+def _eligible(now: datetime, full: Sequence[str], sending: Sequence[int], limit: int) -> Any:
+    """Due rows not leased, each the first pending of its subject and sink, except
+    that an escalation still waiting for its time does not hold back later events."""
     earlier = notifications.alias("earlier")
+    waiting = earlier.c.unless.is_not(None) & (earlier.c.due_at > now)
     blocked = (
         select(earlier.c.id)
         .where(
@@ -106,38 +121,50 @@ def _eligible(now: datetime, limit: int) -> Any:
             earlier.c.subject == notifications.c.subject,
             earlier.c.sink == notifications.c.sink,
             earlier.c.id < notifications.c.id,
+            ~waiting,
         )
         .exists()
     )
     free = notifications.c.claimed_until.is_(None) | (notifications.c.claimed_until < now)
-    return (
-        select(notifications.c.id)
-        .where(notifications.c.state == "pending", notifications.c.due_at <= now, free, ~blocked)
-        .order_by(notifications.c.id)
-        .limit(limit)
+    query = select(notifications.c.id, notifications.c.sink).where(
+        notifications.c.state == "pending", notifications.c.due_at <= now, free, ~blocked
     )
+    if full:
+        query = query.where(notifications.c.sink.not_in(full))
+    if sending:
+        query = query.where(notifications.c.id.not_in(sending))
+    return query.order_by(notifications.c.id).limit(limit)
 
 
-def claim(conn: Connection, now: datetime, lease: timedelta, limit: int = 100) -> list[Claimed]:
-    """Take the next deliverable row of each incident and sink for `lease`.
+def claim(conn: Connection, now: datetime, slots: Slots, limit: int = 100) -> list[Claimed]:
+    """Take the next deliverable row of each subject and sink, as many per sink as
+    it has free slots, each for its sink's lease.
 
     The conditional UPDATE is the claim: of two replicas racing for a row, the
     second finds it leased and gets nothing back.
     """
     _cancel_void_escalations(conn, now)
-    ids = list(conn.execute(_eligible(now, limit)).scalars())
-    if not ids:
-        return []
+    full = [name for name, n in slots.free.items() if n <= 0]
+    by_sink: dict[str, list[int]] = {}
+    for row_id, sink in conn.execute(_eligible(now, full, slots.sending, limit)):
+        taken = by_sink.setdefault(sink, [])
+        if len(taken) < slots.free.get(sink, limit):
+            taken.append(row_id)
     free = notifications.c.claimed_until.is_(None) | (notifications.c.claimed_until < now)
-    taken = conn.execute(
-        update(notifications)
-        .where(notifications.c.id.in_(ids), notifications.c.state == "pending", free)
-        .values(claimed_until=now + lease)
-        .returning(notifications.c.id)
-    ).scalars()
+    claimed_ids: list[int] = []
+    for sink, ids in by_sink.items():
+        until = now + slots.lease.get(sink, slots.other_lease)
+        claimed_ids += conn.execute(
+            update(notifications)
+            .where(notifications.c.id.in_(ids), notifications.c.state == "pending", free)
+            .values(claimed_until=until)
+            .returning(notifications.c.id)
+        ).scalars()
+    if not claimed_ids:
+        return []
     rows = conn.execute(
         select(notifications)
-        .where(notifications.c.id.in_(list(taken)))
+        .where(notifications.c.id.in_(claimed_ids))
         .order_by(notifications.c.id)
     ).all()
     refs = _refs(conn, rows)
@@ -147,7 +174,7 @@ def claim(conn: Connection, now: datetime, lease: timedelta, limit: int = 100) -
 def _claimed(r: Row[Any], ref: str | None) -> Claimed:
     return Claimed(
         r.id, r.event_id, r.event, r.subject, r.sink, r.payload, r.created_at, r.due_at,
-        r.attempts, ref,
+        r.attempts, ref, r.claimed_until,
     )  # fmt: skip
 
 
@@ -163,11 +190,13 @@ def _cancel_void_escalations(conn: Connection, now: datetime) -> None:
             notifications.c.state == "pending", notifications.c.unless.is_not(None)
         )
     ).all()
-    void = []
-    for row in waiting:
-        inc = repo.get_incident(conn, row.incident_id) if row.incident_id is not None else None
-        if inc is not None and escalation_void(row.unless, incident_json(inc, now)):
-            void.append(row.id)
+    found = repo.get_incidents(conn, {r.incident_id for r in waiting if r.incident_id is not None})
+    docs = {i: incident_json(inc, now) for i, inc in found.items()}
+    void = [
+        r.id
+        for r in waiting
+        if r.incident_id in docs and escalation_void(r.unless, docs[r.incident_id])
+    ]
     if void:
         conn.execute(
             update(notifications)
@@ -182,28 +211,46 @@ def release_leases(conn: Connection) -> int:
     return int(conn.execute(update(notifications).where(held).values(claimed_until=None)).rowcount)
 
 
-def mark_sent(conn: Connection, row: Claimed, now: datetime, ref: str | None) -> None:
-    _finish(conn, row, state="sent", sent_at=now, last_error=None)
+def mark_sent(conn: Connection, row: Claimed, now: datetime, ref: str | None) -> bool:
+    """Record an acknowledged send; False (and nothing written) if the claim ran out
+    and another worker took the row meanwhile: its answer will be recorded instead."""
+    if not _finish(conn, row, state="sent", sent_at=now, last_error=None):
+        return False
     if ref is not None and ref != row.ref:
         key = and_(sink_refs.c.subject == row.subject, sink_refs.c.sink == row.sink)
         if conn.execute(update(sink_refs).where(key).values(ref=ref)).rowcount == 0:
             conn.execute(insert(sink_refs).values(subject=row.subject, sink=row.sink, ref=ref))
+    return True
 
 
-def mark_retry(conn: Connection, row: Claimed, due: datetime, error: str) -> None:
-    _finish(conn, row, state="pending", due_at=due, last_error=error)
+def mark_retry(conn: Connection, row: Claimed, due: datetime, error: str) -> bool:
+    return _finish(conn, row, state="pending", due_at=due, last_error=error)
 
 
-def mark_dead(conn: Connection, row: Claimed, error: str) -> None:
-    _finish(conn, row, state="dead", last_error=error)
+def mark_dead(conn: Connection, row: Claimed, error: str) -> bool:
+    return _finish(conn, row, state="dead", last_error=error)
 
 
-def _finish(conn: Connection, row: Claimed, **values: Any) -> None:
-    conn.execute(
+def release(conn: Connection, rows: Sequence[Claimed]) -> int:
+    """Give back claims whose sends were cut off (at shutdown): due again at once."""
+    released = 0
+    for row in rows:
+        mine = update(notifications).where(_claimed_by(row))
+        released += conn.execute(mine.values(claimed_until=None)).rowcount
+    return released
+
+
+def _claimed_by(row: Claimed) -> ColumnElement[bool]:
+    return (notifications.c.id == row.id) & (notifications.c.claimed_until == row.claimed_until)
+
+
+def _finish(conn: Connection, row: Claimed, **values: Any) -> bool:
+    done = conn.execute(
         update(notifications)
-        .where(notifications.c.id == row.id)
+        .where(_claimed_by(row), notifications.c.state == "pending")
         .values(attempts=row.attempts + 1, claimed_until=None, **values)
     )
+    return bool(done.rowcount)
 
 
 def pending_count(conn: Connection) -> int:

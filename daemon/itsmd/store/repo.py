@@ -361,6 +361,14 @@ def get_incident(conn: Connection, incident_id: int) -> Incident | None:
     return incident_from_row(row) if row is not None else None
 
 
+def get_incidents(conn: Connection, incident_ids: Iterable[int]) -> dict[int, Incident]:
+    found: dict[int, Incident] = {}
+    for chunk in _chunks(sorted(set(incident_ids))):
+        for row in conn.execute(_INCIDENTS_BY_ID, {"ids": list(chunk)}):
+            found[row.id] = incident_from_row(row)
+    return found
+
+
 def save_incident(conn: Connection, inc: Incident) -> None:
     assert inc.id is not None
     _touch(conn, [inc.id])
