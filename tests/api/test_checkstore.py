@@ -84,3 +84,33 @@ async def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(db: Databas
     assert not await hold("b", T0 + timedelta(seconds=20))
     assert await hold("b", T0 + timedelta(seconds=26))  # a stopped renewing
     assert not await hold("a", T0 + timedelta(seconds=27))
+
+
+async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnight(
+    db: Database,
+) -> None:
+    from itsmd.api.levels import availability_report
+    from tests.api.conftest import rule_set
+
+    rules = rule_set("checks:\n  - {name: api, type: tcp, target: '127.0.0.1:1'}\n")
+    subject = "check:api"
+
+    def history(conn: Connection) -> None:
+        # Up from T0; down 6 h every day at noon, for 61 days.
+        checkstore.record_change(conn, subject, T0, State.UP)
+        for day in range(61):
+            noon = T0 + day * DAY + timedelta(hours=12)
+            checkstore.record_change(conn, subject, noon, State.DOWN)
+            checkstore.record_change(conn, subject, noon + timedelta(hours=6), State.UP)
+
+    await db.write(history)
+    for day in range(1, 61):  # the roll-up runs every hour; once a day is enough here
+        await db.write(lambda conn, d=day: checkstore.roll_up(conn, T0 + d * DAY))
+    now = T0 + 60 * DAY + timedelta(hours=20)  # the raw part starts mid-day, at 20:00
+    window = timedelta(days=60)
+    body = await db.read(lambda conn: availability_report(conn, rules, now, [window], window))
+    (doc,) = body["checks"]
+    # Whole days 0..59 (down 6 h each), then day 60 until 20:00 (down 6 h, up 14 h).
+    down, up = 61 * 6 * 3600, (60 * 18 + 14) * 3600
+    assert doc["downtime_s"]["60d"] == down
+    assert doc["availability"]["60d"] == pytest.approx(up / (up + down))

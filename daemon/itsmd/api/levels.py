@@ -4,7 +4,7 @@ the store, so every replica answers the same."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -78,11 +78,14 @@ async def sla_summary(request: web.Request) -> web.Response:
 def availability_report(
     conn: Connection, rules: RuleSet, now: datetime, windows: list[timedelta], budget: timedelta
 ) -> dict[str, Any]:
-    raw = timedelta(days=checkstore.RAW_DAYS - 1)
+    # Raw history from a UTC midnight, where the daily aggregates of longer windows end.
+    raw_day = (now - timedelta(days=checkstore.RAW_DAYS - 1)).astimezone(UTC).date()
+    raw_from = datetime.combine(raw_day, time(), UTC)
+    raw = now - raw_from
     checks = {f"check:{c.name}": c for c in rules.checks}
     services = sorted({c.service for c in rules.checks if c.service})
     subjects = [*checks, *(f"service:{s}" for s in services)]
-    history = checkstore.changes(conn, subjects, now - raw)
+    history = checkstore.changes(conn, subjects, raw_from)
     older = {w: _older(conn, subjects, now, w, raw) for w in windows if w > raw}
 
     def subject(key: str, service: str | None, slo: float | None) -> Subject:
@@ -104,7 +107,8 @@ def availability_report(
 def _older(
     conn: Connection, subjects: list[str], now: datetime, window: timedelta, raw: timedelta
 ) -> dict[str, Any]:
-    """The daily aggregates of a long window's days before the raw part."""
+    """The daily aggregates of a long window's days before the raw part (whole UTC
+    days: the first day counts from its midnight)."""
     first = (now - window).astimezone(UTC).date()
     last = (now - raw).astimezone(UTC).date() - timedelta(days=1)
     return checkstore.daily(conn, subjects, first, last)
