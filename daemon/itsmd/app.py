@@ -35,7 +35,7 @@ from itsmd.rules import RuleSet, load_rules, rule_files
 from itsmd.runtime import Runtime
 from itsmd.sources import SourceRoute
 from itsmd.store import checkstore, repo
-from itsmd.store.engine import Database
+from itsmd.store.engine import Database, StoreUnavailable
 from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from itsmd.writer import Writer
 from itsmd_connectors.alertmanager import AlertmanagerSource
@@ -162,7 +162,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
 async def _check_schema(db: Database, migrate: bool) -> None:
     try:
         state, revision = await schema_state(db)
-    except (SQLAlchemyError, OSError) as exc:
+    except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
         raise StartupError(f"cannot open the database {db.safe_url}: {exc}") from None
     if state is SchemaState.EMPTY or (state is SchemaState.OUTDATED and migrate):
         await upgrade(db)

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.hotstate import CurrentIncidents
@@ -29,7 +29,7 @@ from itsmd.models import Alert, AlertStatus, format_incident_id
 from itsmd.rules import RuleSet
 from itsmd.sla import SlaTargets
 from itsmd.store import repo
-from itsmd.store.engine import Database, StoreUnavailable
+from itsmd.store.engine import Database, StoreUnavailable, describe_error
 from itsmd.store.notes import pop_notes
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Writer:
                 self._current.clear()  # rare (humans, ended holds): read them again
         except (SQLAlchemyError, OSError) as exc:
             self._metrics.store_errors.labels("action").inc()
-            _fail(job, StoreUnavailable(_describe(exc)))
+            _fail(job, StoreUnavailable(describe_error(exc)))
         except Exception as exc:  # noqa: BLE001 - domain errors go back to the caller
             _fail(job, exc)
         else:
@@ -215,11 +215,11 @@ class Writer:
                 results = await self._ingest_once(batch)
             except IntegrityError as exc:
                 # Another replica took the same key or alert first: reload and retry.
-                log.info("ingest batch conflicted (attempt %d): %s", attempt, _describe(exc))
-                error: Exception = StoreUnavailable(_describe(exc))
+                log.info("ingest batch conflicted (attempt %d): %s", attempt, describe_error(exc))
+                error: Exception = StoreUnavailable(describe_error(exc))
                 continue
             except (SQLAlchemyError, OSError) as exc:
-                error = StoreUnavailable(_describe(exc))
+                error = StoreUnavailable(describe_error(exc))
                 break
             except Exception as exc:
                 log.exception("ingest batch failed")
@@ -319,9 +319,3 @@ def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
 def _fail(job: _Job, error: Exception) -> None:
     if not job.future.done():
         job.future.set_exception(error)
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]

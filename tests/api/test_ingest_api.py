@@ -464,3 +464,30 @@ async def test_store_that_cannot_commit_answers_503_and_the_retry_is_stored_once
     (inc,) = [i for i in await client.incidents() if i["service"] == "api"]
     assert inc["alert_count"] == 3
     assert all(a["receive_count"] == 1 for a in (await client.incident(inc["id"]))["alerts"])
+
+
+async def test_a_read_the_store_cannot_answer_is_a_503_naming_the_cause(
+    postgres_url: str, aiohttp_client: Any
+) -> None:
+    """PostgreSQL: reads wait at most `busy_timeout` for a lock (SQLite's readers never do)."""
+    from itsmd.app import build_app
+    from itsmd.config import Settings
+    from tests.api.api_support import DEFAULT_RULES
+    from tests.api.conftest import rule_set
+
+    settings = Settings(database=postgres_url, busy_timeout=timedelta(milliseconds=200))
+    app = build_app(settings, rules=rule_set(DEFAULT_RULES), run_checks=False)
+    client = await aiohttp_client(app)
+    conn = await asyncpg.connect(postgres_url.replace("postgresql+asyncpg://", "postgresql://"))
+    try:
+        async with conn.transaction():
+            await conn.execute("LOCK TABLE incidents IN ACCESS EXCLUSIVE MODE")
+            resp = await client.get("/api/v1/incidents")
+            assert resp.status == 503, await resp.text()
+            assert resp.headers.get("Retry-After")
+            error = (await resp.json())["error"]
+            assert error.startswith("cannot read the store right now: ")
+            assert "lock timeout" in error
+    finally:
+        await conn.close()
+    assert (await client.get("/api/v1/incidents")).status == 200

@@ -53,7 +53,8 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
             headers=dict(exc.headers) if exc.status in (401, 405) else None,
         )
     except StoreUnavailable as exc:
-        return error_response(503, f"cannot store right now: {exc}", headers={"Retry-After": "1"})
+        what = "cannot read the store" if request.method in ("GET", "HEAD") else "cannot store"
+        return error_response(503, f"{what} right now: {exc}", headers={"Retry-After": "1"})
     except Exception as exc:
         for kind, status in _STATUS:
             if isinstance(exc, kind):

@@ -6,11 +6,11 @@ import logging
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from sqlalchemy.exc import SQLAlchemyError
 
 from itsmd.api.errors import error_response
 from itsmd.api.keys import RUNTIME
 from itsmd.store import repo
+from itsmd.store.engine import StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ async def metrics(request: web.Request) -> web.Response:
     if runtime.db is not None:
         try:  # counted at scrape time so that every replica reports the shared truth
             runtime.metrics.set_open(await runtime.db.read(repo.open_counts))
-        except (SQLAlchemyError, OSError) as exc:
+        except StoreUnavailable as exc:
             log.debug("could not count open incidents: %s", exc)
     body = generate_latest(runtime.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -33,6 +34,13 @@ READER_THREADS = 4
 
 class StoreUnavailable(Exception):
     """The store cannot commit right now (HTTP 503: the sender should retry)."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A database error in one line, naming the driver's own error where there is one."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
 def is_sqlite(url: str) -> bool:
@@ -72,12 +80,16 @@ class Database:
             return await conn.run_sync(unit)
 
     async def read(self, unit: Unit[T]) -> T:
-        """Run `unit` in its own transaction beside the writer."""
-        if self._sync is not None:
-            return await _in_thread(self._readers, _transaction, self._sync, unit)
-        assert self._async is not None
-        async with self._async.connect() as conn:
-            return await conn.run_sync(unit)
+        """Run `unit` in its own transaction beside the writer; a store that cannot
+        answer raises StoreUnavailable (HTTP 503, a skipped job), not a driver error."""
+        try:
+            if self._sync is not None:
+                return await _in_thread(self._readers, _transaction, self._sync, unit)
+            assert self._async is not None
+            async with self._async.connect() as conn:
+                return await conn.run_sync(unit)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreUnavailable(describe_error(exc)) from exc
 
     async def dispose(self) -> None:
         if self._sync is not None:
