@@ -191,6 +191,9 @@ class Writer:
             result, touched, notified = await self._db.write(unit)
             if touched and self._current is not None:
                 self._current.clear()  # rare (humans, ended holds): read them again
+        except IntegrityError as exc:  # a race another replica won: not a store fault
+            log.info("unit of work conflicted with another writer: %s", describe_error(exc))
+            _fail(job, StoreUnavailable(describe_error(exc)))
         except (SQLAlchemyError, OSError) as exc:
             self._metrics.store_errors.labels("action").inc()
             _fail(job, StoreUnavailable(describe_error(exc)))

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from itsmd.durations import format_duration, format_time
 from itsmd.models import Incident, TimelineEntry, TimelineKind
@@ -73,17 +74,23 @@ def mark_breaches(conn: Connection, now: datetime) -> list[Breach]:
             due = inc.respond_due if kind == "respond" else inc.resolve_due
             assert due is not None
             found.append(Breach(inc, kind, due))
-    if not found:
-        return []
-    conn.execute(insert(sla_breaches), [
-        {"incident_id": b.incident.id, "kind": b.kind, "due_at": b.due_at, "marked_at": now}
-        for b in found
-    ])  # fmt: skip
+    found = [b for b in found if _mark(conn, b, now)]
     news = [b for b in found if b.is_news(now)]
     old = [b for b in found if not b.is_news(now)]
     repo.add_timeline(conn, [_entry(b, now) for b in news])
     repo.add_timeline(conn, [_entry(b, now) for b in old], notify=False)
     return found
+
+
+def _mark(conn: Connection, b: Breach, now: datetime) -> bool:
+    """Insert the mark; False if another replica marked it first (it notifies then)."""
+    values = {"incident_id": b.incident.id, "kind": b.kind, "due_at": b.due_at, "marked_at": now}
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(sla_breaches).values(values))
+    except IntegrityError:
+        return False
+    return True
 
 
 def _entry(b: Breach, now: datetime) -> TimelineEntry:
