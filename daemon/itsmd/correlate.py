@@ -27,7 +27,7 @@ from itsmd.models import (
     TimelineKind,
     evolve,
 )
-from itsmd.priority import priority_of, urgency_from_severity
+from itsmd.priority import more_urgent, priority_of, urgency_from_severity
 from itsmd.rules import (
     TIER_IMPACT,
     IncidentRule,
@@ -314,9 +314,9 @@ class Correlator:
         """The same episode fires again after a resolve (e.g. resolve_timeout expired)."""
         inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
         if inc is not None and inc.status is not IncidentStatus.RESOLVED and inc.active:
-            self._take(
-                inc, row, now, Action.JOINED, "the alert fired again", TimelineKind.ALERT_REFIRED
-            )
+            route = self.router.route(row.fingerprint, row.labels)
+            self._take(inc, row, now, Action.JOINED, "the alert fired again",
+                       TimelineKind.ALERT_REFIRED, rule=route.rule if route else None)  # fmt: skip
             return Outcome("updated", inc.id)
         outcome = self._place(row, now)
         if inc is not None and outcome.incident_id != inc.id:
@@ -390,7 +390,8 @@ class Correlator:
         if inc.status is not IncidentStatus.RESOLVED:
             why = _still_takes(inc, now)
             if why is not None:
-                self._take(inc, row, now, Action.JOINED, f"{matched}; {_name(inc)} {why}")
+                reason = f"{matched}; {_name(inc)} {why}"
+                self._take(inc, row, now, Action.JOINED, reason, rule=route.rule)
                 return Outcome("new", inc.id)
             closed = (
                 f"window {format_duration(inc.policy.window)} after the last alert "
@@ -408,7 +409,8 @@ class Correlator:
                     lifecycle.reopen(inc, "itsmd", now, f"a matching alert fired; {why}")
                 )
                 self.ws.events.append(Event("reopened", inc.id))
-                self._take(inc, row, now, Action.REOPENED, f"{matched}; reopened {why}")
+                reason = f"{matched}; reopened {why}"
+                self._take(inc, row, now, Action.REOPENED, reason, rule=route.rule)
                 return Outcome("new", inc.id)
             reopen = format_duration(inc.policy.reopen)
             closed = f"it was resolved {format_duration(since)} ago (reopen {reopen})"
@@ -471,7 +473,9 @@ class Correlator:
         action: Action,
         reason: str,
         kind: TimelineKind = TimelineKind.ALERT_JOINED,
+        rule: IncidentRule | None = None,
     ) -> None:
+        """`rule`: the alert's own rule, when it joins an incident of that rule."""
         assert inc.id is not None
         new_alert = row.incident_id != inc.id
         if inc.auto_resolve_at is not None:
@@ -494,8 +498,34 @@ class Correlator:
         self.ws.put_alert(row)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
+        if rule is not None and rule.name == inc.rule and rule.urgency_follows_severity:
+            inc = self._raise_urgency(inc, row, now)
         if inc.known_error is None and self.router.rules.known_errors:
             self._attach_known_error(inc, row, now)
+
+    def _raise_urgency(self, inc: Incident, row: StoredAlert, now: datetime) -> Incident:
+        """A more severe alert joined: urgency (from severity) and so priority rise,
+        never fall, and the SLA due times follow the new priority from the opening."""
+        severity = row.labels.get("severity")
+        urgency = urgency_from_severity(severity)
+        if not more_urgent(urgency, inc.urgency):
+            return inc
+        priority = priority_of(inc.impact, urgency)
+        respond_due, resolve_due = due_times(priority, inc.opened_at, self.sla)
+        raised = evolve(inc, urgency=urgency, priority=priority,
+                        respond_due=respond_due, resolve_due=resolve_due)  # fmt: skip
+        self.ws.put_incident(raised)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        targets = (("respond", respond_due), ("resolve", resolve_due))
+        dues = [f"{kind} due {format_time(due)}" for kind, due in targets if due is not None]
+        self.ws.note(
+            raised, now, TimelineKind.PRIORITY_RAISED,
+            f"priority {inc.priority} -> {priority}: alert {alertname} ({row.fingerprint}) has "
+            f"severity {severity}, urgency {inc.urgency} -> {urgency} (impact {inc.impact})"
+            + (f"; SLA {', '.join(dues)}" if dues else ""),
+            row.id,
+        )  # fmt: skip
+        return raised
 
     def _attach_known_error(self, inc: Incident, row: StoredAlert, now: datetime) -> None:
         known = self.router.rules.known_error(row.labels)

@@ -70,6 +70,7 @@ class TimelineKind(StrEnum):
     ASSIGNED = "assigned"
     COMMENTED = "commented"
     SLA_BREACHED = "sla_breached"
+    PRIORITY_RAISED = "priority_raised"
 
 
 @dataclass(frozen=True, slots=True)

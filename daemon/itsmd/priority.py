@@ -25,6 +25,14 @@ def priority_of(impact: Level, urgency: Level) -> Priority:
     return MATRIX[(impact, urgency)]
 
 
+def more_urgent(a: Level, b: Level) -> bool:
+    """Whether urgency `a` is above `b`."""
+    return _RANK[a] > _RANK[b]
+
+
+_RANK = {L: 0, M: 1, H: 2}
+
+
 def urgency_from_severity(severity: str | None) -> Level:
     """critical -> high, warning -> medium, anything else (or none) -> low."""
     return _SEVERITY_URGENCY.get((severity or "").lower(), L)

@@ -81,6 +81,11 @@ class IncidentRule:
     def __post_init__(self) -> None:
         object.__setattr__(self, "match_text", " or ".join(str(s) for s in self.match))
 
+    @property
+    def urgency_follows_severity(self) -> bool:
+        """Whether a more severe alert joining raises its incidents' priority."""
+        return self.urgency is None and self.priority is None
+
     def key_for(self, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
         """The correlation key: rule name plus the group_by label values."""
         group = {name: labels.get(name, "") for name in self.group_by}

@@ -95,6 +95,30 @@ async def test_a_resolution_before_the_respond_due_time_also_answers_it(
     assert await clock_tick(client) == 0
 
 
+async def test_a_raised_priority_moves_the_due_times_and_the_clock_follows(
+    make_client: MakeClient,
+) -> None:
+    rules = "incidents:\n  - {name: auto, match: '{}', group_by: [service], impact: high}\n"
+    sla = {Priority.P2: SlaTarget(respond=timedelta(hours=1), resolve=None),
+           Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=None)}  # fmt: skip
+    client = await make_client(rules, sla=sla)
+    await client.webhook(alert("Slow", severity="warning", service="api",
+                               starts_at=client.clock.now))  # fmt: skip
+    assert (await client.incident("INC-1"))["priority"] == "P2"
+    client.clock.advance(timedelta(minutes=20))
+    assert await clock_tick(client) == 0  # P2: an hour to respond
+    await client.webhook(alert("Down", severity="critical", service="api",
+                               starts_at=client.clock.now))  # fmt: skip
+    inc = await client.incident("INC-1")
+    assert inc["priority"] == "P1"
+    raised = [e["message"] for e in inc["timeline"] if e["kind"] == "priority_raised"]
+    assert len(raised) == 1
+    assert raised[0].startswith("priority P2 -> P1: ")
+    assert await clock_tick(client) == 1  # P1 was due 15 minutes after the opening
+    (message,) = await breaches(client, "INC-1")
+    assert "P1 incidents are to be acknowledged within 15m" in message
+
+
 @pytest.fixture
 async def peer() -> AsyncIterator[FakePeer]:
     async with running_peer(Answer(200, "ok")) as p:

@@ -189,6 +189,52 @@ def test_sla_due_times_follow_the_priority() -> None:
     assert (inc.respond_due, inc.resolve_due) == (T0 + 15 * MIN, None)
 
 
+AUTO = """
+incidents:
+  - name: fixed
+    match: '{team="db"}'
+    group_by: [service]
+    urgency: low
+  - name: auto
+    match: '{}'
+    group_by: [service]
+"""
+
+
+def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -> None:
+    from itsmd.models import Level, Priority
+
+    hour = timedelta(hours=1)
+    sla = {Priority.P3: SlaTarget(respond=4 * hour, resolve=24 * hour),
+           Priority.P2: SlaTarget(respond=hour, resolve=8 * hour)}  # fmt: skip
+    e = Engine(AUTO, sla)
+    opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
+    assert (opened.urgency, opened.priority) == (Level.MEDIUM, Priority.P3)  # impact medium
+    e.send(alert(alertname="Slower", severity="warning"), T0 + MIN)  # as urgent: no change
+    assert e.incident(Outcome("new", opened.id)).priority is Priority.P3
+
+    e.send(alert(alertname="Down", severity="critical"), T0 + 10 * MIN)
+    raised = e.incident(Outcome("new", opened.id))
+    assert (raised.urgency, raised.priority) == (Level.HIGH, Priority.P2)
+    assert raised.respond_due == T0 + timedelta(hours=1)  # from the opening
+    assert raised.resolve_due == T0 + timedelta(hours=8)
+    entry = e.ws.timeline[-1]
+    assert entry.kind is TimelineKind.PRIORITY_RAISED
+    assert entry.message.startswith("priority P3 -> P2: alert Down (")
+    assert "severity critical, urgency medium -> high (impact medium)" in entry.message
+
+    e.send(alert(alertname="Info", severity="info"), T0 + 11 * MIN)  # never falls
+    assert e.incident(Outcome("new", opened.id)).priority is Priority.P2
+
+
+def test_a_fixed_urgency_is_kept_whatever_joins() -> None:
+    e = Engine(AUTO)
+    opened = e.incident(e.send(alert(team="db", severity="warning"), T0))
+    e.send(alert(team="db", alertname="Worse", severity="critical"), T0 + MIN)
+    assert e.incident(Outcome("new", opened.id)).priority is opened.priority
+    assert TimelineKind.PRIORITY_RAISED not in e.kinds(opened)
+
+
 def test_all_alerts_resolved_starts_the_hold_and_the_sweep_resolves_at_its_end() -> None:
     e = Engine()
     opened = e.send(alert(instance="a"), T0)
