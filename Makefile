@@ -38,6 +38,7 @@ clean:
 bench: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-only -p no:cacheprovider
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/outbox.py
 
 bench-smoke: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-disable -q -p no:cacheprovider

@@ -51,6 +51,7 @@ class Scenario:
     state: Load | None = None  # posted first, then the daemon restarts on that store
     database: str = "sqlite"  # or "postgresql": a fresh database on ITSMD_BENCH_PG
     replicas: int = 1  # daemons on the same database, the senders spread over them
+    config: str = ""  # more of itsmd.yml (connectors and routes: bench/outbox.py)
 
 
 # 100,000 firing alerts in 10,000 open incidents; the measured load adds new alerts
@@ -176,6 +177,7 @@ class Daemon:
                 (rules / shipped.name).write_text(shipped.read_text())
         (workdir / "itsmd.yml").write_text(
             f"rules: rules/\nstorage: {{sqlite_synchronous: {scenario.synchronous}}}\n"
+            + scenario.config
         )
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"

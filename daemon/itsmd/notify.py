@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import random
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ Clock = Callable[[], datetime]
 # through the writer's queue before another replica may take the row again.
 LEASE_MARGIN = timedelta(seconds=30)
 ERROR_BACKOFF_S = 5.0  # after a pass that failed unexpectedly
+PENDING_COUNT_EVERY_S = 1.0  # itsmd_outbox_pending is counted at most this often
 
 
 @dataclass
@@ -78,6 +80,7 @@ class Notifier:
         self._task: asyncio.Task[None] | None = None
         self._sending: dict[asyncio.Task[None], outbox.Claimed] = {}
         self._busy: Counter[str] = Counter()  # sends in flight per sink
+        self._count_after = 0.0  # monotonic time of the next count of pending rows
         self._stopping = False
 
     # -- the outbox side, called by the writer inside and after a transaction
@@ -139,7 +142,7 @@ class Notifier:
             self._wake.clear()
             pause = self._poll_s
             try:
-                if await self._pass():
+                if not self._saturated() and await self._pass():
                     continue  # there may be more, for sinks with slots left
             except StoreUnavailable as exc:
                 log.warning("outbox pass skipped: %s", exc)
@@ -150,6 +153,12 @@ class Notifier:
             # its subject may be deliverable now.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), pause)
+
+    def _saturated(self) -> bool:
+        """Every sink's slots are taken: a pass could claim nothing (the store is
+        spared a claim per commit while a burst drains; a finished send wakes it)."""
+        sinks = self._sinks
+        return bool(sinks) and all(self._busy[n] >= r.spec.concurrency for n, r in sinks.items())
 
     async def deliver_due(self) -> int:
         """One pass that waits for its sends (the worker does not); returns how many."""
@@ -166,11 +175,16 @@ class Notifier:
             sending=[row.id for row in self._sending.values()],
         )  # fmt: skip
 
-        def take(conn: Connection, now: datetime) -> tuple[list[outbox.Claimed], int]:
-            return outbox.claim(conn, now, slots), outbox.pending_count(conn)
+        count = time.monotonic() >= self._count_after
+        if count:
+            self._count_after = time.monotonic() + PENDING_COUNT_EVERY_S
+
+        def take(conn: Connection, now: datetime) -> tuple[list[outbox.Claimed], int | None]:
+            return outbox.claim(conn, now, slots), outbox.pending_count(conn) if count else None
 
         claimed, pending = await self._store().run(take)
-        self._metrics.outbox_pending.set(pending)
+        if pending is not None:
+            self._metrics.outbox_pending.set(pending)
         tasks = []
         for row in claimed:
             task = asyncio.create_task(self._deliver(row))

@@ -136,7 +136,7 @@ def _eligible(now: datetime, full: Sequence[str], sending: Sequence[int], limit:
     return query.order_by(notifications.c.id).limit(limit)
 
 
-def claim(conn: Connection, now: datetime, slots: Slots, limit: int = 100) -> list[Claimed]:
+def claim(conn: Connection, now: datetime, slots: Slots, limit: int | None = None) -> list[Claimed]:
     """Take the next deliverable row of each subject and sink, as many per sink as
     it has free slots, each for its sink's lease.
 
@@ -145,6 +145,8 @@ def claim(conn: Connection, now: datetime, slots: Slots, limit: int = 100) -> li
     """
     _cancel_void_escalations(conn, now)
     full = [name for name, n in slots.free.items() if n <= 0]
+    if limit is None:  # enough candidates to fill the free slots, and some for other sinks
+        limit = min(2 * sum(max(n, 0) for n in slots.free.values()) + 10, 100)
     by_sink: dict[str, list[int]] = {}
     for row_id, sink in conn.execute(_eligible(now, full, slots.sending, limit)):
         taken = by_sink.setdefault(sink, [])

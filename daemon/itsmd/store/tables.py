@@ -207,7 +207,6 @@ problems = Table(
 # The outbox: one row per event and sink, written in the transaction that caused
 # the event. `subject` ("INC-42", "PRB-7") orders deliveries: a row waits while an
 # earlier pending row of the same subject and sink exists.
-PENDING_NOTIFICATIONS = "state = 'pending'"
 notifications = Table(
     "notifications",
     metadata,
@@ -227,14 +226,11 @@ notifications = Table(
     Column("last_error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),  # a replica is sending it
-    Index(
-        "ix_notifications_pending",
-        "subject",
-        "sink",
-        "id",
-        sqlite_where=text(PENDING_NOTIFICATIONS),
-        postgresql_where=text(PENDING_NOTIFICATIONS),
-    ),
+    # The claim's "is an earlier row of this subject and sink pending?". A full index,
+    # not a partial one: SQLite's planner (without ANALYZE statistics) prefers
+    # (state, id) over a partial index and then scans every earlier pending row.
+    Index(None, "state", "subject", "sink", "id"),
+    Index(None, "state", "unless"),  # pending escalations, looked at on every claim
     Index(None, "state", "id"),
 )
 
