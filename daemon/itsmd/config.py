@@ -10,10 +10,11 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from itsmd.businesshours import BusinessHours, parse_days, parse_span, parse_zone
 from itsmd.connconfig import Connectors, parse_connectors
 from itsmd.connector import SinkKind, installed_kinds
 from itsmd.durations import parse_duration, parse_size
@@ -27,9 +28,11 @@ from itsmd.yamlsource import (
     Problems,
     check_keys,
     convert,
+    describe,
     expect_list,
     expect_mapping,
     get_str,
+    get_str_list,
     join,
     load_yaml,
 )
@@ -356,20 +359,64 @@ def _synchronous(text: str) -> str:
 
 def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
     sla = expect_mapping(problems, top.get("sla", LocDict()), top.line_of("sla"), "sla")
+    if sla is None:
+        return {}
+    hours = _business_hours(problems, sla) if "business_hours" in sla else None
     out: dict[Priority, SlaTarget] = {}
-    for key, value in (sla or {}).items():
+    for key, value in sla.items():
         path = join("sla", key)
+        if key == "business_hours":
+            continue
         try:
             priority = Priority(str(key))
         except ValueError:
-            problems.error(sla.line_of(key) if sla else 0, path, "expected a priority P1..P5")
+            problems.error(sla.line_of(key), path, "expected a priority P1..P5 or business_hours")
             continue
-        m = expect_mapping(problems, value, sla.line_of(key) if sla else 0, path)
+        m = expect_mapping(problems, value, sla.line_of(key), path)
         if m is None:
             continue
-        check_keys(problems, m, ("respond", "resolve"), path)
+        check_keys(problems, m, ("respond", "resolve", "business_hours"), path)
+        counted = m.get("business_hours", False)
+        if not isinstance(counted, bool):
+            problems.error(m.line_of("business_hours"), join(path, "business_hours"),
+                           f"expected true or false, got {describe(counted)}")  # fmt: skip
+        elif counted and "business_hours" not in sla:
+            problems.error(m.line_of("business_hours"), join(path, "business_hours"),
+                           "needs sla.business_hours (timezone, days, hours)")  # fmt: skip
         out[priority] = SlaTarget(
             respond=convert(problems, m, "respond", path, None, parse_duration),
             resolve=convert(problems, m, "resolve", path, None, parse_duration),
+            hours=hours if counted is True else None,
         )
     return out
+
+
+def _business_hours(problems: Problems, sla: LocDict) -> BusinessHours | None:
+    path = "sla.business_hours"
+    m = expect_mapping(problems, sla["business_hours"], sla.line_of("business_hours"), path)
+    if m is None:
+        return None
+    check_keys(problems, m, ("timezone", "days", "hours", "holidays"), path)
+    for required in ("timezone", "hours"):
+        if required not in m:
+            problems.error(m.line, path, f"missing {required!r}")
+    zone = convert(problems, m, "timezone", path, None, parse_zone)
+    span = convert(problems, m, "hours", path, None, parse_span)
+    days = frozenset(range(5))  # Monday to Friday
+    if "days" in m:
+        names = get_str_list(problems, m, "days", path)
+        try:
+            days = parse_days(names)
+        except ValueError as exc:
+            problems.error(m.line_of("days"), join(path, "days"), str(exc))
+    holidays: set[date] = set()
+    listed = m.get("holidays", LocList())
+    for item in expect_list(problems, listed, m.line_of("holidays"), join(path, "holidays")) or ():
+        try:  # YAML reads an unquoted 2026-12-25 as a date already
+            holidays.add(item if isinstance(item, date) else date.fromisoformat(str(item)))
+        except ValueError:
+            problems.error(m.line_of("holidays"), join(path, "holidays"),
+                           f"expected dates YYYY-MM-DD, got {item!r}")  # fmt: skip
+    if zone is None or span is None:
+        return None
+    return BusinessHours(zone, days, span[0], span[1], frozenset(holidays))

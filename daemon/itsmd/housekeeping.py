@@ -51,7 +51,8 @@ async def mark_sla_breaches(runtime: Runtime) -> int:
     if writer is None or not writer.running:
         return 0
     try:
-        breaches = await writer.run(slaclock.mark_breaches)
+        targets = runtime.settings.sla
+        breaches = await writer.run(lambda conn, now: slaclock.mark_breaches(conn, now, targets))
     except StoreUnavailable as exc:
         log.warning("SLA clock skipped: %s", exc)
         return 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from itsmd.businesshours import BusinessHours
 from itsmd.models import Incident, Priority
 
 
@@ -14,6 +15,7 @@ from itsmd.models import Incident, Priority
 class SlaTarget:
     respond: timedelta | None  # time to acknowledge
     resolve: timedelta | None
+    hours: BusinessHours | None = None  # the targets count business time only
 
 
 SlaTargets = Mapping[Priority, SlaTarget]
@@ -25,9 +27,13 @@ def due_times(
     target = targets.get(priority)
     if target is None:
         return None, None
-    respond = opened_at + target.respond if target.respond is not None else None
-    resolve = opened_at + target.resolve if target.resolve is not None else None
-    return respond, resolve
+    return _after(opened_at, target.respond, target), _after(opened_at, target.resolve, target)
+
+
+def _after(start: datetime, span: timedelta | None, target: SlaTarget) -> datetime | None:
+    if span is None:
+        return None
+    return start + span if target.hours is None else target.hours.add(start, span)
 
 
 @dataclass(frozen=True, slots=True)

@@ -119,6 +119,33 @@ async def test_a_raised_priority_moves_the_due_times_and_the_clock_follows(
     assert "P1 incidents are to be acknowledged within 15m" in message
 
 
+async def test_targets_in_business_hours_wait_for_the_next_working_day(
+    make_client: MakeClient,
+) -> None:
+    from datetime import UTC, datetime
+
+    from tests.api.api_support import FakeClock
+
+    text = """\
+sla:
+  business_hours: {timezone: UTC, days: [mon-fri], hours: "09:00-17:00"}
+  P1: {respond: 2h, business_hours: true}
+"""
+    sla = parse_config(text, "itsmd.yml", {}).sla
+    friday = FakeClock(datetime(2026, 11, 27, 16, 0, tzinfo=UTC))
+    client = await make_client(RULES, sla=sla, clock=friday)
+    await client.webhook(alert("Down", severity="critical", service="api",
+                               starts_at=friday.now))  # fmt: skip
+    inc = await client.incident("INC-1")
+    assert inc["sla"]["respond_due"] == "2026-11-30T10:00:00Z"  # 1 h Friday, 1 h Monday
+    friday.advance(timedelta(days=2, hours=17, minutes=59))  # Monday 09:59
+    assert await clock_tick(client) == 0
+    friday.advance(timedelta(hours=1, minutes=2))
+    assert await clock_tick(client) == 1
+    (message,) = await breaches(client, "INC-1")
+    assert "acknowledged within 2h of business hours, due 2026-11-30T10:00:00Z" in message
+
+
 @pytest.fixture
 async def peer() -> AsyncIterator[FakePeer]:
     async with running_peer(Answer(200, "ok")) as p:

@@ -420,11 +420,33 @@ def test_bad_limits(text: str, expected: list[str]) -> None:
     assert errors(text) == [f"{F}:{e}" for e in expected]
 
 
+NOT_PRIORITY = "expected a priority P1..P5 or business_hours"
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("sla:\n  P6: {respond: 1m}\n", ["2: sla.P6: expected a priority P1..P5"]),
-        ("sla:\n  p1: {respond: 1m}\n", ["2: sla.p1: expected a priority P1..P5"]),
+        ("sla:\n  P6: {respond: 1m}\n", [f"2: sla.P6: {NOT_PRIORITY}"]),
+        ("sla:\n  p1: {respond: 1m}\n", [f"2: sla.p1: {NOT_PRIORITY}"]),
+        (
+            "sla:\n  P3: {respond: 4h, business_hours: true}\n",
+            ["2: sla.P3.business_hours: needs sla.business_hours (timezone, days, hours)"],
+        ),
+        (
+            "sla:\n  business_hours: {timezone: Mars/Olympus, hours: '17:00-09:00',"
+            " days: [sun-sat], holidays: [christmas]}\n",
+            [
+                "2: sla.business_hours.timezone: unknown time zone 'Mars/Olympus' "
+                "(an IANA name such as Europe/Berlin)",
+                "2: sla.business_hours.hours: closes before it opens: '17:00-09:00'",
+                "2: sla.business_hours.days: day range 'sun-sat' runs backwards",
+                "2: sla.business_hours.holidays: expected dates YYYY-MM-DD, got 'christmas'",
+            ],
+        ),
+        (
+            "sla:\n  business_hours: {days: [mon-fri]}\n",
+            ["2: sla.business_hours: missing 'timezone'", "2: sla.business_hours: missing 'hours'"],
+        ),
         ("sla:\n  P1: 15m\n", ["2: sla.P1: expected a mapping, got str '15m'"]),
         (
             "sla:\n  P1:\n    respond: soon\n",
@@ -545,7 +567,7 @@ sla:
     assert errors(text) == [
         f"{F}:1: listen: expected HOST:PORT, got '127.0.0.1:99999'",
         f"{F}:3: limits.max_body: not a size: 'lots' (expected e.g. 1MiB, 512KiB, 1048576)",
-        f"{F}:6: sla.P9: expected a priority P1..P5",
+        f"{F}:6: sla.P9: expected a priority P1..P5 or business_hours",
     ]
 
 

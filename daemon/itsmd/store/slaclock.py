@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from itsmd.durations import format_duration, format_time
 from itsmd.models import Incident, TimelineEntry, TimelineKind
-from itsmd.sla import Clocked
+from itsmd.sla import Clocked, SlaTargets, due_times
 from itsmd.store import repo
 from itsmd.store.tables import incidents, sla_breaches
 
@@ -64,8 +64,11 @@ def _missed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
     ]
 
 
-def mark_breaches(conn: Connection, now: datetime) -> list[Breach]:
-    """Mark every target missed by `now` and not marked yet; returns what it marked."""
+def mark_breaches(
+    conn: Connection, now: datetime, targets: SlaTargets | None = None
+) -> list[Breach]:
+    """Mark every target missed by `now` and not marked yet; returns what it marked.
+    `targets` (the configured ones) only word the timeline entries."""
     found: list[Breach] = []
     for kind in ("respond", "resolve"):
         rows = conn.execute(select(incidents).where(and_(*_missed(kind, now))).limit(1000))
@@ -77,8 +80,8 @@ def mark_breaches(conn: Connection, now: datetime) -> list[Breach]:
     found = [b for b in found if _mark(conn, b, now)]
     news = [b for b in found if b.is_news(now)]
     old = [b for b in found if not b.is_news(now)]
-    repo.add_timeline(conn, [_entry(b, now) for b in news])
-    repo.add_timeline(conn, [_entry(b, now) for b in old], notify=False)
+    repo.add_timeline(conn, [_entry(b, now, targets or {}) for b in news])
+    repo.add_timeline(conn, [_entry(b, now, targets or {}) for b in old], notify=False)
     return found
 
 
@@ -93,9 +96,16 @@ def _mark(conn: Connection, b: Breach, now: datetime) -> bool:
     return True
 
 
-def _entry(b: Breach, now: datetime) -> TimelineEntry:
+def _entry(b: Breach, now: datetime, targets: SlaTargets) -> TimelineEntry:
     assert b.incident.id is not None
-    target = format_duration(b.due_at - b.incident.opened_at)
+    configured = targets.get(b.incident.priority)
+    dues = due_times(b.incident.priority, b.incident.opened_at, targets)
+    span = None if configured is None else getattr(configured, b.kind)
+    if configured is None or span is None or b.due_at not in dues:  # targets changed since
+        target = format_duration(b.due_at - b.incident.opened_at)
+    else:
+        hours = " of business hours" if configured.hours is not None else ""
+        target = f"{format_duration(span)}{hours}"
     verb = "acknowledged" if b.kind == "respond" else "resolved"
     return TimelineEntry(
         b.incident.id,
