@@ -100,12 +100,15 @@ class CheckJobs:
         except StoreUnavailable as exc:
             log.warning("checks lease not renewed: %s", exc)
             held = False
-        if held and not self.runner.leader and not await self._take_over():
-            held = False  # the lease runs out unrenewed; some replica takes it then
+        taking = held and not self.runner.leader
+        if taking and not await self._take_over():
+            held = taking = False  # the lease runs out unrenewed; some replica takes it then
         if held != self.runner.leader:
             log.info("checks: this replica %s", "leads" if held else "stands by")
         self.runner.leader = held
         self.runtime.metrics.leader.labels("checks").set(1 if held else 0)
+        if taking:
+            await self.runner.retire_removed()
 
     async def _take_over(self) -> bool:
         """Taking the lead: start from what the store says the checks fire now (the

@@ -137,7 +137,8 @@ class CheckRunner:
 
     async def load(self, specs: Sequence[CheckSpec], firing: Iterable[Alert]) -> None:
         """At start, and on taking the lead from another replica: the checks, with
-        what the store still has firing of them."""
+        what the store still has firing of them. What removed checks still fire is
+        resolved now by a leader, else once it leads (`retire_removed`)."""
         now, alerts = self._clock(), list(firing)
         self._checks = {}
         for spec in specs:
@@ -145,7 +146,7 @@ class CheckRunner:
             recorded = State.UNKNOWN if state.up is None else State.UP if state.up else State.DOWN
             self._checks[spec.name] = _Check(spec, state, recorded=recorded)
         self._retiring = orphans(specs, alerts, now)
-        await self._retire()
+        await self.retire_removed()
 
     async def apply(self, specs: Sequence[CheckSpec]) -> tuple[list[str], list[str]]:
         """After a reload: new checks start, changed ones keep their state, removed
@@ -159,7 +160,7 @@ class CheckRunner:
             async with gone.lock:  # a run in progress finishes first
                 self._retiring += retire(gone.state, self._clock())
             self._metrics.forget_check(name)
-        await self._retire()
+        await self.retire_removed()
         for name in changed:
             old = self._checks.get(name)
             if old is None or old.spec.type is not wanted[name].type:
@@ -181,7 +182,7 @@ class CheckRunner:
         check = self._checks.get(name)
         if check is None or not self.leader:
             return
-        await self._retire()
+        await self.retire_removed()
         async with check.lock:
             if self._checks.get(name) is not check:
                 return  # removed or replaced while this run waited
@@ -190,8 +191,12 @@ class CheckRunner:
             except Exception:
                 log.exception("check %s failed to run", name)
 
-    async def _retire(self) -> None:
-        """Resolve what removed checks still fire; kept to try again if not stored."""
+    async def retire_removed(self) -> None:
+        """Resolve what removed checks still fire; kept to try again if not stored.
+        Only the leader does: a standby's rules may be older or newer than the
+        leader's (a rolling reload), and what it knows of their state is stale."""
+        if not self.leader:
+            return
         retiring, self._retiring = self._retiring, []
         if retiring and not await self._send(retiring):
             self._retiring = retiring + self._retiring

@@ -153,3 +153,27 @@ async def test_a_check_removed_while_the_daemon_was_stopped_resolves_at_start(
     await client.app[CHECKS].load([], await db.read(checkstore.firing_check_alerts))
     (inc,) = await checks_incidents(client)
     assert inc["status"] == "resolved"
+
+
+async def test_a_standby_without_a_check_leaves_the_leaders_alerts_until_it_leads(
+    postgres_url: str, aiohttp_client: Any, peer: FakePeer, clock: FakeClock
+) -> None:
+    """A rolling reload: a replica started with rules that dropped a check must not
+    resolve what the leader, still on the old rules, fires; once it leads, it does."""
+    leader, _ = await replicas(postgres_url, aiohttp_client, peer, clock)
+    peer.answer(Answer(503))
+    await leader.run_check("api-health")
+    newer = RULES.format(url=peer.url("/healthz")).split("checks:\n")[0] + "checks: []\n"
+    app = build_app(
+        Settings(database=postgres_url), clock=clock, rules=rule_set(newer),
+        sweep_interval=timedelta(hours=1), run_checks=False,
+    )  # fmt: skip
+    standby = await aiohttp_client(app)
+    assert not await leads(standby)
+    assert [i["status"] for i in await checks_incidents(leader)] == ["open"]
+
+    await leader.close()
+    clock.advance(LEASE_TTL + timedelta(seconds=1))
+    await app[CHECK_JOBS].hold_lease()  # no check left to run: taking the lead resolves
+    assert await leads(standby)
+    assert [i["status"] for i in await checks_incidents(standby)] == ["resolved"]
