@@ -227,6 +227,26 @@ def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -
     assert e.incident(Outcome("new", opened.id)).priority is Priority.P2
 
 
+def test_a_raise_after_the_acknowledgement_keeps_the_met_response_target() -> None:
+    from itsmd.lifecycle import acknowledge
+    from itsmd.models import Priority
+
+    hour = timedelta(hours=1)
+    sla = {Priority.P3: SlaTarget(respond=4 * hour, resolve=24 * hour),
+           Priority.P2: SlaTarget(respond=hour, resolve=8 * hour)}  # fmt: skip
+    e = Engine(AUTO, sla)
+    opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
+    acked, _ = acknowledge(opened, "alice", T0 + 2 * hour)  # in time for P3, late for P2
+    e.ws.put_incident(acked)
+
+    e.send(alert(alertname="Down", severity="critical"), T0 + 3 * hour)
+    raised = e.incident(Outcome("new", opened.id))
+    assert raised.priority is Priority.P2
+    assert raised.respond_due == T0 + 4 * hour  # judged at the priority of its moment
+    assert raised.resolve_due == T0 + 8 * hour  # still open: follows the new priority
+    assert "SLA respond due" in e.ws.timeline[-1].message
+
+
 def test_a_fixed_urgency_is_kept_whatever_joins() -> None:
     e = Engine(AUTO)
     opened = e.incident(e.send(alert(team="db", severity="warning"), T0))
