@@ -226,6 +226,32 @@ async def test_a_waiting_escalation_does_not_hold_back_later_events(
     assert bodies[1]["event"] == "opened"  # the escalation, when due
 
 
+async def test_an_escalation_in_retry_holds_back_later_events_of_its_sink(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    routes = """\
+  - {name: escalate, events: [opened], after: 15m, unless: acknowledged, to: [late],
+     continue: true}
+  - {name: comments, events: [commented], to: [late]}
+"""
+    client = await make_client(RULES, connectors=config(peer, routes))
+    await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
+    client.clock.advance(timedelta(minutes=16))
+    peer.answer(Answer(503))
+    await deliver(client)
+    await seen(peer, 1)  # the escalation failed: it waits for its retry now
+    body = {"text": "looking"}
+    assert (await client.post("/api/v1/incidents/INC-1/comment", json=body)).status == 200
+    await deliver(client)
+    assert len(peer.seen) == 1  # the comment does not overtake the escalation
+
+    client.clock.advance(timedelta(minutes=10))  # past any backoff
+    await deliver(client)
+    await deliver(client)
+    bodies = await seen(peer, 3)
+    assert [b["event"] for b in bodies] == ["opened", "opened", "commented"]
+
+
 async def test_incidents_opened_in_an_annotating_window_are_muted(
     make_client: MakeClient, peer: FakePeer
 ) -> None:

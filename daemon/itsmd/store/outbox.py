@@ -111,9 +111,10 @@ class Slots:
 
 def _eligible(now: datetime, full: Sequence[str], sending: Sequence[int], limit: int) -> Any:
     """Due rows not leased, each the first pending of its subject and sink, except
-    that an escalation still waiting for its time does not hold back later events."""
+    that an escalation still waiting for its time does not hold back later events
+    (one waiting for a retry does: it was due, so it goes first)."""
     earlier = notifications.alias("earlier")
-    waiting = earlier.c.unless.is_not(None) & (earlier.c.due_at > now)
+    waiting = earlier.c.unless.is_not(None) & (earlier.c.due_at > now) & (earlier.c.attempts == 0)
     blocked = (
         select(earlier.c.id)
         .where(
