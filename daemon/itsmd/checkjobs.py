@@ -45,6 +45,7 @@ class CheckJobs:
         self.scheduler = AsyncIOScheduler(timezone=UTC)
         self._reloads: set[asyncio.Task[None]] = set()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._held_until: datetime | None = None  # of the lease as this replica last got it
 
     async def start(self) -> None:
         """Replicas contend for the lease before the first check is due."""
@@ -91,18 +92,28 @@ class CheckJobs:
 
     async def hold_lease(self) -> None:
         """Several replicas on one PostgreSQL: one runs the checks, another takes over
-        within LEASE_TTL when it dies."""
-        holder = self.holder
+        within LEASE_TTL when it dies. A store outage keeps the lead until the lease
+        this replica last got runs out (nobody else can take it before), and a lease
+        renewed without a gap keeps the state of the checks as it is."""
+        holder, started = self.holder, self._now()
+        lease: checkstore.Lease | None  # None: unknown, the store is out of reach
         try:
-            held = await self._writer().run(
+            lease = await self._writer().run(
                 lambda conn, now: checkstore.hold_lease(conn, "checks", holder, now, LEASE_TTL)
             )
         except StoreUnavailable as exc:
             log.warning("checks lease not renewed: %s", exc)
-            held = False
-        taking = held and not self.runner.leader
+            lapsed = self._held_until is None or started >= self._held_until
+            lease = checkstore.Lease.LOST if lapsed else None
+        if lease is checkstore.Lease.RENEWED or lease is checkstore.Lease.TAKEN:
+            self._held_until = started + LEASE_TTL
+        taking = lease is checkstore.Lease.TAKEN or (
+            lease is checkstore.Lease.RENEWED and not self.runner.leader
+        )
         if taking and not await self._take_over():
-            held = taking = False  # the lease runs out unrenewed; some replica takes it then
+            lease = checkstore.Lease.LOST  # it runs out unrenewed; some replica takes it then
+            taking = False
+        held = self.runner.leader if lease is None else lease is not checkstore.Lease.LOST
         if held != self.runner.leader:
             log.info("checks: this replica %s", "leads" if held else "stands by")
         self.runner.leader = held

@@ -177,3 +177,47 @@ async def test_a_standby_without_a_check_leaves_the_leaders_alerts_until_it_lead
     await app[CHECK_JOBS].hold_lease()  # no check left to run: taking the lead resolves
     assert await leads(standby)
     assert [i["status"] for i in await checks_incidents(standby)] == ["resolved"]
+
+
+async def test_a_store_outage_keeps_the_lead_while_the_lease_lasts_and_the_state_with_it(
+    postgres_url: str,
+    aiohttp_client: Any,
+    peer: FakePeer,
+    clock: FakeClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from itsmd.store.engine import StoreUnavailable
+
+    leader, standby = await replicas(postgres_url, aiohttp_client, peer, clock)
+    assert leader.app is not None
+    assert standby.app is not None
+    jobs, writer = leader.app[CHECK_JOBS], leader.runtime.writer
+    assert writer is not None
+    real_run, loads = writer.run, []
+    down = True
+
+    async def flaky(work: Any) -> Any:
+        if down:
+            raise StoreUnavailable("connection refused")
+        return await real_run(work)
+
+    async def load(*args: Any) -> None:
+        loads.append(args)
+
+    monkeypatch.setattr(writer, "run", flaky)
+    monkeypatch.setattr(jobs.runner, "load", load)
+    clock.advance(timedelta(seconds=5))
+    await jobs.hold_lease()  # not renewed, but the lease got 5 s ago lasts 10 s more
+    assert await leads(leader)
+    down = False
+    clock.advance(timedelta(seconds=5))
+    await jobs.hold_lease()  # renewed without a gap: nothing reloaded
+    assert await leads(leader)
+    assert loads == []
+
+    down = True
+    clock.advance(LEASE_TTL + timedelta(seconds=1))
+    await jobs.hold_lease()  # the lease ran out meanwhile: another replica may lead now
+    assert not await leads(leader)
+    await standby.app[CHECK_JOBS].hold_lease()
+    assert await leads(standby)

@@ -72,18 +72,21 @@ async def test_record_change_skips_a_repeat_of_the_current_state(db: Database) -
 
 async def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(db: Database) -> None:
     ttl = timedelta(seconds=15)
+    Lease = checkstore.Lease
 
-    async def hold(holder: str, at: datetime) -> bool:
-        return bool(
-            await db.write(lambda conn: checkstore.hold_lease(conn, "checks", holder, at, ttl))
+    async def hold(holder: str, at: datetime) -> checkstore.Lease:
+        lease: checkstore.Lease = await db.write(
+            lambda conn: checkstore.hold_lease(conn, "checks", holder, at, ttl)
         )
+        return lease
 
-    assert await hold("a", T0)
-    assert not await hold("b", T0 + timedelta(seconds=5))
-    assert await hold("a", T0 + timedelta(seconds=10))  # renewed until T0 + 25 s
-    assert not await hold("b", T0 + timedelta(seconds=20))
-    assert await hold("b", T0 + timedelta(seconds=26))  # a stopped renewing
-    assert not await hold("a", T0 + timedelta(seconds=27))
+    assert await hold("a", T0) is Lease.TAKEN
+    assert await hold("b", T0 + timedelta(seconds=5)) is Lease.LOST
+    assert await hold("a", T0 + timedelta(seconds=10)) is Lease.RENEWED  # until T0 + 25 s
+    assert await hold("b", T0 + timedelta(seconds=20)) is Lease.LOST
+    assert await hold("b", T0 + timedelta(seconds=26)) is Lease.TAKEN  # a stopped renewing
+    assert await hold("a", T0 + timedelta(seconds=27)) is Lease.LOST
+    assert await hold("b", T0 + timedelta(seconds=45)) is Lease.TAKEN  # its own, lapsed
 
 
 async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnight(

@@ -9,6 +9,7 @@ keeping the last one before the cutoff so the state at the cutoff stays known.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -189,23 +190,30 @@ def _midnight(day: date) -> datetime:
 # ---- leader leases
 
 
-def hold_lease(conn: Connection, job: str, holder: str, now: datetime, ttl: timedelta) -> bool:
-    """Take or renew the lease of `job`; False while another holder's lease runs."""
-    free = (leases.c.holder == holder) | (leases.c.until < now)
-    taken = conn.execute(
-        update(leases).where(leases.c.job == job, free).values(holder=holder, until=now + ttl)
-    )
-    if taken.rowcount:
-        return True
+class Lease(enum.Enum):
+    RENEWED = "renewed"  # held without a gap: whatever this holder knew still stands
+    TAKEN = "taken"  # new, or after a lapse in which another holder may have led
+    LOST = "lost"  # another holder's lease runs
+
+
+def hold_lease(conn: Connection, job: str, holder: str, now: datetime, ttl: timedelta) -> Lease:
+    """Take or renew the lease of `job`."""
+    until = now + ttl
+    mine = (leases.c.job == job) & (leases.c.holder == holder) & (leases.c.until >= now)
+    if conn.execute(update(leases).where(mine).values(until=until)).rowcount:
+        return Lease.RENEWED
+    lapsed = (leases.c.job == job) & (leases.c.until < now)
+    if conn.execute(update(leases).where(lapsed).values(holder=holder, until=until)).rowcount:
+        return Lease.TAKEN
     exists = conn.execute(select(leases.c.job).where(leases.c.job == job)).first()
     if exists is not None:
-        return False
+        return Lease.LOST
     try:
         with conn.begin_nested():
-            conn.execute(insert(leases).values(job=job, holder=holder, until=now + ttl))
+            conn.execute(insert(leases).values(job=job, holder=holder, until=until))
     except IntegrityError:  # another replica inserted it first
-        return False
-    return True
+        return Lease.LOST
+    return Lease.TAKEN
 
 
 def saw_heartbeats(conn: Connection, names: Iterable[str], at: datetime) -> None:
