@@ -63,7 +63,6 @@ class CheckJobs:
         self.scheduler.shutdown(wait=False)
         if self._reloads:
             await asyncio.wait(self._reloads, timeout=5)
-        self.runner.close()
 
     def reloaded(self) -> None:
         """A reload hook: apply the new rule set's checks (runs as a task)."""

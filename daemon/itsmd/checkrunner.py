@@ -15,12 +15,13 @@ import asyncio
 import concurrent.futures
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 from sqlalchemy import Connection
@@ -60,6 +61,7 @@ from itsmd.store import checkstore
 from itsmd.store.engine import StoreUnavailable
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 Clock = Callable[[], datetime]
 Submit = Callable[[Sequence[Alert]], Awaitable[object]]
 Write = Callable[[Callable[[Connection, datetime], Any]], Awaitable[Any]]
@@ -118,12 +120,7 @@ class CheckRunner:
         self._clock, self._metrics = clock, metrics
         self._checks: dict[str, _Check] = {}
         self._retiring: list[Alert] = []  # resolutions of removed checks not stored yet
-        # statvfs on a hung mount never returns: its own threads, not the loop's
-        self._disk_pool = concurrent.futures.ThreadPoolExecutor(4, "itsmd-disk")
         self.leader = leader
-
-    def close(self) -> None:
-        self._disk_pool.shutdown(wait=False, cancel_futures=True)
 
     @property
     def watches_heartbeats(self) -> bool:
@@ -376,7 +373,7 @@ class CheckRunner:
     async def _disk(self, check: _Check, p: DiskProbe, now: datetime) -> ProbeResult:
         if check.statvfs is not None and not check.statvfs.done():
             return ProbeResult(False, 0.0, f"{p.path}: the previous probe has not returned")
-        check.statvfs = self._disk_pool.submit(probes.probe_disk, p.path)
+        check.statvfs = _in_thread(probes.probe_disk, p.path)
         r, ratio = await asyncio.wrap_future(check.statvfs)
         if not r.ok:
             return ProbeResult(False, r.duration_s, r.error)
@@ -410,6 +407,24 @@ class CheckRunner:
             capacity_series(p.capacity, s.labels, s.samples, now) for s in found if s.samples
         )
         return ProbeResult(True, time.perf_counter() - started, series=series)
+
+
+def _in_thread(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+    """Run `fn` on a thread of its own. statvfs on a hung mount never returns: a
+    shared pool would fill with hung calls and keep healthy paths waiting, and a
+    check starts no probe while its last one hangs, so threads stay one per check."""
+    future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting check
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="itsmd-disk", daemon=True).start()
+    return future
 
 
 def _capacity_json(spec: CheckSpec, v: SeriesValue) -> dict[str, Any]:

@@ -397,6 +397,40 @@ async def test_a_disk_probe_that_hangs_is_not_started_again_until_it_returns(
     assert len(calls) == 2
 
 
+async def test_hung_mounts_never_keep_another_disk_check_waiting(
+    make_client: MakeClient, peer: FakePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import threading
+
+    from itsmd import probes
+
+    released, real = threading.Event(), probes.probe_disk
+
+    def some_hung(path: Any) -> Any:
+        if Path(path).name.startswith("hung"):
+            released.wait(30)
+        return real(path)
+
+    monkeypatch.setattr(probes, "probe_disk", some_hung)
+    for i in range(6):
+        (tmp_path / f"hung{i}").mkdir()
+    disks = [(f"nfs{i}", tmp_path / f"hung{i}") for i in range(6)] + [("local", tmp_path)]
+    more = "".join(
+        f"  - {{name: {name}, type: disk, path: '{path}', interval: 1m, timeout: 200ms,"
+        " warn: {below: 0}}\n"
+        for name, path in disks
+    )
+    client = await client_for(make_client, peer, more)
+    try:
+        await asyncio.gather(*(client.run_check(f"nfs{i}") for i in range(6)))
+        await client.run_check("local")
+        assert (await check(client, "local"))["up"] is True
+        assert (await check(client, "nfs5"))["last_error"] == "timed out after 0.2s"
+    finally:
+        released.set()
+
+
 def _probe_returned(client: ApiClient) -> bool:
     assert client.app is not None
     statvfs = client.app[CHECKS]._checks["nfs"].statvfs
