@@ -29,7 +29,7 @@ from itsmd.models import Alert, AlertStatus, format_incident_id
 from itsmd.rules import RuleSet
 from itsmd.sla import SlaTargets
 from itsmd.store import repo
-from itsmd.store.engine import Database, StoreUnavailable, describe_error
+from itsmd.store.engine import Database, StoreUnavailable, describe_error, is_unavailable
 from itsmd.store.notes import pop_notes
 
 log = logging.getLogger(__name__)
@@ -191,19 +191,26 @@ class Writer:
             result, touched, notified = await self._db.write(unit)
             if touched and self._current is not None:
                 self._current.clear()  # rare (humans, ended holds): read them again
-        except IntegrityError as exc:  # a race another replica won: not a store fault
-            log.info("unit of work conflicted with another writer: %s", describe_error(exc))
-            _fail(job, StoreUnavailable(describe_error(exc)))
-        except (SQLAlchemyError, OSError) as exc:
-            self._metrics.store_errors.labels("action").inc()
-            _fail(job, StoreUnavailable(describe_error(exc)))
-        except Exception as exc:  # noqa: BLE001 - domain errors go back to the caller
-            _fail(job, exc)
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
+            _fail(job, self._work_failed(exc))
         else:
             if notified and self._outbox is not None:
                 self._outbox.wake()
             if not job.future.done():
                 job.future.set_result(result)
+
+    def _work_failed(self, exc: Exception) -> Exception:
+        """What the caller of a failed unit of work gets. Races the units expect are
+        settled inside them (savepoints); a conflict that still gets here may pass
+        on a retry, so it is a 503 too, but counted and logged like an outage."""
+        if not isinstance(exc, (SQLAlchemyError, OSError)):
+            return exc  # a domain error (409, 404, ...), the caller's to answer
+        self._metrics.store_errors.labels("action").inc()
+        if is_unavailable(exc) or isinstance(exc, IntegrityError):
+            log.warning("unit of work not stored: %s", describe_error(exc))
+            return StoreUnavailable(describe_error(exc))
+        log.error("unit of work failed on a faulty statement", exc_info=exc)
+        return exc
 
     def _enqueue(self, conn: Connection) -> int:
         """Outbox rows for what the unit noted, before it commits."""
@@ -221,12 +228,12 @@ class Writer:
                 log.info("ingest batch conflicted (attempt %d): %s", attempt, describe_error(exc))
                 error: Exception = StoreUnavailable(describe_error(exc))
                 continue
-            except (SQLAlchemyError, OSError) as exc:
-                error = StoreUnavailable(describe_error(exc))
-                break
             except Exception as exc:
-                log.exception("ingest batch failed")
-                error = exc
+                if is_unavailable(exc):
+                    error = StoreUnavailable(describe_error(exc))
+                else:
+                    log.exception("ingest batch failed")
+                    error = exc
                 break
             for job, result in zip(batch, results, strict=True):
                 if not job.future.done():

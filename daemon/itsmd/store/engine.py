@@ -22,8 +22,9 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 T = TypeVar("T")
@@ -41,6 +42,39 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, DBAPIError) and exc.orig is not None:
         return f"{type(exc.orig).__name__}: {exc.orig}".splitlines()[0]
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+# PostgreSQL error classes (SQLSTATE's first two characters) that say the server
+# cannot serve now, not that the statement is wrong: connection exception,
+# transaction rollback (serialization, deadlock), insufficient resources, object
+# not in prerequisite state (lock not available), operator intervention
+# (shutdown, statement timeout), system error.
+_PG_UNAVAILABLE = frozenset({"08", "40", "53", "55", "57", "58"})
+# SQLite's primary result codes of the same kind; its syntax errors and missing
+# tables are OperationalError too (SQLITE_ERROR), so the driver's class is no guide.
+_SQLITE_UNAVAILABLE = frozenset({
+    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY",
+    "SQLITE_CANTOPEN", "SQLITE_NOMEM", "SQLITE_PROTOCOL", "SQLITE_INTERRUPT",
+    "SQLITE_CORRUPT", "SQLITE_NOTADB",
+})  # fmt: skip
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a database error means the store cannot serve now (retry later, 503)
+    rather than a fault in the statement (a bug, 500)."""
+    if isinstance(exc, (OSError, TimeoutError, sa_exc.TimeoutError)):
+        return True  # unreachable server, pool exhausted
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate[:2] in _PG_UNAVAILABLE
+    name = getattr(exc.orig, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return "_".join(name.split("_")[:2]) in _SQLITE_UNAVAILABLE
+    return isinstance(exc, OperationalError)
 
 
 def is_sqlite(url: str) -> bool:
@@ -81,15 +115,18 @@ class Database:
 
     async def read(self, unit: Unit[T]) -> T:
         """Run `unit` in its own transaction beside the writer; a store that cannot
-        answer raises StoreUnavailable (HTTP 503, a skipped job), not a driver error."""
+        answer raises StoreUnavailable (HTTP 503, a skipped job); a faulty statement
+        raises its driver error (HTTP 500, logged)."""
         try:
             if self._sync is not None:
                 return await _in_thread(self._readers, _transaction, self._sync, unit)
             assert self._async is not None
             async with self._async.connect() as conn:
                 return await conn.run_sync(unit)
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreUnavailable(describe_error(exc)) from exc
+        except Exception as exc:
+            if is_unavailable(exc):
+                raise StoreUnavailable(describe_error(exc)) from exc
+            raise
 
     async def dispose(self) -> None:
         if self._sync is not None:
