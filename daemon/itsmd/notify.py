@@ -230,8 +230,6 @@ class Notifier:
         work: Callable[[Connection, datetime], bool]
         if isinstance(result, Delivered):
             work = functools.partial(_sent, row=row, ref=result.ref)
-            latency = max((now - max(row.due_at, row.created_at)).total_seconds(), 0.0)
-            self._metrics.notification_latency.labels(row.sink).observe(latency)
         elif isinstance(result, Retry) and outcome == "retry" and runner is not None:
             delay = runner.backoff_s(row.attempts + 1, result.after_s)
             due = now + timedelta(seconds=delay)
@@ -242,7 +240,6 @@ class Notifier:
                 error = f"gave up after {row.attempts + 1} attempts: {error}"
             work = functools.partial(_dead, row=row, error=error)
         self._log_transition(row, result, runner, outcome)
-        self._metrics.notifications.labels(row.sink, outcome).inc()
         try:
             held = await self._store().run(work)
         except StoreUnavailable as exc:  # the lease runs out and the row is sent again
@@ -253,6 +250,12 @@ class Notifier:
                 "the claim of %s to %s ran out before its answer was recorded; "
                 "the worker that took it over records its own", row.event_id, row.sink,
             )  # fmt: skip
+            return
+        # Counted once recorded: a row's outcome, not an attempt the store never took.
+        self._metrics.notifications.labels(row.sink, outcome).inc()
+        if isinstance(result, Delivered):
+            latency = max((now - max(row.due_at, row.created_at)).total_seconds(), 0.0)
+            self._metrics.notification_latency.labels(row.sink).observe(latency)
 
     def _log_transition(
         self, row: outbox.Claimed, result: Delivery, runner: SinkRunner | None, outcome: str

@@ -359,3 +359,34 @@ routes:
         ).scalar()
     )
     assert claimed == 0
+
+
+async def test_an_answer_recorded_after_the_claim_ran_out_is_not_counted(
+    make_client: MakeClient,
+) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import update
+
+    from itsmd.store.tables import notifications as rows
+
+    async with running_peer(Answer(200, hang=True)) as slow:
+        text = f'connectors:\n  sinks:\n    slow: {{type: webhook, url: "{slow.url()}"}}\n'
+        text += "routes:\n  - {name: all, to: [slow]}\n"
+        client = await make_client(RULES, connectors=parse_config(text, "x.yml", {}).connectors)
+        await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
+        await async_wait_until(lambda: len(slow.seen) == 1, what="the send under way")
+        taken = datetime(2030, 1, 1, tzinfo=client.clock.now.tzinfo)  # another worker's lease
+        writer = client.runtime.writer
+        assert writer is not None
+        await writer.run(lambda conn, _: conn.execute(update(rows).values(claimed_until=taken)))
+        slow.release()
+        await async_wait_until(lambda: _send_over(client), what="the send recorded or not")
+    assert await client.metric("itsmd_notifications_total", connector="slow") == 0
+    (row,) = await notifications(client, "pending")
+    assert row["attempts"] == 0  # the worker holding the claim now records its own
+
+
+def _send_over(client: ApiClient) -> bool:
+    assert client.app is not None
+    return not client.app[NOTIFIER]._sending
