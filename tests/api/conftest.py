@@ -10,6 +10,7 @@ hourly, so tests call `client.sweep()` themselves after moving the clock.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,8 @@ from pytest_aiohttp import AiohttpClient
 from itsmd.app import build_app
 from itsmd.config import Settings
 from itsmd.rules import RuleSet, parse_rule_sections
+from itsmd.store.engine import Database
+from itsmd.store.migrate import upgrade
 from tests.api.api_support import DEFAULT_RULES, ApiClient, FakeClock, MakeClient, remote_is
 
 RULES_FILENAME = "test-rules.yml"
@@ -70,3 +73,14 @@ def make_client(
         return client
 
     return create
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    """The test's database, migrated, for store code run without an app."""
+    database = Database(db_url, busy_timeout=timedelta(seconds=1))
+    await upgrade(database)
+    try:
+        yield database
+    finally:
+        await database.dispose()

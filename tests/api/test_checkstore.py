@@ -4,7 +4,6 @@ cutoff, long windows read the aggregates, and one holder at a time gets a lease.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,20 +12,9 @@ from sqlalchemy import Connection
 from itsmd.availability import State, Uptime
 from itsmd.store import checkstore
 from itsmd.store.engine import Database
-from itsmd.store.migrate import upgrade
 
 DAY = timedelta(days=1)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url, busy_timeout=timedelta(seconds=3))
-    await upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 async def test_changes_roll_up_into_days_and_old_changes_are_pruned(db: Database) -> None:

@@ -4,7 +4,6 @@ PostgreSQL errors."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,19 +12,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from itsmd.store.engine import Database, StoreUnavailable
-from itsmd.store.migrate import upgrade
 from tests.api.api_support import MakeClient
 from tests.conftest import get_free_port
-
-
-@pytest.fixture
-async def db(db_url: str) -> AsyncIterator[Database]:
-    database = Database(db_url, busy_timeout=timedelta(seconds=1))
-    await upgrade(database)
-    try:
-        yield database
-    finally:
-        await database.dispose()
 
 
 def missing_table(conn: Connection) -> object:
