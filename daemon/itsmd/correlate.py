@@ -506,8 +506,9 @@ class Correlator:
     def _raise_urgency(self, inc: Incident, row: StoredAlert, now: datetime) -> Incident:
         """A more severe alert joined: urgency (from severity) and so priority rise,
         never fall, and the SLA due times follow the new priority from the opening.
-        A target already met keeps its due time: the response (or resolution) was
-        judged against the priority of its moment, not breached after the fact."""
+        A response already made keeps its due time: it was judged against the
+        priority of its moment, not breached after the fact (alerts join only
+        unresolved incidents, so the resolution target is always still open)."""
         severity = row.labels.get("severity")
         urgency = urgency_from_severity(severity)
         if not more_urgent(urgency, inc.urgency):
@@ -516,8 +517,6 @@ class Correlator:
         respond_due, resolve_due = due_times(priority, inc.opened_at, self.sla)
         if inc.acknowledged_at is not None:
             respond_due = inc.respond_due
-        if inc.resolved_at is not None:
-            resolve_due = inc.resolve_due
         raised = evolve(inc, urgency=urgency, priority=priority,
                         respond_due=respond_due, resolve_due=resolve_due)  # fmt: skip
         self.ws.put_incident(raised)

@@ -205,16 +205,24 @@ async def test_an_escalation_waits_and_is_cancelled_by_an_acknowledgement(
     assert cancelled["subject"] == "INC-1"
 
 
-async def test_a_waiting_escalation_does_not_hold_back_later_events(
-    make_client: MakeClient, peer: FakePeer
-) -> None:
-    routes = """\
+ESCALATE_AND_COMMENTS = """\
   - {name: escalate, events: [opened], after: 15m, unless: acknowledged, to: [late],
      continue: true}
   - {name: comments, events: [commented], to: [late]}
 """
-    client = await make_client(RULES, connectors=config(peer, routes))
+
+
+async def escalating(make_client: MakeClient, peer: FakePeer) -> ApiClient:
+    """INC-1 opened, its escalation to `late` due in 15 minutes; comments go there too."""
+    client = await make_client(RULES, connectors=config(peer, ESCALATE_AND_COMMENTS))
     await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
+    return client
+
+
+async def test_a_waiting_escalation_does_not_hold_back_later_events(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    client = await escalating(make_client, peer)
     client.clock.advance(timedelta(minutes=1))
     body = {"text": "looking"}
     assert (await client.post("/api/v1/incidents/INC-1/comment", json=body)).status == 200
@@ -229,13 +237,7 @@ async def test_a_waiting_escalation_does_not_hold_back_later_events(
 async def test_an_escalation_in_retry_holds_back_later_events_of_its_sink(
     make_client: MakeClient, peer: FakePeer
 ) -> None:
-    routes = """\
-  - {name: escalate, events: [opened], after: 15m, unless: acknowledged, to: [late],
-     continue: true}
-  - {name: comments, events: [commented], to: [late]}
-"""
-    client = await make_client(RULES, connectors=config(peer, routes))
-    await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
+    client = await escalating(make_client, peer)
     client.clock.advance(timedelta(minutes=16))
     peer.answer(Answer(503))
     await deliver(client)

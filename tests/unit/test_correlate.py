@@ -10,7 +10,16 @@ import pytest
 from itsmd import lifecycle
 from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.fingerprint import fingerprint
-from itsmd.models import Action, Alert, AlertStatus, Incident, IncidentStatus, TimelineKind
+from itsmd.models import (
+    Action,
+    Alert,
+    AlertStatus,
+    Incident,
+    IncidentStatus,
+    Level,
+    Priority,
+    TimelineKind,
+)
 from itsmd.rules import RuleSet, parse_rule_file
 from itsmd.sla import SlaTarget
 
@@ -201,13 +210,14 @@ incidents:
 """
 
 
-def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -> None:
-    from itsmd.models import Level, Priority
+P3_P2_SLA = {
+    Priority.P3: SlaTarget(respond=timedelta(hours=4), resolve=timedelta(hours=24)),
+    Priority.P2: SlaTarget(respond=timedelta(hours=1), resolve=timedelta(hours=8)),
+}
 
-    hour = timedelta(hours=1)
-    sla = {Priority.P3: SlaTarget(respond=4 * hour, resolve=24 * hour),
-           Priority.P2: SlaTarget(respond=hour, resolve=8 * hour)}  # fmt: skip
-    e = Engine(AUTO, sla)
+
+def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -> None:
+    e = Engine(AUTO, P3_P2_SLA)
     opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
     assert (opened.urgency, opened.priority) == (Level.MEDIUM, Priority.P3)  # impact medium
     e.send(alert(alertname="Slower", severity="warning"), T0 + MIN)  # as urgent: no change
@@ -228,15 +238,10 @@ def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -
 
 
 def test_a_raise_after_the_acknowledgement_keeps_the_met_response_target() -> None:
-    from itsmd.lifecycle import acknowledge
-    from itsmd.models import Priority
-
     hour = timedelta(hours=1)
-    sla = {Priority.P3: SlaTarget(respond=4 * hour, resolve=24 * hour),
-           Priority.P2: SlaTarget(respond=hour, resolve=8 * hour)}  # fmt: skip
-    e = Engine(AUTO, sla)
+    e = Engine(AUTO, P3_P2_SLA)
     opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
-    acked, _ = acknowledge(opened, "alice", T0 + 2 * hour)  # in time for P3, late for P2
+    acked, _ = lifecycle.acknowledge(opened, "alice", T0 + 2 * hour)  # in time for P3, late for P2
     e.ws.put_incident(acked)
 
     e.send(alert(alertname="Down", severity="critical"), T0 + 3 * hour)
