@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from itsmd.fingerprint import fingerprint
+from itsmd.correlation.fingerprint import fingerprint
 
 
 @dataclass(frozen=True)

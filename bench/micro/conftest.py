@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from itsmd.rules import IncidentRule, RuleSet, parse_rule_file
+from itsmd.correlation.rules import IncidentRule, RuleSet, parse_rule_file
 
 SHIPPED_STYLE_RULES = """
 incidents:

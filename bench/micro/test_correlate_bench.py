@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from itsmd.correlate import Correlator, Outcome, Router, WorkingSet
-from itsmd.fingerprint import fingerprint
+from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
+from itsmd.correlation.fingerprint import fingerprint
+from itsmd.correlation.rules import RuleSet
+from itsmd.correlation.sla import SlaTarget, SlaTargets
 from itsmd.models import (
     Action,
     Alert,
@@ -28,8 +30,6 @@ from itsmd.models import (
     Priority,
     StoredAlert,
 )
-from itsmd.rules import RuleSet
-from itsmd.sla import SlaTarget, SlaTargets
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 NOW = T0 + timedelta(minutes=2)

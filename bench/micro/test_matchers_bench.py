@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from itsmd.matchers import MatchOp, Selector, parse_selector, parse_selectors
+from itsmd.correlation.matchers import MatchOp, Selector, parse_selector, parse_selectors
 
 # Selectors as SREs write them in rule files: every operator, regex alternations.
 SELECTORS = [

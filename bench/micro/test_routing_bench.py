@@ -1,7 +1,7 @@
 """Rule lookup: one alert routed through 10 and through 1,000 incident rules.
 
 The alert matches none of the generated rules, only the catch-all at the end. A full
-scan would evaluate every rule; the equality-matcher index (itsmd.routing) checks just
+scan would evaluate every rule; the equality-matcher index (itsmd.correlation.routing) checks just
 the rules filed under the alert's own label values plus the unindexed ones, so the
 1,000-rule figure should stay close to the 10-rule one. A regression to a scan shows
 as a ratio near 100.
@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 from pytest_benchmark.fixture import BenchmarkFixture
 
-from itsmd.matchers import parse_selectors
-from itsmd.rules import IncidentRule, RuleSet
+from itsmd.correlation.matchers import parse_selectors
+from itsmd.correlation.rules import IncidentRule, RuleSet
 
 ALERT = {
     "alertname": "InstanceDown",

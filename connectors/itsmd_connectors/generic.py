@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
+from itsmd.correlation.fingerprint import fingerprint
 from itsmd.durations import format_time
-from itsmd.fingerprint import fingerprint
 from itsmd.models import Alert, AlertStatus
 from itsmd.sources import PayloadError
 from itsmd_connectors.alertmanager import (

@@ -1,3 +1,3 @@
-from itsmd.cli import main
+from itsmd.cli.main import main
 
 raise SystemExit(main())

@@ -14,12 +14,12 @@ from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from itsmd.businesshours import BusinessHours, parse_days, parse_span, parse_zone
-from itsmd.connconfig import Connectors, parse_connectors
-from itsmd.connector import SinkKind, installed_kinds
+from itsmd.correlation.businesshours import BusinessHours, parse_days, parse_span, parse_zone
+from itsmd.correlation.sla import SlaTarget
 from itsmd.durations import parse_duration, parse_size
 from itsmd.models import Priority
-from itsmd.sla import SlaTarget
+from itsmd.notify.config import Connectors, parse_connectors
+from itsmd.notify.connector import SinkKind, installed_kinds
 from itsmd.yamlsource import (
     LoadError,
     LocDict,

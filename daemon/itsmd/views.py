@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from itsmd.correlation.sla import sla_state
 from itsmd.durations import format_optional_time, format_time
 from itsmd.models import Incident, ProblemRecord, StoredAlert, TimelineEntry, format_incident_id
-from itsmd.sla import sla_state
 
 
 def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:

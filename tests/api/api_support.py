@@ -22,8 +22,8 @@ from sqlalchemy import Connection, select
 
 from itsmd.api.keys import CHECKS, RUNTIME
 from itsmd.durations import parse_time
-from itsmd.housekeeping import sweep_holds
-from itsmd.runtime import Runtime
+from itsmd.runtime.housekeeping import sweep_holds
+from itsmd.runtime.state import Runtime
 from itsmd.store.tables import alerts as alerts_table
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"

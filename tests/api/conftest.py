@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from pytest_aiohttp import AiohttpClient
 
-from itsmd.app import build_app
 from itsmd.config import Settings
-from itsmd.rules import RuleSet, parse_rule_sections
+from itsmd.correlation.rules import RuleSet, parse_rule_sections
+from itsmd.server.app import build_app
 from itsmd.store.engine import Database
 from itsmd.store.migrate import upgrade
 from tests.api.api_support import DEFAULT_RULES, ApiClient, FakeClock, MakeClient, remote_is

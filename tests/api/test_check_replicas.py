@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from itsmd.api.keys import CHECKS, RUNTIME
-from itsmd.app import CHECK_JOBS, build_app
-from itsmd.checkjobs import LEASE_TTL
+from itsmd.checks.jobs import LEASE_TTL
 from itsmd.config import Settings
+from itsmd.server.app import CHECK_JOBS, build_app
 from itsmd.store import checkstore
 from tests.api.api_support import ApiClient, FakeClock, MakeClient, alert
 from tests.api.conftest import rule_set

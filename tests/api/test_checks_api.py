@@ -322,7 +322,7 @@ async def test_an_availability_change_the_store_missed_is_stored_with_the_next_r
     make_client: MakeClient, peer: FakePeer
 ) -> None:
     from itsmd.api.keys import HTTP
-    from itsmd.checkrunner import CheckRunner
+    from itsmd.checks.runner import CheckRunner
     from itsmd.store.engine import StoreUnavailable
 
     client = await client_for(make_client, peer)
@@ -363,7 +363,7 @@ async def test_a_disk_probe_that_hangs_is_not_started_again_until_it_returns(
 ) -> None:
     import threading
 
-    from itsmd import probes
+    from itsmd.checks import probes
 
     released, calls = threading.Event(), []
     real = probes.probe_disk
@@ -403,7 +403,7 @@ async def test_hung_mounts_never_keep_another_disk_check_waiting(
     import asyncio
     import threading
 
-    from itsmd import probes
+    from itsmd.checks import probes
 
     released, real = threading.Event(), probes.probe_disk
 

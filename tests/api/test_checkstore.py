@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection
 
-from itsmd.availability import State, Uptime
+from itsmd.checks.availability import State, Uptime
 from itsmd.store import checkstore
 from itsmd.store.engine import Database
 
@@ -80,7 +80,6 @@ async def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(db: Databas
 async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnight(
     db: Database,
 ) -> None:
-    from itsmd.api.levels import availability_report
     from tests.api.conftest import rule_set
 
     rules = rule_set("checks:\n  - {name: api, type: tcp, target: '127.0.0.1:1'}\n")
@@ -99,7 +98,9 @@ async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnigh
         await db.write(lambda conn, d=day: checkstore.roll_up(conn, T0 + d * DAY))
     now = T0 + 60 * DAY + timedelta(hours=20)  # the raw part starts mid-day, at 20:00
     window = timedelta(days=60)
-    body = await db.read(lambda conn: availability_report(conn, rules, now, [window], window))
+    body = await db.read(
+        lambda conn: checkstore.availability_report(conn, rules, now, [window], window)
+    )
     (doc,) = body["checks"]
     # Whole days 0..59 (down 6 h each), then day 60 until 20:00 (down 6 h, up 14 h).
     down, up = 61 * 6 * 3600, (60 * 18 + 14) * 3600

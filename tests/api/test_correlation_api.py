@@ -487,7 +487,7 @@ async def test_a_maintenance_window_suppresses_until_it_ends(
         f"    end: {end.isoformat()}\n"
         "    change: CHG-7\n"
     )
-    caplog.set_level(logging.INFO, logger="itsmd.writer")
+    caplog.set_level(logging.INFO, logger="itsmd.runtime.writer")
     client = await make_client(rules)
     client.clock.advance(2 * MINUTE)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from itsmd import replay
-from itsmd.cli import _recorded_alerts, main
-from itsmd.rules import load_rules
+from itsmd.cli.main import _recorded_alerts, main
+from itsmd.correlation.rules import load_rules
+from itsmd.ruletools import replay
 from tests.api.api_support import MakeClient, alert, resolved
 
 RULES = """\

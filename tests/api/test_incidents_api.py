@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
-from itsmd.sla import SlaTarget
 from tests.api.api_support import INCIDENTS, T0, ApiClient, MakeClient, alert, rfc3339
 
 # One incident per service; impact from a label so tests choose the priority.

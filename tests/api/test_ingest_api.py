@@ -470,8 +470,8 @@ async def test_a_read_the_store_cannot_answer_is_a_503_naming_the_cause(
     postgres_url: str, aiohttp_client: Any
 ) -> None:
     """PostgreSQL: reads wait at most `busy_timeout` for a lock (SQLite's readers never do)."""
-    from itsmd.app import build_app
     from itsmd.config import Settings
+    from itsmd.server.app import build_app
     from tests.api.api_support import DEFAULT_RULES
     from tests.api.conftest import rule_set
 

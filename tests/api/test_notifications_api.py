@@ -296,8 +296,8 @@ async def test_a_rejected_state_filter_names_the_states(make_client: MakeClient)
 async def test_two_replicas_on_one_postgresql_send_each_event_once(
     postgres_url: str, aiohttp_client: Any, peer: FakePeer
 ) -> None:
-    from itsmd.app import build_app
     from itsmd.config import Settings
+    from itsmd.server.app import build_app
     from tests.api.api_support import FakeClock
     from tests.api.conftest import rule_set
 

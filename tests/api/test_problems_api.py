@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from itsmd.cli import main
+from itsmd.cli.main import main
 from tests.api.api_support import ApiClient, MakeClient, alert, by_kind, resolved
 
 RULES = """\

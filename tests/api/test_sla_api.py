@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from itsmd.config import parse_config
-from itsmd.housekeeping import mark_sla_breaches
+from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
-from itsmd.sla import SlaTarget
+from itsmd.runtime.housekeeping import mark_sla_breaches
 from tests.api.api_support import ApiClient, MakeClient, alert, resolved
 from tests.conftest import async_wait_until
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer

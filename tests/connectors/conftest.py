@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from itsmd.connector import SinkEnv
+from itsmd.notify.connector import SinkEnv
 from tests.connectors.fakes_http import http_env
 
 

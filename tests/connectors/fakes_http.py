@@ -26,7 +26,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from itsmd.connector import Notification, SinkEnv
+from itsmd.notify.connector import Notification, SinkEnv
 
 
 @dataclass(frozen=True, slots=True)

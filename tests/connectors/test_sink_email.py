@@ -17,7 +17,7 @@ import trustme
 from aiosmtpd.controller import Controller  # type: ignore[import-untyped]
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     ENTRY_POINT_GROUP,
     Delivered,
     Failed,

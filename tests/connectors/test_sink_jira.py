@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import pytest
 from aiohttp import web
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     ENTRY_POINT_GROUP,
     Delivered,
     Delivery,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     ENTRY_POINT_GROUP,
     Delivered,
     Delivery,

@@ -20,8 +20,8 @@ from itsmd.config import (
     parse_config,
     split_listen,
 )
+from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
-from itsmd.sla import SlaTarget
 from itsmd.yamlsource import LoadError
 
 F = "/etc/itsmd/itsmd.yml"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from itsmd import cli
+from itsmd.cli import main as cli
 from itsmd.config import TOP_KEYS
-from itsmd.metrics import Metrics
+from itsmd.correlation.rules import INCIDENT_KEYS
 from itsmd.models import Action, TimelineKind
-from itsmd.rules import INCIDENT_KEYS
+from itsmd.runtime.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 

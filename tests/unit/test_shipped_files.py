@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from itsmd.config import DEFAULT_LISTEN, Overrides, load_settings, parse_config
-from itsmd.matchers import Selector
+from itsmd.correlation.matchers import Selector
+from itsmd.correlation.rules import RuleFile, RuleSet, load_rules, parse_rule_sections, rule_files
 from itsmd.models import Level, Priority
-from itsmd.rules import RuleFile, RuleSet, load_rules, parse_rule_sections, rule_files
 from itsmd.yamlsource import load_yaml
 
 ROOT = Path(__file__).resolve().parents[2]

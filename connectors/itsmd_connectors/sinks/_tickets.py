@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from itsmd.connector import Notification, rfc3339
+from itsmd.notify.connector import Notification, rfc3339
 
 Incident = Mapping[str, Any]  # the Incident JSON of the API (DESIGN section 3)
 

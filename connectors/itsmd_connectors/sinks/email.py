@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import aiosmtplib
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     Delivered,
     Delivery,
     Failed,

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     Delivered,
     Delivery,
     Failed,

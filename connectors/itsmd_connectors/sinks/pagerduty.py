@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     Delivered,
     Delivery,
     Notification,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     Delivery,
     Notification,
     SinkEnv,

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from itsmd.connector import (
+from itsmd.notify.connector import (
     Delivery,
     Notification,
     SinkEnv,

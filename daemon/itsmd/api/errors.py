@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from itsmd.actions import InvalidAction, NotFound
-from itsmd.lifecycle import Conflict
+from itsmd.correlation.lifecycle import Conflict
+from itsmd.runtime.actions import InvalidAction, NotFound
 from itsmd.sources import PayloadError
 from itsmd.store.engine import StoreUnavailable
 

@@ -8,7 +8,6 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import Connection
 
-from itsmd.actions import ACTIONS, NotFound, incident_action
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.api.params import (
@@ -28,6 +27,7 @@ from itsmd.models import (
     TimelineEntry,
     parse_incident_id,
 )
+from itsmd.runtime.actions import ACTIONS, NotFound, incident_action
 from itsmd.store import repo
 from itsmd.views import incident_detail_json, incident_json
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from itsmd.checkrunner import CheckRunner
-from itsmd.httpclient import HttpClient
-from itsmd.notify import Notifier
-from itsmd.runtime import Runtime
+from itsmd.checks.runner import CheckRunner
+from itsmd.notify.worker import Notifier
+from itsmd.runtime.httpclient import HttpClient
+from itsmd.runtime.state import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
 NOTIFIER = web.AppKey("notifier", Notifier)

@@ -4,7 +4,7 @@ the store, so every replica answers the same."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
@@ -13,10 +13,9 @@ from sqlalchemy import Connection
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import store_of
-from itsmd.availreport import SLO_WINDOW, WINDOWS, Subject, report, window_key
+from itsmd.checks.report import SLO_WINDOW, WINDOWS, window_key
+from itsmd.correlation.sla import summarize
 from itsmd.durations import format_optional_time, parse_duration
-from itsmd.rules import RuleSet
-from itsmd.sla import summarize
 from itsmd.store import checkstore, slaclock
 
 MAX_WINDOW = timedelta(days=checkstore.AGGREGATE_DAYS)
@@ -59,7 +58,7 @@ async def availability(request: web.Request) -> web.Response:
     windows = sorted({*WINDOWS, budget})
 
     def read(conn: Connection) -> dict[str, Any]:
-        return availability_report(conn, rules, now, windows, budget)
+        return checkstore.availability_report(conn, rules, now, windows, budget)
 
     body = await store_of(runtime).read(read)
     return web.json_response(body)
@@ -73,45 +72,6 @@ async def sla_summary(request: web.Request) -> web.Response:
     now = runtime.clock()
     found = await store_of(runtime).read(lambda conn: slaclock.clocked_since(conn, now - window))
     return web.json_response({"window": window_key(window), "priorities": summarize(found, now)})
-
-
-def availability_report(
-    conn: Connection, rules: RuleSet, now: datetime, windows: list[timedelta], budget: timedelta
-) -> dict[str, Any]:
-    # Raw history from a UTC midnight, where the daily aggregates of longer windows end.
-    raw_day = (now - timedelta(days=checkstore.RAW_DAYS - 1)).astimezone(UTC).date()
-    raw_from = datetime.combine(raw_day, time(), UTC)
-    raw = now - raw_from
-    checks = {f"check:{c.name}": c for c in rules.checks}
-    services = sorted({c.service for c in rules.checks if c.service})
-    subjects = [*checks, *(f"service:{s}" for s in services)]
-    history = checkstore.changes(conn, subjects, raw_from)
-    older = {w: _older(conn, subjects, now, w, raw) for w in windows if w > raw}
-
-    def subject(key: str, service: str | None, slo: float | None) -> Subject:
-        return Subject(key, history[key], {w: o[key] for w, o in older.items()}, service, slo)
-
-    check_docs = [
-        {"check": c.name, "service": c.service,
-         **report(subject(key, c.service, None), now, windows, budget, raw)}
-        for key, c in checks.items()
-    ]  # fmt: skip
-    service_docs = []
-    for name in services:
-        slo = s.slo if (s := rules.service(name)) is not None else None
-        doc = report(subject(f"service:{name}", name, slo), now, windows, budget, raw)
-        service_docs.append({"service": name, **doc})
-    return {"services": service_docs, "checks": check_docs}
-
-
-def _older(
-    conn: Connection, subjects: list[str], now: datetime, window: timedelta, raw: timedelta
-) -> dict[str, Any]:
-    """The daily aggregates of a long window's days before the raw part (whole UTC
-    days: the first day counts from its midnight)."""
-    first = (now - window).astimezone(UTC).date()
-    last = (now - raw).astimezone(UTC).date() - timedelta(days=1)
-    return checkstore.daily(conn, subjects, first, last)
 
 
 def _window(text: str | None) -> timedelta:

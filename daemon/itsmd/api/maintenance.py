@@ -14,14 +14,14 @@ import orjson
 from aiohttp import web
 from sqlalchemy import Connection
 
-from itsmd.actions import NotFound
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.api.params import writer_of
+from itsmd.correlation.lifecycle import Conflict
+from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, parse_window
 from itsmd.durations import format_duration, format_optional_time
-from itsmd.lifecycle import Conflict
-from itsmd.rules import API_WINDOWS, MaintenanceWindow, parse_window
-from itsmd.runtime import Runtime
+from itsmd.runtime.actions import NotFound
+from itsmd.runtime.state import Runtime
 from itsmd.sources import PayloadError
 from itsmd.store import repo
 from itsmd.yamlsource import LoadError

@@ -8,11 +8,11 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import Connection
 
-from itsmd.actions import NotFound
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import NOTIFIER, RUNTIME
 from itsmd.api.params import decode_cursor, encode_cursor, page_limit, store_of, writer_of
-from itsmd.lifecycle import Conflict
+from itsmd.correlation.lifecycle import Conflict
+from itsmd.runtime.actions import NotFound
 from itsmd.store import outbox
 
 

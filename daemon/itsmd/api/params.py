@@ -10,9 +10,9 @@ import orjson
 from aiohttp import web
 
 from itsmd.api.errors import BadRequest
-from itsmd.runtime import Runtime
+from itsmd.runtime.state import Runtime
+from itsmd.runtime.writer import Writer
 from itsmd.store.engine import Database, StoreUnavailable
-from itsmd.writer import Writer
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 

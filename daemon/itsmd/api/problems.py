@@ -7,7 +7,6 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import Connection
 
-from itsmd.actions import InvalidAction, NotFound
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import (
     decode_cursor,
@@ -17,9 +16,10 @@ from itsmd.api.params import (
     store_of,
     writer_of,
 )
+from itsmd.correlation.lifecycle import Conflict
 from itsmd.durations import format_time
-from itsmd.lifecycle import Conflict
 from itsmd.models import ProblemRecord, ProblemStatus, format_incident_id
+from itsmd.runtime.actions import InvalidAction, NotFound
 from itsmd.store import repo
 from itsmd.store.notes import note_problem
 from itsmd.views import problem_json

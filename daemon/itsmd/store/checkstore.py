@@ -18,8 +18,10 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from itsmd.availability import Change, State, Uptime, aggregate
-from itsmd.checkstate import SOURCE
+from itsmd.checks.availability import Change, State, Uptime, aggregate
+from itsmd.checks.report import Subject, report
+from itsmd.checks.state import SOURCE
+from itsmd.correlation.rules import RuleSet
 from itsmd.models import Alert, AlertStatus
 from itsmd.store.tables import (
     alerts,
@@ -255,3 +257,42 @@ def firing_check_alerts(conn: Connection) -> list[Alert]:
         )
         for r in conn.execute(query)
     ]
+
+
+def availability_report(
+    conn: Connection, rules: RuleSet, now: datetime, windows: list[timedelta], budget: timedelta
+) -> dict[str, Any]:
+    # Raw history from a UTC midnight, where the daily aggregates of longer windows end.
+    raw_day = (now - timedelta(days=RAW_DAYS - 1)).astimezone(UTC).date()
+    raw_from = datetime.combine(raw_day, time(), UTC)
+    raw = now - raw_from
+    checks = {f"check:{c.name}": c for c in rules.checks}
+    services = sorted({c.service for c in rules.checks if c.service})
+    subjects = [*checks, *(f"service:{s}" for s in services)]
+    history = changes(conn, subjects, raw_from)
+    older = {w: _older(conn, subjects, now, w, raw) for w in windows if w > raw}
+
+    def subject(key: str, service: str | None, slo: float | None) -> Subject:
+        return Subject(key, history[key], {w: o[key] for w, o in older.items()}, service, slo)
+
+    check_docs = [
+        {"check": c.name, "service": c.service,
+         **report(subject(key, c.service, None), now, windows, budget, raw)}
+        for key, c in checks.items()
+    ]  # fmt: skip
+    service_docs = []
+    for name in services:
+        slo = s.slo if (s := rules.service(name)) is not None else None
+        doc = report(subject(f"service:{name}", name, slo), now, windows, budget, raw)
+        service_docs.append({"service": name, **doc})
+    return {"services": service_docs, "checks": check_docs}
+
+
+def _older(
+    conn: Connection, subjects: list[str], now: datetime, window: timedelta, raw: timedelta
+) -> dict[str, Any]:
+    """The daily aggregates of a long window's days before the raw part (whole UTC
+    days: the first day counts from its midnight)."""
+    first = (now - window).astimezone(UTC).date()
+    last = (now - raw).astimezone(UTC).date() - timedelta(days=1)
+    return daily(conn, subjects, first, last)

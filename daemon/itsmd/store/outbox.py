@@ -20,7 +20,7 @@ from sqlalchemy.engine import Row
 
 from itsmd.durations import format_optional_time, format_time
 from itsmd.models import TimelineKind
-from itsmd.routes import Route, escalation_void, plan
+from itsmd.notify.routes import Route, escalation_void, plan
 from itsmd.store import repo
 from itsmd.store.notes import Note, pop_notes
 from itsmd.store.tables import notifications, sink_refs, timeline

@@ -21,9 +21,10 @@ from sqlalchemy import (
     update,
 )
 
-from itsmd.correlate import Event, WorkingSet
+from itsmd.correlation.correlate import Event, WorkingSet
+from itsmd.correlation.matchers import parse_selectors
+from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
 from itsmd.durations import format_duration
-from itsmd.matchers import parse_selectors
 from itsmd.models import (
     Action,
     AlertStatus,
@@ -39,7 +40,6 @@ from itsmd.models import (
     TimelineEntry,
     TimelineKind,
 )
-from itsmd.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
 from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
     SUPPRESSED_FIRING,

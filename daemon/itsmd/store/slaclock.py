@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 
+from itsmd.correlation.sla import Clocked, SlaTargets, due_times
 from itsmd.durations import format_duration, format_time
 from itsmd.models import Incident, TimelineEntry, TimelineKind
-from itsmd.sla import Clocked, SlaTargets, due_times
 from itsmd.store import repo
 from itsmd.store.tables import incidents, sla_breaches
 

@@ -1,0 +1,678 @@
+"""Correlation: alerts + the stored state they touch + rules + now -> decisions.
+
+Pure: the caller loads a `WorkingSet` (the alerts and incidents a batch can touch),
+the `Correlator` changes it in memory and records what changed, and the caller
+persists the changes in one transaction. No I/O, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from itsmd.correlation import lifecycle
+from itsmd.correlation.priority import more_urgent, priority_of, urgency_from_severity
+from itsmd.correlation.rules import (
+    TIER_IMPACT,
+    IncidentRule,
+    MaintenanceWindow,
+    Route,
+    RuleSet,
+    WindowAction,
+)
+from itsmd.correlation.sla import SlaTargets, due_times
+from itsmd.correlation.templates import Template
+from itsmd.durations import format_duration, format_time
+from itsmd.models import (
+    Action,
+    Alert,
+    AlertStatus,
+    Decision,
+    Incident,
+    IncidentStatus,
+    Level,
+    StoredAlert,
+    TimelineEntry,
+    TimelineKind,
+    evolve,
+)
+
+FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
+
+Identity = tuple[str, datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened, for metrics (and later notifications) after commit."""
+
+    kind: str  # opened | resolved | reopened | unrouted | duplicate | new | updated | orphan
+    incident_id: int | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class WorkingSet:
+    """The stored state a batch can touch, plus a record of what correlation changed."""
+
+    alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
+    incidents: dict[int, Incident] = field(default_factory=dict)
+    current: dict[str, int] = field(default_factory=dict)  # key -> active incident id
+    # service -> its newest unresolved incident, among those loaded (attach_to_upstream)
+    open_by_service: dict[str, int] = field(default_factory=dict)
+    seen_fingerprints: set[str] = field(default_factory=set)
+    # Rows as loaded, so that the store writes only the columns that changed.
+    loaded_alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
+    loaded_incidents: dict[int, Incident] = field(default_factory=dict)
+    # What changed; ids below zero are new rows, numbered until the store assigns ids.
+    dirty_alerts: dict[Identity, None] = field(default_factory=dict)  # ordered set
+    dirty_incidents: set[int] = field(default_factory=set)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    _next_temp: int = -1
+
+    def temp_id(self) -> int:
+        self._next_temp -= 1
+        return self._next_temp + 1
+
+    def load_alert(self, alert: StoredAlert) -> None:
+        self.alerts[alert.identity] = self.loaded_alerts[alert.identity] = alert
+        self.seen_fingerprints.add(alert.fingerprint)
+
+    def load_incident(self, inc: Incident) -> None:
+        assert inc.id is not None
+        self.incidents[inc.id] = self.loaded_incidents[inc.id] = inc
+        if inc.active:
+            self.current[inc.key] = inc.id
+        self._track_service(inc)
+
+    def _track_service(self, inc: Incident) -> None:
+        if inc.service is None or inc.id is None:
+            return
+        known = self.open_by_service.get(inc.service)
+        if inc.status is not IncidentStatus.RESOLVED:
+            newest = known is None or self.incidents[known].opened_at <= inc.opened_at
+            if newest:
+                self.open_by_service[inc.service] = inc.id
+        elif known == inc.id:
+            del self.open_by_service[inc.service]
+
+    def put_alert(self, alert: StoredAlert) -> None:
+        self.alerts[alert.identity] = alert
+        self.dirty_alerts[alert.identity] = None
+        self.seen_fingerprints.add(alert.fingerprint)
+
+    def put_incident(self, inc: Incident) -> None:
+        assert inc.id is not None
+        self.incidents[inc.id] = inc
+        self.dirty_incidents.add(inc.id)
+        if inc.active:
+            self.current[inc.key] = inc.id
+        elif self.current.get(inc.key) == inc.id:
+            del self.current[inc.key]
+        self._track_service(inc)
+
+    def apply(self, transition: tuple[Incident, TimelineEntry]) -> Incident:
+        inc, entry = transition
+        self.put_incident(inc)
+        self.timeline.append(entry)
+        return inc
+
+    def note(
+        self,
+        inc: Incident,
+        at: datetime,
+        kind: TimelineKind,
+        message: str,
+        alert_id: int | None = None,
+    ) -> None:
+        assert inc.id is not None
+        self.timeline.append(
+            TimelineEntry(inc.id, at, kind, message, alert_id=alert_id, rule=inc.rule)
+        )
+
+    def opener(self, incident_id: int) -> StoredAlert | None:
+        """The alert that opened an incident, if loaded."""
+        return next(
+            (a for a in self.alerts.values()
+             if a.incident_id == incident_id and a.decision.action is Action.OPENED),
+            None,
+        )  # fmt: skip
+
+    def firing_episode(self, fingerprint: str) -> StoredAlert | None:
+        """The latest firing episode of a fingerprint, if one is loaded."""
+        episodes = [
+            a for a in self.alerts.values() if a.fingerprint == fingerprint and a.status is FIRING
+        ]
+        return max(episodes, key=lambda a: a.starts_at, default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one incoming alert."""
+
+    action: str  # new | duplicate | updated | unrouted | orphan
+    incident_id: int | None
+
+
+class Router:
+    """Routes alerts through a rule set, remembering the answer per fingerprint.
+
+    The label set determines both the fingerprint and the route, so a batch full of
+    re-sends routes each alert once.
+    """
+
+    def __init__(self, rules: RuleSet) -> None:
+        self.rules = rules
+        self._cache: dict[str, Route | None] = {}
+
+    def route(self, fingerprint: str, labels: Mapping[str, str]) -> Route | None:
+        try:
+            return self._cache[fingerprint]
+        except KeyError:
+            route = self._cache[fingerprint] = self.rules.route(labels)
+            return route
+
+
+class Correlator:
+    """Applies incoming alerts to a WorkingSet under one rule set."""
+
+    def __init__(self, router: Router, ws: WorkingSet, sla: SlaTargets) -> None:
+        self.router = router
+        self.ws = ws
+        self.sla = sla
+
+    def apply(self, alert: Alert, now: datetime) -> Outcome:
+        existing = self.ws.alerts.get(alert.identity)
+        if existing is not None:
+            return self._update(existing, alert, now)
+        if alert.status is RESOLVED:
+            return self._resolve_unmatched(alert, now)
+        if "startsAt" not in alert.raw:
+            # A sender that gives no startsAt means "still the same alert", as in
+            # Alertmanager's API: continue the firing episode if there is one.
+            episode = self.ws.firing_episode(alert.fingerprint)
+            if episode is not None:
+                return self._update(episode, evolve(alert, starts_at=episode.starts_at), now)
+        return self._place(self._new_row(alert, now), now)
+
+    # ---- alerts already stored
+
+    def _update(self, stored: StoredAlert, alert: Alert, now: datetime) -> Outcome:
+        row = evolve(
+            stored,
+            last_received=now,
+            receive_count=stored.receive_count + 1,
+            annotations=alert.annotations,
+            ends_at=alert.ends_at,
+            status=alert.status,
+        )
+        self.ws.put_alert(row)
+        if stored.status is alert.status:
+            self.ws.events.append(Event("duplicate"))
+            return Outcome("duplicate", stored.incident_id)
+        if alert.status is RESOLVED:
+            self._alert_resolved(row, now)
+            return Outcome("updated", row.incident_id)
+        return self._refired(row, now)
+
+    def _resolve_unmatched(self, alert: Alert, now: datetime) -> Outcome:
+        """A resolve whose startsAt matches no episode resolves the latest firing one."""
+        episode = self.ws.firing_episode(alert.fingerprint)
+        if episode is not None:
+            row = evolve(
+                episode,
+                status=RESOLVED,
+                ends_at=alert.ends_at,
+                last_received=now,
+                receive_count=episode.receive_count + 1,
+            )
+            self.ws.put_alert(row)
+            self._alert_resolved(row, now)
+            return Outcome("updated", row.incident_id)
+        if alert.fingerprint in self.ws.seen_fingerprints:
+            # Already resolved: a re-send of a resolve whose startsAt differed.
+            self.ws.events.append(Event("duplicate"))
+            return Outcome("duplicate", None)
+        decision = Decision(
+            Action.ORPHAN_RESOLVE, "resolved alert never seen firing: stored, opens nothing"
+        )
+        self.ws.put_alert(evolve(self._new_row(alert, now), decision=decision))
+        self.ws.events.append(Event("orphan"))
+        return Outcome("orphan", None)
+
+    def _alert_resolved(self, row: StoredAlert, now: datetime) -> None:
+        inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
+        if inc is None:
+            return
+        firing = max(inc.firing_count - 1, 0)
+        inc = evolve(inc, firing_count=firing, all_clear_at=now if firing == 0 else None)
+        self.ws.put_incident(inc)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        self.ws.note(
+            inc,
+            now,
+            TimelineKind.ALERT_RESOLVED,
+            f"alert {alertname} ({row.fingerprint}) resolved; {firing} still firing",
+            row.id,
+        )
+        if firing == 0 and inc.status is not IncidentStatus.RESOLVED:
+            self._start_hold(inc, now)
+
+    def _start_hold(self, inc: Incident, now: datetime) -> None:
+        hold = inc.policy.auto_resolve
+        if hold is None:
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.HOLD_STARTED,
+                "all alerts resolved; auto_resolve is never: waiting for a human",
+            )
+        elif not hold:
+            self._auto_resolve(inc, now)
+        else:
+            inc = evolve(inc, auto_resolve_at=now + hold)
+            self.ws.put_incident(inc)
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.HOLD_STARTED,
+                f"all alerts resolved; resolves automatically at "
+                f"{format_time(now + hold)} unless an alert fires within "
+                f"{format_duration(hold)}",
+            )
+
+    def _auto_resolve(self, inc: Incident, now: datetime) -> None:
+        inc = self.ws.apply(lifecycle.auto_resolve(inc, now))
+        to_resolve = (now - inc.opened_at).total_seconds()
+        self.ws.events.append(
+            Event("resolved", inc.id, {"how": "auto", "after_s": str(to_resolve)})
+        )
+
+    def resolve_due(self, now: datetime, only: Iterable[int] | None = None) -> int:
+        """Auto-resolve every loaded incident (or those of `only`) whose hold has ended."""
+        candidates = (
+            self.ws.incidents.values()
+            if only is None
+            else [self.ws.incidents[i] for i in only if i in self.ws.incidents]
+        )
+        due = [
+            i
+            for i in candidates
+            if i.auto_resolve_at is not None
+            and i.auto_resolve_at <= now
+            and i.status is not IncidentStatus.RESOLVED
+            and i.firing_count == 0
+        ]
+        for inc in due:
+            self._auto_resolve(inc, now)
+        return len(due)
+
+    def _refired(self, row: StoredAlert, now: datetime) -> Outcome:
+        """The same episode fires again after a resolve (e.g. resolve_timeout expired)."""
+        inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
+        if inc is not None and inc.status is not IncidentStatus.RESOLVED and inc.active:
+            route = self.router.route(row.fingerprint, row.labels)
+            self._take(inc, row, now, Action.JOINED, "the alert fired again",
+                       TimelineKind.ALERT_REFIRED, rule=route.rule if route else None)  # fmt: skip
+            return Outcome("updated", inc.id)
+        outcome = self._place(row, now)
+        if inc is not None and outcome.incident_id != inc.id:
+            # One stored alert belongs to one incident: the episode moves, and the
+            # incident it leaves keeps the move in its timeline.
+            assert inc.id is not None
+            inc = self.ws.incidents[inc.id]  # placing may have closed it to alerts
+            self.ws.put_incident(evolve(inc, alert_count=max(inc.alert_count - 1, 0)))
+            alertname = row.labels.get("alertname", row.fingerprint)
+            target = self.ws.incidents.get(outcome.incident_id or 0)
+            where = "no incident" if target is None else _name(target)
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.ALERT_MOVED,
+                f"alert {alertname} ({row.fingerprint}) fired again after this incident "
+                f"resolved; it moved to {where}",
+                row.id,
+            )
+        # The alert is stored already: a re-fire updates it, whichever incident takes it.
+        return evolve(outcome, action="updated") if outcome.action == "new" else outcome
+
+    # ---- placing a firing alert
+
+    def _new_row(self, alert: Alert, now: datetime) -> StoredAlert:
+        return StoredAlert(
+            id=self.ws.temp_id(),
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            status=alert.status,
+            ends_at=alert.ends_at,
+            labels=alert.labels,
+            annotations=alert.annotations,
+            generator_url=alert.generator_url,
+            source=alert.source,
+            first_received=now,
+            last_received=now,
+            receive_count=1,
+            incident_id=None,
+            decision=Decision(Action.UNROUTED, "not correlated yet"),
+        )
+
+    def _place(self, row: StoredAlert, now: datetime, prefix: str = "") -> Outcome:
+        route = self.router.route(row.fingerprint, row.labels)
+        if route is None:
+            decision = Decision(Action.UNROUTED, "no incident rule matched; stored only")
+            self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
+            self.ws.events.append(Event("unrouted"))
+            return Outcome("unrouted", None)
+        current_id = self.ws.current.get(route.key)
+        inc = self.ws.incidents.get(current_id) if current_id is not None else None
+        matched = f"{prefix}matched rule {route.rule.name} {route.rule.match_text}; key {route.key}"
+        if self.router.rules.maintenance:
+            window = self.router.rules.window(row.labels, now, WindowAction.SUPPRESS)
+            # An incident open since before the window started is not hidden.
+            if window is not None and not _open_since(inc, window[1]):
+                return self._suppress(row, route, matched, *window)
+        if route.rule.attach_to_upstream:
+            root = self._upstream_incident(row)
+            if root is not None:
+                up, root_inc = root
+                symptom = (
+                    f"{matched}; attached as a symptom of {_name(root_inc)}: upstream service "
+                    f"{up} of {row.labels['service']} has it open"
+                )
+                kind = TimelineKind.SYMPTOM_ATTACHED
+                self._take(root_inc, row, now, Action.ATTACHED, symptom, kind)
+                return Outcome("new", root_inc.id)
+        if inc is None:
+            return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
+        if inc.status is not IncidentStatus.RESOLVED:
+            why = _still_takes(inc, now)
+            if why is not None:
+                reason = f"{matched}; {_name(inc)} {why}"
+                self._take(inc, row, now, Action.JOINED, reason, rule=route.rule)
+                return Outcome("new", inc.id)
+            closed = (
+                f"window {format_duration(inc.policy.window)} after the last alert "
+                f"resolved at {format_time(inc.all_clear_at or now)} has passed"
+            )
+        else:
+            assert inc.resolved_at is not None
+            since = now - inc.resolved_at
+            if inc.policy.reopen and since <= inc.policy.reopen:
+                why = (
+                    f"{_name(inc)} resolved {format_duration(since)} ago, within reopen "
+                    f"{format_duration(inc.policy.reopen)}"
+                )
+                inc = self.ws.apply(
+                    lifecycle.reopen(inc, "itsmd", now, f"a matching alert fired; {why}")
+                )
+                self.ws.events.append(Event("reopened", inc.id))
+                reason = f"{matched}; reopened {why}"
+                self._take(inc, row, now, Action.REOPENED, reason, rule=route.rule)
+                return Outcome("new", inc.id)
+            reopen = format_duration(inc.policy.reopen)
+            closed = f"it was resolved {format_duration(since)} ago (reopen {reopen})"
+        self.ws.apply(
+            lifecycle.close_to_alerts(
+                inc, now, f"takes no more alerts: {closed}; a new incident takes key {route.key}"
+            )
+        )
+        return self._open(
+            row,
+            route,
+            now,
+            f"{matched}; {_name(inc)} takes no more alerts ({closed}): opened a new one",
+        )
+
+    def _upstream_incident(self, row: StoredAlert) -> tuple[str, Incident] | None:
+        """The open incident of the nearest upstream service of the alert's service."""
+        service = row.labels.get("service")
+        for up in self.router.rules.upstream(service) if service else ():
+            root_id = self.ws.open_by_service.get(up)
+            if root_id is not None:
+                return up, self.ws.incidents[root_id]
+        return None
+
+    def _suppress(
+        self, row: StoredAlert, route: Route, matched: str,
+        window: MaintenanceWindow, start: datetime, end: datetime,
+    ) -> Outcome:  # fmt: skip
+        reason = f"{matched}; suppressed by {window.describe()} until {format_time(end)}"
+        decision = Decision(Action.SUPPRESSED, reason, route.rule.name, route.key)
+        self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
+        self.ws.events.append(Event("suppressed", None, {"window": window.name}))
+        return Outcome("suppressed", None)
+
+    def release_suppressed(self, now: datetime, only: Iterable[Identity] | None = None) -> int:
+        """Correlate the loaded suppressed alerts (or those of `only`) that still fire
+        and that no window suppresses any more (their window ended, or rules changed)."""
+        released = 0
+        rows = (
+            list(self.ws.alerts.values())
+            if only is None
+            else [self.ws.alerts[i] for i in only if i in self.ws.alerts]
+        )
+        for row in rows:
+            if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
+                continue
+            if self.router.rules.window(row.labels, now, WindowAction.SUPPRESS) is None:
+                # Keep naming the window (and its change) on the alert it touched.
+                window = row.decision.reason.partition("suppressed by ")[2].partition(" until ")[0]
+                prefix = f"suppressed by {window or 'a maintenance window'} until it ended; "
+                self._place(row, now, prefix=prefix)
+                released += 1
+        return released
+
+    def _take(
+        self,
+        inc: Incident,
+        row: StoredAlert,
+        now: datetime,
+        action: Action,
+        reason: str,
+        kind: TimelineKind = TimelineKind.ALERT_JOINED,
+        rule: IncidentRule | None = None,
+    ) -> None:
+        """`rule`: the alert's own rule, when it joins an incident of that rule."""
+        assert inc.id is not None
+        new_alert = row.incident_id != inc.id
+        if inc.auto_resolve_at is not None:
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.HOLD_CANCELLED,
+                "auto-resolve hold cancelled: an alert fired again",
+            )
+        inc = evolve(
+            inc,
+            alert_count=inc.alert_count + (1 if new_alert else 0),
+            firing_count=inc.firing_count + 1,
+            all_clear_at=None,
+            auto_resolve_at=None,
+        )
+        self.ws.put_incident(inc)
+        decision = Decision(action, reason, inc.rule, inc.key)
+        row = evolve(row, incident_id=inc.id, decision=decision)
+        self.ws.put_alert(row)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
+        if rule is not None and rule.name == inc.rule and rule.urgency_follows_severity:
+            inc = self._raise_urgency(inc, row, now)
+        if inc.known_error is None and self.router.rules.known_errors:
+            self._attach_known_error(inc, row, now)
+
+    def _raise_urgency(self, inc: Incident, row: StoredAlert, now: datetime) -> Incident:
+        """A more severe alert joined: urgency (from severity) and so priority rise,
+        never fall, and the SLA due times follow the new priority from the opening.
+        A response already made keeps its due time: it was judged against the
+        priority of its moment, not breached after the fact (alerts join only
+        unresolved incidents, so the resolution target is always still open)."""
+        severity = row.labels.get("severity")
+        urgency = urgency_from_severity(severity)
+        if not more_urgent(urgency, inc.urgency):
+            return inc
+        priority = priority_of(inc.impact, urgency)
+        respond_due, resolve_due = due_times(priority, inc.opened_at, self.sla)
+        if inc.acknowledged_at is not None:
+            respond_due = inc.respond_due
+        raised = evolve(inc, urgency=urgency, priority=priority,
+                        respond_due=respond_due, resolve_due=resolve_due)  # fmt: skip
+        self.ws.put_incident(raised)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        targets = (("respond", respond_due), ("resolve", resolve_due))
+        dues = [f"{kind} due {format_time(due)}" for kind, due in targets if due is not None]
+        self.ws.note(
+            raised, now, TimelineKind.PRIORITY_RAISED,
+            f"priority {inc.priority} -> {priority}: alert {alertname} ({row.fingerprint}) has "
+            f"severity {severity}, urgency {inc.urgency} -> {urgency} (impact {inc.impact})"
+            + (f"; SLA {', '.join(dues)}" if dues else ""),
+            row.id,
+        )  # fmt: skip
+        return raised
+
+    def _attach_known_error(self, inc: Incident, row: StoredAlert, now: datetime) -> None:
+        known = self.router.rules.known_error(row.labels)
+        if known is None:
+            return
+        context = {"labels": row.labels, "annotations": row.annotations, "rule": inc.rule,
+                   "key": inc.key, "group": inc.labels}  # fmt: skip
+        notes: list[str] = []
+        workaround = _render(known.workaround, context, notes, "workaround")
+        inc = evolve(inc, known_error=workaround)
+        self.ws.put_incident(inc)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        self.ws.note(
+            inc,
+            now,
+            TimelineKind.KNOWN_ERROR,
+            f"known error {known.name} matches alert {alertname} ({row.fingerprint}): "
+            f"workaround attached: {workaround}" + "".join(f"; {n}" for n in notes),
+            row.id,
+        )
+
+    def _open(self, row: StoredAlert, route: Route, now: datetime, reason: str) -> Outcome:
+        rule = route.rule
+        context = _context(rule, route, row)
+        notes: list[str] = []
+        impact = _level(rule.impact, context, notes, Level.MEDIUM, "impact")
+        service = self.router.rules.service(row.labels.get("service", ""))
+        if not rule.impact_set and service is not None and service.tier is not None:
+            impact = Level(TIER_IMPACT[service.tier])
+            notes.append(f"impact {impact} from service {service.name} tier {service.tier}")
+        severity = row.labels.get("severity")
+        if rule.urgency is None:
+            urgency = urgency_from_severity(severity)
+            urgency_why = f"urgency {urgency} from severity {severity or '(none)'}"
+        else:
+            urgency = _level(rule.urgency, context, notes, Level.LOW, "urgency")
+            urgency_why = f"urgency {urgency}"
+        priority = rule.priority or priority_of(impact, urgency)
+        how = "set by rule" if rule.priority else f"impact {impact} x {urgency_why}"
+        respond_due, resolve_due = due_times(priority, now, self.sla)
+        inc = Incident(
+            id=self.ws.temp_id(),
+            rule=rule.name,
+            key=route.key,
+            status=IncidentStatus.OPEN,
+            title=" ".join(_render(rule.title, context, notes, "title").split()) or rule.name,
+            description=_render(rule.description, context, notes, "description"),
+            priority=priority,
+            impact=impact,
+            urgency=urgency,
+            service=row.labels.get("service") or None,
+            assignee=_render(rule.assignee, context, notes, "assignee") or None
+            if rule.assignee
+            else None,
+            labels=dict(route.group),
+            opened_at=now,
+            acknowledged_at=None,
+            resolved_at=None,
+            alert_count=0,
+            firing_count=0,
+            policy=rule.policy,
+            respond_due=respond_due,
+            resolve_due=resolve_due,
+        )
+        rules = self.router.rules
+        problem_rule = rules.problem_rule(row.labels) if rules.problem_rules else None
+        if problem_rule is not None:  # the store counts recurrences once it has ids
+            inc = evolve(inc, problem_key=problem_rule.key_for(row.labels))
+        self.ws.put_incident(inc)
+        self.ws.note(
+            inc,
+            now,
+            TimelineKind.OPENED,
+            f"opened by rule {rule.name} for key {route.key}; priority {priority} ({how})"
+            + "".join(f"; {n}" for n in notes),
+        )
+        self.ws.events.append(Event("opened", inc.id, {"rule": rule.name, "priority": priority}))
+        annotated = (
+            self.router.rules.window(row.labels, now, WindowAction.ANNOTATE)
+            if self.router.rules.maintenance
+            else None
+        )
+        if annotated is not None:
+            window, _, end = annotated
+            self.ws.note(inc, now, TimelineKind.MAINTENANCE,
+                         f"opened during {window.describe()} until {format_time(end)}")  # fmt: skip
+        self._take(inc, row, now, Action.OPENED, reason)
+        return Outcome("new", inc.id)
+
+
+def _open_since(inc: Incident | None, moment: datetime) -> bool:
+    return inc is not None and inc.status is not IncidentStatus.RESOLVED and inc.opened_at < moment
+
+
+def _name(inc: Incident) -> str:
+    """The incident's id, or a description while it has none (opened in this batch)."""
+    return inc.ref if inc.id is not None and inc.id > 0 else "the incident opened for it"
+
+
+def _still_takes(inc: Incident, now: datetime) -> str | None:
+    """Why an unresolved incident still takes alerts of its key, or None."""
+    if inc.firing_count > 0:
+        return f"takes alerts of its key while any fires ({inc.firing_count} firing)"
+    if inc.all_clear_at is None:
+        return "takes alerts of its key (none resolved yet)"
+    if now - inc.all_clear_at <= inc.policy.window:
+        return (
+            f"takes alerts of its key for window {format_duration(inc.policy.window)} "
+            f"after its last alert resolved at {format_time(inc.all_clear_at)}"
+        )
+    return None
+
+
+def _context(rule: IncidentRule, route: Route, row: StoredAlert) -> dict[str, Any]:
+    return {
+        "labels": row.labels,
+        "annotations": row.annotations,
+        "rule": rule.name,
+        "key": route.key,
+        "group": route.group,
+    }
+
+
+def _render(
+    template: Template | None, context: Mapping[str, Any], notes: list[str], what: str
+) -> str:
+    if template is None:
+        return ""
+    text, error = template.render(context)
+    if error is not None:
+        notes.append(f"{what} {error}")
+    return text
+
+
+def _level(
+    spec: Level | Template, context: Mapping[str, Any], notes: list[str], fallback: Level, what: str
+) -> Level:
+    if isinstance(spec, Level):
+        return spec
+    text = _render(spec, context, notes, what).strip().lower()
+    try:
+        return Level(text)
+    except ValueError:
+        notes.append(f"{what} template gave {text!r}, not high/medium/low: used {fallback}")
+        return fallback

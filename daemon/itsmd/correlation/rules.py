@@ -1,0 +1,689 @@
+"""Rule files: parse and validate (with line numbers) into an immutable RuleSet."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+
+from itsmd.checks.spec import CheckSpec, parse_check
+from itsmd.correlation.matchers import MatcherError, Selector, parse_selectors
+from itsmd.correlation.routing import SelectorIndex
+from itsmd.correlation.templates import Template, compile_template
+from itsmd.durations import parse_duration, parse_time
+from itsmd.models import Level, Policy, Priority
+from itsmd.yamlsource import (
+    LoadError,
+    LocDict,
+    LocList,
+    Problem,
+    Problems,
+    check_keys,
+    convert,
+    each_mapping,
+    expect_mapping,
+    get_bool,
+    get_str,
+    get_str_list,
+    join,
+    load_yaml,
+)
+
+SECTIONS = ("incidents", "problems", "known_errors", "services", "maintenance", "checks")
+PROBLEM_KEYS = ("name", "match", "group_by", "after", "within", "title")
+SERVICE_KEYS = ("name", "depends_on", "tier", "slo")
+TIER_IMPACT = {1: "high", 2: "medium", 3: "low"}
+KNOWN_ERROR_KEYS = ("name", "match", "workaround")
+MAINTENANCE_KEYS = (
+    "name", "match", "start", "end", "every", "duration", "timezone", "action", "change",
+)  # fmt: skip
+
+INCIDENT_KEYS = (
+    "name", "match", "group_by", "window", "title", "description", "impact", "urgency",
+    "priority", "assignee", "auto_resolve", "reopen", "attach_to_upstream",
+)  # fmt: skip
+
+DEFAULT_WINDOW = timedelta(minutes=15)
+DEFAULT_AUTO_RESOLVE = timedelta(minutes=5)
+DEFAULT_REOPEN = timedelta(0)
+DEFAULT_TITLE = (
+    "{{ labels.alertname or rule }}{% if group %} ({{ group.values() | join(', ') }}){% endif %}"
+)
+DEFAULT_DESCRIPTION = "{{ annotations.summary or annotations.description or '' }}"
+AUTO = "auto"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRule:
+    name: str
+    match: tuple[Selector, ...]
+    group_by: tuple[str, ...]
+    policy: Policy
+    title: Template
+    description: Template
+    impact: Level | Template  # a template must render to high|medium|low
+    urgency: Level | Template | None  # None: auto, from the severity label
+    priority: Priority | None  # None: auto, from the ITIL matrix
+    assignee: Template | None
+    file: str = ""
+    line: int = 0
+    attach_to_upstream: bool = False
+    impact_set: bool = True  # False: `impact` was not given (a service tier may set it)
+    # The selectors as written back, for the reason of every alert it takes.
+    match_text: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "match_text", " or ".join(str(s) for s in self.match))
+
+    @property
+    def urgency_follows_severity(self) -> bool:
+        """Whether a more severe alert joining raises its incidents' priority."""
+        return self.urgency is None and self.priority is None
+
+    def key_for(self, labels: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+        """The correlation key: rule name plus the group_by label values."""
+        group = {name: labels.get(name, "") for name in self.group_by}
+        inner = ", ".join(f"{name}={_quote(value)}" for name, value in group.items())
+        return f"{self.name}{{{inner}}}", group
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Which rule an alert matched and the key it correlates on."""
+
+    rule: IncidentRule
+    key: str
+    group: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownError:
+    """A known error: incidents whose alerts match get its workaround attached."""
+
+    name: str
+    match: tuple[Selector, ...]
+    workaround: Template
+    file: str = ""
+    line: int = 0
+
+
+class WindowAction(StrEnum):
+    SUPPRESS = "suppress"  # store the alert, open nothing
+    ANNOTATE = "annotate"  # correlate as usual, mark the incident
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceWindow:
+    """A change window: one-off (`start`..`end`) or recurring (cron `every` + `duration`
+    in `timezone`). Alerts matching it while it is on are suppressed or annotated."""
+
+    name: str
+    match: tuple[Selector, ...]
+    action: WindowAction = WindowAction.SUPPRESS
+    start: datetime | None = None
+    end: datetime | None = None
+    every: str | None = None
+    duration: timedelta = timedelta(0)
+    timezone: str = "UTC"
+    change: str | None = None
+    file: str = ""
+    line: int = 0
+    _cron: CronTrigger | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        cron = None
+        if self.every is not None:
+            cron = CronTrigger.from_crontab(self.every, timezone=ZoneInfo(self.timezone))
+        object.__setattr__(self, "_cron", cron)
+
+    def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
+        """The start and end of the occurrence `now` falls in, if any (end excluded)."""
+        if self._cron is None:
+            assert self.start is not None
+            assert self.end is not None
+            return (self.start, self.end) if self.start <= now < self.end else None
+        # The first start at or after now - duration is the only one whose span can hold now.
+        start = self._cron.get_next_fire_time(None, now - self.duration)
+        if start is None or not start <= now < start + self.duration:
+            return None
+        return start.astimezone(UTC), (start + self.duration).astimezone(UTC)
+
+    def describe(self) -> str:
+        change = f", change {self.change}" if self.change else ""
+        return f"maintenance window {self.name} ({self.action}{change})"
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemRule:
+    """Recurrence: `after` incidents of one key within `within` open one problem."""
+
+    name: str
+    match: tuple[Selector, ...]
+    group_by: tuple[str, ...]
+    after: int
+    within: timedelta
+    title: Template
+    file: str = ""
+    line: int = 0
+
+    def key_for(self, labels: Mapping[str, str]) -> str:
+        inner = ", ".join(f"{n}={_quote(labels.get(n, ''))}" for n in self.group_by)
+        return f"{self.name}{{{inner}}}"
+
+    def title_for(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
+        """The problem's title from the alert that opened the incident that opened it."""
+        context = {"labels": labels, "annotations": annotations, "rule": self.name,
+                   "key": self.key_for(labels)}  # fmt: skip
+        title, error = self.title.render(context)
+        return self.name if error is not None else title
+
+    def recurs(self, opened: int) -> bool:
+        """Whether this many unlinked incidents of one key within the span open a problem."""
+        return opened >= self.after
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A service of the catalog: what it depends on, and how much it matters."""
+
+    name: str
+    depends_on: tuple[str, ...] = ()
+    tier: int | None = None  # 1 high, 2 medium, 3 low default impact
+    slo: float | None = None  # availability objective, percent
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    incident_rules: tuple[IncidentRule, ...] = ()
+    files: tuple[str, ...] = ()
+    known_errors: tuple[KnownError, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    services: tuple[Service, ...] = ()
+    problem_rules: tuple[ProblemRule, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+    _index: SelectorIndex[IncidentRule] = field(init=False, repr=False, compare=False)
+    _problems: SelectorIndex[ProblemRule] = field(init=False, repr=False, compare=False)
+    _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
+    _services: dict[str, Service] = field(init=False, repr=False, compare=False)
+    _upstream: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
+        object.__setattr__(self, "_index", index)
+        known = SelectorIndex([(k, k.match) for k in self.known_errors])
+        object.__setattr__(self, "_known", known)
+        object.__setattr__(self, "_services", {svc.name: svc for svc in self.services})
+        # Walked once here, not for every alert of an attach_to_upstream rule.
+        upstream = {svc.name: _upstream_of(svc.name, self._services) for svc in self.services}
+        object.__setattr__(self, "_upstream", upstream)
+        problems = SelectorIndex([(p, p.match) for p in self.problem_rules])
+        object.__setattr__(self, "_problems", problems)
+
+    def problem_rule_of(self, key: str | None) -> ProblemRule | None:
+        """The rule a recurrence key (`name{labels}`) was made by, if it is still there."""
+        if key is None:
+            return None
+        name = key.split("{", 1)[0]
+        return next((p for p in self.problem_rules if p.name == name), None)
+
+    def problem_rule(self, labels: Mapping[str, str]) -> ProblemRule | None:
+        """The first problem rule (in file order) that matches."""
+        return self._problems.first(labels)
+
+    def service(self, name: str) -> Service | None:
+        return self._services.get(name)
+
+    def upstream(self, name: str) -> list[str]:
+        """Every service `name` depends on, directly or not, nearest first."""
+        return list(self._upstream.get(name, ()))
+
+    def known_error(self, labels: Mapping[str, str]) -> KnownError | None:
+        """The first known error (in file order) that matches."""
+        return self._known.first(labels)
+
+    def window(
+        self, labels: Mapping[str, str], now: datetime, action: WindowAction
+    ) -> tuple[MaintenanceWindow, datetime, datetime] | None:
+        """The first window (in file order) of `action` that is on now and matches."""
+        for window in self.maintenance:
+            if window.action is action and any(s.matches(labels) for s in window.match):
+                span = window.occurrence(now)
+                if span is not None:
+                    return window, *span
+        return None
+
+    def route(self, labels: Mapping[str, str]) -> Route | None:
+        """First matching incident rule wins (found through the index, not a scan)."""
+        rule = self._index.first(labels)
+        if rule is None:
+            return None
+        key, group = rule.key_for(labels)
+        return Route(rule, key, group)
+
+    def rule(self, name: str) -> IncidentRule | None:
+        return next((r for r in self.incident_rules if r.name == name), None)
+
+    def __len__(self) -> int:
+        return len(self.incident_rules)
+
+
+def _upstream_of(name: str, by_name: Mapping[str, Service]) -> tuple[str, ...]:
+    """Breadth first through depends_on, so the nearest services come first."""
+    seen: list[str] = []
+    queue = list(by_name[name].depends_on) if name in by_name else []
+    while queue:
+        current = queue.pop(0)
+        if current not in seen and current != name:
+            seen.append(current)
+            queue.extend(by_name[current].depends_on if current in by_name else ())
+    return tuple(seen)
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def rule_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
+    """A directory means all its *.yml and *.yaml files in name order."""
+    paths: list[Path] = []
+    for item in [spec] if isinstance(spec, str | Path) else spec:
+        path = Path(item)
+        if path.is_dir():
+            paths.extend(sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml")))
+        else:
+            paths.append(path)
+    return paths
+
+
+def load_rules(paths: Sequence[Path]) -> RuleSet:
+    """Load and validate every file; raise one LoadError with all problems."""
+    rules: list[IncidentRule] = []
+    known: list[KnownError] = []
+    windows: list[MaintenanceWindow] = []
+    services: list[Service] = []
+    problem_rules: list[ProblemRule] = []
+    checks: list[CheckSpec] = []
+    problems: list[Problem] = []
+    first_seen: dict[tuple[str, str], str] = {}
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            problems.append(Problem(str(path), 0, f"cannot read rule file: {exc.strerror}"))
+            continue
+        try:
+            parsed = parse_rule_sections(text, str(path))
+        except LoadError as exc:
+            problems.extend(exc.problems)
+            continue
+        named: list[tuple[str, Named]] = [
+            *(("incidents", r) for r in parsed.incidents),
+            *(("known_errors", k) for k in parsed.known_errors),
+            *(("maintenance", w) for w in parsed.maintenance),
+            *(("services", svc) for svc in parsed.services),
+            *(("problems", p) for p in parsed.problems),
+            *(("checks", c) for c in parsed.checks),
+        ]
+        for section, item in named:
+            here = f"{item.file}:{item.line}"
+            seen = first_seen.setdefault((section, item.name), here)
+            if seen != here:
+                what = "rule name" if section == "incidents" else "name"
+                message = f"{section}: {what} {item.name!r} already used at {seen}"
+                problems.append(Problem(item.file, item.line, message))
+        rules.extend(parsed.incidents)
+        known.extend(parsed.known_errors)
+        windows.extend(parsed.maintenance)
+        services.extend(parsed.services)
+        problem_rules.extend(parsed.problems)
+        checks.extend(parsed.checks)
+    problems += _check_catalog(services, rules)
+    if problems:
+        raise LoadError(problems)
+    return RuleSet(
+        tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services),
+        tuple(problem_rules), tuple(checks),
+    )  # fmt: skip
+
+
+def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Problem]:
+    """Dependencies name known services and never go round in a circle."""
+    problems = []
+    by_name = {svc.name: svc for svc in services}
+    for svc in services:
+        for dep in svc.depends_on:
+            if dep not in by_name:
+                message = f"services: {svc.name}: depends on unknown service {dep!r}"
+                problems.append(Problem(svc.file, svc.line, message))
+    reported: set[frozenset[str]] = set()
+    for svc in services:
+        cycle = _cycle_from(svc.name, by_name)
+        if cycle and frozenset(cycle) not in reported:
+            reported.add(frozenset(cycle))
+            message = f"services: dependency cycle: {' -> '.join(cycle)}"
+            problems.append(Problem(svc.file, svc.line, message))
+    if not services:
+        for rule in rules:
+            if rule.attach_to_upstream:
+                problems.append(Problem(rule.file, rule.line, (
+                    f"incidents: rule {rule.name}: attach_to_upstream needs a services: catalog "
+                    "with depends_on")))  # fmt: skip
+    return problems
+
+
+def _cycle_from(start: str, by_name: Mapping[str, Service]) -> list[str] | None:
+    """A path start -> ... -> start through depends_on, if there is one."""
+    stack: list[tuple[str, list[str]]] = [(start, [start])]
+    visited: set[str] = set()
+    while stack:
+        current, path = stack.pop()
+        for dep in by_name[current].depends_on if current in by_name else ():
+            if dep == start:
+                return [*path, start]
+            if dep not in visited:
+                visited.add(dep)
+                stack.append((dep, [*path, dep]))
+    return None
+
+
+Named = IncidentRule | KnownError | MaintenanceWindow | Service | ProblemRule | CheckSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RuleFile:
+    """What one rule file defines, section by section."""
+
+    incidents: tuple[IncidentRule, ...] = ()
+    known_errors: tuple[KnownError, ...] = ()
+    maintenance: tuple[MaintenanceWindow, ...] = ()
+    services: tuple[Service, ...] = ()
+    problems: tuple[ProblemRule, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+
+    def rule_set(self, filename: str) -> RuleSet:
+        return RuleSet(
+            self.incidents, (filename,), self.known_errors, self.maintenance, self.services,
+            self.problems, self.checks,
+        )  # fmt: skip
+
+
+def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
+    return list(parse_rule_sections(text, filename).incidents)
+
+
+def parse_rule_sections(text: str, filename: str) -> RuleFile:
+    problems = Problems(filename)
+    document = load_yaml(text, filename)
+    if document is None:
+        return RuleFile()
+    top = expect_mapping(problems, document, getattr(document, "line", 1), "")
+    if top is None:
+        problems.raise_if_any()
+        return RuleFile()
+    check_keys(problems, top, SECTIONS, "")
+    rules = each_mapping(
+        problems,
+        top,
+        "incidents",
+        "",
+        lambda p, m, path: _parse_incident_rule(p, m, path, filename),
+    )
+    known = each_mapping(problems, top, "known_errors", "",
+                         lambda p, m, path: _parse_known_error(p, m, path, filename))  # fmt: skip
+    windows = each_mapping(problems, top, "maintenance", "",
+                           lambda p, m, path: _parse_window(p, m, path, filename))  # fmt: skip
+    services = each_mapping(problems, top, "services", "",
+                            lambda p, m, path: _parse_service(p, m, path, filename))  # fmt: skip
+    problem_rules = each_mapping(
+        problems, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
+    )
+    checks = each_mapping(problems, top, "checks", "",
+                          lambda p, m, path: parse_check(p, m, path, filename))  # fmt: skip
+    problems.raise_if_any()
+    return RuleFile(
+        tuple(rules), tuple(known), tuple(windows), tuple(services), tuple(problem_rules),
+        tuple(checks),
+    )  # fmt: skip
+
+
+def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> ProblemRule | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "problem rule", PROBLEM_KEYS)
+    after = m.get("after", 3)
+    if isinstance(after, bool) or not isinstance(after, int) or after < 1:
+        problems.error(m.line_of("after"), join(path, "after"),
+                       f"expected a count of incidents (1 or more), got {after!r}")  # fmt: skip
+        after = 3
+    within = _duration(problems, m, "within", path, timedelta(days=7))
+    if within <= timedelta(0):
+        problems.error(m.line_of("within"), join(path, "within"), "must be positive, e.g. 7d")
+    title = _template(problems, m, "title", path, "{{ rule }} keeps recurring")
+    if len(problems.errors) != before:
+        return None
+    return ProblemRule(name or "", match, tuple(get_str_list(problems, m, "group_by", path)),
+                       after, within, title, filename, m.line)  # fmt: skip
+
+
+def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:
+    before = len(problems.errors)
+    name, path = _named(problems, m, path, "service", SERVICE_KEYS)
+    tier = m.get("tier")
+    if tier is not None and tier not in TIER_IMPACT:
+        problems.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
+    slo = m.get("slo")
+    if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float)
+                            or not 0 < slo <= 100):  # fmt: skip
+        problems.error(m.line_of("slo"), join(path, "slo"),
+                       f"expected a percentage like 99.9, got {slo!r}")  # fmt: skip
+    depends_on = tuple(get_str_list(problems, m, "depends_on", path))
+    if len(problems.errors) != before:
+        return None
+    return Service(name or "", depends_on, tier, None if slo is None else float(slo),
+                   filename, m.line)  # fmt: skip
+
+
+def _parse_window(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> MaintenanceWindow | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "maintenance window", MAINTENANCE_KEYS)
+    action = convert(problems, m, "action", path, WindowAction.SUPPRESS, _window_action)
+    timezone = get_str(problems, m, "timezone", path) or "UTC"
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.error(m.line_of("timezone"), join(path, "timezone"),
+                       f"unknown time zone {timezone!r} (e.g. Europe/Berlin)")  # fmt: skip
+        timezone = "UTC"
+    start = convert(problems, m, "start", path, None, parse_time)
+    end = convert(problems, m, "end", path, None, parse_time)
+    every = get_str(problems, m, "every", path)
+    duration = _duration(problems, m, "duration", path, timedelta(0))
+    if every is not None:
+        if "start" in m or "end" in m:
+            problems.error(m.line, path, "give either start and end, or every and duration")
+        if duration <= timedelta(0):
+            problems.error(m.line_of("duration"), join(path, "duration"),
+                           "a recurring window needs a positive duration, e.g. 2h")  # fmt: skip
+        try:
+            CronTrigger.from_crontab(every)
+        except ValueError as exc:
+            cron = "minute hour day month weekday"
+            problems.error(m.line_of("every"), join(path, "every"),
+                           f"invalid cron expression ({cron}): {exc}")  # fmt: skip
+            every = None
+    elif start is None or end is None:
+        problems.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
+    elif end <= start:
+        problems.error(m.line_of("end"), join(path, "end"), "must be after start")
+    if len(problems.errors) != before:
+        return None
+    return MaintenanceWindow(
+        name=name or "", match=match, action=action, start=start, end=end, every=every,
+        duration=duration, timezone=timezone, change=get_str(problems, m, "change", path),
+        file=filename, line=m.line,
+    )  # fmt: skip
+
+
+API_WINDOWS = "api"  # the `file` of windows created through the API
+
+
+def parse_window(text: str) -> MaintenanceWindow:
+    """One window given as JSON (or YAML) by the API, checked as in a rule file."""
+    problems = Problems("request body")
+    m = expect_mapping(problems, load_yaml(text, "request body"), 1, "")
+    window = _parse_window(problems, m, "window", API_WINDOWS) if m is not None else None
+    problems.raise_if_any()
+    assert window is not None
+    return window
+
+
+def _window_action(text: str) -> WindowAction:
+    try:
+        return WindowAction(text)
+    except ValueError:
+        raise ValueError(f"expected suppress or annotate, got {text!r}") from None
+
+
+def _named(
+    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+) -> tuple[str | None, str]:
+    """The item's name, also put in its path for the messages that follow, and only
+    known keys."""
+    name = get_str(problems, m, "name", path)
+    if not name:
+        problems.error(m.line, path, f"every {what} needs a name")
+    else:
+        path = f"{path} ({name})"
+    check_keys(problems, m, keys, path)
+    return name, path
+
+
+def _head(
+    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+) -> tuple[str | None, str, tuple[Selector, ...]]:
+    """What every named, matching item has: a name, only known keys, and a match."""
+    name, path = _named(problems, m, path, what, keys)
+    if "match" not in m:
+        problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
+        return name, path, ()
+    return name, path, _match(problems, m, path)
+
+
+def _parse_known_error(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> KnownError | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "known error", KNOWN_ERROR_KEYS)
+    if "workaround" not in m:
+        problems.error(m.line, path, "missing 'workaround'")
+    workaround = _template(problems, m, "workaround", path, None) if "workaround" in m else None
+    if workaround is None or len(problems.errors) != before:
+        return None
+    return KnownError(name or "", match, workaround, filename, m.line)
+
+
+def _parse_incident_rule(
+    problems: Problems, m: LocDict, path: str, filename: str
+) -> IncidentRule | None:
+    before = len(problems.errors)
+    name, path, match = _head(problems, m, path, "rule", INCIDENT_KEYS)
+    for key in ("title", "description", "impact", "urgency", "assignee"):
+        if key in m and m[key] is None:  # an empty value is a mistake, not the default
+            problems.error(m.line_of(key), join(path, key), "expected a string, got nothing (null)")
+    auto_resolve = m.get("auto_resolve", DEFAULT_AUTO_RESOLVE)
+    policy = Policy(
+        window=_duration(problems, m, "window", path, DEFAULT_WINDOW),
+        auto_resolve=None
+        if auto_resolve == "never"
+        else _duration(problems, m, "auto_resolve", path, DEFAULT_AUTO_RESOLVE),
+        reopen=_duration(problems, m, "reopen", path, DEFAULT_REOPEN),
+    )
+    rule = IncidentRule(
+        name=name or "",
+        match=match,
+        group_by=tuple(get_str_list(problems, m, "group_by", path)),
+        policy=policy,
+        title=_template(problems, m, "title", path, DEFAULT_TITLE),
+        description=_template(problems, m, "description", path, DEFAULT_DESCRIPTION),
+        impact=_level(problems, m, "impact", path, allow_auto=False) or Level.MEDIUM,
+        urgency=_level(problems, m, "urgency", path, allow_auto=True),
+        priority=convert(problems, m, "priority", path, None, _priority),
+        assignee=_template(problems, m, "assignee", path, None) if "assignee" in m else None,
+        file=filename,
+        line=m.line,
+        attach_to_upstream=get_bool(problems, m, "attach_to_upstream", path, False),
+        impact_set="impact" in m,
+    )
+    return rule if len(problems.errors) == before else None
+
+
+def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
+    """A selector string, or a list of them meaning any of them."""
+    value = m["match"]
+    items = value if isinstance(value, LocList) else [value]
+    if not items or not all(isinstance(item, str) for item in items):
+        problems.error(
+            m.line_of("match"),
+            join(path, "match"),
+            "expected a selector like '{severity=\"critical\"}' or a list of them",
+        )
+        return ()
+    try:
+        return parse_selectors(list(items) if isinstance(value, LocList) else value)
+    except MatcherError as exc:
+        problems.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
+        return ()
+
+
+def _duration(problems: Problems, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
+    return convert(problems, m, key, path, default, parse_duration)
+
+
+def _priority(text: str) -> Priority | None:
+    if text == AUTO:
+        return None
+    try:
+        return Priority(text.upper())
+    except ValueError:
+        raise ValueError(f"expected auto or one of P1..P5, got {text!r}") from None
+
+
+def _template(problems: Problems, m: LocDict, key: str, path: str, default: str | None) -> Any:
+    source = get_str(problems, m, key, path) if key in m else default
+    if source is None:
+        return None
+    try:
+        return compile_template(source)
+    except ValueError as exc:
+        problems.error(m.line_of(key), join(path, key), str(exc))
+        return compile_template("")
+
+
+def _level(
+    problems: Problems, m: LocDict, key: str, path: str, *, allow_auto: bool
+) -> Level | Template | None:
+    text = get_str(problems, m, key, path)
+    if text is None or (allow_auto and text == AUTO):
+        return None
+    if "{" in text:
+        return _template(problems, m, key, path, None)  # type: ignore[no-any-return]
+    try:
+        return Level(text)
+    except ValueError:
+        choices = "high, medium, low" + (", auto" if allow_auto else "")
+        problems.error(
+            m.line_of(key),
+            join(path, key),
+            f"expected one of {choices} or a template, got {text!r}",
+        )
+        return None

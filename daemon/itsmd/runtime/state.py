@@ -1,0 +1,93 @@
+"""What the running daemon holds: settings, the rule set in force, store, writer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from itsmd.config import Overrides, Settings, load_settings
+from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, RuleSet, load_rules, rule_files
+from itsmd.runtime.metrics import Metrics
+from itsmd.runtime.writer import Writer
+from itsmd.store.engine import Database
+from itsmd.yamlsource import LoadError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    rules: int
+    problems: tuple[str, ...] = ()
+    restart_needed: tuple[str, ...] = ()
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    rules: RuleSet
+    metrics: Metrics
+    clock: Callable[[], datetime]
+    overrides: Overrides = field(default_factory=Overrides)
+    db: Database | None = None
+    writer: Writer | None = None
+    ready: bool = False
+    api_windows: tuple[MaintenanceWindow, ...] = ()
+    # Called after a successful reload (sinks, checks): the composition root adds them.
+    on_reload: list[Callable[[], None]] = field(default_factory=list)
+
+    def set_api_windows(self, windows: Sequence[MaintenanceWindow]) -> None:
+        """Maintenance windows created through the API join those of the rule files."""
+        if tuple(windows) != self.api_windows:
+            self.api_windows = tuple(windows)
+            self.rules = _with_windows(self.rules, self.api_windows)
+
+    def reload(self) -> ReloadResult:
+        """Re-read the config file and the rules; all or nothing."""
+        try:
+            # Without a config file there is nothing to re-read: only the rules reload.
+            settings = (
+                load_settings(self.settings.config_file, self.overrides)
+                if self.settings.config_file is not None
+                else self.settings
+            )
+            rules = load_rules(rule_files(settings.rules))
+        except LoadError as exc:
+            self.metrics.rules_last_reload_success.set(0)
+            problems = tuple(str(p) for p in exc.problems)
+            log.error(
+                "reload failed, the previous config and rules stay in force:\n%s",
+                "\n".join(problems),
+            )
+            return ReloadResult(False, len(self.rules), problems)
+        restart = tuple(
+            name
+            for name in ("listen", "database")
+            if getattr(settings, name) != getattr(self.settings, name)
+        )
+        if restart:
+            log.warning("reload: %s changed; takes effect after a restart", ", ".join(restart))
+            settings = _keep(settings, self.settings, restart)
+        self.settings, self.rules = settings, _with_windows(rules, self.api_windows)
+        self.record_rules_loaded()
+        for hook in self.on_reload:
+            hook()
+        log.info("reloaded: %d incident rules from %d files", len(rules), len(rules.files))
+        return ReloadResult(True, len(rules), restart_needed=restart)
+
+    def record_rules_loaded(self) -> None:
+        self.metrics.rules_loaded.set(len(self.rules))
+        self.metrics.rules_last_reload_success.set(1)
+        self.metrics.rules_last_reload_timestamp.set(self.clock().timestamp())
+
+
+def _keep(new: Settings, old: Settings, names: tuple[str, ...]) -> Settings:
+    return replace(new, **{name: getattr(old, name) for name in names})
+
+
+def _with_windows(rules: RuleSet, api: tuple[MaintenanceWindow, ...]) -> RuleSet:
+    from_files = tuple(w for w in rules.maintenance if w.file != API_WINDOWS)
+    return replace(rules, maintenance=from_files + api)

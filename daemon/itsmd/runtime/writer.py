@@ -1,0 +1,331 @@
+"""The single writer: every change to incidents goes through one queue.
+
+Concurrent ingest requests are merged into one transaction (group commit): one
+load of the state they touch, one correlation pass, one commit, then each request
+gets its own answer. Other units of work (incident actions, auto-resolve sweeps)
+run one per transaction, in queue order. Serialising writes in one task keeps
+correlation of a key race-free inside a process and SQLite's single writer busy
+instead of contended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
+from itsmd.correlation.rules import RuleSet
+from itsmd.correlation.sla import SlaTargets
+from itsmd.models import Alert, AlertStatus, format_incident_id
+from itsmd.runtime.hotstate import CurrentIncidents
+from itsmd.runtime.metrics import Metrics
+from itsmd.store import repo
+from itsmd.store.engine import Database, StoreUnavailable, describe_error, is_unavailable
+from itsmd.store.notes import pop_notes
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+UnitOfWork = Callable[[Connection, datetime], T]
+
+
+class Outbox(Protocol):
+    """Where units of work put their notifications (see itsmd.notify.worker)."""
+
+    def enqueue(self, conn: Connection) -> int: ...  # inside the transaction
+
+    def wake(self) -> None: ...  # after the commit
+
+
+class Overloaded(StoreUnavailable):
+    """Too much is queued: answer 503 now rather than late."""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    received: int
+    new: int
+    updated: int
+    duplicate: int
+    unrouted: int
+    incidents: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"received": self.received, "new": self.new, "updated": self.updated,
+                "duplicate": self.duplicate, "unrouted": self.unrouted,
+                "incidents": list(self.incidents)}  # fmt: skip
+
+
+@dataclass
+class _Job:
+    future: asyncio.Future[Any]
+    alerts: Sequence[Alert] = ()
+    work: UnitOfWork[Any] | None = None
+    started: bool = False
+    size: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.size = len(self.alerts)
+
+
+class Writer:
+    def __init__(
+        self,
+        db: Database,
+        rules: Callable[[], RuleSet],
+        sla: Callable[[], SlaTargets],
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        max_batch_alerts: int = 2000,
+        max_pending_alerts: int = 20000,
+        current: CurrentIncidents | None = None,
+        outbox: Outbox | None = None,
+    ) -> None:
+        self._db, self._rules, self._sla = db, rules, sla
+        self._current = current  # None: read every batch's incidents from the store
+        self._outbox = outbox
+        # Told of every committed batch of alerts (heartbeat checks watch them).
+        self.on_ingested: Callable[[Sequence[Alert]], None] | None = None
+        self._clock, self._metrics = clock, metrics
+        self._max_batch, self._max_pending = max_batch_alerts, max_pending_alerts
+        self._queue: deque[_Job] = deque()
+        self._pending_alerts = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done() and not self._stopping
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="itsmd-writer")
+
+    async def stop(self) -> int:
+        """Refuse new work, finish what is queued; returns how many jobs were drained."""
+        self._stopping = True
+        drained = len(self._queue)
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+        return drained
+
+    async def ingest(self, alerts: Sequence[Alert], timeout_s: float = 5.0) -> IngestResult:
+        if self._pending_alerts + len(alerts) > self._max_pending:
+            raise Overloaded(f"{self._pending_alerts} alerts are waiting to be stored")
+        job = self._submit(_Job(asyncio.get_running_loop().create_future(), alerts=alerts))
+        result: IngestResult = await self._wait(job, timeout_s)
+        return result
+
+    async def run(self, work: UnitOfWork[T], timeout_s: float = 10.0) -> T:
+        """Run one unit of work in its own transaction, in queue order."""
+        job = self._submit(_Job(asyncio.get_running_loop().create_future(), work=work))
+        result: T = await self._wait(job, timeout_s)
+        return result
+
+    def _submit(self, job: _Job) -> _Job:
+        if not self.running:
+            raise StoreUnavailable("not accepting writes (starting or shutting down)")
+        self._queue.append(job)
+        self._pending_alerts += job.size
+        self._wake.set()
+        return job
+
+    async def _wait(self, job: _Job, timeout_s: float) -> Any:
+        try:
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout_s)
+        except TimeoutError:
+            if not job.started:  # never touched the store: nothing of it is stored
+                self._queue.remove(job)
+                self._pending_alerts -= job.size
+                raise Overloaded(f"not stored within {timeout_s:g}s; try again") from None
+            return await job.future  # in a running transaction: its outcome is the answer
+
+    async def _loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._take_batch()
+            if batch[0].work is not None:
+                await self._run_work(batch[0])
+            else:
+                await self._run_ingest(batch)
+
+    def _take_batch(self) -> list[_Job]:
+        first = self._queue.popleft()
+        batch, size = [first], first.size
+        if first.work is None:
+            while self._queue and self._queue[0].work is None and size < self._max_batch:
+                job = self._queue.popleft()
+                batch.append(job)
+                size += job.size
+        for job in batch:
+            job.started = True
+            self._pending_alerts -= job.size
+        return batch
+
+    async def _run_work(self, job: _Job) -> None:
+        assert job.work is not None
+        work, now = job.work, self._clock()
+
+        def unit(conn: Connection) -> tuple[Any, set[int], int]:
+            pop_notes(conn)  # left by a transaction that rolled back
+            result = work(conn, now)
+            return result, repo.touched_incidents(conn), self._enqueue(conn)
+
+        try:
+            result, touched, notified = await self._db.write(unit)
+            if touched and self._current is not None:
+                self._current.clear()  # rare (humans, ended holds): read them again
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
+            _fail(job, self._work_failed(exc))
+        else:
+            if notified and self._outbox is not None:
+                self._outbox.wake()
+            if not job.future.done():
+                job.future.set_result(result)
+
+    def _work_failed(self, exc: Exception) -> Exception:
+        """What the caller of a failed unit of work gets. Races the units expect are
+        settled inside them (savepoints); a conflict that still gets here may pass
+        on a retry, so it is a 503 too, but counted and logged like an outage."""
+        if not isinstance(exc, (SQLAlchemyError, OSError)):
+            return exc  # a domain error (409, 404, ...), the caller's to answer
+        self._metrics.store_errors.labels("action").inc()
+        if is_unavailable(exc) or isinstance(exc, IntegrityError):
+            log.warning("unit of work not stored: %s", describe_error(exc))
+            return StoreUnavailable(describe_error(exc))
+        log.error("unit of work failed on a faulty statement", exc_info=exc)
+        return exc
+
+    def _enqueue(self, conn: Connection) -> int:
+        """Outbox rows for what the unit noted, before it commits."""
+        if self._outbox is None:
+            pop_notes(conn)
+            return 0
+        return self._outbox.enqueue(conn)
+
+    async def _run_ingest(self, batch: list[_Job], attempts: int = 3) -> None:
+        for attempt in range(1, attempts + 1):
+            try:
+                results = await self._ingest_once(batch)
+            except IntegrityError as exc:
+                # Another replica took the same key or alert first: reload and retry.
+                log.info("ingest batch conflicted (attempt %d): %s", attempt, describe_error(exc))
+                error: Exception = StoreUnavailable(describe_error(exc))
+                continue
+            except Exception as exc:
+                if is_unavailable(exc):
+                    error = StoreUnavailable(describe_error(exc))
+                else:
+                    log.exception("ingest batch failed")
+                    error = exc
+                break
+            for job, result in zip(batch, results, strict=True):
+                if not job.future.done():
+                    job.future.set_result(result)
+            return
+        self._metrics.store_errors.labels("ingest").inc()
+        log.warning("could not store %d alerts: %s", sum(j.size for j in batch), error)
+        for job in batch:
+            _fail(job, error)
+
+    async def _ingest_once(self, batch: list[_Job]) -> list[IngestResult]:
+        now = self._clock()
+        alerts = [alert for job in batch for alert in job.alerts]
+        rules = self._rules()
+        router = Router(rules)
+        routes = [
+            (a, route)
+            for a in alerts
+            if a.status is AlertStatus.FIRING
+            if (route := router.route(a.fingerprint, a.labels)) is not None
+        ]
+        keys = {route.key for _, route in routes}
+        # Services whose open incidents may take these alerts as symptoms.
+        upstream = {
+            up
+            for a, route in routes
+            if route.rule.attach_to_upstream and "service" in a.labels
+            for up in rules.upstream(a.labels["service"])
+        }
+        # Alerts that may continue another episode: resolves, and sends without startsAt.
+        episodic = [
+            a.fingerprint
+            for a in alerts
+            if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
+        ]
+        sla = self._sla()
+
+        current = self._current
+        known, missing = current.lookup(keys) if current is not None else ((), keys)
+
+        def unit(
+            conn: Connection,
+        ) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float, int]:
+            pop_notes(conn)  # left by a transaction that rolled back
+            identities = (a.identity for a in alerts)
+            ws = repo.load_working_set(conn, identities, episodic, missing, known, upstream)
+            started = time.perf_counter()
+            correlator = Correlator(router, ws, sla)
+            outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
+            elapsed = time.perf_counter() - started
+            ids = repo.flush(conn, ws)
+            if rules.problem_rules:
+                ws.events.extend(repo.link_problems(conn, ws, ids, rules, now))
+            repo.touched_incidents(conn)  # what this batch wrote is remembered below
+            return ws, outcomes, ids, elapsed, self._enqueue(conn)
+
+        try:
+            ws, outcomes, ids, elapsed, notified = await self._db.write(unit)
+        except BaseException:
+            if current is not None:
+                current.clear()  # whether anything committed is uncertain: read again
+            raise
+        if current is not None:
+            current.remember(ws, ids, keys)
+        self._metrics.correlation_duration.observe(elapsed)
+        self._after_commit(ws, alerts)
+        if notified and self._outbox is not None:
+            self._outbox.wake()
+        if self.on_ingested is not None:
+            self.on_ingested(alerts)
+        return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
+
+    def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:
+        self._metrics.commit_batch_alerts.observe(len(alerts))
+        for alert in alerts:
+            self._metrics.alerts_received.labels(alert.source, alert.status.value).inc()
+        self._metrics.record(ws.events)
+
+
+def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
+    touched = {ids.get(o.incident_id, o.incident_id) for o in outcomes if o.incident_id}
+    actions = [o.action for o in outcomes]
+    return IngestResult(
+        received=len(outcomes),
+        new=sum(actions.count(a) for a in ("new", "unrouted", "orphan", "suppressed")),
+        updated=actions.count("updated"),
+        duplicate=actions.count("duplicate"),
+        unrouted=actions.count("unrouted"),
+        incidents=tuple(format_incident_id(i) for i in sorted(touched)),
+    )
+
+
+def _fail(job: _Job, error: Exception) -> None:
+    if not job.future.done():
+        job.future.set_exception(error)

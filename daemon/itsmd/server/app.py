@@ -1,0 +1,310 @@
+"""The composition root: builds the application from settings, and nothing else does.
+
+Connectors are imported here only; the core knows them through `Source`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import SQLAlchemyError
+
+from itsmd.api import incidents, levels, maintenance, notifications, ops, problems
+from itsmd.api.auth import auth_middleware
+from itsmd.api.errors import errors_middleware
+from itsmd.api.ingest import ingest_handler
+from itsmd.api.keys import CHECKS, HTTP, NOTIFIER, RUNTIME
+from itsmd.checks.jobs import CheckJobs
+from itsmd.checks.runner import CheckRunner
+from itsmd.config import Overrides, Settings
+from itsmd.correlation.rules import RuleSet, load_rules, rule_files
+from itsmd.models import Alert
+from itsmd.notify.config import build_sink
+from itsmd.notify.connector import SinkEnv, installed_kinds
+from itsmd.notify.worker import Notifier, SinkRunner
+from itsmd.runtime.hotstate import CurrentIncidents
+from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
+from itsmd.runtime.httpclient import HttpClient
+from itsmd.runtime.metrics import Metrics
+from itsmd.runtime.state import Runtime
+from itsmd.runtime.writer import Writer
+from itsmd.sources import SourceRoute
+from itsmd.store import checkstore, repo
+from itsmd.store.engine import Database, StoreUnavailable
+from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
+from itsmd_connectors.alertmanager import AlertmanagerSource
+from itsmd_connectors.generic import GenericSource
+from itsmd_connectors.prometheus import PrometheusClient
+
+CHECK_JOBS = web.AppKey("check_jobs", CheckJobs)
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+BODY_CEILING = 64 * 1024 * 1024  # hard cap; limits.max_body is checked per request
+SWEEP_INTERVAL = timedelta(seconds=1)
+SLA_CLOCK_INTERVAL = timedelta(seconds=10)  # a breach is marked at most this late
+
+SOURCES = (
+    SourceRoute("/api/v1/webhooks/alertmanager", AlertmanagerSource()),
+    SourceRoute("/api/v1/alerts", GenericSource()),
+)
+
+
+class StartupError(Exception):
+    """A problem that stops the daemon from starting, said in one paragraph."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_app(
+    settings: Settings,
+    *,
+    overrides: Overrides | None = None,
+    clock: Clock = utc_now,
+    migrate: bool = False,
+    rules: RuleSet | None = None,
+    sweep_interval: timedelta = SWEEP_INTERVAL,
+    notify_poll_s: float = 1.0,
+    run_checks: bool = True,
+) -> web.Application:
+    """Raises LoadError when the rules do not validate."""
+    metrics = Metrics()
+    runtime = Runtime(
+        settings,
+        rules or load_rules(rule_files(settings.rules)),
+        metrics,
+        clock,
+        overrides or Overrides(),
+    )
+    runtime.record_rules_loaded()
+    app = web.Application(
+        middlewares=[errors_middleware, auth_middleware], client_max_size=BODY_CEILING
+    )
+    app[RUNTIME] = runtime
+    for route in SOURCES:
+        app.router.add_post(route.path, ingest_handler(route.source))
+    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
+    app.router.add_get("/api/v1/incidents/{id}", incidents.show_incident)
+    app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
+    app.router.add_get("/api/v1/problems", problems.list_problems)
+    app.router.add_get("/api/v1/problems/{id}", problems.show_problem)
+    app.router.add_post("/api/v1/problems/{id}/{action}", problems.act_on_problem)
+    app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
+    app.router.add_post("/api/v1/maintenance", maintenance.create_window)
+    app.router.add_delete("/api/v1/maintenance/{name}", maintenance.delete_window)
+    app.router.add_get("/-/healthy", ops.healthy)
+    app.router.add_get("/-/ready", ops.ready)
+    app.router.add_post("/-/reload", ops.reload)
+    app.router.add_get("/metrics", ops.metrics)
+    app.router.add_get("/api/v1/notifications", notifications.list_notifications)
+    app.router.add_post("/api/v1/notifications/{id}/retry", notifications.retry_notification)
+    app[NOTIFIER] = Notifier(
+        lambda: runtime.settings.connectors.routes,
+        lambda: runtime.settings.base_url,
+        clock,
+        metrics,
+        poll_s=notify_poll_s,
+    )
+    app.router.add_get("/api/v1/checks", levels.list_checks)
+    app.router.add_get("/api/v1/availability", levels.availability)
+    app.router.add_get("/api/v1/capacity", levels.capacity)
+    app.router.add_get("/api/v1/sla", levels.sla_summary)
+    app[HTTP] = HttpClient()
+    app.cleanup_ctx.append(_http_ctx)
+    app.cleanup_ctx.append(_store_ctx(migrate))
+    app.cleanup_ctx.append(_notify_ctx)
+    app.cleanup_ctx.append(_checks_ctx(run_checks))
+    app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
+    return app
+
+
+def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def store(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        s = runtime.settings
+        db = Database(s.database, busy_timeout=s.busy_timeout, synchronous=s.sqlite_synchronous)
+        try:
+            await _check_schema(db, migrate)
+        except Exception:
+            await db.dispose()
+            raise
+        writer = Writer(
+            db,
+            lambda: runtime.rules,
+            lambda: runtime.settings.sla,
+            runtime.clock,
+            runtime.metrics,
+            # SQLite has one writer, this process: its current incidents can stay in
+            # memory. Several PostgreSQL replicas write the same keys.
+            current=CurrentIncidents() if db.sqlite else None,
+            outbox=app[NOTIFIER],
+        )
+        writer.start()
+        runtime.set_api_windows(await db.read(repo.api_windows))
+        runtime.db, runtime.writer, runtime.ready = db, writer, True
+        yield
+        runtime.ready = False
+        drained = await writer.stop()
+        await db.dispose()
+        log.info("store closed (%d queued writes finished on the way out)", drained)
+
+    return store
+
+
+async def _check_schema(db: Database, migrate: bool) -> None:
+    try:
+        state, revision = await schema_state(db)
+    except (StoreUnavailable, SQLAlchemyError, OSError) as exc:
+        raise StartupError(f"cannot open the database {db.safe_url}: {exc}") from None
+    if state is SchemaState.EMPTY or (state is SchemaState.OUTDATED and migrate):
+        await upgrade(db)
+        log.info("database schema created or upgraded to revision %s", head_revision())
+    elif state is SchemaState.OUTDATED:
+        raise StartupError(
+            f"the database schema is at revision {revision}, this itsmd needs "
+            f"{head_revision()}: run `itsmd db upgrade` or start with --migrate"
+        )
+    elif state is SchemaState.UNKNOWN:
+        raise StartupError(
+            f"the database holds tables that are not an itsmd schema, or a newer "
+            f"one (revision {revision}); point --db at another database"
+        )
+
+
+async def _http_ctx(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[HTTP].close()  # after the sinks and checks that use it stopped
+
+
+def _checks_ctx(run_checks: bool) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def checks_ctx(app: web.Application) -> AsyncIterator[None]:
+        async for _ in _checks(app, run_checks):
+            yield
+
+    return checks_ctx
+
+
+async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]:
+    """The checks of the rule files on their scheduler, and heartbeats fed by ingest."""
+    runtime, http = app[RUNTIME], app[HTTP]
+    writer, db = runtime.writer, runtime.db
+    assert writer is not None
+    assert db is not None
+
+    def prometheus() -> PrometheusClient | None:
+        source = runtime.settings.connectors.prometheus
+        if source is None:
+            return None
+        return PrometheusClient(http, source.url, source.timeout_s, source.headers)
+
+    runner = CheckRunner(
+        submit=writer.ingest, write=writer.run, read=db.read, rules=lambda: runtime.rules,
+        http=http, prometheus=prometheus, clock=runtime.clock, metrics=runtime.metrics,
+        leader=db.sqlite,
+    )  # fmt: skip
+    await runner.load(runtime.rules.checks, await db.read(checkstore.firing_check_alerts))
+    jobs = CheckJobs(runtime, runner, sole_writer=db.sqlite, run_checks=run_checks)
+    observing: set[asyncio.Task[None]] = set()
+
+    def heartbeats(alerts: Sequence[Alert]) -> None:
+        if runner.watches_heartbeats:
+            task = asyncio.create_task(runner.observe(alerts))
+            observing.add(task)
+            task.add_done_callback(observing.discard)
+
+    writer.on_ingested = heartbeats
+    runtime.on_reload.append(jobs.reloaded)
+    await jobs.start()
+    app[CHECKS], app[CHECK_JOBS] = runner, jobs
+    yield
+    writer.on_ingested = None
+    await jobs.stop()
+    if observing:
+        await asyncio.wait(observing, timeout=5)
+
+
+async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Sinks built from the config (again on every reload) and the delivery worker."""
+    runtime, notifier, http = app[RUNTIME], app[NOTIFIER], app[HTTP]
+    kinds = installed_kinds() if runtime.settings.connectors.sinks else {}
+
+    def build_sinks() -> None:
+        nonlocal kinds
+        specs = runtime.settings.connectors.sinks
+        if specs and not kinds:
+            kinds = installed_kinds()
+        notifier.set_sinks({
+            name: SinkRunner(spec, build_sink(spec, kinds, SinkEnv(http, spec.timeout_s)))
+            for name, spec in specs.items()
+        })  # fmt: skip
+
+    build_sinks()
+    runtime.on_reload.append(build_sinks)
+    assert runtime.writer is not None
+    assert runtime.db is not None
+    notifier.start(runtime.writer, sole_writer=runtime.db.sqlite)
+    yield
+    cut = await notifier.stop()
+    if cut:
+        log.warning("%d notifications were being sent at shutdown; they will be sent again", cut)
+
+
+def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def scheduler(app: web.Application) -> AsyncIterator[None]:
+        runtime = app[RUNTIME]
+        running: set[asyncio.Task[Any]] = set()
+
+        def finished_at_shutdown(job: Callable[[Runtime], Any]) -> Callable[[], Any]:
+            """A job whose unit of work ends before shutdown (the scheduler cancels)."""
+
+            async def run() -> None:
+                task = asyncio.current_task()
+                assert task is not None
+                running.add(task)
+                try:
+                    await job(runtime)
+                finally:
+                    running.discard(task)
+
+            return run
+
+        sched = AsyncIOScheduler(timezone=UTC)
+        # Holds that ended while the daemon was down resolve at once (next_run_time=now).
+        sched.add_job(
+            finished_at_shutdown(sweep_holds),
+            "interval",
+            id="auto-resolve",
+            seconds=interval.total_seconds(),
+            max_instances=1,
+            coalesce=True,
+            next_run_time=utc_now(),
+        )
+        sched.add_job(
+            finished_at_shutdown(mark_sla_breaches), "interval", id="sla-clock",
+            seconds=SLA_CLOCK_INTERVAL.total_seconds(), max_instances=1, coalesce=True,
+            next_run_time=utc_now(),
+        )  # fmt: skip
+        every = runtime.settings.watch_rules
+        if every is not None:
+            watch = RuleWatch(runtime)
+            sched.add_job(
+                watch.check, "interval", id="watch-rules", seconds=every.total_seconds(),
+                max_instances=1, coalesce=True,
+            )  # fmt: skip
+        sched.start()
+        yield
+        # Let a running sweep finish its unit of work: the scheduler would cancel it.
+        sched.pause()
+        if running:
+            await asyncio.wait(running, timeout=5)
+        sched.shutdown(wait=False)
+
+    return scheduler

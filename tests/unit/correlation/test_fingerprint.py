@@ -1,0 +1,128 @@
+"""Fingerprints must equal Alertmanager's byte for byte: identity depends on it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from itsmd.correlation.fingerprint import EMPTY_FINGERPRINT, fingerprint, fnv1a_64
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "alertmanager"
+
+
+def fixture_files() -> list[Path]:
+    # A missing folder must fail collection, never turn into an empty (skipped) test.
+    files = sorted(FIXTURES.glob("*.json"))
+    if not files:
+        raise FileNotFoundError(f"no Alertmanager fixtures in {FIXTURES}")
+    return files
+
+
+def bodies(capture: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every webhook body a capture file holds."""
+    if "body" in capture:
+        yield capture["body"]
+    if "firing_body" in capture:
+        yield capture["firing_body"]
+    for delivery in capture.get("deliveries", []):
+        yield delivery["body"]
+
+
+@pytest.mark.parametrize("path", fixture_files(), ids=lambda path: path.name)
+def test_matches_alertmanager_for_every_fixture_alert(path: Path) -> None:
+    alerts = [alert for body in bodies(json.loads(path.read_text())) for alert in body["alerts"]]
+    assert alerts
+    for alert in alerts:
+        assert fingerprint(alert["labels"]) == alert["fingerprint"], alert["labels"]
+
+
+def test_fixtures_cover_many_label_sets() -> None:
+    seen = {
+        alert["fingerprint"]
+        for path in fixture_files()
+        for body in bodies(json.loads(path.read_text()))
+        for alert in body["alerts"]
+    }
+    assert len(seen) >= 15
+
+
+# Expected values from prometheus/common model/signature_test.go.
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        ({}, 14695981039346656037),
+        ({"name": "garland, briggs", "fear": "love is not enough"}, 5799056148416392346),
+        ({"first-label": "first-label-value"}, 5146282821936882169),
+        (
+            {"first-label": "first-label-value", "second-label": "second-label-value"},
+            3195800080984914717,
+        ),
+        (
+            {
+                "first-label": "first-label-value",
+                "second-label": "second-label-value",
+                "third-label": "third-label-value",
+            },
+            13843036195897128121,
+        ),
+    ],
+)
+def test_matches_prometheus_common_vectors(labels: dict[str, str], expected: int) -> None:
+    assert fingerprint(labels) == f"{expected:016x}"
+
+
+def test_empty_label_set_is_the_fnv_offset_basis() -> None:
+    assert fingerprint({}) == EMPTY_FINGERPRINT == "cbf29ce484222325"
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [(b"", 0xCBF29CE484222325), (b"a", 0xAF63DC4C8601EC8C), (b"foobar", 0x85944171F73967E8)],
+)
+def test_fnv1a_64_reference_vectors(data: bytes, expected: int) -> None:
+    assert fnv1a_64(data) == expected
+
+
+def test_pads_to_sixteen_digits() -> None:
+    # From resolved-endsAt-before-startsAt.json: the value starts with a zero.
+    labels = {
+        "alertname": "QueueBacklog",
+        "env": "prod",
+        "instance": "billing-1:8080",
+        "job": "billing",
+        "service": "billing",
+        "severity": "warning",
+    }
+    assert fingerprint(labels) == "0ab3e094a1cb884b"
+
+
+def test_separator_keeps_name_and_value_apart() -> None:
+    assert fingerprint({"a": "bc"}) != fingerprint({"ab": "c"})
+    assert fingerprint({"a": "", "b": "c"}) != fingerprint({"a": "b", "c": ""})
+
+
+def test_lone_surrogate_hashes_like_go_replacement_character() -> None:
+    assert fingerprint({"a": "x\ud800y"}) == fingerprint({"a": "x\ufffdy"})
+
+
+label_sets = st.dictionaries(
+    st.from_regex(r"[a-zA-Z_][a-zA-Z0-9_]{0,10}", fullmatch=True), st.text(max_size=20)
+)
+
+
+@given(label_sets)
+def test_independent_of_insertion_order(labels: dict[str, str]) -> None:
+    assert fingerprint(labels) == fingerprint(dict(reversed(labels.items())))
+
+
+@given(label_sets)
+def test_is_sixteen_lowercase_hex_digits(labels: dict[str, str]) -> None:
+    value = fingerprint(labels)
+    assert len(value) == 16
+    assert set(value) <= set("0123456789abcdef")

@@ -1,0 +1,125 @@
+"""The service catalog: dependencies, tiers, and symptoms attached to upstream incidents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from itsmd.correlation.rules import load_rules
+from itsmd.models import Action, IncidentStatus, Level, TimelineKind
+from itsmd.yamlsource import LoadError
+from tests.unit.correlation.test_correlate import MIN, T0, Engine, alert
+
+CATALOG = """\
+services:
+  - name: checkout
+    depends_on: [payments]
+    tier: 1
+  - name: payments
+    depends_on: [postgres]
+    tier: 2
+    slo: 99.9
+  - name: postgres
+  - name: search
+    tier: 3
+"""
+RULES = """\
+incidents:
+  - name: by-service
+    match: '{}'
+    group_by: [service]
+    attach_to_upstream: true
+    auto_resolve: 0s
+"""
+
+
+def _engine(tmp_path: Path, rules: str = RULES, catalog: str = CATALOG) -> Engine:
+    (tmp_path / "10-rules.yml").write_text(rules)
+    (tmp_path / "20-services.yml").write_text(catalog)
+    engine = Engine()
+    engine.ruleset = load_rules([tmp_path / "10-rules.yml", tmp_path / "20-services.yml"])
+    return engine
+
+
+def test_upstream_is_transitive_and_nearest_first(tmp_path: Path) -> None:
+    rules = _engine(tmp_path).ruleset
+    assert rules.upstream("checkout") == ["payments", "postgres"]
+    assert rules.upstream("postgres") == []
+    assert rules.upstream("unknown") == []
+
+
+def test_a_symptom_joins_the_open_incident_of_its_nearest_upstream(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    root = engine.send(alert(service="postgres", instance="db-1"), T0)
+
+    symptom = engine.send(alert(service="checkout", instance="web-1"), T0 + MIN)
+
+    assert symptom.incident_id == root.incident_id
+    inc = engine.incident(root)
+    assert (inc.alert_count, inc.firing_count) == (2, 2)
+    row = next(a for a in engine.ws.alerts.values() if a.labels["service"] == "checkout")
+    assert row.decision.action is Action.ATTACHED
+    assert row.decision.reason.endswith(
+        "attached as a symptom of the incident opened for it: upstream service postgres of "
+        "checkout has it open"
+    )
+    (entry,) = [e for e in engine.ws.timeline if e.kind is TimelineKind.SYMPTOM_ATTACHED]
+    assert entry.incident_id == inc.id
+
+
+def test_without_an_upstream_incident_it_correlates_as_usual(tmp_path: Path) -> None:
+    engine = _engine(tmp_path)
+    own = engine.send(alert(service="checkout"), T0)
+    assert engine.incident(own).key == 'by-service{service="checkout"}'
+
+
+def test_a_resolved_upstream_takes_no_symptoms_and_symptoms_resolve_with_the_root(
+    tmp_path: Path,
+) -> None:
+    engine = _engine(tmp_path)
+    root_alert = alert(service="payments")
+    root = engine.send(root_alert, T0)
+    symptom_alert = alert(service="checkout")
+    engine.send(symptom_alert, T0 + MIN)
+    engine.send(alert("resolved", T0, service="payments"), T0 + 2 * MIN)
+    assert engine.incident(root).status is IncidentStatus.OPEN  # the symptom still fires
+
+    engine.send(alert("resolved", T0, service="checkout"), T0 + 3 * MIN)
+    assert engine.incident(root).status is IncidentStatus.RESOLVED
+
+    later = engine.send(alert(service="checkout", instance="web-2"), T0 + 4 * MIN)
+    assert later.incident_id != root.incident_id
+
+
+def test_a_rule_without_impact_takes_the_service_tier(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, RULES.replace("    attach_to_upstream: true\n", ""))
+    assert engine.incident(engine.send(alert(service="checkout"), T0)).impact is Level.HIGH
+    assert engine.incident(engine.send(alert(service="search"), T0)).impact is Level.LOW
+    assert engine.incident(engine.send(alert(service="postgres"), T0)).impact is Level.MEDIUM
+    opened = [e.message for e in engine.ws.timeline if e.kind is TimelineKind.OPENED]
+    assert "impact high from service checkout tier 1" in opened[0]
+
+
+def test_an_explicit_impact_wins_over_the_tier(tmp_path: Path) -> None:
+    engine = _engine(tmp_path, RULES + "    impact: low\n")
+    assert engine.incident(engine.send(alert(service="checkout"), T0)).impact is Level.LOW
+
+
+@pytest.mark.parametrize(
+    ("catalog", "message"),
+    [
+        ("services:\n  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [a]\n",
+         "services: dependency cycle: a -> b -> a"),
+        ("services:\n  - name: a\n    depends_on: [nope]\n",
+         "services: a: depends on unknown service 'nope'"),
+        ("services:\n  - name: a\n    tier: 4\n", "tier: expected 1, 2 or 3, got 4"),
+        ("services:\n  - name: a\n    slo: 120\n", "slo: expected a percentage like 99.9"),
+        ("services:\n  - name: a\n  - name: a\n", "services: name 'a' already used at"),
+        ("", "attach_to_upstream needs a services: catalog"),
+    ],
+)  # fmt: skip
+def test_catalog_mistakes_are_errors(tmp_path: Path, catalog: str, message: str) -> None:
+    with pytest.raises(LoadError) as raised:
+        _engine(tmp_path, catalog=catalog)
+    assert any(message in str(p) for p in raised.value.problems), raised.value
