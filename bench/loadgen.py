@@ -102,12 +102,20 @@ def payloads(load: Load) -> Iterator[tuple[bytes, int, int | None]]:
         alerts = [_alert(serial + i, group, starts_at) for i in range(load.alerts_per_request)]
         serial += load.alerts_per_request
         group_labels = {"alertname": "BenchInstanceDown", "service": f"svc-{group}"}
-        body = orjson.dumps({
-            "version": "4", "groupKey": f"{{}}:{_selector(group_labels)}",
-            "truncatedAlerts": 0, "status": "firing", "receiver": "itsmd",
-            "groupLabels": group_labels, "commonLabels": group_labels, "commonAnnotations": {},
-            "externalURL": "http://alertmanager.example:9093", "alerts": alerts,
-        })  # fmt: skip
+        body = orjson.dumps(
+            {
+                "version": "4",
+                "groupKey": f"{{}}:{_selector(group_labels)}",
+                "truncatedAlerts": 0,
+                "status": "firing",
+                "receiver": "itsmd",
+                "groupLabels": group_labels,
+                "commonLabels": group_labels,
+                "commonAnnotations": {},
+                "externalURL": "http://alertmanager.example:9093",
+                "alerts": alerts,
+            }
+        )
         sent.append(body)
         yield body, len(alerts), group
 

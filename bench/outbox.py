@@ -130,8 +130,17 @@ def main() -> int:
         for routed in (False, True):
             profile = args.profile and routed
             row = run_once(args.incidents, routed, args.peer_ms, args.concurrency, profile)
-            keep = ("routed", "alerts_per_s", "p99_ms", "non_2xx", "delivered", "duplicates",
-                    "all_delivered_s", "drain_after_ingest_s", "deliveries_per_s")  # fmt: skip
+            keep = (
+                "routed",
+                "alerts_per_s",
+                "p99_ms",
+                "non_2xx",
+                "delivered",
+                "duplicates",
+                "all_delivered_s",
+                "drain_after_ingest_s",
+                "deliveries_per_s",
+            )
             print(json.dumps({k: row[k] for k in keep if k in row}), flush=True)
             failed |= row["non_2xx"] > 0 or (
                 routed and (row["delivered"] != args.incidents or row["duplicates"] > 0)

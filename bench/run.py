@@ -87,17 +87,20 @@ SCENARIOS = [
     ),
 ]
 PG_ADMIN = os.environ.get("ITSMD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
-SMOKE = Scenario("smoke", Load(requests=200, alerts_per_request=5, duplicate_share=0.3,
-                               concurrency=8))  # fmt: skip
+SMOKE = Scenario(
+    "smoke", Load(requests=200, alerts_per_request=5, duplicate_share=0.3, concurrency=8)
+)
 
 
 def generated_rules(count: int) -> str:
     """`count` incident rules that the bench alerts do not match (they must be skipped)."""
     lines = ["incidents:"]
     for i in range(count):
-        lines += [f"  - name: generated-{i}",
-                  f"    match: '{{alertname=\"Generated{i}\", severity=\"critical\"}}'",
-                  "    group_by: [service]"]  # fmt: skip
+        lines += [
+            f"  - name: generated-{i}",
+            f'    match: \'{{alertname="Generated{i}", severity="critical"}}\'',
+            "    group_by: [service]",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -184,12 +187,25 @@ class Daemon:
         self.log = (workdir / "itsmd.log").open("w")
         started = time.perf_counter()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "itsmd", "run", "--config", str(workdir / "itsmd.yml"),
-             "--listen", f"127.0.0.1:{self.port}", "--db", db_url,
-             "--log-level", "warning"],
-            cwd=workdir, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "itsmd",
+                "run",
+                "--config",
+                str(workdir / "itsmd.yml"),
+                "--listen",
+                f"127.0.0.1:{self.port}",
+                "--db",
+                db_url,
+                "--log-level",
+                "warning",
+            ],
+            cwd=workdir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONPATH": f"{ROOT / 'daemon'}:{ROOT / 'connectors'}"},
-        )  # fmt: skip
+        )
         self.ready_s = self._wait_ready(started)
 
     def _wait_ready(self, started: float) -> float:
@@ -212,8 +228,10 @@ class Daemon:
         with open(f"/proc/{self.proc.pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
-        return {"rss_mb": round(rss_kb / 1024, 1),
-                "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 2)}  # fmt: skip
+        return {
+            "rss_mb": round(rss_kb / 1024, 1),
+            "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 2),
+        }
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -241,11 +259,24 @@ class Profiler:
     def __init__(self, pid: int, out: Path) -> None:
         self.out = out
         self.proc = subprocess.Popen(
-            [shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
-             or "py-spy", "record", "--pid", str(pid), "--rate", "250",
-             "--format", "raw", "--output", str(out), "--threads", "--nonblocking"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+                or "py-spy",
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--threads",
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         time.sleep(1)  # attached before the first request
 
     def top(self, count: int = 25) -> str:
@@ -263,8 +294,10 @@ class Profiler:
             own[frames[-1]] += n
             for frame in {re.sub(r":\d+\)", ")", f) for f in frames[1:]}:
                 inclusive[frame] += n
-        lines = [f"{total} samples; by thread: " + ", ".join(
-            f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common())]  # fmt: skip
+        lines = [
+            f"{total} samples; by thread: "
+            + ", ".join(f"{name} {100 * n / total:.0f}%" for name, n in threads.most_common())
+        ]
         mine = [(f, n) for f, n in inclusive.most_common() if "itsmd" in f][:count]
         lines += ["self:", *(f"  {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(count))]
         lines += ["inclusive (itsmd):", *(f"  {100 * n / total:5.1f}%  {f}" for f, n in mine)]
@@ -308,15 +341,22 @@ def run_once(
         and stored["stored_incidents"] == expected_incidents
     )
     return {
-        "scenario": scenario.name, **summary, **stored,
-        "expected_alerts": expected_alerts, "expected_incidents": expected_incidents,
-        "honest": honest, "state_alerts": seeded.alerts if seeded else 0,
-        "ready_s": round(daemons[0].ready_s, 3), "rss_mb": max(a["rss_mb"] for a in after),
+        "scenario": scenario.name,
+        **summary,
+        **stored,
+        "expected_alerts": expected_alerts,
+        "expected_incidents": expected_incidents,
+        "honest": honest,
+        "state_alerts": seeded.alerts if seeded else 0,
+        "ready_s": round(daemons[0].ready_s, 3),
+        "rss_mb": max(a["rss_mb"] for a in after),
         "cpu_s": round(sum(a["cpu_s"] for a in after) - sum(b["cpu_s"] for b in before), 2),
-        "database": scenario.database, "replicas": scenario.replicas,
-        "rules": scenario.extra_rules + 3, "synchronous": scenario.synchronous,
+        "database": scenario.database,
+        "replicas": scenario.replicas,
+        "rules": scenario.extra_rules + 3,
+        "synchronous": scenario.synchronous,
         "concurrency": scenario.load.concurrency,
-    }  # fmt: skip
+    }
 
 
 def environment() -> dict[str, Any]:
@@ -327,9 +367,12 @@ def environment() -> dict[str, Any]:
         text=True,
         check=False,
     ).stdout.strip()
-    return {"commit": commit or "unknown", "python": platform.python_version(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-            "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}  # fmt: skip
+    return {
+        "commit": commit or "unknown",
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
 
 
 def main() -> int:

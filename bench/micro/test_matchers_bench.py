@@ -39,8 +39,12 @@ def test_parse_selectors(benchmark: BenchmarkFixture) -> None:
     selectors: tuple[Selector, ...] = benchmark(parse_selectors, SELECTORS)
     assert [len(s.matchers) for s in selectors] == [5, 3, 2]
     assert [m.op for m in selectors[0].matchers] == [
-        MatchOp.EQ, MatchOp.EQ, MatchOp.NE, MatchOp.RE, MatchOp.NRE,
-    ]  # fmt: skip
+        MatchOp.EQ,
+        MatchOp.EQ,
+        MatchOp.NE,
+        MatchOp.RE,
+        MatchOp.NRE,
+    ]
     assert selectors[1].matches(MATCHING) is False  # no KubePod alert here
 
 

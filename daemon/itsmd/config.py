@@ -39,8 +39,19 @@ from itsmd.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 DEFAULT_DATABASE = "sqlite+aiosqlite:///itsmd.db"
-TOP_KEYS = ("listen", "external_url", "database", "rules", "watch_rules", "auth", "limits", "sla",
-            "storage", "connectors", "routes")  # fmt: skip
+TOP_KEYS = (
+    "listen",
+    "external_url",
+    "database",
+    "rules",
+    "watch_rules",
+    "auth",
+    "limits",
+    "sla",
+    "storage",
+    "connectors",
+    "routes",
+)
 
 
 class Role(StrEnum):
@@ -378,11 +389,17 @@ def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
         check_keys(problems, m, ("respond", "resolve", "business_hours"), path)
         counted = m.get("business_hours", False)
         if not isinstance(counted, bool):
-            problems.error(m.line_of("business_hours"), join(path, "business_hours"),
-                           f"expected true or false, got {describe(counted)}")  # fmt: skip
+            problems.error(
+                m.line_of("business_hours"),
+                join(path, "business_hours"),
+                f"expected true or false, got {describe(counted)}",
+            )
         elif counted and "business_hours" not in sla:
-            problems.error(m.line_of("business_hours"), join(path, "business_hours"),
-                           "needs sla.business_hours (timezone, days, hours)")  # fmt: skip
+            problems.error(
+                m.line_of("business_hours"),
+                join(path, "business_hours"),
+                "needs sla.business_hours (timezone, days, hours)",
+            )
         out[priority] = SlaTarget(
             respond=convert(problems, m, "respond", path, None, parse_duration),
             resolve=convert(problems, m, "resolve", path, None, parse_duration),
@@ -415,8 +432,11 @@ def _business_hours(problems: Problems, sla: LocDict) -> BusinessHours | None:
         try:  # YAML reads an unquoted 2026-12-25 as a date already
             holidays.add(item if isinstance(item, date) else date.fromisoformat(str(item)))
         except ValueError:
-            problems.error(m.line_of("holidays"), join(path, "holidays"),
-                           f"expected dates YYYY-MM-DD, got {item!r}")  # fmt: skip
+            problems.error(
+                m.line_of("holidays"),
+                join(path, "holidays"),
+                f"expected dates YYYY-MM-DD, got {item!r}",
+            )
     if zone is None or span is None:
         return None
     return BusinessHours(zone, days, span[0], span[1], frozenset(holidays))

@@ -50,6 +50,36 @@ class Action(StrEnum):
     ATTACHED = "attached"  # joined the open incident of an upstream service, as a symptom
 
 
+class IngestAction(StrEnum):
+    """What storing one incoming alert did (the counts of an ingest answer)."""
+
+    NEW = "new"  # a new firing episode, placed in an incident
+    UPDATED = "updated"  # an episode already stored changed (resolved, fired again)
+    DUPLICATE = "duplicate"  # a re-send of what is stored: nothing changed
+    UNROUTED = "unrouted"  # new, and no incident rule matched
+    ORPHAN = "orphan"  # a resolve for an alert never seen firing
+    SUPPRESSED = "suppressed"  # new, and a maintenance window suppressed it
+
+
+class EventKind(StrEnum):
+    """What a committed change did, for the daemon's own metrics."""
+
+    OPENED = "opened"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    UNROUTED = "unrouted"
+    SUPPRESSED = "suppressed"
+    DUPLICATE = "duplicate"
+    ORPHAN = "orphan"
+    PROBLEM_OPENED = "problem_opened"
+
+
+class ResolvedBy(StrEnum):
+    AUTO = "auto"  # the auto_resolve hold ended
+    MANUAL = "manual"  # a person resolved it
+
+
 class TimelineKind(StrEnum):
     OPENED = "opened"
     ALERT_JOINED = "alert_joined"
@@ -103,6 +133,21 @@ class Decision:
     reason: str
     rule: str | None = None
     key: str | None = None
+    suppressed_by: str | None = None  # the name of the maintenance window
+    change: str | None = None  # and its change id
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something a committed change did, counted by the metrics after the commit."""
+
+    kind: EventKind
+    incident_id: int | None = None
+    rule: str | None = None  # opened, problem_opened
+    priority: Priority | None = None  # opened
+    resolved_by: ResolvedBy | None = None  # resolved
+    after_s: float | None = None  # resolved, acknowledged: seconds since the incident opened
+    window: str | None = None  # suppressed: the window's name
 
 
 @dataclass(frozen=True, slots=True)

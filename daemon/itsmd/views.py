@@ -89,8 +89,14 @@ def incident_detail_json(
 
 def problem_json(p: ProblemRecord) -> dict[str, Any]:
     return {
-        "id": p.ref, "status": p.status.value, "title": p.title, "rule": p.rule, "key": p.key,
-        "opened_at": format_time(p.opened_at), "resolved_at": format_optional_time(p.resolved_at),
-        "root_cause": p.root_cause, "workaround": p.workaround,
+        "id": p.ref,
+        "status": p.status.value,
+        "title": p.title,
+        "rule": p.rule,
+        "key": p.key,
+        "opened_at": format_time(p.opened_at),
+        "resolved_at": format_optional_time(p.resolved_at),
+        "root_cause": p.root_cause,
+        "workaround": p.workaround,
         "incident_count": p.incident_count,
-    }  # fmt: skip
+    }

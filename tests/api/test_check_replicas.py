@@ -54,10 +54,12 @@ async def replicas(
     started: list[ApiClient] = []
     for _ in range(2):
         app = build_app(
-            Settings(database=postgres_url), clock=clock,
+            Settings(database=postgres_url),
+            clock=clock,
             rules=rule_set(RULES.format(url=peer.url("/healthz"))),
-            sweep_interval=timedelta(hours=1), run_checks=False,
-        )  # fmt: skip
+            sweep_interval=timedelta(hours=1),
+            run_checks=False,
+        )
         client = await aiohttp_client(app)
         client.clock = clock
         started.append(client)
@@ -165,9 +167,12 @@ async def test_a_standby_without_a_check_leaves_the_leaders_alerts_until_it_lead
     await leader.run_check("api-health")
     newer = RULES.format(url=peer.url("/healthz")).split("checks:\n")[0] + "checks: []\n"
     app = build_app(
-        Settings(database=postgres_url), clock=clock, rules=rule_set(newer),
-        sweep_interval=timedelta(hours=1), run_checks=False,
-    )  # fmt: skip
+        Settings(database=postgres_url),
+        clock=clock,
+        rules=rule_set(newer),
+        sweep_interval=timedelta(hours=1),
+        run_checks=False,
+    )
     standby = await aiohttp_client(app)
     assert not await leads(standby)
     assert [i["status"] for i in await checks_incidents(leader)] == ["open"]

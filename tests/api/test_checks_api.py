@@ -71,12 +71,19 @@ async def test_a_failing_http_check_opens_an_incident_and_recovery_resolves_it(
 
     (inc,) = await client.incidents()
     assert (inc["title"], inc["status"], inc["rule"]) == (
-        "api-health: CheckFailed", "open", "checks")  # fmt: skip
+        "api-health: CheckFailed",
+        "open",
+        "checks",
+    )
     detail = await client.incident(inc["id"])
     (stored,) = detail["alerts"]
     assert stored["source"] == "check"
-    assert stored["labels"] == {"alertname": "CheckFailed", "check": "api-health",
-                                "service": "api", "severity": "critical"}  # fmt: skip
+    assert stored["labels"] == {
+        "alertname": "CheckFailed",
+        "check": "api-health",
+        "service": "api",
+        "severity": "critical",
+    }
     state = await check(client, "api-health")
     assert (state["up"], state["consecutive_failures"]) == (False, 2)
     assert state["last_error"] == "HTTP 503, expected 2xx"
@@ -341,10 +348,15 @@ async def test_an_availability_change_the_store_missed_is_stored_with_the_next_r
         return await runtime.writer.run(work)
 
     runner = CheckRunner(
-        submit=runtime.writer.ingest, write=flaky, read=runtime.db.read,
-        rules=lambda: runtime.rules, http=client.app[HTTP],
-        prometheus=lambda: None, clock=runtime.clock, metrics=runtime.metrics,
-    )  # fmt: skip
+        submit=runtime.writer.ingest,
+        write=flaky,
+        read=runtime.db.read,
+        rules=lambda: runtime.rules,
+        http=client.app[HTTP],
+        prometheus=lambda: None,
+        clock=runtime.clock,
+        metrics=runtime.metrics,
+    )
     await runner.load(runtime.rules.checks, [])
     peer.answer(Answer(503), Answer(503))
     await runner.run("api-health")

@@ -25,9 +25,13 @@ incidents:
 
 
 async def _open(
-    client: ApiClient, service: str, *, alertname: str = "Down", impact: str = "medium",
+    client: ApiClient,
+    service: str,
+    *,
+    alertname: str = "Down",
+    impact: str = "medium",
     severity: str = "warning",
-) -> str:  # fmt: skip
+) -> str:
     result = await client.webhook(
         alert(alertname, service=service, impact=impact, severity=severity)
     )
@@ -179,12 +183,25 @@ async def test_show_gives_the_incident_with_alerts_timeline_and_sla(
 
     assert detail["id"] == ref == "INC-1"
     expected = {
-        "status": "open", "title": "Down on api", "priority": "P1", "impact": "high",
-        "urgency": "high", "service": "api", "rule": "svc", "key": 'svc{service="api"}',
-        "assignee": None, "opened_at": "2026-11-28T03:00:00Z", "acknowledged_at": None,
-        "resolved_at": None, "alert_count": 2, "firing_count": 2, "problem_id": None,
-        "parent_id": None, "labels": {"service": "api"}, "known_error": None,
-    }  # fmt: skip
+        "status": "open",
+        "title": "Down on api",
+        "priority": "P1",
+        "impact": "high",
+        "urgency": "high",
+        "service": "api",
+        "rule": "svc",
+        "key": 'svc{service="api"}',
+        "assignee": None,
+        "opened_at": "2026-11-28T03:00:00Z",
+        "acknowledged_at": None,
+        "resolved_at": None,
+        "alert_count": 2,
+        "firing_count": 2,
+        "problem_id": None,
+        "parent_id": None,
+        "labels": {"service": "api"},
+        "known_error": None,
+    }
     assert {key: detail[key] for key in expected} == expected
     assert "description" in detail
     assert detail["sla"]["respond_due"] == "2026-11-28T03:15:00Z"

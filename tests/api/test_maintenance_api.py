@@ -47,11 +47,19 @@ async def test_a_created_window_suppresses_until_it_is_deleted(make_client: Make
 
     windows = await _windows(client)
     assert windows["db-upgrade"] | {"active_until": None} == {
-        "name": "db-upgrade", "source": "api", "match": ['{service="db"}'],
-        "action": "suppress", "start": "2026-11-28T03:00:00Z", "end": "2026-11-28T05:00:00Z",
-        "every": None, "duration": None, "timezone": "UTC", "change": "CHG-42",
-        "active": True, "active_until": None,
-    }  # fmt: skip
+        "name": "db-upgrade",
+        "source": "api",
+        "match": ['{service="db"}'],
+        "action": "suppress",
+        "start": "2026-11-28T03:00:00Z",
+        "end": "2026-11-28T05:00:00Z",
+        "every": None,
+        "duration": None,
+        "timezone": "UTC",
+        "change": "CHG-42",
+        "active": True,
+        "active_until": None,
+    }
     assert windows["from-rules"]["source"].endswith("rules.yml:6")
     result = await client.webhook(alert("Down", service="db"))
     assert result["incidents"] == []
@@ -109,8 +117,14 @@ async def test_only_admins_change_windows(make_client: MakeClient) -> None:
 
 async def test_a_recurring_window_reports_when_it_is_on(make_client: MakeClient) -> None:
     client = await make_client(RULES)
-    body = {"name": "nightly", "match": "{}", "every": "0 3 * * *", "duration": "2h",
-            "timezone": "UTC", "action": "annotate"}  # fmt: skip
+    body = {
+        "name": "nightly",
+        "match": "{}",
+        "every": "0 3 * * *",
+        "duration": "2h",
+        "timezone": "UTC",
+        "action": "annotate",
+    }
     assert (await _create(client, body)).status == 201
 
     nightly = (await _windows(client))["nightly"]

@@ -3,8 +3,9 @@ downgrade cleanly (so a new table or index cannot be forgotten in a migration)."
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, inspect
 
 from itsmd.store.engine import Database
 from itsmd.store.migrate import alembic_config, upgrade
-from itsmd.store.tables import metadata
+from itsmd.store.tables import alerts, metadata
 
 
 def _differences(conn: Connection) -> list[object]:
@@ -37,5 +38,40 @@ async def test_migrated_schema_equals_the_declared_one(db_url: str) -> None:
         assert "problems" in tables
         await upgrade(db)
         assert await db.read(_differences) == []
+    finally:
+        await db.dispose()
+
+
+async def test_suppressed_alerts_of_earlier_versions_keep_naming_their_window(
+    db_url: str,
+) -> None:
+    """0011 moves the window's name out of the decision's prose into its own field."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    reason = (
+        "matched rule db {}; key db/x; suppressed by maintenance window pg-upgrade "
+        "(suppress, change CHG-1) until 2026-03-01T04:00:00Z"
+    )
+    received = {"first_received": t0, "last_received": t0, "receive_count": 1}
+    row = {"fingerprint": "f1", "starts_at": t0, "status": "firing", **received}
+    row |= {"labels": {}, "annotations": {}, "generator_url": "", "source": "alertmanager"}
+    try:
+        await upgrade(db, "0010")
+
+        def old_rows(conn: Connection) -> None:
+            conn.execute(alerts.insert().values(**row, action="suppressed", reason=reason))
+            other = {**row, "fingerprint": "f2"}
+            conn.execute(alerts.insert().values(**other, action="joined", reason="joined"))
+
+        await db.write(old_rows)
+        await upgrade(db)
+        found = await db.read(
+            lambda conn: conn.execute(
+                sa.text(
+                    'SELECT fingerprint, suppressed_by, "change" FROM alerts ORDER BY fingerprint'
+                )
+            ).all()
+        )
+        assert [tuple(r) for r in found] == [("f1", "pg-upgrade", "CHG-1"), ("f2", None, None)]
     finally:
         await db.dispose()

@@ -306,10 +306,13 @@ async def test_two_replicas_on_one_postgresql_send_each_event_once(
     replicas: list[ApiClient] = []
     for _ in range(2):
         app = build_app(
-            Settings(database=postgres_url, connectors=connectors), clock=clock,
-            rules=rule_set(RULES), sweep_interval=timedelta(hours=1), run_checks=False,
+            Settings(database=postgres_url, connectors=connectors),
+            clock=clock,
+            rules=rule_set(RULES),
+            sweep_interval=timedelta(hours=1),
+            run_checks=False,
             notify_poll_s=0.05,
-        )  # fmt: skip
+        )
         client = await aiohttp_client(app)
         client.clock = clock
         replicas.append(client)
@@ -347,7 +350,10 @@ routes:
         assert (await client.act("INC-1", "ack")).status == 200
         bodies = await seen(peer, 3)
         assert sorted((b["event"], b["incident"]["id"]) for b in bodies) == [
-            ("acknowledged", "INC-1"), ("opened", "INC-1"), ("opened", "INC-2")]  # fmt: skip
+            ("acknowledged", "INC-1"),
+            ("opened", "INC-1"),
+            ("opened", "INC-2"),
+        ]
         assert len(stuck.seen) == 1  # concurrency 1: one send at a time
         assert client.app is not None
         assert await client.app[NOTIFIER].stop(timeout_s=0.1) == 1

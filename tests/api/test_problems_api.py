@@ -50,11 +50,17 @@ async def test_the_third_incident_within_the_span_opens_a_problem(
     body = await (await client.get("/api/v1/problems")).json()
     (problem,) = body["problems"]
     assert problem | {"opened_at": None} == {
-        "id": "PRB-1", "status": "open", "title": "Disk keeps filling on db-1",
-        "rule": "recurring-disk-full", "key": 'recurring-disk-full{instance="db-1"}',
-        "opened_at": None, "resolved_at": None, "root_cause": None, "workaround": None,
+        "id": "PRB-1",
+        "status": "open",
+        "title": "Disk keeps filling on db-1",
+        "rule": "recurring-disk-full",
+        "key": 'recurring-disk-full{instance="db-1"}',
+        "opened_at": None,
+        "resolved_at": None,
+        "root_cause": None,
+        "workaround": None,
         "incident_count": 3,
-    }  # fmt: skip
+    }
     assert await client.metric("itsmd_problems_opened_total", rule="recurring-disk-full") == 1
     detail = await (await client.get("/api/v1/problems/PRB-1")).json()
     assert [i["id"] for i in detail["incidents"]] == ["INC-1", "INC-2", "INC-4"]

@@ -42,16 +42,18 @@ async def breaches(client: ApiClient, ref: str) -> list[str]:
 
 async def test_a_missed_respond_target_is_marked_once(make_client: MakeClient) -> None:
     client = await make_client(RULES, sla=SLA)
-    await client.webhook(alert("Down", severity="critical", service="api",
-                               starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(
+        alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    )
     client.clock.advance(timedelta(minutes=14))
     assert await clock_tick(client) == 0
     client.clock.advance(timedelta(minutes=2))
     assert await clock_tick(client) == 1
     assert await clock_tick(client) == 0
     (message,) = await breaches(client, "INC-1")
-    assert message.startswith("SLA respond target missed: P1 incidents are to be acknowledged "
-                              "within 15m, due ")  # fmt: skip
+    assert message.startswith(
+        "SLA respond target missed: P1 incidents are to be acknowledged within 15m, due "
+    )
     inc = await client.incident("INC-1")
     assert inc["sla"]["respond_breached"] is True
     assert inc["sla"]["resolve_breached"] is False
@@ -87,8 +89,9 @@ async def test_a_resolution_before_the_respond_due_time_also_answers_it(
     make_client: MakeClient,
 ) -> None:
     client = await make_client(RULES, sla=SLA)
-    await client.webhook(alert("Down", severity="critical", service="api",
-                               starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(
+        alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    )
     client.clock.advance(timedelta(minutes=5))
     assert (await client.act("INC-1", "resolve")).status == 200
     client.clock.advance(timedelta(hours=2))
@@ -99,16 +102,20 @@ async def test_a_raised_priority_moves_the_due_times_and_the_clock_follows(
     make_client: MakeClient,
 ) -> None:
     rules = "incidents:\n  - {name: auto, match: '{}', group_by: [service], impact: high}\n"
-    sla = {Priority.P2: SlaTarget(respond=timedelta(hours=1), resolve=None),
-           Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=None)}  # fmt: skip
+    sla = {
+        Priority.P2: SlaTarget(respond=timedelta(hours=1), resolve=None),
+        Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=None),
+    }
     client = await make_client(rules, sla=sla)
-    await client.webhook(alert("Slow", severity="warning", service="api",
-                               starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(
+        alert("Slow", severity="warning", service="api", starts_at=client.clock.now)
+    )
     assert (await client.incident("INC-1"))["priority"] == "P2"
     client.clock.advance(timedelta(minutes=20))
     assert await clock_tick(client) == 0  # P2: an hour to respond
-    await client.webhook(alert("Down", severity="critical", service="api",
-                               starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(
+        alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    )
     inc = await client.incident("INC-1")
     assert inc["priority"] == "P1"
     raised = [e["message"] for e in inc["timeline"] if e["kind"] == "priority_raised"]
@@ -134,8 +141,7 @@ sla:
     sla = parse_config(text, "itsmd.yml", {}).sla
     friday = FakeClock(datetime(2026, 11, 27, 16, 0, tzinfo=UTC))
     client = await make_client(RULES, sla=sla, clock=friday)
-    await client.webhook(alert("Down", severity="critical", service="api",
-                               starts_at=friday.now))  # fmt: skip
+    await client.webhook(alert("Down", severity="critical", service="api", starts_at=friday.now))
     inc = await client.incident("INC-1")
     assert inc["sla"]["respond_due"] == "2026-11-30T10:00:00Z"  # 1 h Friday, 1 h Monday
     friday.advance(timedelta(days=2, hours=17, minutes=59))  # Monday 09:59
@@ -164,8 +170,9 @@ routes:
 """
     connectors = parse_config(text, "itsmd.yml", {}).connectors
     client = await make_client(RULES, sla=SLA, connectors=connectors)
-    await client.webhook(alert("Down", severity="critical", service="api",
-                               starts_at=client.clock.now))  # fmt: skip
+    await client.webhook(
+        alert("Down", severity="critical", service="api", starts_at=client.clock.now)
+    )
     client.clock.advance(timedelta(minutes=20))
     await clock_tick(client)
     await async_wait_until(lambda: peer.seen, what="the sla_breached event")
@@ -188,8 +195,9 @@ routes:
     connectors = parse_config(text, "itsmd.yml", {}).connectors
     client = await make_client(RULES, sla=SLA, connectors=connectors)
     for service in ("api", "db"):
-        await client.webhook(alert("Down", severity="critical", service=service,
-                                   starts_at=client.clock.now))  # fmt: skip
+        await client.webhook(
+            alert("Down", severity="critical", service=service, starts_at=client.clock.now)
+        )
     client.clock.advance(timedelta(minutes=20))
     assert (await client.act("INC-1", "ack")).status == 200  # late, before the clock ticked
     assert await clock_tick(client) == 2
@@ -225,8 +233,9 @@ async def test_the_summary_counts_targets_per_priority_over_a_window(
 ) -> None:
     client = await make_client(RULES, sla=SLA)
     for service in ("a", "b", "c"):
-        await client.webhook(alert("Down", severity="critical", service=service,
-                                   starts_at=client.clock.now))  # fmt: skip
+        await client.webhook(
+            alert("Down", severity="critical", service=service, starts_at=client.clock.now)
+        )
     await client.webhook(alert("Slow", service="d", starts_at=client.clock.now))  # P4: no SLA
     client.clock.advance(timedelta(minutes=10))
     await client.act("INC-1", "ack")  # met
@@ -236,13 +245,18 @@ async def test_the_summary_counts_targets_per_priority_over_a_window(
     assert body["window"] == "7d"
     p1, p4 = body["priorities"]
     assert p1 == {
-        "priority": "P1", "incidents": 3,
+        "priority": "P1",
+        "incidents": 3,
         "respond": {"met": 2, "breached": 1, "pending": 0},
         "resolve": {"met": 1, "breached": 0, "pending": 2},
-        "mtta_s": 600.0, "mttr_s": 600.0,
-    }  # fmt: skip
+        "mtta_s": 600.0,
+        "mttr_s": 600.0,
+    }
     assert (p4["priority"], p4["incidents"], p4["respond"]) == (
-        "P4", 1, {"met": 0, "breached": 0, "pending": 0})  # fmt: skip
+        "P4",
+        1,
+        {"met": 0, "breached": 0, "pending": 0},
+    )
     client.clock.advance(timedelta(days=8))
     later = await client.get_json("/api/v1/sla", {"window": "7d"})
     assert later["priorities"] == []

@@ -485,21 +485,34 @@ def test_maintenance_window_and_known_error_through_alertmanager(
     tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
 ) -> None:
     rules = write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL)
-    known = {"name": "error-rate", "match": '{alertname="HighErrorRate"}',
-             "workaround": "Roll back {{ labels.service }} (runbook RB-1)"}  # fmt: skip
+    known = {
+        "name": "error-rate",
+        "match": '{alertname="HighErrorRate"}',
+        "workaround": "Roll back {{ labels.service }} (runbook RB-1)",
+    }
     (rules / "20-known-errors.yml").write_text(yaml.safe_dump({"known_errors": [known]}))
     itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
     now = datetime.now(UTC)
-    window = {"name": "payments-upgrade", "match": '{service="payments"}',
-              "start": rfc3339(now - timedelta(hours=1)), "end": rfc3339(now + timedelta(hours=1)),
-              "change": "CHG-9"}  # fmt: skip
+    window = {
+        "name": "payments-upgrade",
+        "match": '{service="payments"}',
+        "start": rfc3339(now - timedelta(hours=1)),
+        "end": rfc3339(now + timedelta(hours=1)),
+        "change": "CHG-9",
+    }
     created = itsmd.post("/api/v1/maintenance", json=window)
     assert created.status == 201, created.text
     am = alertmanager.start(itsmd.webhook_url)
 
     push_checkout_alerts(am, a_minute_ago())
-    am.push([make_alert({"alertname": "HighLatency", "service": "payments",
-                         "severity": "critical"}, starts_at=a_minute_ago())])  # fmt: skip
+    am.push(
+        [
+            make_alert(
+                {"alertname": "HighLatency", "service": "payments", "severity": "critical"},
+                starts_at=a_minute_ago(),
+            )
+        ]
+    )
 
     (incident,) = wait_for_alerts(itsmd, 3)
     assert incident["known_error"] == "Roll back checkout (runbook RB-1)"
@@ -530,14 +543,24 @@ def test_symptoms_attach_to_the_upstream_incident_through_alertmanager(
     tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
 ) -> None:
     rules = write_rules(tmp_path / "rules", BY_SERVICE | {"attach_to_upstream": True}, CATCH_ALL)
-    catalog = {"services": [{"name": "checkout", "depends_on": ["postgres"]},
-                            {"name": "postgres", "tier": 1}]}  # fmt: skip
+    catalog = {
+        "services": [
+            {"name": "checkout", "depends_on": ["postgres"]},
+            {"name": "postgres", "tier": 1},
+        ]
+    }
     (rules / "20-services.yml").write_text(yaml.safe_dump(catalog))
     itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
     am = alertmanager.start(itsmd.webhook_url)
 
-    am.push([make_alert({"alertname": "PostgresDown", "service": "postgres",
-                         "severity": "critical"}, starts_at=a_minute_ago())])  # fmt: skip
+    am.push(
+        [
+            make_alert(
+                {"alertname": "PostgresDown", "service": "postgres", "severity": "critical"},
+                starts_at=a_minute_ago(),
+            )
+        ]
+    )
     (root,) = wait_for_alerts(itsmd, 1)
     push_checkout_alerts(am, a_minute_ago())
 
@@ -554,18 +577,34 @@ def test_symptoms_attach_to_the_upstream_incident_through_alertmanager(
 def test_recurring_incidents_open_a_problem_through_alertmanager(
     tmp_path: Path, sqlite_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
 ) -> None:
-    per_instance = {"name": "per-instance", "match": "{}", "group_by": ["instance"],
-                    "auto_resolve": "0s"}  # fmt: skip
+    per_instance = {
+        "name": "per-instance",
+        "match": "{}",
+        "group_by": ["instance"],
+        "auto_resolve": "0s",
+    }
     rules = write_rules(tmp_path / "rules", per_instance)
-    problem = {"name": "disk-keeps-filling", "match": '{alertname="DiskFull"}',
-               "group_by": ["service"], "after": 3, "within": "1d"}  # fmt: skip
+    problem = {
+        "name": "disk-keeps-filling",
+        "match": '{alertname="DiskFull"}',
+        "group_by": ["service"],
+        "after": 3,
+        "within": "1d",
+    }
     (rules / "20-problems.yml").write_text(yaml.safe_dump({"problems": [problem]}))
     itsmd = itsmd_server.start(rules_dir=rules, db_url=sqlite_url)
     am = alertmanager.start(itsmd.webhook_url)
 
     # Three hosts of one service fill their disks: three incidents, one recurrence key.
-    am.push([make_alert({"alertname": "DiskFull", "service": "storage", "instance": f"nas-{n}"},
-                        starts_at=a_minute_ago()) for n in range(3)])  # fmt: skip
+    am.push(
+        [
+            make_alert(
+                {"alertname": "DiskFull", "service": "storage", "instance": f"nas-{n}"},
+                starts_at=a_minute_ago(),
+            )
+            for n in range(3)
+        ]
+    )
     wait_for_alerts(itsmd, 3)
 
     problems = wait_until(

@@ -26,10 +26,15 @@ RULES = {"incidents": [{"name": "per-alert", "match": "{}", "group_by": ["alertn
 
 def checks_rules(rules_dir: Path) -> None:
     check = {
-        "name": "queue-growth", "type": "prometheus", "service": "mail",
-        "query": 'demo_rising{queue="emails"}', "interval": "2s", "timeout": "1s",
-        "critical": {"above": LIMIT}, "forecast": {"over": "1m", "horizon": "1h"},
-    }  # fmt: skip
+        "name": "queue-growth",
+        "type": "prometheus",
+        "service": "mail",
+        "query": 'demo_rising{queue="emails"}',
+        "interval": "2s",
+        "timeout": "1s",
+        "critical": {"above": LIMIT},
+        "forecast": {"over": "1m", "horizon": "1h"},
+    }
     (rules_dir / "rules.yml").write_text(json.dumps({**RULES, "checks": [check]}))
 
 

@@ -62,16 +62,32 @@ def target() -> Iterator[Target]:
 def start(itsmd_server: ItsmdFactory, target: Target, tmp_path: Path) -> ItsmdProc:
     base = f"http://127.0.0.1:{target.port}"
     rules = {
-        "incidents": [{"name": "checks", "match": '{alertname="CheckFailed"}',
-                       "group_by": ["check"], "auto_resolve": "0s"},
-                      {"name": "rest", "match": "{}", "group_by": ["alertname"]}],
-        "checks": [
-            {"name": "api", "type": "http", "url": f"{base}/ok", "interval": "1s",
-             "timeout": "500ms"},
-            {"name": "stuck", "type": "http", "url": f"{base}/hang", "interval": "1s",
-             "timeout": "500ms"},
+        "incidents": [
+            {
+                "name": "checks",
+                "match": '{alertname="CheckFailed"}',
+                "group_by": ["check"],
+                "auto_resolve": "0s",
+            },
+            {"name": "rest", "match": "{}", "group_by": ["alertname"]},
         ],
-    }  # fmt: skip
+        "checks": [
+            {
+                "name": "api",
+                "type": "http",
+                "url": f"{base}/ok",
+                "interval": "1s",
+                "timeout": "500ms",
+            },
+            {
+                "name": "stuck",
+                "type": "http",
+                "url": f"{base}/hang",
+                "interval": "1s",
+                "timeout": "500ms",
+            },
+        ],
+    }
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir()
     (rules_dir / "rules.yml").write_text(json.dumps(rules))
@@ -104,8 +120,12 @@ def test_a_failing_check_opens_an_incident_and_recovery_resolves_it(
     stuck = next(c for c in daemon.get("/api/v1/checks").json()["checks"] if c["name"] == "stuck")
     assert stuck["up"] is False
     assert stuck["last_error"] == "timed out after 0.5s"
-    alert = {"labels": {"alertname": "Ping"}, "annotations": {}, "status": "firing",
-             "startsAt": rfc3339(datetime.now(UTC))}  # fmt: skip
+    alert = {
+        "labels": {"alertname": "Ping"},
+        "annotations": {},
+        "status": "firing",
+        "startsAt": rfc3339(datetime.now(UTC)),
+    }
     assert daemon.post("/api/v1/alerts", [alert]).status == 200
 
     target.status = 200

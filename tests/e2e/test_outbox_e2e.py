@@ -26,8 +26,11 @@ from tests.e2e.conftest import ItsmdFactory, ItsmdProc, rfc3339
 
 pytestmark = pytest.mark.e2e
 SECRET = "e2e-hook-secret"
-RULES = {"incidents": [{"name": "per-service", "match": "{}", "group_by": ["service"],
-                        "auto_resolve": "0s"}]}  # fmt: skip
+RULES = {
+    "incidents": [
+        {"name": "per-service", "match": "{}", "group_by": ["service"], "auto_resolve": "0s"}
+    ]
+}
 
 
 @dataclass
@@ -87,19 +90,31 @@ def start(itsmd_server: ItsmdFactory, peer: Peer, tmp_path: Any) -> ItsmdProc:
     rules_dir.mkdir()
     (rules_dir / "rules.yml").write_text(json.dumps(RULES))
     config = {
-        "connectors": {"sinks": {"hook": {
-            "type": "webhook", "url": f"http://127.0.0.1:{peer.port}/hook",
-            "secret_env": "HOOK_SECRET", "timeout": "2s", "backoff": "100ms",
-            "max_backoff": "300ms", "max_attempts": 10_000,
-        }}},
+        "connectors": {
+            "sinks": {
+                "hook": {
+                    "type": "webhook",
+                    "url": f"http://127.0.0.1:{peer.port}/hook",
+                    "secret_env": "HOOK_SECRET",
+                    "timeout": "2s",
+                    "backoff": "100ms",
+                    "max_backoff": "300ms",
+                    "max_attempts": 10_000,
+                }
+            }
+        },
         "routes": [{"name": "all", "to": ["hook"]}],
-    }  # fmt: skip
+    }
     return itsmd_server.start(rules_dir=rules_dir, config=config, env={"HOOK_SECRET": SECRET})
 
 
 def alert(service: str, starts: datetime, ends: datetime | None = None) -> dict[str, Any]:
-    item = {"labels": {"alertname": "Down", "service": service}, "annotations": {},
-            "status": "resolved" if ends else "firing", "startsAt": rfc3339(starts)}  # fmt: skip
+    item = {
+        "labels": {"alertname": "Down", "service": service},
+        "annotations": {},
+        "status": "resolved" if ends else "firing",
+        "startsAt": rfc3339(starts),
+    }
     if ends is not None:
         item["endsAt"] = rfc3339(ends)
     return item
@@ -130,8 +145,11 @@ def test_events_arrive_exactly_once_in_order_after_a_crash_while_the_peer_fails(
     peer.failing = False
 
     total = sum(len(events) for events in expected.values())
-    wait_until(lambda: len(peer.accepted) >= total, timeout_s=15,
-               what=lambda: f"{total} events accepted, got {len(peer.accepted)}")  # fmt: skip
+    wait_until(
+        lambda: len(peer.accepted) >= total,
+        timeout_s=15,
+        what=lambda: f"{total} events accepted, got {len(peer.accepted)}",
+    )
     body = daemon.get("/api/v1/notifications?state=pending").json()
     assert body["notifications"] == []
     assert peer.bad == []

@@ -48,10 +48,12 @@ async def list_incidents(request: web.Request) -> web.Response:
     page = found[:limit]
     more = len(found) > limit and page[-1].id is not None
     now = runtime.clock()
-    return web.json_response({
-        "incidents": [incident_json(inc, now) for inc in page],
-        "next": encode_cursor(page[-1].id) if more and page[-1].id else None,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "incidents": [incident_json(inc, now) for inc in page],
+            "next": encode_cursor(page[-1].id) if more and page[-1].id else None,
+        }
+    )
 
 
 async def show_incident(request: web.Request) -> web.Response:
@@ -82,12 +84,6 @@ async def act_on_incident(request: web.Request) -> web.Response:
         actor = by if actor == "anonymous" else f"{by} (token {actor})"
     work = incident_action(_incident_id(request), action, actor, body)
     inc = await writer_of(runtime).run(work)
-    if action == "resolve":
-        runtime.metrics.incidents_resolved.labels("manual").inc()
-        if inc.resolved_at is not None:
-            runtime.metrics.mttr.observe((inc.resolved_at - inc.opened_at).total_seconds())
-    elif action == "ack" and inc.acknowledged_at is not None:
-        runtime.metrics.mtta.observe((inc.acknowledged_at - inc.opened_at).total_seconds())
     return web.json_response(incident_json(inc, runtime.clock()))
 
 

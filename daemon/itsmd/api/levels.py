@@ -29,14 +29,19 @@ async def list_checks(request: web.Request) -> web.Response:
     checks = []
     for spec in runtime.rules.checks:
         s = by_name.get(spec.name)
-        checks.append({
-            "name": spec.name, "type": spec.type.value, "service": spec.service,
-            "up": s.up if s else None, "last_run": format_optional_time(s.last_run if s else None),
-            "last_error": s.last_error if s else None,
-            "consecutive_failures": s.consecutive_failures if s else 0,
-            "duration_s": s.duration_s if s else None,
-            "interval_s": spec.interval.total_seconds(),
-        })  # fmt: skip
+        checks.append(
+            {
+                "name": spec.name,
+                "type": spec.type.value,
+                "service": spec.service,
+                "up": s.up if s else None,
+                "last_run": format_optional_time(s.last_run if s else None),
+                "last_error": s.last_error if s else None,
+                "consecutive_failures": s.consecutive_failures if s else 0,
+                "duration_s": s.duration_s if s else None,
+                "interval_s": spec.interval.total_seconds(),
+            }
+        )
     return web.json_response({"checks": checks, "next": None})
 
 

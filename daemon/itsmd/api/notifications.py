@@ -26,10 +26,12 @@ async def list_notifications(request: web.Request) -> web.Response:
     store = store_of(request.app[RUNTIME])
     found = await store.read(lambda conn: outbox.list_notifications(conn, state, before, limit + 1))
     page = found[:limit]
-    return web.json_response({
-        "notifications": page,
-        "next": encode_cursor(page[-1]["id"]) if len(found) > limit else None,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "notifications": page,
+            "next": encode_cursor(page[-1]["id"]) if len(found) > limit else None,
+        }
+    )
 
 
 async def retry_notification(request: web.Request) -> web.Response:

@@ -32,10 +32,12 @@ async def list_problems(request: web.Request) -> web.Response:
     found = await store_of(runtime).read(lambda conn: repo.list_problems(conn, limit + 1, before))
     page = found[:limit]
     more = len(found) > limit
-    return web.json_response({
-        "problems": [problem_json(p) for p in page],
-        "next": encode_cursor(page[-1].id) if more else None,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "problems": [problem_json(p) for p in page],
+            "next": encode_cursor(page[-1].id) if more else None,
+        }
+    )
 
 
 def _problem_id(request: web.Request) -> int:
@@ -55,10 +57,14 @@ async def show_problem(request: web.Request) -> web.Response:
     problem, linked = found
     body = problem_json(problem)
     body["incidents"] = [
-        {"id": format_incident_id(i.id), "title": i.title, "status": i.status.value,
-         "opened_at": format_time(i.opened_at)}
+        {
+            "id": format_incident_id(i.id),
+            "title": i.title,
+            "status": i.status.value,
+            "opened_at": format_time(i.opened_at),
+        }
         for i in linked
-    ]  # fmt: skip
+    ]
     return web.json_response(body)
 
 
@@ -89,11 +95,13 @@ async def act_on_problem(request: web.Request) -> web.Response:
         if action == "root_cause":
             repo.update_problem(conn, problem_id, root_cause=text)
         elif action == "known_error":
-            repo.update_problem(conn, problem_id, status=ProblemStatus.KNOWN_ERROR.value,
-                                workaround=text)  # fmt: skip
+            repo.update_problem(
+                conn, problem_id, status=ProblemStatus.KNOWN_ERROR.value, workaround=text
+            )
         else:
-            repo.update_problem(conn, problem_id, status=ProblemStatus.RESOLVED.value,
-                                resolved_at=now)  # fmt: skip
+            repo.update_problem(
+                conn, problem_id, status=ProblemStatus.RESOLVED.value, resolved_at=now
+            )
             note_problem(conn, "problem_resolved", problem_id, now)
         updated = repo.get_problem(conn, problem_id)
         assert updated is not None

@@ -82,9 +82,13 @@ class CheckJobs:
         now = datetime.now(UTC)  # the scheduler's own time, whatever clock the app has
         for spec in specs if self.run_checks else ():
             self.scheduler.add_job(
-                self.runner.run, "interval", args=[spec.name], id=f"check:{spec.name}",
-                replace_existing=True, **schedule_args(spec, now),
-            )  # fmt: skip
+                self.runner.run,
+                "interval",
+                args=[spec.name],
+                id=f"check:{spec.name}",
+                replace_existing=True,
+                **schedule_args(spec, now),
+            )
 
     # ---- jobs
 
@@ -169,8 +173,12 @@ class CheckJobs:
 
     @staticmethod
     def _every(delta: timedelta) -> dict[str, object]:
-        return {"trigger": "interval", "seconds": delta.total_seconds(), "max_instances": 1,
-                "coalesce": True}  # fmt: skip
+        return {
+            "trigger": "interval",
+            "seconds": delta.total_seconds(),
+            "max_instances": 1,
+            "coalesce": True,
+        }
 
 
 def _soon() -> datetime:

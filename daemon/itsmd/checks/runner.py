@@ -150,8 +150,11 @@ class CheckRunner:
         ones resolve what they fire. Returns (added or changed, removed)."""
         wanted = {s.name: s for s in specs}
         removed = [name for name in self._checks if name not in wanted]
-        changed = [s.name for s in specs if self._checks.get(s.name, None) is None
-                   or self._checks[s.name].spec != s]  # fmt: skip
+        changed = [
+            s.name
+            for s in specs
+            if self._checks.get(s.name, None) is None or self._checks[s.name].spec != s
+        ]
         for name in removed:
             gone = self._checks.pop(name)
             async with gone.lock:  # a run in progress finishes first
@@ -220,9 +223,11 @@ class CheckRunner:
         """Alerts that arrived: the heartbeats they keep alive (called after ingest).
         Stored for the replica that runs the checks; applied here if it is this one."""
         arrived, now = list(alerts), self._clock()
-        beaten = [c for c in self._checks.values()
-                  if c.spec.type is CheckType.HEARTBEAT
-                  and any(beats(c.spec, a) for a in arrived)]  # fmt: skip
+        beaten = [
+            c
+            for c in self._checks.values()
+            if c.spec.type is CheckType.HEARTBEAT and any(beats(c.spec, a) for a in arrived)
+        ]
         if not beaten:
             return
         names = [c.spec.name for c in beaten]
@@ -283,8 +288,13 @@ class CheckRunner:
         """Downtime inside a maintenance window is recorded as maintenance."""
         if change is None or change[1] is not State.DOWN:
             return change
-        labels = {"alertname": CHECK_FAILED, "check": spec.name, "severity": spec.severity,
-                  **({"service": spec.service} if spec.service else {}), **spec.labels}  # fmt: skip
+        labels = {
+            "alertname": CHECK_FAILED,
+            "check": spec.name,
+            "severity": spec.severity,
+            **({"service": spec.service} if spec.service else {}),
+            **spec.labels,
+        }
         rules = self._rules()
         if not rules.maintenance:
             return change
@@ -304,11 +314,16 @@ class CheckRunner:
         if result is None and spec.capacity is not None:
             capacity = []
         return checkstore.Status(
-            name=spec.name, type=spec.type.value, service=spec.service, up=s.up,
-            last_run=s.last_run, last_error=s.last_error or None,
+            name=spec.name,
+            type=spec.type.value,
+            service=spec.service,
+            up=s.up,
+            last_run=s.last_run,
+            last_error=s.last_error or None,
             consecutive_failures=s.consecutive_failures,
-            duration_s=result.duration_s if result else None, capacity=capacity,
-        )  # fmt: skip
+            duration_s=result.duration_s if result else None,
+            capacity=capacity,
+        )
 
     def _capacity_metric(self, spec: CheckSpec, result: ProbeResult | None) -> None:
         if result is None or spec.capacity is None:
@@ -352,11 +367,16 @@ class CheckRunner:
         timeout_s = spec.timeout.total_seconds()
         if isinstance(p, HttpProbe):
             r = await probes.probe_http(
-                self._http(), p.url, method=p.method, headers=p.headers,
-                expect_status=p.expect_status, body_regex=p.body_regex,
+                self._http(),
+                p.url,
+                method=p.method,
+                headers=p.headers,
+                expect_status=p.expect_status,
+                body_regex=p.body_regex,
                 max_latency_s=p.max_latency.total_seconds() if p.max_latency else None,
-                timeout_s=timeout_s, want_cert=p.tls_expiry_warning is not None,
-            )  # fmt: skip
+                timeout_s=timeout_s,
+                want_cert=p.tls_expiry_warning is not None,
+            )
         elif isinstance(p, TcpProbe):
             r = await probes.probe_tcp(p.host, p.port, timeout_s)
         elif isinstance(p, DnsProbe):

@@ -48,14 +48,22 @@ COMMON_KEYS = ("name", "type", "service", "interval", "severity", "labels")
 PROBE_KEYS = (*COMMON_KEYS, "timeout", "failures_before_alert")
 CAPACITY_KEYS = ("warn", "critical", "forecast")
 TYPE_KEYS: dict[CheckType, tuple[str, ...]] = {
-    CheckType.HTTP: (*PROBE_KEYS, "url", "method", "headers", "expect_status", "body_regex",
-                     "max_latency", "tls_expiry_warning"),
+    CheckType.HTTP: (
+        *PROBE_KEYS,
+        "url",
+        "method",
+        "headers",
+        "expect_status",
+        "body_regex",
+        "max_latency",
+        "tls_expiry_warning",
+    ),
     CheckType.TCP: (*PROBE_KEYS, "target"),
     CheckType.DNS: (*PROBE_KEYS, "host", "record", "expect"),
     CheckType.HEARTBEAT: (*COMMON_KEYS, "match"),
     CheckType.PROMETHEUS: (*PROBE_KEYS, "query", *CAPACITY_KEYS),
     CheckType.DISK: (*PROBE_KEYS, "path", *CAPACITY_KEYS),
-}  # fmt: skip
+}
 CHECK_KEYS = tuple(dict.fromkeys(key for keys in TYPE_KEYS.values() for key in keys))
 # Labels every check alert sets itself; `labels:` may not override them.
 RESERVED_LABELS = ("alertname", "check", "service", "severity")
@@ -215,10 +223,18 @@ def parse_check(problems: Problems, m: LocDict, path: str, filename: str) -> Che
     if probe is None or len(problems.errors) != before:
         return None
     return CheckSpec(
-        name=name or "", type=kind, probe=probe, service=item.text("service", "") or None,
-        interval=interval, timeout=timeout, failures_before_alert=failures, severity=severity,
-        labels=labels, file=filename, line=m.line,
-    )  # fmt: skip
+        name=name or "",
+        type=kind,
+        probe=probe,
+        service=item.text("service", "") or None,
+        interval=interval,
+        timeout=timeout,
+        failures_before_alert=failures,
+        severity=severity,
+        labels=labels,
+        file=filename,
+        line=m.line,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,12 +288,18 @@ class _Item:
         mapping = expect_mapping(self.problems, raw, self.m.line_of(key), where)
         out = {}
         for name, value in (mapping or {}).items():
-            if isinstance(name, str) and isinstance(value, str | int | float) \
-                    and not isinstance(value, bool):  # fmt: skip
+            if (
+                isinstance(name, str)
+                and isinstance(value, str | int | float)
+                and not isinstance(value, bool)
+            ):
                 out[name] = str(value)
             else:
-                self.problems.error(raw.line_of(name), join(where, name),
-                                    f"expected a string, got {describe(value)}")  # fmt: skip
+                self.problems.error(
+                    raw.line_of(name),
+                    join(where, name),
+                    f"expected a string, got {describe(value)}",
+                )
         return out
 
     def labels(self) -> dict[str, str]:
@@ -358,8 +380,9 @@ def _parse_http(item: _Item, timeout: timedelta) -> HttpProbe | None:
     tls_warning = item.positive("tls_expiry_warning")
     if tls_warning is not None and parts.scheme != "https":
         item.bad("tls_expiry_warning", "needs an https:// URL")
-    return HttpProbe(url, method, item.mapping("headers"), _statuses(item), body_regex,
-                     max_latency, tls_warning)  # fmt: skip
+    return HttpProbe(
+        url, method, item.mapping("headers"), _statuses(item), body_regex, max_latency, tls_warning
+    )
 
 
 def _statuses(item: _Item) -> frozenset[int] | None:

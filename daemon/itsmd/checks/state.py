@@ -93,8 +93,9 @@ def step(
     else:
         failures = state.consecutive_failures + 1
         since = state.failing_since or now
-        new = replace(state, consecutive_failures=failures, last_error=result.error,
-                      failing_since=since)  # fmt: skip
+        new = replace(
+            state, consecutive_failures=failures, last_error=result.error, failing_since=since
+        )
         if failures >= spec.failures_before_alert or _firing(state, CHECK_FAILED):
             new = _set_up(new, False, since)
     wants = _keyed([_check_failed(spec, new)] if new.up is False else [])
@@ -121,8 +122,12 @@ def beats(spec: CheckSpec, alert: Alert) -> bool:
     """Whether an incoming alert keeps a heartbeat alive: a firing alert that matches,
     not made by a check (a broad match must not be kept alive by its own alert)."""
     probe = spec.probe
-    return (isinstance(probe, HeartbeatProbe) and alert.source != SOURCE
-            and alert.status is AlertStatus.FIRING and probe.matches(alert.labels))  # fmt: skip
+    return (
+        isinstance(probe, HeartbeatProbe)
+        and alert.source != SOURCE
+        and alert.status is AlertStatus.FIRING
+        and probe.matches(alert.labels)
+    )
 
 
 def heartbeat_due(

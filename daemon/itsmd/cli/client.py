@@ -76,8 +76,10 @@ def _problems_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(page, indent=2))
         return 0
-    rows = [(p["id"], p["status"], str(p["incident_count"]), p["opened_at"], p["title"])
-            for p in page["problems"]]  # fmt: skip
+    rows = [
+        (p["id"], p["status"], str(p["incident_count"]), p["opened_at"], p["title"])
+        for p in page["problems"]
+    ]
     _table(("ID", "STATUS", "INCIDENTS", "OPENED", "TITLE"), rows, "problems")
     return 0
 
@@ -88,8 +90,15 @@ def _problem_show(args: argparse.Namespace) -> int:
         print(json.dumps(problem, indent=2))
         return 0
     print(f"{problem['id']}  {problem['status']}  {problem['title']}")
-    for field in ("rule", "key", "opened_at", "resolved_at", "root_cause", "workaround",
-                  "incident_count"):  # fmt: skip
+    for field in (
+        "rule",
+        "key",
+        "opened_at",
+        "resolved_at",
+        "root_cause",
+        "workaround",
+        "incident_count",
+    ):
         print(f"  {field:16} {problem[field] if problem[field] is not None else '-'}")
     print("\nincidents:")
     for inc in problem["incidents"]:

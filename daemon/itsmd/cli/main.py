@@ -74,8 +74,12 @@ def _parser() -> argparse.ArgumentParser:
     explain = sub.add_parser(
         "explain", help="show how the rules decide on an alert, storing nothing"
     )
-    explain.add_argument("file", type=Path, metavar="ALERT.json",
-                         help="an alert (Alertmanager shape) or a webhook payload")  # fmt: skip
+    explain.add_argument(
+        "file",
+        type=Path,
+        metavar="ALERT.json",
+        help="an alert (Alertmanager shape) or a webhook payload",
+    )
     _add_settings_args(explain)
     explain.set_defaults(func=_explain)
 
@@ -99,8 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     exalerts = export.add_parser(
         "alerts", help="alerts received since a time, as JSON lines for itsmd replay"
     )
-    exalerts.add_argument("--since", required=True, metavar="DURATION|TIME",
-                          help="e.g. 7d, or 2026-11-20T00:00:00Z")  # fmt: skip
+    exalerts.add_argument(
+        "--since", required=True, metavar="DURATION|TIME", help="e.g. 7d, or 2026-11-20T00:00:00Z"
+    )
     _add_settings_args(exalerts)
     exalerts.set_defaults(func=_export_alerts)
 
@@ -318,11 +323,13 @@ def _export_alerts(args: argparse.Namespace) -> int:
         return _fail(f"cannot read the store: {exc}")
     for alert in stored:
         record = {
-            "labels": alert.labels, "annotations": alert.annotations,
+            "labels": alert.labels,
+            "annotations": alert.annotations,
             "startsAt": alert.starts_at.isoformat().replace("+00:00", "Z"),
-            "status": alert.status.value, "fingerprint": alert.fingerprint,
+            "status": alert.status.value,
+            "fingerprint": alert.fingerprint,
             "generatorURL": alert.generator_url,
-        }  # fmt: skip
+        }
         if alert.ends_at is not None:
             record["endsAt"] = alert.ends_at.isoformat().replace("+00:00", "Z")
         sys.stdout.buffer.write(orjson.dumps(record) + b"\n")

@@ -21,6 +21,7 @@ from itsmd.correlation.rules import (
     Route,
     RuleSet,
     WindowAction,
+    describe_window,
 )
 from itsmd.correlation.sla import SlaTargets, due_times
 from itsmd.correlation.templates import Template
@@ -30,8 +31,11 @@ from itsmd.models import (
     Alert,
     AlertStatus,
     Decision,
+    Event,
+    EventKind,
     Incident,
     IncidentStatus,
+    IngestAction,
     Level,
     StoredAlert,
     TimelineEntry,
@@ -42,15 +46,6 @@ from itsmd.models import (
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 
 Identity = tuple[str, datetime]
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that happened, for metrics (and later notifications) after commit."""
-
-    kind: str  # opened | resolved | reopened | unrouted | duplicate | new | updated | orphan
-    incident_id: int | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -114,10 +109,12 @@ class WorkingSet:
             del self.current[inc.key]
         self._track_service(inc)
 
-    def apply(self, transition: tuple[Incident, TimelineEntry]) -> Incident:
-        inc, entry = transition
+    def apply(self, transition: lifecycle.Transition) -> Incident:
+        inc, entry, event = transition
         self.put_incident(inc)
         self.timeline.append(entry)
+        if event is not None:
+            self.events.append(event)
         return inc
 
     def note(
@@ -136,10 +133,13 @@ class WorkingSet:
     def opener(self, incident_id: int) -> StoredAlert | None:
         """The alert that opened an incident, if loaded."""
         return next(
-            (a for a in self.alerts.values()
-             if a.incident_id == incident_id and a.decision.action is Action.OPENED),
+            (
+                a
+                for a in self.alerts.values()
+                if a.incident_id == incident_id and a.decision.action is Action.OPENED
+            ),
             None,
-        )  # fmt: skip
+        )
 
     def firing_episode(self, fingerprint: str) -> StoredAlert | None:
         """The latest firing episode of a fingerprint, if one is loaded."""
@@ -153,7 +153,7 @@ class WorkingSet:
 class Outcome:
     """What happened to one incoming alert."""
 
-    action: str  # new | duplicate | updated | unrouted | orphan
+    action: IngestAction
     incident_id: int | None
 
 
@@ -211,11 +211,11 @@ class Correlator:
         )
         self.ws.put_alert(row)
         if stored.status is alert.status:
-            self.ws.events.append(Event("duplicate"))
-            return Outcome("duplicate", stored.incident_id)
+            self.ws.events.append(Event(EventKind.DUPLICATE))
+            return Outcome(IngestAction.DUPLICATE, stored.incident_id)
         if alert.status is RESOLVED:
             self._alert_resolved(row, now)
-            return Outcome("updated", row.incident_id)
+            return Outcome(IngestAction.UPDATED, row.incident_id)
         return self._refired(row, now)
 
     def _resolve_unmatched(self, alert: Alert, now: datetime) -> Outcome:
@@ -231,17 +231,17 @@ class Correlator:
             )
             self.ws.put_alert(row)
             self._alert_resolved(row, now)
-            return Outcome("updated", row.incident_id)
+            return Outcome(IngestAction.UPDATED, row.incident_id)
         if alert.fingerprint in self.ws.seen_fingerprints:
             # Already resolved: a re-send of a resolve whose startsAt differed.
-            self.ws.events.append(Event("duplicate"))
-            return Outcome("duplicate", None)
+            self.ws.events.append(Event(EventKind.DUPLICATE))
+            return Outcome(IngestAction.DUPLICATE, None)
         decision = Decision(
             Action.ORPHAN_RESOLVE, "resolved alert never seen firing: stored, opens nothing"
         )
         self.ws.put_alert(evolve(self._new_row(alert, now), decision=decision))
-        self.ws.events.append(Event("orphan"))
-        return Outcome("orphan", None)
+        self.ws.events.append(Event(EventKind.ORPHAN))
+        return Outcome(IngestAction.ORPHAN, None)
 
     def _alert_resolved(self, row: StoredAlert, now: datetime) -> None:
         inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
@@ -285,11 +285,7 @@ class Correlator:
             )
 
     def _auto_resolve(self, inc: Incident, now: datetime) -> None:
-        inc = self.ws.apply(lifecycle.auto_resolve(inc, now))
-        to_resolve = (now - inc.opened_at).total_seconds()
-        self.ws.events.append(
-            Event("resolved", inc.id, {"how": "auto", "after_s": str(to_resolve)})
-        )
+        self.ws.apply(lifecycle.auto_resolve(inc, now))
 
     def resolve_due(self, now: datetime, only: Iterable[int] | None = None) -> int:
         """Auto-resolve every loaded incident (or those of `only`) whose hold has ended."""
@@ -315,9 +311,16 @@ class Correlator:
         inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
         if inc is not None and inc.status is not IncidentStatus.RESOLVED and inc.active:
             route = self.router.route(row.fingerprint, row.labels)
-            self._take(inc, row, now, Action.JOINED, "the alert fired again",
-                       TimelineKind.ALERT_REFIRED, rule=route.rule if route else None)  # fmt: skip
-            return Outcome("updated", inc.id)
+            self._take(
+                inc,
+                row,
+                now,
+                Action.JOINED,
+                "the alert fired again",
+                TimelineKind.ALERT_REFIRED,
+                rule=route.rule if route else None,
+            )
+            return Outcome(IngestAction.UPDATED, inc.id)
         outcome = self._place(row, now)
         if inc is not None and outcome.incident_id != inc.id:
             # One stored alert belongs to one incident: the episode moves, and the
@@ -337,7 +340,9 @@ class Correlator:
                 row.id,
             )
         # The alert is stored already: a re-fire updates it, whichever incident takes it.
-        return evolve(outcome, action="updated") if outcome.action == "new" else outcome
+        if outcome.action is IngestAction.NEW:
+            return evolve(outcome, action=IngestAction.UPDATED)
+        return outcome
 
     # ---- placing a firing alert
 
@@ -364,8 +369,8 @@ class Correlator:
         if route is None:
             decision = Decision(Action.UNROUTED, "no incident rule matched; stored only")
             self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
-            self.ws.events.append(Event("unrouted"))
-            return Outcome("unrouted", None)
+            self.ws.events.append(Event(EventKind.UNROUTED))
+            return Outcome(IngestAction.UNROUTED, None)
         current_id = self.ws.current.get(route.key)
         inc = self.ws.incidents.get(current_id) if current_id is not None else None
         matched = f"{prefix}matched rule {route.rule.name} {route.rule.match_text}; key {route.key}"
@@ -384,7 +389,7 @@ class Correlator:
                 )
                 kind = TimelineKind.SYMPTOM_ATTACHED
                 self._take(root_inc, row, now, Action.ATTACHED, symptom, kind)
-                return Outcome("new", root_inc.id)
+                return Outcome(IngestAction.NEW, root_inc.id)
         if inc is None:
             return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
         if inc.status is not IncidentStatus.RESOLVED:
@@ -392,7 +397,7 @@ class Correlator:
             if why is not None:
                 reason = f"{matched}; {_name(inc)} {why}"
                 self._take(inc, row, now, Action.JOINED, reason, rule=route.rule)
-                return Outcome("new", inc.id)
+                return Outcome(IngestAction.NEW, inc.id)
             closed = (
                 f"window {format_duration(inc.policy.window)} after the last alert "
                 f"resolved at {format_time(inc.all_clear_at or now)} has passed"
@@ -408,10 +413,10 @@ class Correlator:
                 inc = self.ws.apply(
                     lifecycle.reopen(inc, "itsmd", now, f"a matching alert fired; {why}")
                 )
-                self.ws.events.append(Event("reopened", inc.id))
+                self.ws.events.append(Event(EventKind.REOPENED, inc.id))
                 reason = f"{matched}; reopened {why}"
                 self._take(inc, row, now, Action.REOPENED, reason, rule=route.rule)
-                return Outcome("new", inc.id)
+                return Outcome(IngestAction.NEW, inc.id)
             reopen = format_duration(inc.policy.reopen)
             closed = f"it was resolved {format_duration(since)} ago (reopen {reopen})"
         self.ws.apply(
@@ -436,14 +441,21 @@ class Correlator:
         return None
 
     def _suppress(
-        self, row: StoredAlert, route: Route, matched: str,
-        window: MaintenanceWindow, start: datetime, end: datetime,
-    ) -> Outcome:  # fmt: skip
+        self,
+        row: StoredAlert,
+        route: Route,
+        matched: str,
+        window: MaintenanceWindow,
+        start: datetime,
+        end: datetime,
+    ) -> Outcome:
         reason = f"{matched}; suppressed by {window.describe()} until {format_time(end)}"
-        decision = Decision(Action.SUPPRESSED, reason, route.rule.name, route.key)
+        decision = Decision(
+            Action.SUPPRESSED, reason, route.rule.name, route.key, window.name, window.change
+        )
         self.ws.put_alert(evolve(row, decision=decision, incident_id=None))
-        self.ws.events.append(Event("suppressed", None, {"window": window.name}))
-        return Outcome("suppressed", None)
+        self.ws.events.append(Event(EventKind.SUPPRESSED, window=window.name))
+        return Outcome(IngestAction.SUPPRESSED, None)
 
     def release_suppressed(self, now: datetime, only: Iterable[Identity] | None = None) -> int:
         """Correlate the loaded suppressed alerts (or those of `only`) that still fire
@@ -459,8 +471,7 @@ class Correlator:
                 continue
             if self.router.rules.window(row.labels, now, WindowAction.SUPPRESS) is None:
                 # Keep naming the window (and its change) on the alert it touched.
-                window = row.decision.reason.partition("suppressed by ")[2].partition(" until ")[0]
-                prefix = f"suppressed by {window or 'a maintenance window'} until it ended; "
+                prefix = f"suppressed by {_suppressed_by(row.decision)} until it ended; "
                 self._place(row, now, prefix=prefix)
                 released += 1
         return released
@@ -517,27 +528,39 @@ class Correlator:
         respond_due, resolve_due = due_times(priority, inc.opened_at, self.sla)
         if inc.acknowledged_at is not None:
             respond_due = inc.respond_due
-        raised = evolve(inc, urgency=urgency, priority=priority,
-                        respond_due=respond_due, resolve_due=resolve_due)  # fmt: skip
+        raised = evolve(
+            inc,
+            urgency=urgency,
+            priority=priority,
+            respond_due=respond_due,
+            resolve_due=resolve_due,
+        )
         self.ws.put_incident(raised)
         alertname = row.labels.get("alertname", row.fingerprint)
         targets = (("respond", respond_due), ("resolve", resolve_due))
         dues = [f"{kind} due {format_time(due)}" for kind, due in targets if due is not None]
         self.ws.note(
-            raised, now, TimelineKind.PRIORITY_RAISED,
+            raised,
+            now,
+            TimelineKind.PRIORITY_RAISED,
             f"priority {inc.priority} -> {priority}: alert {alertname} ({row.fingerprint}) has "
             f"severity {severity}, urgency {inc.urgency} -> {urgency} (impact {inc.impact})"
             + (f"; SLA {', '.join(dues)}" if dues else ""),
             row.id,
-        )  # fmt: skip
+        )
         return raised
 
     def _attach_known_error(self, inc: Incident, row: StoredAlert, now: datetime) -> None:
         known = self.router.rules.known_error(row.labels)
         if known is None:
             return
-        context = {"labels": row.labels, "annotations": row.annotations, "rule": inc.rule,
-                   "key": inc.key, "group": inc.labels}  # fmt: skip
+        context = {
+            "labels": row.labels,
+            "annotations": row.annotations,
+            "rule": inc.rule,
+            "key": inc.key,
+            "group": inc.labels,
+        }
         notes: list[str] = []
         workaround = _render(known.workaround, context, notes, "workaround")
         inc = evolve(inc, known_error=workaround)
@@ -607,7 +630,7 @@ class Correlator:
             f"opened by rule {rule.name} for key {route.key}; priority {priority} ({how})"
             + "".join(f"; {n}" for n in notes),
         )
-        self.ws.events.append(Event("opened", inc.id, {"rule": rule.name, "priority": priority}))
+        self.ws.events.append(Event(EventKind.OPENED, inc.id, rule=rule.name, priority=priority))
         annotated = (
             self.router.rules.window(row.labels, now, WindowAction.ANNOTATE)
             if self.router.rules.maintenance
@@ -615,10 +638,20 @@ class Correlator:
         )
         if annotated is not None:
             window, _, end = annotated
-            self.ws.note(inc, now, TimelineKind.MAINTENANCE,
-                         f"opened during {window.describe()} until {format_time(end)}")  # fmt: skip
+            self.ws.note(
+                inc,
+                now,
+                TimelineKind.MAINTENANCE,
+                f"opened during {window.describe()} until {format_time(end)}",
+            )
         self._take(inc, row, now, Action.OPENED, reason)
-        return Outcome("new", inc.id)
+        return Outcome(IngestAction.NEW, inc.id)
+
+
+def _suppressed_by(decision: Decision) -> str:
+    if decision.suppressed_by is None:
+        return "a maintenance window"
+    return describe_window(decision.suppressed_by, WindowAction.SUPPRESS, decision.change)
 
 
 def _open_since(inc: Incident | None, moment: datetime) -> bool:

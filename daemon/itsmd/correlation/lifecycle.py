@@ -1,12 +1,22 @@
-"""Named incident state transitions, each returning the new state and a timeline entry."""
+"""Named incident state transitions: each returns the new state, its timeline entry
+and the event the metrics count, if any."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from typing import NamedTuple
 
 from itsmd.durations import format_duration
-from itsmd.models import Incident, IncidentStatus, TimelineEntry, TimelineKind
+from itsmd.models import (
+    Event,
+    EventKind,
+    Incident,
+    IncidentStatus,
+    ResolvedBy,
+    TimelineEntry,
+    TimelineKind,
+)
 
 OPEN, ACKED, RESOLVED = IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.RESOLVED
 
@@ -15,7 +25,10 @@ class Conflict(Exception):
     """The action does not fit the incident's state (HTTP 409)."""
 
 
-Transition = tuple[Incident, TimelineEntry]
+class Transition(NamedTuple):
+    incident: Incident
+    entry: TimelineEntry
+    event: Event | None = None
 
 
 def _entry(
@@ -29,7 +42,8 @@ def acknowledge(inc: Incident, actor: str, now: datetime) -> Transition:
     if inc.status is not OPEN:
         raise Conflict(f"{inc.ref} is {inc.status}; only an open incident can be acknowledged")
     new = replace(inc, status=ACKED, acknowledged_at=now)
-    return new, _entry(inc, now, TimelineKind.ACKNOWLEDGED, f"acknowledged by {actor}", actor)
+    entry = _entry(inc, now, TimelineKind.ACKNOWLEDGED, f"acknowledged by {actor}", actor)
+    return Transition(new, entry, Event(EventKind.ACKNOWLEDGED, inc.id, after_s=_age(inc, now)))
 
 
 def resolve(inc: Incident, actor: str, now: datetime, note: str = "") -> Transition:
@@ -38,7 +52,8 @@ def resolve(inc: Incident, actor: str, now: datetime, note: str = "") -> Transit
     new = replace(inc, status=RESOLVED, resolved_at=now, auto_resolve_at=None)
     firing = f" while {inc.firing_count} alert(s) still fire" if inc.firing_count else ""
     message = f"resolved by {actor}{firing}" + (f": {note}" if note else "")
-    return new, _entry(inc, now, TimelineKind.RESOLVED, message, actor)
+    event = Event(EventKind.RESOLVED, inc.id, resolved_by=ResolvedBy.MANUAL, after_s=_age(inc, now))
+    return Transition(new, _entry(inc, now, TimelineKind.RESOLVED, message, actor), event)
 
 
 def auto_resolve(inc: Incident, now: datetime) -> Transition:
@@ -48,14 +63,16 @@ def auto_resolve(inc: Incident, now: datetime) -> Transition:
     new = replace(inc, status=RESOLVED, resolved_at=at, auto_resolve_at=None)
     held = format_duration(hold) if hold is not None else "0s"
     message = f"resolved automatically: all alerts resolved and none fired again for {held}"
-    return new, _entry(inc, at, TimelineKind.AUTO_RESOLVED, message, "itsmd")
+    event = Event(EventKind.RESOLVED, inc.id, resolved_by=ResolvedBy.AUTO, after_s=_age(inc, now))
+    return Transition(new, _entry(inc, at, TimelineKind.AUTO_RESOLVED, message, "itsmd"), event)
 
 
 def reopen(inc: Incident, actor: str, now: datetime, why: str) -> Transition:
     if inc.status is not RESOLVED:
         raise Conflict(f"{inc.ref} is {inc.status}; only a resolved incident can be reopened")
     new = replace(inc, status=OPEN, resolved_at=None, acknowledged_at=None, auto_resolve_at=None)
-    return new, _entry(inc, now, TimelineKind.REOPENED, f"reopened: {why}", actor)
+    # Counted by the correlator when an alert reopens it (incidents_reopened), not here.
+    return Transition(new, _entry(inc, now, TimelineKind.REOPENED, f"reopened: {why}", actor))
 
 
 def assign(inc: Incident, assignee: str, actor: str, now: datetime) -> Transition:
@@ -64,7 +81,7 @@ def assign(inc: Incident, assignee: str, actor: str, now: datetime) -> Transitio
     before = inc.assignee or "nobody"
     new = replace(inc, assignee=assignee or None)
     message = f"assigned to {assignee or 'nobody'} (was {before}) by {actor}"
-    return new, _entry(inc, now, TimelineKind.ASSIGNED, message, actor)
+    return Transition(new, _entry(inc, now, TimelineKind.ASSIGNED, message, actor))
 
 
 def comment(inc: Incident, text: str, actor: str, now: datetime) -> TimelineEntry:
@@ -74,4 +91,8 @@ def comment(inc: Incident, text: str, actor: str, now: datetime) -> TimelineEntr
 def close_to_alerts(inc: Incident, now: datetime, why: str) -> Transition:
     """The incident stops taking alerts of its key; a new incident will."""
     new = replace(inc, active=False)
-    return new, _entry(inc, now, TimelineKind.CLOSED_TO_ALERTS, why, "itsmd")
+    return Transition(new, _entry(inc, now, TimelineKind.CLOSED_TO_ALERTS, why, "itsmd"))
+
+
+def _age(inc: Incident, now: datetime) -> float:
+    return (now - inc.opened_at).total_seconds()

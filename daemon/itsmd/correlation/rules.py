@@ -41,13 +41,32 @@ SERVICE_KEYS = ("name", "depends_on", "tier", "slo")
 TIER_IMPACT = {1: "high", 2: "medium", 3: "low"}
 KNOWN_ERROR_KEYS = ("name", "match", "workaround")
 MAINTENANCE_KEYS = (
-    "name", "match", "start", "end", "every", "duration", "timezone", "action", "change",
-)  # fmt: skip
+    "name",
+    "match",
+    "start",
+    "end",
+    "every",
+    "duration",
+    "timezone",
+    "action",
+    "change",
+)
 
 INCIDENT_KEYS = (
-    "name", "match", "group_by", "window", "title", "description", "impact", "urgency",
-    "priority", "assignee", "auto_resolve", "reopen", "attach_to_upstream",
-)  # fmt: skip
+    "name",
+    "match",
+    "group_by",
+    "window",
+    "title",
+    "description",
+    "impact",
+    "urgency",
+    "priority",
+    "assignee",
+    "auto_resolve",
+    "reopen",
+    "attach_to_upstream",
+)
 
 DEFAULT_WINDOW = timedelta(minutes=15)
 DEFAULT_AUTO_RESOLVE = timedelta(minutes=5)
@@ -155,8 +174,12 @@ class MaintenanceWindow:
         return start.astimezone(UTC), (start + self.duration).astimezone(UTC)
 
     def describe(self) -> str:
-        change = f", change {self.change}" if self.change else ""
-        return f"maintenance window {self.name} ({self.action}{change})"
+        return describe_window(self.name, self.action, self.change)
+
+
+def describe_window(name: str, action: WindowAction, change: str | None) -> str:
+    change_text = f", change {change}" if change else ""
+    return f"maintenance window {name} ({action}{change_text})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,8 +201,12 @@ class ProblemRule:
 
     def title_for(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
         """The problem's title from the alert that opened the incident that opened it."""
-        context = {"labels": labels, "annotations": annotations, "rule": self.name,
-                   "key": self.key_for(labels)}  # fmt: skip
+        context = {
+            "labels": labels,
+            "annotations": annotations,
+            "rule": self.name,
+            "key": self.key_for(labels),
+        }
         title, error = self.title.render(context)
         return self.name if error is not None else title
 
@@ -350,9 +377,14 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     if problems:
         raise LoadError(problems)
     return RuleSet(
-        tuple(rules), tuple(str(p) for p in paths), tuple(known), tuple(windows), tuple(services),
-        tuple(problem_rules), tuple(checks),
-    )  # fmt: skip
+        tuple(rules),
+        tuple(str(p) for p in paths),
+        tuple(known),
+        tuple(windows),
+        tuple(services),
+        tuple(problem_rules),
+        tuple(checks),
+    )
 
 
 def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Problem]:
@@ -374,9 +406,16 @@ def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[P
     if not services:
         for rule in rules:
             if rule.attach_to_upstream:
-                problems.append(Problem(rule.file, rule.line, (
-                    f"incidents: rule {rule.name}: attach_to_upstream needs a services: catalog "
-                    "with depends_on")))  # fmt: skip
+                problems.append(
+                    Problem(
+                        rule.file,
+                        rule.line,
+                        (
+                            f"incidents: rule {rule.name}: attach_to_upstream needs a "
+                            "services: catalog with depends_on"
+                        ),
+                    )
+                )
     return problems
 
 
@@ -411,9 +450,14 @@ class RuleFile:
 
     def rule_set(self, filename: str) -> RuleSet:
         return RuleSet(
-            self.incidents, (filename,), self.known_errors, self.maintenance, self.services,
-            self.problems, self.checks,
-        )  # fmt: skip
+            self.incidents,
+            (filename,),
+            self.known_errors,
+            self.maintenance,
+            self.services,
+            self.problems,
+            self.checks,
+        )
 
 
 def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
@@ -437,22 +481,34 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
         "",
         lambda p, m, path: _parse_incident_rule(p, m, path, filename),
     )
-    known = each_mapping(problems, top, "known_errors", "",
-                         lambda p, m, path: _parse_known_error(p, m, path, filename))  # fmt: skip
-    windows = each_mapping(problems, top, "maintenance", "",
-                           lambda p, m, path: _parse_window(p, m, path, filename))  # fmt: skip
-    services = each_mapping(problems, top, "services", "",
-                            lambda p, m, path: _parse_service(p, m, path, filename))  # fmt: skip
+    known = each_mapping(
+        problems,
+        top,
+        "known_errors",
+        "",
+        lambda p, m, path: _parse_known_error(p, m, path, filename),
+    )
+    windows = each_mapping(
+        problems, top, "maintenance", "", lambda p, m, path: _parse_window(p, m, path, filename)
+    )
+    services = each_mapping(
+        problems, top, "services", "", lambda p, m, path: _parse_service(p, m, path, filename)
+    )
     problem_rules = each_mapping(
         problems, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
     )
-    checks = each_mapping(problems, top, "checks", "",
-                          lambda p, m, path: parse_check(p, m, path, filename))  # fmt: skip
+    checks = each_mapping(
+        problems, top, "checks", "", lambda p, m, path: parse_check(p, m, path, filename)
+    )
     problems.raise_if_any()
     return RuleFile(
-        tuple(rules), tuple(known), tuple(windows), tuple(services), tuple(problem_rules),
+        tuple(rules),
+        tuple(known),
+        tuple(windows),
+        tuple(services),
+        tuple(problem_rules),
         tuple(checks),
-    )  # fmt: skip
+    )
 
 
 def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> ProblemRule | None:
@@ -460,8 +516,11 @@ def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> 
     name, path, match = _head(problems, m, path, "problem rule", PROBLEM_KEYS)
     after = m.get("after", 3)
     if isinstance(after, bool) or not isinstance(after, int) or after < 1:
-        problems.error(m.line_of("after"), join(path, "after"),
-                       f"expected a count of incidents (1 or more), got {after!r}")  # fmt: skip
+        problems.error(
+            m.line_of("after"),
+            join(path, "after"),
+            f"expected a count of incidents (1 or more), got {after!r}",
+        )
         after = 3
     within = _duration(problems, m, "within", path, timedelta(days=7))
     if within <= timedelta(0):
@@ -469,8 +528,16 @@ def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> 
     title = _template(problems, m, "title", path, "{{ rule }} keeps recurring")
     if len(problems.errors) != before:
         return None
-    return ProblemRule(name or "", match, tuple(get_str_list(problems, m, "group_by", path)),
-                       after, within, title, filename, m.line)  # fmt: skip
+    return ProblemRule(
+        name or "",
+        match,
+        tuple(get_str_list(problems, m, "group_by", path)),
+        after,
+        within,
+        title,
+        filename,
+        m.line,
+    )
 
 
 def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:
@@ -480,15 +547,18 @@ def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> 
     if tier is not None and tier not in TIER_IMPACT:
         problems.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
     slo = m.get("slo")
-    if slo is not None and (isinstance(slo, bool) or not isinstance(slo, int | float)
-                            or not 0 < slo <= 100):  # fmt: skip
-        problems.error(m.line_of("slo"), join(path, "slo"),
-                       f"expected a percentage like 99.9, got {slo!r}")  # fmt: skip
+    if slo is not None and (
+        isinstance(slo, bool) or not isinstance(slo, int | float) or not 0 < slo <= 100
+    ):
+        problems.error(
+            m.line_of("slo"), join(path, "slo"), f"expected a percentage like 99.9, got {slo!r}"
+        )
     depends_on = tuple(get_str_list(problems, m, "depends_on", path))
     if len(problems.errors) != before:
         return None
-    return Service(name or "", depends_on, tier, None if slo is None else float(slo),
-                   filename, m.line)  # fmt: skip
+    return Service(
+        name or "", depends_on, tier, None if slo is None else float(slo), filename, m.line
+    )
 
 
 def _parse_window(
@@ -501,8 +571,11 @@ def _parse_window(
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.error(m.line_of("timezone"), join(path, "timezone"),
-                       f"unknown time zone {timezone!r} (e.g. Europe/Berlin)")  # fmt: skip
+        problems.error(
+            m.line_of("timezone"),
+            join(path, "timezone"),
+            f"unknown time zone {timezone!r} (e.g. Europe/Berlin)",
+        )
         timezone = "UTC"
     start = convert(problems, m, "start", path, None, parse_time)
     end = convert(problems, m, "end", path, None, parse_time)
@@ -512,14 +585,18 @@ def _parse_window(
         if "start" in m or "end" in m:
             problems.error(m.line, path, "give either start and end, or every and duration")
         if duration <= timedelta(0):
-            problems.error(m.line_of("duration"), join(path, "duration"),
-                           "a recurring window needs a positive duration, e.g. 2h")  # fmt: skip
+            problems.error(
+                m.line_of("duration"),
+                join(path, "duration"),
+                "a recurring window needs a positive duration, e.g. 2h",
+            )
         try:
             CronTrigger.from_crontab(every)
         except ValueError as exc:
             cron = "minute hour day month weekday"
-            problems.error(m.line_of("every"), join(path, "every"),
-                           f"invalid cron expression ({cron}): {exc}")  # fmt: skip
+            problems.error(
+                m.line_of("every"), join(path, "every"), f"invalid cron expression ({cron}): {exc}"
+            )
             every = None
     elif start is None or end is None:
         problems.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
@@ -528,10 +605,18 @@ def _parse_window(
     if len(problems.errors) != before:
         return None
     return MaintenanceWindow(
-        name=name or "", match=match, action=action, start=start, end=end, every=every,
-        duration=duration, timezone=timezone, change=get_str(problems, m, "change", path),
-        file=filename, line=m.line,
-    )  # fmt: skip
+        name=name or "",
+        match=match,
+        action=action,
+        start=start,
+        end=end,
+        every=every,
+        duration=duration,
+        timezone=timezone,
+        change=get_str(problems, m, "change", path),
+        file=filename,
+        line=m.line,
+    )
 
 
 API_WINDOWS = "api"  # the `file` of windows created through the API

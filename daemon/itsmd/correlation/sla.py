@@ -90,16 +90,23 @@ def summarize(incidents: Iterable[Clocked], now: datetime) -> list[dict[str, obj
     mean times to acknowledge and to resolve (DESIGN section 6). Pure."""
     rows: dict[str, dict[str, Any]] = {}
     for inc in incidents:
-        row = rows.setdefault(inc.priority, {
-            "priority": inc.priority, "incidents": 0,
-            "respond": {"met": 0, "breached": 0, "pending": 0},
-            "resolve": {"met": 0, "breached": 0, "pending": 0},
-            "_ack": [], "_res": [],
-        })  # fmt: skip
+        row = rows.setdefault(
+            inc.priority,
+            {
+                "priority": inc.priority,
+                "incidents": 0,
+                "respond": {"met": 0, "breached": 0, "pending": 0},
+                "resolve": {"met": 0, "breached": 0, "pending": 0},
+                "_ack": [],
+                "_res": [],
+            },
+        )
         row["incidents"] += 1
         responded = inc.acknowledged_at or inc.resolved_at
-        for kind, due, met_at in (("respond", inc.respond_due, responded),
-                                  ("resolve", inc.resolve_due, inc.resolved_at)):  # fmt: skip
+        for kind, due, met_at in (
+            ("respond", inc.respond_due, responded),
+            ("resolve", inc.resolve_due, inc.resolved_at),
+        ):
             verdict = _verdict(due, met_at, now)
             if verdict is not None:
                 row[kind][verdict] += 1

@@ -225,9 +225,10 @@ def _route(problems: Problems, m: LocDict, path: str, sinks: set[str]) -> Route 
     for event in events:
         if event not in EVENTS:
             problems.error(
-                m.line_of("events"), join(path, "events"),
+                m.line_of("events"),
+                join(path, "events"),
                 f"unknown event {event!r} (expected {', '.join(EVENTS)})",
-            )  # fmt: skip
+            )
     after = convert(problems, m, "after", path, None, parse_duration)
     unless = get_str(problems, m, "unless", path)
     if unless is not None and unless not in UNLESS:

@@ -32,9 +32,16 @@ log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "itsmd.sinks"
 EVENTS = (
-    "opened", "acknowledged", "resolved", "reopened", "assigned", "commented",
-    "sla_breached", "problem_opened", "problem_resolved",
-)  # fmt: skip
+    "opened",
+    "acknowledged",
+    "resolved",
+    "reopened",
+    "assigned",
+    "commented",
+    "sla_breached",
+    "problem_opened",
+    "problem_resolved",
+)
 LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 

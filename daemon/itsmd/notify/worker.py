@@ -170,10 +170,12 @@ class Notifier:
         """Claim what is due for the sinks with free slots and start sending it."""
         slots = outbox.Slots(
             free={name: r.spec.concurrency - self._busy[name] for name, r in self._sinks.items()},
-            lease={name: timedelta(seconds=r.spec.timeout_s) + LEASE_MARGIN
-                   for name, r in self._sinks.items()},
+            lease={
+                name: timedelta(seconds=r.spec.timeout_s) + LEASE_MARGIN
+                for name, r in self._sinks.items()
+            },
             sending=[row.id for row in self._sending.values()],
-        )  # fmt: skip
+        )
 
         count = time.monotonic() >= self._count_after
         if count:
@@ -205,10 +207,15 @@ class Notifier:
             await self._record(row, Failed(f"sink {row.sink!r} is no longer configured"), None)
             return
         notification = Notification(
-            event_id=row.event_id, event=row.event, at=row.created_at,
-            incident=row.payload.get("incident"), problem=row.payload.get("problem"),
-            link=str(row.payload.get("link", "")), ref=row.ref, attempt=row.attempts + 1,
-        )  # fmt: skip
+            event_id=row.event_id,
+            event=row.event,
+            at=row.created_at,
+            incident=row.payload.get("incident"),
+            problem=row.payload.get("problem"),
+            link=str(row.payload.get("link", "")),
+            ref=row.ref,
+            attempt=row.attempts + 1,
+        )
         try:
             result = await asyncio.wait_for(runner.sink.send(notification), runner.spec.timeout_s)
         except TimeoutError:
@@ -248,8 +255,10 @@ class Notifier:
         if not held:
             log.warning(
                 "the claim of %s to %s ran out before its answer was recorded; "
-                "the worker that took it over records its own", row.event_id, row.sink,
-            )  # fmt: skip
+                "the worker that took it over records its own",
+                row.event_id,
+                row.sink,
+            )
             return
         # Counted once recorded: a row's outcome, not an attempt the store never took.
         self._metrics.notifications.labels(row.sink, outcome).inc()
@@ -261,8 +270,13 @@ class Notifier:
         self, row: outbox.Claimed, result: Delivery, runner: SinkRunner | None, outcome: str
     ) -> None:
         if outcome == "dead":
-            log.error("%s %s to %s given up: %s", row.subject, row.event, row.sink,
-                      getattr(result, "reason", ""))  # fmt: skip
+            log.error(
+                "%s %s to %s given up: %s",
+                row.subject,
+                row.event,
+                row.sink,
+                getattr(result, "reason", ""),
+            )
         if runner is None:
             return
         if outcome == "retry" and not runner.failing:

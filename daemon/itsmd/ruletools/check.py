@@ -28,23 +28,42 @@ def lint(rules: RuleSet) -> list[Problem]:
                 warnings.append(_warn(rule, f"{where}: {selector} can never match: {why}"))
         shadow = next((earlier for earlier in seen if covers(earlier, rule)), None)
         if shadow is not None:
-            warnings.append(_warn(rule, (
-                f"{where} is never used: rule {shadow.name} ({shadow.file}:{shadow.line}) "
-                "comes first and matches every alert it matches")))  # fmt: skip
+            warnings.append(
+                _warn(
+                    rule,
+                    (
+                        f"{where} is never used: rule {shadow.name} ({shadow.file}:{shadow.line}) "
+                        "comes first and matches every alert it matches"
+                    ),
+                )
+            )
         for field, template in _templates(rule):
             unknown = sorted(variables_used(template) - set(TEMPLATE_CONTEXT))
             if unknown:
-                warnings.append(_warn(rule, (
-                    f"{where}: {field} uses {', '.join(unknown)}, which templates do not have "
-                    f"(they have {', '.join(TEMPLATE_CONTEXT)})")))  # fmt: skip
+                warnings.append(
+                    _warn(
+                        rule,
+                        (
+                            f"{where}: {field} uses {', '.join(unknown)}, which templates "
+                            f"do not have (they have {', '.join(TEMPLATE_CONTEXT)})"
+                        ),
+                    )
+                )
         seen.append(rule)
     for known in rules.known_errors:
         unknown = sorted(variables_used(known.workaround) - set(TEMPLATE_CONTEXT))
         if unknown:
-            warnings.append(Problem(known.file, known.line, (
-                f"known_errors: {known.name}: workaround uses {', '.join(unknown)}, which "
-                f"templates do not have (they have {', '.join(TEMPLATE_CONTEXT)})"),
-                warning=True))  # fmt: skip
+            warnings.append(
+                Problem(
+                    known.file,
+                    known.line,
+                    (
+                        f"known_errors: {known.name}: workaround uses {', '.join(unknown)}, which "
+                        f"templates do not have (they have {', '.join(TEMPLATE_CONTEXT)})"
+                    ),
+                    warning=True,
+                )
+            )
     return warnings
 
 

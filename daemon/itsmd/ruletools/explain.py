@@ -70,7 +70,7 @@ def _decision(
         f"  then takes alerts of this key while any fires and for "
         f"{format_duration(policy.window)} after; {hold}; "
         + (f"reopens within {format_duration(policy.reopen)}" if policy.reopen else "no reopen"),
-    ]  # fmt: skip
+    ]
     if inc.known_error is not None:
         known = rules.known_error(alert.labels)
         lines.append(f"  known error {known.name if known else '?'}: {inc.known_error!r}")

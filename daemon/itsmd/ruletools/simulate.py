@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from itsmd.correlation.correlate import Correlator, Identity, Outcome, Router, WorkingSet
+from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
 from itsmd.correlation.rules import RuleSet
 from itsmd.correlation.sla import SlaTargets
-from itsmd.models import Action, Alert, AlertStatus, Incident
+from itsmd.models import Action, Alert, AlertStatus, Incident, IngestAction
 
 FIRING = AlertStatus.FIRING
 
@@ -44,7 +45,7 @@ class Simulation:
         outcome = self._correlator.apply(alert, at)
         if outcome.incident_id is not None:
             self._watch(outcome.incident_id)
-        if outcome.action == "suppressed":
+        if outcome.action is IngestAction.SUPPRESSED:
             self._suppressed.add(alert.identity)
         if outcome.incident_id is not None and outcome.incident_id not in self._opened:
             self._opened.add(outcome.incident_id)
@@ -59,23 +60,24 @@ class Simulation:
         if rule is None or key is None:
             return
         problem = next((p for p in reversed(self.problems) if p.key == key), None)
+        found = None
         if problem is not None and problem.status != "resolved":
-            problem.incidents.append(incident_id)
-            return
+            found = OpenProblem(self.problems.index(problem))
         linked = {i for p in self.problems for i in p.incidents}
         recent = [
             i.id
             for i in self.ws.incidents.values()
-            if i.id is not None and i.problem_key == key
-            and i.opened_at >= now - rule.within and i.id not in linked
-        ]  # fmt: skip
-        if rule.recurs(len(recent)):
-            opener = self.ws.opener(incident_id)
-            labels = opener.labels if opener else inc.labels
-            title = rule.title_for(labels, opener.annotations if opener else {})
-            self.problems.append(
-                SimulatedProblem(rule.name, key, title, sorted(recent, reverse=True))
-            )
+            if i.id is not None
+            and i.problem_key == key
+            and i.opened_at >= now - rule.within
+            and i.id not in linked
+        ]
+        match recurrence(rule, inc, found, recent, self.ws.opener(incident_id)):
+            case JoinProblem(index):
+                self.problems[index].incidents.append(incident_id)
+            case OpenNewProblem(incident_ids, title):
+                incidents = sorted(incident_ids, reverse=True)
+                self.problems.append(SimulatedProblem(rule.name, key, title, incidents))
 
     def advance(self, until: datetime) -> None:
         """Let time pass: holds that end by `until` resolve, in the order they end, and

@@ -131,8 +131,11 @@ def load_test_file(path: Path) -> TestFile:
         if isinstance(item, str):
             files.append(path.parent / item)
         else:
-            problems.error(listed.line_of(index) if listed else 0, join("rule_files", index),
-                           f"expected a file name, got {describe(item)}")  # fmt: skip
+            problems.error(
+                listed.line_of(index) if listed else 0,
+                join("rule_files", index),
+                f"expected a file name, got {describe(item)}",
+            )
     if "tests" not in top:
         problems.error(1, "", "needs tests: a list of tests")
     tests = each_mapping(problems, top, "tests", "", _test)
@@ -192,8 +195,9 @@ def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
             if isinstance(m[key], int) and not isinstance(m[key], bool) and m[key] >= 0:
                 held[key] = m[key]
             else:
-                problems.error(m.line_of(key), join(path, key),
-                               f"expected a count, got {describe(m[key])}")  # fmt: skip
+                problems.error(
+                    m.line_of(key), join(path, key), f"expected a count, got {describe(m[key])}"
+                )
     if "at" not in m:
         problems.error(m.line, path, "needs at: the time to check, e.g. 5m")
     at = get_duration(problems, m, "at", path, timedelta(0))
@@ -208,9 +212,12 @@ def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
     expected = each_mapping(problems, m, "incidents", path, checked(FIELDS))
     expected_problems = each_mapping(problems, m, "problems", path, checked(PROBLEM_FIELDS))
     return Expectation(
-        at, tuple(expected) if "incidents" in m else None, m.line, held,
+        at,
+        tuple(expected) if "incidents" in m else None,
+        m.line,
+        held,
         tuple(expected_problems) if "problems" in m else None,
-    )  # fmt: skip
+    )
 
 
 def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str, str]:
@@ -221,8 +228,11 @@ def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str
         if isinstance(item, str | int | float) and not isinstance(item, bool):
             out[str(name)] = str(item)
         else:
-            problems.error(m.line_of(key), join(join(path, key), name),
-                           f"expected a string, got {describe(item)}")  # fmt: skip
+            problems.error(
+                m.line_of(key),
+                join(join(path, key), name),
+                f"expected a string, got {describe(item)}",
+            )
     return out
 
 
@@ -270,10 +280,16 @@ def _alert(
     series: Series, fp: str, status: AlertStatus, starts_at: datetime, ends_at: datetime | None
 ) -> Alert:
     return Alert(
-        fingerprint=fp, status=status, labels=dict(series.labels),
-        annotations=dict(series.annotations), starts_at=starts_at, ends_at=ends_at,
-        generator_url="", source="test", raw={"startsAt": starts_at.isoformat()},
-    )  # fmt: skip
+        fingerprint=fp,
+        status=status,
+        labels=dict(series.labels),
+        annotations=dict(series.annotations),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        generator_url="",
+        source="test",
+        raw={"startsAt": starts_at.isoformat()},
+    )
 
 
 def compare(expectation: Expectation, incidents: Sequence[Incident]) -> list[str]:
@@ -323,11 +339,12 @@ def compare_held(expectation: Expectation, alerts: Iterable[StoredAlert]) -> lis
     alerts = list(alerts)
     counts = {
         "suppressed": sum(
-            1 for a in alerts
+            1
+            for a in alerts
             if a.decision.action is Action.SUPPRESSED and a.status is AlertStatus.FIRING
         ),
         "unrouted": sum(1 for a in alerts if a.decision.action is Action.UNROUTED),
-    }  # fmt: skip
+    }
     at = f"at {format_duration(expectation.at)}"
     return [
         f"{at}: expected {want} {name} alerts, got {counts[name]}"

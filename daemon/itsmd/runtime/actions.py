@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from itsmd.correlation import lifecycle
-from itsmd.models import Incident, TimelineEntry
-from itsmd.runtime.writer import UnitOfWork
+from itsmd.models import Incident
+from itsmd.runtime.writer import UnitOfWork, note_events
 from itsmd.store import repo
 
 ACTIONS = ("ack", "resolve", "reopen", "assign", "comment")
@@ -34,7 +34,7 @@ def incident_action(
         text = _text(body, "note", "text", required=False)
     assignee = _text(body, "assignee", required=True) if action == "assign" else ""
 
-    def transition(inc: Incident, now: datetime) -> tuple[Incident, TimelineEntry]:
+    def transition(inc: Incident, now: datetime) -> lifecycle.Transition:
         if action == "ack":
             return lifecycle.acknowledge(inc, actor, now)
         if action == "resolve":
@@ -44,17 +44,19 @@ def incident_action(
         if action == "assign":
             return lifecycle.assign(inc, assignee, actor, now)
         if action == "comment":
-            return inc, lifecycle.comment(inc, text, actor, now)
+            return lifecycle.Transition(inc, lifecycle.comment(inc, text, actor, now))
         raise InvalidAction(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
 
     def work(conn: Connection, now: datetime) -> Incident:
         inc = repo.get_incident(conn, incident_id)
         if inc is None:
             raise NotFound(f"no incident INC-{incident_id}")
-        new, entry = transition(inc, now)
+        new, entry, event = transition(inc, now)
         if new is not inc:
             repo.save_incident(conn, new)
         repo.add_timeline(conn, [entry])
+        if event is not None:
+            note_events(conn, [event])
         return new
 
     return work

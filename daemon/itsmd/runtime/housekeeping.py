@@ -12,6 +12,7 @@ from itsmd.correlation.correlate import Correlator, Router, WorkingSet
 from itsmd.correlation.rules import RuleSet, rule_files
 from itsmd.correlation.sla import SlaTargets
 from itsmd.runtime.state import ReloadResult, Runtime
+from itsmd.runtime.writer import note_events
 from itsmd.store import repo, slaclock
 from itsmd.store.engine import StoreUnavailable
 
@@ -27,22 +28,23 @@ async def sweep_holds(runtime: Runtime) -> int:
 
     rules, sla = runtime.rules, runtime.settings.sla
 
-    def work(conn: Connection, now: datetime) -> list[WorkingSet]:
+    def work(conn: Connection, now: datetime) -> int:
         holds = repo.load_due_holds(conn, now)
-        if Correlator(Router(rules), holds, sla).resolve_due(now):
+        resolved = Correlator(Router(rules), holds, sla).resolve_due(now)
+        if resolved:
             repo.flush(conn, holds)
-        return [holds, *_release(conn, now, rules, sla)]
+        for ws in [holds, *_release(conn, now, rules, sla)]:
+            note_events(conn, ws.events)
+        return resolved
 
     try:
-        done = await writer.run(work)
+        resolved = await writer.run(work)
         if runtime.db is not None:  # windows another replica created or deleted
             runtime.set_api_windows(await runtime.db.read(repo.api_windows))
     except StoreUnavailable as exc:
         log.warning("auto-resolve sweep skipped: %s", exc)
         return 0
-    for ws in done:
-        runtime.metrics.record(ws.events)
-    return sum(1 for e in done[0].events if e.kind == "resolved")
+    return resolved
 
 
 async def mark_sla_breaches(runtime: Runtime) -> int:
@@ -59,8 +61,11 @@ async def mark_sla_breaches(runtime: Runtime) -> int:
     for b in breaches:
         runtime.metrics.sla_breaches.labels(b.incident.priority.value, b.kind).inc()
     if breaches:
-        log.info("SLA: %d targets missed (%s)", len(breaches),
-                 ", ".join(f"{b.incident.ref} {b.kind}" for b in breaches[:10]))  # fmt: skip
+        log.info(
+            "SLA: %d targets missed (%s)",
+            len(breaches),
+            ", ".join(f"{b.incident.ref} {b.kind}" for b in breaches[:10]),
+        )
     return len(breaches)
 
 

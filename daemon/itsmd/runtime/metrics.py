@@ -11,8 +11,7 @@ from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
-from itsmd.correlation.correlate import Event
-from itsmd.models import Priority
+from itsmd.models import Event, EventKind, Priority
 
 # Human time scales: a minute to a week.
 _DURATION_BUCKETS = (60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 259200, 604800)
@@ -42,9 +41,11 @@ class Metrics:
             registry=r,
         )
         self.problems_opened = Counter(
-            "itsmd_problems_opened", "Problems opened by recurring incidents, by rule.",
-            ["rule"], registry=r,
-        )  # fmt: skip
+            "itsmd_problems_opened",
+            "Problems opened by recurring incidents, by rule.",
+            ["rule"],
+            registry=r,
+        )
         self.alerts_deduplicated = Counter(
             "itsmd_alerts_deduplicated",
             "Alerts received again unchanged (re-sends, retries, HA replicas).",
@@ -145,32 +146,43 @@ class Metrics:
             registry=r,
         )
         self.check_up = Gauge(
-            "itsmd_check_up", "1 if the check's last run succeeded, else 0.", ["check"],
+            "itsmd_check_up",
+            "1 if the check's last run succeeded, else 0.",
+            ["check"],
             registry=r,
-        )  # fmt: skip
+        )
         self.check_duration = Histogram(
-            "itsmd_check_duration_seconds", "How long each probe took.", ["check"],
-            buckets=_LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
-        self.check_runs = Counter(
-            "itsmd_check_runs", "Check runs by result (success, failure).", ["check", "result"],
+            "itsmd_check_duration_seconds",
+            "How long each probe took.",
+            ["check"],
+            buckets=_LATENCY_BUCKETS,
             registry=r,
-        )  # fmt: skip
+        )
+        self.check_runs = Counter(
+            "itsmd_check_runs",
+            "Check runs by result (success, failure).",
+            ["check", "result"],
+            registry=r,
+        )
         self.capacity_exhaustion = Gauge(
             "itsmd_capacity_exhaustion_seconds",
             "Seconds until the soonest series of a capacity check crosses its target "
             "(+Inf: its trend never does).",
-            ["check"], registry=r,
-        )  # fmt: skip
+            ["check"],
+            registry=r,
+        )
         self.availability_ratio = Gauge(
             "itsmd_availability_ratio",
             "Share of measured time a service was up (maintenance excluded), by window.",
-            ["service", "window"], registry=r,
-        )  # fmt: skip
-        self.leader = Gauge(
-            "itsmd_leader", "1 while this replica runs the scheduled job, else 0.", ["job"],
+            ["service", "window"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.leader = Gauge(
+            "itsmd_leader",
+            "1 while this replica runs the scheduled job, else 0.",
+            ["job"],
+            registry=r,
+        )
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)
@@ -178,24 +190,28 @@ class Metrics:
     def record(self, events: Iterable[Event]) -> None:
         """Count what a committed transaction did."""
         for event in events:
-            if event.kind == "opened":
-                self.incidents_opened.labels(event.labels["rule"], event.labels["priority"]).inc()
-            elif event.kind == "resolved":
-                self.incidents_resolved.labels(event.labels["how"]).inc()
-                if "after_s" in event.labels:
-                    self.mttr.observe(float(event.labels["after_s"]))
-            elif event.kind == "reopened":
-                self.incidents_reopened.inc()
-            elif event.kind == "unrouted":
-                self.alerts_unrouted.inc()
-            elif event.kind == "suppressed":
-                self.alerts_suppressed.labels(event.labels["window"]).inc()
-            elif event.kind == "problem_opened":
-                self.problems_opened.labels(event.labels["rule"]).inc()
-            elif event.kind == "duplicate":
-                self.alerts_deduplicated.inc()
-            elif event.kind == "orphan":
-                self.alerts_orphan_resolved.inc()
+            match event.kind:
+                case EventKind.OPENED:
+                    self.incidents_opened.labels(event.rule, event.priority).inc()
+                case EventKind.ACKNOWLEDGED:
+                    if event.after_s is not None:
+                        self.mtta.observe(event.after_s)
+                case EventKind.RESOLVED:
+                    self.incidents_resolved.labels(event.resolved_by).inc()
+                    if event.after_s is not None:
+                        self.mttr.observe(event.after_s)
+                case EventKind.REOPENED:
+                    self.incidents_reopened.inc()
+                case EventKind.UNROUTED:
+                    self.alerts_unrouted.inc()
+                case EventKind.SUPPRESSED:
+                    self.alerts_suppressed.labels(event.window).inc()
+                case EventKind.PROBLEM_OPENED:
+                    self.problems_opened.labels(event.rule).inc()
+                case EventKind.DUPLICATE:
+                    self.alerts_deduplicated.inc()
+                case EventKind.ORPHAN:
+                    self.alerts_orphan_resolved.inc()
 
     def forget_check(self, name: str) -> None:
         """A check removed from the rules leaves the exposition."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.correlation.rules import RuleSet
 from itsmd.correlation.sla import SlaTargets
-from itsmd.models import Alert, AlertStatus, format_incident_id
+from itsmd.models import Alert, AlertStatus, Event, IngestAction, format_incident_id
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.metrics import Metrics
 from itsmd.store import repo
@@ -36,6 +36,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 Clock = Callable[[], datetime]
 UnitOfWork = Callable[[Connection, datetime], T]
+
+
+_EVENTS = "itsmd.events"
+
+
+def note_events(conn: Connection, events: Iterable[Event]) -> None:
+    """What a unit of work did, for the metrics: the writer counts it after the commit,
+    as it counts what ingestion did, so every change is counted the same way."""
+    conn.info.setdefault(_EVENTS, []).extend(events)
+
+
+def _pop_events(conn: Connection) -> list[Event]:
+    events: list[Event] = conn.info.pop(_EVENTS, [])
+    return events
 
 
 class Outbox(Protocol):
@@ -60,9 +74,14 @@ class IngestResult:
     incidents: tuple[str, ...]
 
     def as_json(self) -> dict[str, Any]:
-        return {"received": self.received, "new": self.new, "updated": self.updated,
-                "duplicate": self.duplicate, "unrouted": self.unrouted,
-                "incidents": list(self.incidents)}  # fmt: skip
+        return {
+            "received": self.received,
+            "new": self.new,
+            "updated": self.updated,
+            "duplicate": self.duplicate,
+            "unrouted": self.unrouted,
+            "incidents": list(self.incidents),
+        }
 
 
 @dataclass
@@ -182,18 +201,21 @@ class Writer:
         assert job.work is not None
         work, now = job.work, self._clock()
 
-        def unit(conn: Connection) -> tuple[Any, set[int], int]:
+        def unit(conn: Connection) -> tuple[Any, set[int], int, list[Event]]:
             pop_notes(conn)  # left by a transaction that rolled back
+            _pop_events(conn)
             result = work(conn, now)
-            return result, repo.touched_incidents(conn), self._enqueue(conn)
+            events = _pop_events(conn)
+            return result, repo.touched_incidents(conn), self._enqueue(conn), events
 
         try:
-            result, touched, notified = await self._db.write(unit)
+            result, touched, notified, events = await self._db.write(unit)
             if touched and self._current is not None:
                 self._current.clear()  # rare (humans, ended holds): read them again
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
             _fail(job, self._work_failed(exc))
         else:
+            self._metrics.record(events)
             if notified and self._outbox is not None:
                 self._outbox.wake()
             if not job.future.done():
@@ -313,15 +335,19 @@ class Writer:
         self._metrics.record(ws.events)
 
 
+# Stored as a new row, whether or not it opened or joined an incident.
+_NEW = (IngestAction.NEW, IngestAction.UNROUTED, IngestAction.ORPHAN, IngestAction.SUPPRESSED)
+
+
 def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
     touched = {ids.get(o.incident_id, o.incident_id) for o in outcomes if o.incident_id}
-    actions = [o.action for o in outcomes]
+    actions = Counter(o.action for o in outcomes)
     return IngestResult(
         received=len(outcomes),
-        new=sum(actions.count(a) for a in ("new", "unrouted", "orphan", "suppressed")),
-        updated=actions.count("updated"),
-        duplicate=actions.count("duplicate"),
-        unrouted=actions.count("unrouted"),
+        new=sum(actions[a] for a in _NEW),
+        updated=actions[IngestAction.UPDATED],
+        duplicate=actions[IngestAction.DUPLICATE],
+        unrouted=actions[IngestAction.UNROUTED],
         incidents=tuple(format_incident_id(i) for i in sorted(touched)),
     )
 

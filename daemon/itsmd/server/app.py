@@ -206,10 +206,16 @@ async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]
         return PrometheusClient(http, source.url, source.timeout_s, source.headers)
 
     runner = CheckRunner(
-        submit=writer.ingest, write=writer.run, read=db.read, rules=lambda: runtime.rules,
-        http=http, prometheus=prometheus, clock=runtime.clock, metrics=runtime.metrics,
+        submit=writer.ingest,
+        write=writer.run,
+        read=db.read,
+        rules=lambda: runtime.rules,
+        http=http,
+        prometheus=prometheus,
+        clock=runtime.clock,
+        metrics=runtime.metrics,
         leader=db.sqlite,
-    )  # fmt: skip
+    )
     await runner.load(runtime.rules.checks, await db.read(checkstore.firing_check_alerts))
     jobs = CheckJobs(runtime, runner, sole_writer=db.sqlite, run_checks=run_checks)
     observing: set[asyncio.Task[None]] = set()
@@ -241,10 +247,12 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
         specs = runtime.settings.connectors.sinks
         if specs and not kinds:
             kinds = installed_kinds()
-        notifier.set_sinks({
-            name: SinkRunner(spec, build_sink(spec, kinds, SinkEnv(http, spec.timeout_s)))
-            for name, spec in specs.items()
-        })  # fmt: skip
+        notifier.set_sinks(
+            {
+                name: SinkRunner(spec, build_sink(spec, kinds, SinkEnv(http, spec.timeout_s)))
+                for name, spec in specs.items()
+            }
+        )
 
     build_sinks()
     runtime.on_reload.append(build_sinks)
@@ -288,17 +296,25 @@ def _scheduler_ctx(interval: timedelta) -> Callable[[web.Application], AsyncIter
             next_run_time=utc_now(),
         )
         sched.add_job(
-            finished_at_shutdown(mark_sla_breaches), "interval", id="sla-clock",
-            seconds=SLA_CLOCK_INTERVAL.total_seconds(), max_instances=1, coalesce=True,
+            finished_at_shutdown(mark_sla_breaches),
+            "interval",
+            id="sla-clock",
+            seconds=SLA_CLOCK_INTERVAL.total_seconds(),
+            max_instances=1,
+            coalesce=True,
             next_run_time=utc_now(),
-        )  # fmt: skip
+        )
         every = runtime.settings.watch_rules
         if every is not None:
             watch = RuleWatch(runtime)
             sched.add_job(
-                watch.check, "interval", id="watch-rules", seconds=every.total_seconds(),
-                max_instances=1, coalesce=True,
-            )  # fmt: skip
+                watch.check,
+                "interval",
+                id="watch-rules",
+                seconds=every.total_seconds(),
+                max_instances=1,
+                coalesce=True,
+            )
         sched.start()
         yield
         # Let a running sweep finish its unit of work: the scheduler would cancel it.

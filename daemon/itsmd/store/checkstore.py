@@ -51,11 +51,15 @@ class Status:
 
 def save_status(conn: Connection, s: Status) -> None:
     values = {
-        "type": s.type, "service": s.service, "up": None if s.up is None else int(s.up),
-        "last_run": s.last_run, "last_error": s.last_error,
-        "consecutive_failures": s.consecutive_failures, "duration_s": s.duration_s,
+        "type": s.type,
+        "service": s.service,
+        "up": None if s.up is None else int(s.up),
+        "last_run": s.last_run,
+        "last_error": s.last_error,
+        "consecutive_failures": s.consecutive_failures,
+        "duration_s": s.duration_s,
         "capacity": list(s.capacity),
-    }  # fmt: skip
+    }
     done = conn.execute(update(check_status).where(check_status.c.name == s.name).values(values))
     if done.rowcount == 0:
         conn.execute(insert(check_status).values(name=s.name, **values))
@@ -68,8 +72,17 @@ def statuses(conn: Connection) -> list[Status]:
 
 def _status(r: Any) -> Status:
     up = None if r.up is None else bool(r.up)
-    return Status(r.name, r.type, r.service, up, r.last_run, r.last_error,
-                  r.consecutive_failures, r.duration_s, r.capacity)  # fmt: skip
+    return Status(
+        r.name,
+        r.type,
+        r.service,
+        up,
+        r.last_run,
+        r.last_error,
+        r.consecutive_failures,
+        r.duration_s,
+        r.capacity,
+    )
 
 
 def forget_statuses(conn: Connection, keep: Iterable[str]) -> None:
@@ -156,9 +169,16 @@ def roll_up(conn: Connection, now: datetime) -> int:
         day = start
         while day < today:
             u = aggregate(history, _midnight(day), _midnight(day + timedelta(days=1)))
-            rows.append({"subject": subject, "day": day.isoformat(), "up_s": u.up_s,
-                         "down_s": u.down_s, "maintenance_s": u.maintenance_s,
-                         "unknown_s": u.unknown_s})  # fmt: skip
+            rows.append(
+                {
+                    "subject": subject,
+                    "day": day.isoformat(),
+                    "up_s": u.up_s,
+                    "down_s": u.down_s,
+                    "maintenance_s": u.maintenance_s,
+                    "unknown_s": u.unknown_s,
+                }
+            )
             day += timedelta(days=1)
         if rows:
             conn.execute(insert(check_daily), rows)
@@ -276,10 +296,13 @@ def availability_report(
         return Subject(key, history[key], {w: o[key] for w, o in older.items()}, service, slo)
 
     check_docs = [
-        {"check": c.name, "service": c.service,
-         **report(subject(key, c.service, None), now, windows, budget, raw)}
+        {
+            "check": c.name,
+            "service": c.service,
+            **report(subject(key, c.service, None), now, windows, budget, raw),
+        }
         for key, c in checks.items()
-    ]  # fmt: skip
+    ]
     service_docs = []
     for name in services:
         slo = s.slo if (s := rules.service(name)) is not None else None

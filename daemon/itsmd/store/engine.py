@@ -52,11 +52,21 @@ def describe_error(exc: BaseException) -> str:
 _PG_UNAVAILABLE = frozenset({"08", "40", "53", "55", "57", "58"})
 # SQLite's primary result codes of the same kind; its syntax errors and missing
 # tables are OperationalError too (SQLITE_ERROR), so the driver's class is no guide.
-_SQLITE_UNAVAILABLE = frozenset({
-    "SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY",
-    "SQLITE_CANTOPEN", "SQLITE_NOMEM", "SQLITE_PROTOCOL", "SQLITE_INTERRUPT",
-    "SQLITE_CORRUPT", "SQLITE_NOTADB",
-})  # fmt: skip
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        "SQLITE_BUSY",
+        "SQLITE_LOCKED",
+        "SQLITE_FULL",
+        "SQLITE_IOERR",
+        "SQLITE_READONLY",
+        "SQLITE_CANTOPEN",
+        "SQLITE_NOMEM",
+        "SQLITE_PROTOCOL",
+        "SQLITE_INTERRUPT",
+        "SQLITE_CORRUPT",
+        "SQLITE_NOTADB",
+    }
+)
 
 
 def is_unavailable(exc: BaseException) -> bool:

@@ -44,17 +44,30 @@ def enqueue(conn: Connection, routes: Sequence[Route], base_url: str) -> int:
             continue
         subject = str(doc["id"])
         kind = "incidents" if note.incident_id is not None else "problems"
-        payload = {"incident" if kind == "incidents" else "problem": doc,
-                   "link": f"{base_url}/api/v1/{kind}/{subject}"}  # fmt: skip
+        payload = {
+            "incident" if kind == "incidents" else "problem": doc,
+            "link": f"{base_url}/api/v1/{kind}/{subject}",
+        }
         for d in plan(routes, note.event, doc, note.at):
-            rows.append({
-                "event_id": uuid.uuid4().hex, "event": note.event, "subject": subject,
-                "incident_id": note.incident_id, "route": d.route, "sink": d.sink,
-                "state": "muted" if note.incident_id in muted else "pending",
-                "payload": payload, "created_at": note.at, "due_at": d.due_at,
-                "unless": d.unless, "attempts": 0, "last_error": None, "sent_at": None,
-                "claimed_until": None,
-            })  # fmt: skip
+            rows.append(
+                {
+                    "event_id": uuid.uuid4().hex,
+                    "event": note.event,
+                    "subject": subject,
+                    "incident_id": note.incident_id,
+                    "route": d.route,
+                    "sink": d.sink,
+                    "state": "muted" if note.incident_id in muted else "pending",
+                    "payload": payload,
+                    "created_at": note.at,
+                    "due_at": d.due_at,
+                    "unless": d.unless,
+                    "attempts": 0,
+                    "last_error": None,
+                    "sent_at": None,
+                    "claimed_until": None,
+                }
+            )
     if rows:
         conn.execute(insert(notifications), rows)
     return len(rows)
@@ -176,9 +189,18 @@ def claim(conn: Connection, now: datetime, slots: Slots, limit: int | None = Non
 
 def _claimed(r: Row[Any], ref: str | None) -> Claimed:
     return Claimed(
-        r.id, r.event_id, r.event, r.subject, r.sink, r.payload, r.created_at, r.due_at,
-        r.attempts, ref, r.claimed_until,
-    )  # fmt: skip
+        r.id,
+        r.event_id,
+        r.event,
+        r.subject,
+        r.sink,
+        r.payload,
+        r.created_at,
+        r.due_at,
+        r.attempts,
+        ref,
+        r.claimed_until,
+    )
 
 
 def _refs(conn: Connection, rows: Sequence[Row[Any]]) -> dict[tuple[str, str], str]:
@@ -279,12 +301,20 @@ def list_notifications(
 
 def notification_json(r: Row[Any]) -> dict[str, Any]:
     return {
-        "id": r.id, "event_id": r.event_id, "event": r.event, "subject": r.subject,
-        "route": r.route, "connector": r.sink, "state": r.state, "attempts": r.attempts,
-        "created_at": format_time(r.created_at), "due_at": format_time(r.due_at),
-        "sent_at": format_optional_time(r.sent_at), "last_error": r.last_error,
+        "id": r.id,
+        "event_id": r.event_id,
+        "event": r.event,
+        "subject": r.subject,
+        "route": r.route,
+        "connector": r.sink,
+        "state": r.state,
+        "attempts": r.attempts,
+        "created_at": format_time(r.created_at),
+        "due_at": format_time(r.due_at),
+        "sent_at": format_optional_time(r.sent_at),
+        "last_error": r.last_error,
         "unless": r.unless,
-    }  # fmt: skip
+    }
 
 
 def exists(conn: Connection, notification_id: int) -> bool:

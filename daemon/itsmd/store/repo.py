@@ -21,14 +21,16 @@ from sqlalchemy import (
     update,
 )
 
-from itsmd.correlation.correlate import Event, WorkingSet
+from itsmd.correlation.correlate import WorkingSet
 from itsmd.correlation.matchers import parse_selectors
+from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
 from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
-from itsmd.durations import format_duration
 from itsmd.models import (
     Action,
     AlertStatus,
     Decision,
+    Event,
+    EventKind,
     Incident,
     IncidentStatus,
     Level,
@@ -58,76 +60,132 @@ Identity = tuple[str, datetime]
 def incident_from_row(row: Row[Any]) -> Incident:
     m = row._mapping
     return Incident(
-        id=m["id"], rule=m["rule"], key=m["key"], status=IncidentStatus(m["status"]),
-        title=m["title"], description=m["description"], priority=Priority(m["priority"]),
-        impact=Level(m["impact"]), urgency=Level(m["urgency"]), service=m["service"],
-        assignee=m["assignee"], labels=m["labels"], opened_at=m["opened_at"],
-        acknowledged_at=m["acknowledged_at"], resolved_at=m["resolved_at"],
-        alert_count=m["alert_count"], firing_count=m["firing_count"],
+        id=m["id"],
+        rule=m["rule"],
+        key=m["key"],
+        status=IncidentStatus(m["status"]),
+        title=m["title"],
+        description=m["description"],
+        priority=Priority(m["priority"]),
+        impact=Level(m["impact"]),
+        urgency=Level(m["urgency"]),
+        service=m["service"],
+        assignee=m["assignee"],
+        labels=m["labels"],
+        opened_at=m["opened_at"],
+        acknowledged_at=m["acknowledged_at"],
+        resolved_at=m["resolved_at"],
+        alert_count=m["alert_count"],
+        firing_count=m["firing_count"],
         policy=Policy(
             window=timedelta(seconds=m["window_s"]),
-            auto_resolve=None if m["auto_resolve_s"] is None
+            auto_resolve=None
+            if m["auto_resolve_s"] is None
             else timedelta(seconds=m["auto_resolve_s"]),
             reopen=timedelta(seconds=m["reopen_s"]),
         ),
-        active=m["active_key"] is not None, all_clear_at=m["all_clear_at"],
-        auto_resolve_at=m["auto_resolve_at"], respond_due=m["respond_due"],
-        resolve_due=m["resolve_due"], parent_id=m["parent_id"], problem_id=m["problem_id"],
+        active=m["active_key"] is not None,
+        all_clear_at=m["all_clear_at"],
+        auto_resolve_at=m["auto_resolve_at"],
+        respond_due=m["respond_due"],
+        resolve_due=m["resolve_due"],
+        parent_id=m["parent_id"],
+        problem_id=m["problem_id"],
         problem_key=m["problem_key"],
         known_error=m["known_error"],
-    )  # fmt: skip
+    )
 
 
 def incident_values(inc: Incident) -> dict[str, Any]:
     auto = inc.policy.auto_resolve
     return {
-        "rule": inc.rule, "key": inc.key, "active_key": inc.key if inc.active else None,
-        "status": inc.status.value, "title": inc.title, "description": inc.description,
-        "priority": inc.priority.value, "impact": inc.impact.value,
-        "urgency": inc.urgency.value, "service": inc.service, "assignee": inc.assignee,
-        "labels": dict(inc.labels), "opened_at": inc.opened_at,
-        "acknowledged_at": inc.acknowledged_at, "resolved_at": inc.resolved_at,
-        "all_clear_at": inc.all_clear_at, "auto_resolve_at": inc.auto_resolve_at,
-        "respond_due": inc.respond_due, "resolve_due": inc.resolve_due,
-        "alert_count": inc.alert_count, "firing_count": inc.firing_count,
+        "rule": inc.rule,
+        "key": inc.key,
+        "active_key": inc.key if inc.active else None,
+        "status": inc.status.value,
+        "title": inc.title,
+        "description": inc.description,
+        "priority": inc.priority.value,
+        "impact": inc.impact.value,
+        "urgency": inc.urgency.value,
+        "service": inc.service,
+        "assignee": inc.assignee,
+        "labels": dict(inc.labels),
+        "opened_at": inc.opened_at,
+        "acknowledged_at": inc.acknowledged_at,
+        "resolved_at": inc.resolved_at,
+        "all_clear_at": inc.all_clear_at,
+        "auto_resolve_at": inc.auto_resolve_at,
+        "respond_due": inc.respond_due,
+        "resolve_due": inc.resolve_due,
+        "alert_count": inc.alert_count,
+        "firing_count": inc.firing_count,
         "window_s": inc.policy.window.total_seconds(),
         "auto_resolve_s": None if auto is None else auto.total_seconds(),
-        "reopen_s": inc.policy.reopen.total_seconds(), "parent_id": inc.parent_id,
-        "problem_id": inc.problem_id, "known_error": inc.known_error,
+        "reopen_s": inc.policy.reopen.total_seconds(),
+        "parent_id": inc.parent_id,
+        "problem_id": inc.problem_id,
+        "known_error": inc.known_error,
         "problem_key": inc.problem_key,
-    }  # fmt: skip
+    }
 
 
 def alert_from_row(row: Row[Any]) -> StoredAlert:
     m = row._mapping
     return StoredAlert(
-        id=m["id"], fingerprint=m["fingerprint"], starts_at=m["starts_at"],
-        status=AlertStatus(m["status"]), ends_at=m["ends_at"], labels=m["labels"],
-        annotations=m["annotations"], generator_url=m["generator_url"], source=m["source"],
-        first_received=m["first_received"], last_received=m["last_received"],
-        receive_count=m["receive_count"], incident_id=m["incident_id"],
-        decision=Decision(Action(m["action"]), m["reason"], m["rule"], m["key"]),
-    )  # fmt: skip
+        id=m["id"],
+        fingerprint=m["fingerprint"],
+        starts_at=m["starts_at"],
+        status=AlertStatus(m["status"]),
+        ends_at=m["ends_at"],
+        labels=m["labels"],
+        annotations=m["annotations"],
+        generator_url=m["generator_url"],
+        source=m["source"],
+        first_received=m["first_received"],
+        last_received=m["last_received"],
+        receive_count=m["receive_count"],
+        incident_id=m["incident_id"],
+        decision=Decision(
+            Action(m["action"]), m["reason"], m["rule"], m["key"], m["suppressed_by"], m["change"]
+        ),
+    )
 
 
 def alert_values(a: StoredAlert) -> dict[str, Any]:
     return {
-        "fingerprint": a.fingerprint, "starts_at": a.starts_at, "status": a.status.value,
-        "ends_at": a.ends_at, "labels": dict(a.labels), "annotations": dict(a.annotations),
-        "generator_url": a.generator_url, "source": a.source,
-        "first_received": a.first_received, "last_received": a.last_received,
-        "receive_count": a.receive_count, "incident_id": a.incident_id,
-        "rule": a.decision.rule, "key": a.decision.key, "action": a.decision.action.value,
+        "fingerprint": a.fingerprint,
+        "starts_at": a.starts_at,
+        "status": a.status.value,
+        "ends_at": a.ends_at,
+        "labels": dict(a.labels),
+        "annotations": dict(a.annotations),
+        "generator_url": a.generator_url,
+        "source": a.source,
+        "first_received": a.first_received,
+        "last_received": a.last_received,
+        "receive_count": a.receive_count,
+        "incident_id": a.incident_id,
+        "rule": a.decision.rule,
+        "key": a.decision.key,
+        "action": a.decision.action.value,
         "reason": a.decision.reason,
-    }  # fmt: skip
+        "suppressed_by": a.decision.suppressed_by,
+        "change": a.decision.change,
+    }
 
 
 def timeline_from_row(row: Row[Any]) -> TimelineEntry:
     m = row._mapping
     return TimelineEntry(
-        incident_id=m["incident_id"], at=m["at"], kind=TimelineKind(m["kind"]),
-        message=m["message"], actor=m["actor"], alert_id=m["alert_id"], rule=m["rule"],
-    )  # fmt: skip
+        incident_id=m["incident_id"],
+        at=m["at"],
+        kind=TimelineKind(m["kind"]),
+        message=m["message"],
+        actor=m["actor"],
+        alert_id=m["alert_id"],
+        rule=m["rule"],
+    )
 
 
 # ---- loading what a batch touches
@@ -269,10 +327,14 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     changed = [i for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]
     _touch(conn, changed)
     # Before the inserts: an incident that stops taking alerts frees its key.
-    _update_changed(conn, incidents, [
-        (i, incident_values(ws.incidents[i]), _values_or_none(ws.loaded_incidents.get(i)))
-        for i in changed
-    ])  # fmt: skip
+    _update_changed(
+        conn,
+        incidents,
+        [
+            (i, incident_values(ws.incidents[i]), _values_or_none(ws.loaded_incidents.get(i)))
+            for i in changed
+        ],
+    )
     ids: dict[int, int] = {}
     for temp in sorted((i for i in ws.dirty_incidents if i < 0), reverse=True):
         result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
@@ -297,11 +359,18 @@ def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict
         for alert in new:
             assert alert.id is not None
             alert_ids[alert.id] = real[alert.identity]
-    _update_changed(conn, alerts, [
-        (a.id, _with_incident(alert_values(a), ids),
-         _values_or_none(ws.loaded_alerts.get(a.identity)))
-        for a in old
-    ])  # fmt: skip
+    _update_changed(
+        conn,
+        alerts,
+        [
+            (
+                a.id,
+                _with_incident(alert_values(a), ids),
+                _values_or_none(ws.loaded_alerts.get(a.identity)),
+            )
+            for a in old
+        ],
+    )
     return alert_ids
 
 
@@ -348,9 +417,14 @@ def _timeline_values(
     if alert_id is not None and alert_id < 0:
         alert_id = alert_ids.get(alert_id)
     return {
-        "incident_id": ids.get(e.incident_id, e.incident_id), "at": e.at, "kind": e.kind.value,
-        "message": e.message, "actor": e.actor, "alert_id": alert_id, "rule": e.rule,
-    }  # fmt: skip
+        "incident_id": ids.get(e.incident_id, e.incident_id),
+        "at": e.at,
+        "kind": e.kind.value,
+        "message": e.message,
+        "actor": e.actor,
+        "alert_id": alert_id,
+        "rule": e.rule,
+    }
 
 
 # ---- single incidents and reads for the API
@@ -464,21 +538,36 @@ def api_windows(conn: Connection) -> list[MaintenanceWindow]:
 
 def _window_from_row(r: Row[Any]) -> MaintenanceWindow:
     return MaintenanceWindow(
-        name=r.name, match=parse_selectors(list(r.match)), action=WindowAction(r.action),
-        start=r.starts_at, end=r.ends_at, every=r.every,
-        duration=timedelta(seconds=r.duration_s), timezone=r.timezone, change=r.change,
+        name=r.name,
+        match=parse_selectors(list(r.match)),
+        action=WindowAction(r.action),
+        start=r.starts_at,
+        end=r.ends_at,
+        every=r.every,
+        duration=timedelta(seconds=r.duration_s),
+        timezone=r.timezone,
+        change=r.change,
         file=API_WINDOWS,
-    )  # fmt: skip
+    )
 
 
 def add_window(conn: Connection, w: MaintenanceWindow, by: str, now: datetime) -> None:
     """Raises IntegrityError when the name is taken."""
-    conn.execute(insert(maintenance_windows).values(
-        name=w.name, match=[str(s) for s in w.match], action=w.action.value,
-        starts_at=w.start, ends_at=w.end, every=w.every,
-        duration_s=w.duration.total_seconds(), timezone=w.timezone, change=w.change,
-        created_at=now, created_by=by,
-    ))  # fmt: skip
+    conn.execute(
+        insert(maintenance_windows).values(
+            name=w.name,
+            match=[str(s) for s in w.match],
+            action=w.action.value,
+            starts_at=w.start,
+            ends_at=w.end,
+            every=w.every,
+            duration_s=w.duration.total_seconds(),
+            timezone=w.timezone,
+            change=w.change,
+            created_at=now,
+            created_by=by,
+        )
+    )
 
 
 def delete_window(conn: Connection, name: str) -> bool:
@@ -492,65 +581,78 @@ def delete_window(conn: Connection, name: str) -> bool:
 def link_problems(
     conn: Connection, ws: WorkingSet, ids: dict[int, int], rules: RuleSet, now: datetime
 ) -> list[Event]:
-    """After a batch's incidents are inserted: link each new incident that has a
-    recurrence key to the open problem of that key, or open one when `after`
-    incidents of the key opened `within` the span."""
+    """After a batch's incidents are inserted: carry out what recurrence decides for
+    each new incident that has a recurrence key (join the key's open problem, or open
+    one; see correlation/problems.py)."""
     events: list[Event] = []
     linked: set[int] = set()  # a problem opened by this batch links its other incidents too
     for temp, real in ids.items():
         inc = ws.incidents[temp]
-        if real in linked:
-            continue
         rule = rules.problem_rule_of(inc.problem_key)
-        if rule is None or inc.problem_key is None:
+        if real in linked or rule is None or inc.problem_key is None:
             continue
-        key = inc.problem_key
-        open_problem = conn.execute(
-            select(problems.c.id, problems.c.status, problems.c.workaround)
-            .where(problems.c.key == key, problems.c.status != ProblemStatus.RESOLVED.value)
-            .order_by(problems.c.id.desc()).limit(1)
-        ).first()  # fmt: skip
-        if open_problem is not None:
-            _link(conn, open_problem.id, [real], now, f"another incident of key {key}")
-            if open_problem.status == ProblemStatus.KNOWN_ERROR.value and not inc.known_error:
-                _known_error(conn, real, open_problem.id, open_problem.workaround, now)
-            continue
-        recent = list(conn.execute(
-            select(incidents.c.id).where(
-                incidents.c.problem_key == key, incidents.c.opened_at >= now - rule.within,
-                incidents.c.problem_id.is_(None))
-        ).scalars())  # fmt: skip
-        if not rule.recurs(len(recent)):
-            continue
-        opener = ws.opener(temp)
-        title = rule.title_for(opener.labels if opener else inc.labels,
-                               opener.annotations if opener else {})  # fmt: skip
-        problem_id = conn.execute(insert(problems).values(
-            rule=rule.name, key=key, status=ProblemStatus.OPEN.value,
-            title=title, opened_at=now, resolved_at=None,
-            root_cause=None, workaround=None, incident_count=0,
-        ).returning(problems.c.id)).scalar_one()  # fmt: skip
-        span = format_duration(rule.within)
-        _link(conn, problem_id, recent, now,
-              f"{len(recent)} incidents of key {key} within {span} (rule {rule.name})")  # fmt: skip
-        linked.update(recent)
-        events.append(Event("problem_opened", problem_id, {"rule": rule.name}))
-        note_problem(conn, "problem_opened", problem_id, now)
+        found = _open_problem(conn, inc.problem_key)
+        recent = [] if found is not None else _unlinked(conn, inc.problem_key, now - rule.within)
+        match recurrence(rule, inc, found, recent, ws.opener(temp)):
+            case JoinProblem(problem_id, why, workaround):
+                _link(conn, problem_id, [real], now, why)
+                if workaround is not None:
+                    _known_error(conn, real, problem_id, workaround, now)
+            case OpenNewProblem(incident_ids, title, why):
+                problem_id = _insert_problem(conn, rule.name, inc.problem_key, title, now)
+                _link(conn, problem_id, list(incident_ids), now, why)
+                linked.update(incident_ids)
+                events.append(Event(EventKind.PROBLEM_OPENED, problem_id, rule=rule.name))
+                note_problem(conn, "problem_opened", problem_id, now)
     return events
 
 
-def _link(conn: Connection, problem_id: int, incident_ids: list[int], now: datetime,
-          why: str) -> None:  # fmt: skip
+def _open_problem(conn: Connection, key: str) -> OpenProblem | None:
+    row = conn.execute(
+        select(problems.c.id, problems.c.status, problems.c.workaround)
+        .where(problems.c.key == key, problems.c.status != ProblemStatus.RESOLVED.value)
+        .order_by(problems.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    known = row.status == ProblemStatus.KNOWN_ERROR.value
+    return OpenProblem(row.id, row.workaround if known else None)
+
+
+def _unlinked(conn: Connection, key: str, since: datetime) -> list[int]:
+    """Incidents of a recurrence key opened since `since` that no problem links."""
+    query = select(incidents.c.id).where(
+        incidents.c.problem_key == key,
+        incidents.c.opened_at >= since,
+        incidents.c.problem_id.is_(None),
+    )
+    return list(conn.execute(query).scalars())
+
+
+def _insert_problem(conn: Connection, rule: str, key: str, title: str, now: datetime) -> int:
+    values: dict[str, Any] = {"rule": rule, "key": key, "title": title, "opened_at": now}
+    values |= {"status": ProblemStatus.OPEN.value, "incident_count": 0}
+    query = insert(problems).values(**values).returning(problems.c.id)
+    problem_id: int = conn.execute(query).scalar_one()
+    return problem_id
+
+
+def _link(
+    conn: Connection, problem_id: int, incident_ids: list[int], now: datetime, why: str
+) -> None:
     conn.execute(
         update(incidents).where(incidents.c.id.in_(incident_ids)).values(problem_id=problem_id)
     )
     conn.execute(
-        update(problems).where(problems.c.id == problem_id)
+        update(problems)
+        .where(problems.c.id == problem_id)
         .values(incident_count=problems.c.incident_count + len(incident_ids))
-    )  # fmt: skip
+    )
     message = f"linked to problem PRB-{problem_id}: {why}"
-    add_timeline(conn, [TimelineEntry(i, now, TimelineKind.PROBLEM_LINKED, message)
-                        for i in incident_ids])  # fmt: skip
+    add_timeline(
+        conn, [TimelineEntry(i, now, TimelineKind.PROBLEM_LINKED, message) for i in incident_ids]
+    )
 
 
 def _known_error(
@@ -567,11 +669,17 @@ def _known_error(
 def problem_from_row(row: Row[Any]) -> ProblemRecord:
     m = row._mapping
     return ProblemRecord(
-        id=m["id"], rule=m["rule"], key=m["key"], status=ProblemStatus(m["status"]),
-        title=m["title"], opened_at=m["opened_at"], resolved_at=m["resolved_at"],
-        root_cause=m["root_cause"], workaround=m["workaround"],
+        id=m["id"],
+        rule=m["rule"],
+        key=m["key"],
+        status=ProblemStatus(m["status"]),
+        title=m["title"],
+        opened_at=m["opened_at"],
+        resolved_at=m["resolved_at"],
+        root_cause=m["root_cause"],
+        workaround=m["workaround"],
         incident_count=m["incident_count"],
-    )  # fmt: skip
+    )
 
 
 def list_problems(

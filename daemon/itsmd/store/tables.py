@@ -141,6 +141,9 @@ alerts = Table(
     Column("key", Text, nullable=True),
     Column("action", String(16), nullable=False),
     Column("reason", Text, nullable=False),
+    # The maintenance window that suppressed it: name and change id.
+    Column("suppressed_by", String(200), nullable=True),
+    Column("change", String(200), nullable=True),
     # The identity of an alert: one row per firing episode, however often re-sent.
     # It also serves lookups by fingerprint alone: an alert has few episodes.
     UniqueConstraint("fingerprint", "starts_at"),

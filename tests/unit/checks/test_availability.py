@@ -37,23 +37,36 @@ def at(hours: float) -> datetime:
         pytest.param([(at(1), UP)], 0, 2, Uptime(up_s=3600, unknown_s=3600), id="unknown-first"),
         pytest.param(
             [(at(0), UP), (at(10), DOWN), (at(11), UP), (at(20), MAINT), (at(22), UP)],
-            0, 24, Uptime(up_s=21 * 3600, down_s=3600, maintenance_s=7200), id="a-day",
+            0,
+            24,
+            Uptime(up_s=21 * 3600, down_s=3600, maintenance_s=7200),
+            id="a-day",
         ),
         pytest.param(
-            [(at(-1), UP), (at(1), DOWN), (at(30), UP)], 0, 24,
-            Uptime(up_s=3600, down_s=23 * 3600), id="changes-outside-the-window",
+            [(at(-1), UP), (at(1), DOWN), (at(30), UP)],
+            0,
+            24,
+            Uptime(up_s=3600, down_s=23 * 3600),
+            id="changes-outside-the-window",
         ),
         pytest.param(
-            [(at(2), DOWN), (at(0), UP)], 0, 4, Uptime(up_s=7200, down_s=7200), id="unsorted",
+            [(at(2), DOWN), (at(0), UP)],
+            0,
+            4,
+            Uptime(up_s=7200, down_s=7200),
+            id="unsorted",
         ),
         pytest.param(
-            [(at(0), UP), (at(1), DOWN), (at(1), UP)], 0, 2, Uptime(up_s=7200),
+            [(at(0), UP), (at(1), DOWN), (at(1), UP)],
+            0,
+            2,
+            Uptime(up_s=7200),
             id="same-instant-later-wins",
         ),
         pytest.param([(at(2), DOWN)], 0, 2, Uptime(unknown_s=7200), id="change-at-end-excluded"),
         pytest.param([(at(0), DOWN)], 0, 0, Uptime(), id="empty-window"),
     ],
-)  # fmt: skip
+)
 def test_aggregate(
     changes: list[tuple[datetime, State]], start: float, end: float, expected: Uptime
 ) -> None:

@@ -64,8 +64,9 @@ def test_the_design_example_loads() -> None:
     [
         pytest.param(
             "type: http\nurl: https://api.example.com/healthz",
-            CheckSpec("c", CheckType.HTTP, HttpProbe("https://api.example.com/healthz"),
-                      file=F, line=2),
+            CheckSpec(
+                "c", CheckType.HTTP, HttpProbe("https://api.example.com/healthz"), file=F, line=2
+            ),
             id="http-defaults",
         ),
         pytest.param(
@@ -73,19 +74,41 @@ def test_the_design_example_loads() -> None:
             "expect_status: [200, 204]\nbody_regex: ok\nmax_latency: 1s\ninterval: 1m\n"
             "timeout: 5s\nfailures_before_alert: 3\nseverity: warning\nservice: api\n"
             "labels: {team: web, tier: 1}",
-            CheckSpec("c", CheckType.HTTP, HttpProbe(
-                "http://a:8080/x", "HEAD", {"X-Token": "abc", "N": "1"}, frozenset({200, 204}),
-                re.compile("ok"), timedelta(seconds=1)), service="api",
-                interval=timedelta(minutes=1), timeout=timedelta(seconds=5),
-                failures_before_alert=3, severity="warning", labels={"team": "web", "tier": "1"},
-                file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.HTTP,
+                HttpProbe(
+                    "http://a:8080/x",
+                    "HEAD",
+                    {"X-Token": "abc", "N": "1"},
+                    frozenset({200, 204}),
+                    re.compile("ok"),
+                    timedelta(seconds=1),
+                ),
+                service="api",
+                interval=timedelta(minutes=1),
+                timeout=timedelta(seconds=5),
+                failures_before_alert=3,
+                severity="warning",
+                labels={"team": "web", "tier": "1"},
+                file=F,
+                line=2,
+            ),
             id="http-everything",
         ),
         pytest.param(
             "type: http\nurl: https://a/\ntls_expiry_warning: 14d\nexpect_status: 503",
-            CheckSpec("c", CheckType.HTTP, HttpProbe(
-                "https://a/", expect_status=frozenset({503}),
-                tls_expiry_warning=timedelta(days=14)), file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.HTTP,
+                HttpProbe(
+                    "https://a/",
+                    expect_status=frozenset({503}),
+                    tls_expiry_warning=timedelta(days=14),
+                ),
+                file=F,
+                line=2,
+            ),
             id="http-tls-and-one-status",
         ),
         pytest.param(
@@ -100,42 +123,83 @@ def test_the_design_example_loads() -> None:
         ),
         pytest.param(
             "type: dns\nhost: api.example.com.\nrecord: AAAA\nexpect: ['2001:DB8::1']",
-            CheckSpec("c", CheckType.DNS, DnsProbe(
-                "api.example.com.", "AAAA", frozenset({"2001:db8::1"})), file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.DNS,
+                DnsProbe("api.example.com.", "AAAA", frozenset({"2001:db8::1"})),
+                file=F,
+                line=2,
+            ),
             id="dns",
         ),
         pytest.param(
             "type: heartbeat\nmatch: '{alertname=\"Watchdog\"}'\ninterval: 5m",
-            CheckSpec("c", CheckType.HEARTBEAT, HeartbeatProbe(
-                parse_selectors('{alertname="Watchdog"}')), interval=timedelta(minutes=5),
-                file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.HEARTBEAT,
+                HeartbeatProbe(parse_selectors('{alertname="Watchdog"}')),
+                interval=timedelta(minutes=5),
+                file=F,
+                line=2,
+            ),
             id="heartbeat",
         ),
         pytest.param(
             "type: prometheus\nquery: up\nwarn: {above: 0.8}\ncritical: {above: 1}\n"
             "forecast: {over: 6h, horizon: 1d}",
-            CheckSpec("c", CheckType.PROMETHEUS, PrometheusProbe("up", Capacity(
-                Threshold(ABOVE, 0.8), Threshold(ABOVE, 1.0),
-                Forecast(timedelta(hours=6), timedelta(days=1)), Threshold(ABOVE, 1.0))),
-                severity="warning", file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.PROMETHEUS,
+                PrometheusProbe(
+                    "up",
+                    Capacity(
+                        Threshold(ABOVE, 0.8),
+                        Threshold(ABOVE, 1.0),
+                        Forecast(timedelta(hours=6), timedelta(days=1)),
+                        Threshold(ABOVE, 1.0),
+                    ),
+                ),
+                severity="warning",
+                file=F,
+                line=2,
+            ),
             id="prometheus",
         ),
         pytest.param(
             "type: disk\npath: /var/lib/itsmd\nwarn: {below: 0.1}",
-            CheckSpec("c", CheckType.DISK, DiskProbe("/var/lib/itsmd", Capacity(
-                warn=Threshold(BELOW, 0.1), target=Threshold(BELOW, 0.1))),
-                severity="warning", file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.DISK,
+                DiskProbe(
+                    "/var/lib/itsmd",
+                    Capacity(warn=Threshold(BELOW, 0.1), target=Threshold(BELOW, 0.1)),
+                ),
+                severity="warning",
+                file=F,
+                line=2,
+            ),
             id="disk-warn-only",
         ),
         pytest.param(
             "type: disk\npath: /\nforecast: {over: 1h, horizon: 1d}",
-            CheckSpec("c", CheckType.DISK, DiskProbe("/", Capacity(
-                forecast=Forecast(timedelta(hours=1), timedelta(days=1)),
-                target=Threshold(BELOW, 0.0))), severity="warning", file=F, line=2),
+            CheckSpec(
+                "c",
+                CheckType.DISK,
+                DiskProbe(
+                    "/",
+                    Capacity(
+                        forecast=Forecast(timedelta(hours=1), timedelta(days=1)),
+                        target=Threshold(BELOW, 0.0),
+                    ),
+                ),
+                severity="warning",
+                file=F,
+                line=2,
+            ),
             id="disk-forecast-of-full",
         ),
     ],
-)  # fmt: skip
+)
 def test_valid_check(fields: str, expected: CheckSpec) -> None:
     assert one(fields) == expected
 
@@ -146,115 +210,232 @@ P = f"{F}:4: checks[0] (c)"
 @pytest.mark.parametrize(
     ("fields", "expected"),
     [
-        ("url: http://a", [f"{F}:2: checks[0] (c): missing 'type' (one of http, tcp, dns, "
-                           "heartbeat, prometheus, disk)"]),
-        ("type: ping", [f"{F}:3: checks[0] (c).type: expected one of http, tcp, dns, "
-                        "heartbeat, prometheus, disk, got str 'ping'"]),
-        ("type: tcp\ntarget: a:1\nurl: x", [f"{F}:5: checks[0] (c).url: unknown key (allowed: "
-                                            f"{', '.join(TYPE_KEYS[CheckType.TCP])})"]),
-        ("type: tcp\ntarget: a:1\ntimout: 1s",
-         [f"{F}:5: checks[0] (c).timout: unknown key (did you mean 'timeout'?)"]),
-        ("type: tcp\ntarget: a:1\ninterval: 5s",
-         [f"{F}:5: checks[0] (c).interval: must be longer than the default timeout (10s >= 5s); "
-          "set timeout"]),
-        ("type: tcp\ntarget: a:1\ninterval: 0s",
-         [f"{F}:5: checks[0] (c).interval: must be a positive duration, e.g. 30s"]),
-        ("type: tcp\ntarget: a:1\ninterval: soon",
-         [f"{F}:5: checks[0] (c).interval: not a duration: 'soon' (expected e.g. 90s, 15m, "
-          "1h30m, 7d)"]),
-        ("type: tcp\ntarget: a:1\nfailures_before_alert: 0",
-         [f"{F}:5: checks[0] (c).failures_before_alert: expected 1 or more, got int 0"]),
-        ("type: tcp\ntarget: a:1\nfailures_before_alert: true",
-         [f"{F}:5: checks[0] (c).failures_before_alert: expected 1 or more, got bool True"]),
-        ("type: tcp\ntarget: a:1\nservice:",
-         [f"{F}:5: checks[0] (c).service: must not be empty"]),
-        ("type: tcp\ntarget: a:1\nseverity: ''",
-         [f"{F}:5: checks[0] (c).severity: must not be empty"]),
-        ("type: tcp\ntarget: a:1\nlabels: {alertname: x, severity: y, ok-no: z, n: [1]}", [
-            f"{F}:5: checks[0] (c).labels.n: expected a string, got a list",
-            f"{F}:5: checks[0] (c).labels.alertname: set by the check itself",
-            f"{F}:5: checks[0] (c).labels.severity: set by the check itself (use the field of "
-            "that name)",
-            f"{F}:5: checks[0] (c).labels.ok-no: invalid label name (letters, digits and _)",
-        ]),
-        ("type: tcp\ntarget: a:1\nlabels: [a]",
-         [f"{F}:5: checks[0] (c).labels: expected a mapping, got a list"]),
+        (
+            "url: http://a",
+            [
+                f"{F}:2: checks[0] (c): missing 'type' (one of http, tcp, dns, "
+                "heartbeat, prometheus, disk)"
+            ],
+        ),
+        (
+            "type: ping",
+            [
+                f"{F}:3: checks[0] (c).type: expected one of http, tcp, dns, "
+                "heartbeat, prometheus, disk, got str 'ping'"
+            ],
+        ),
+        (
+            "type: tcp\ntarget: a:1\nurl: x",
+            [
+                f"{F}:5: checks[0] (c).url: unknown key (allowed: "
+                f"{', '.join(TYPE_KEYS[CheckType.TCP])})"
+            ],
+        ),
+        (
+            "type: tcp\ntarget: a:1\ntimout: 1s",
+            [f"{F}:5: checks[0] (c).timout: unknown key (did you mean 'timeout'?)"],
+        ),
+        (
+            "type: tcp\ntarget: a:1\ninterval: 5s",
+            [
+                f"{F}:5: checks[0] (c).interval: must be longer than the default timeout "
+                "(10s >= 5s); set timeout"
+            ],
+        ),
+        (
+            "type: tcp\ntarget: a:1\ninterval: 0s",
+            [f"{F}:5: checks[0] (c).interval: must be a positive duration, e.g. 30s"],
+        ),
+        (
+            "type: tcp\ntarget: a:1\ninterval: soon",
+            [
+                f"{F}:5: checks[0] (c).interval: not a duration: 'soon' (expected e.g. 90s, 15m, "
+                "1h30m, 7d)"
+            ],
+        ),
+        (
+            "type: tcp\ntarget: a:1\nfailures_before_alert: 0",
+            [f"{F}:5: checks[0] (c).failures_before_alert: expected 1 or more, got int 0"],
+        ),
+        (
+            "type: tcp\ntarget: a:1\nfailures_before_alert: true",
+            [f"{F}:5: checks[0] (c).failures_before_alert: expected 1 or more, got bool True"],
+        ),
+        ("type: tcp\ntarget: a:1\nservice:", [f"{F}:5: checks[0] (c).service: must not be empty"]),
+        (
+            "type: tcp\ntarget: a:1\nseverity: ''",
+            [f"{F}:5: checks[0] (c).severity: must not be empty"],
+        ),
+        (
+            "type: tcp\ntarget: a:1\nlabels: {alertname: x, severity: y, ok-no: z, n: [1]}",
+            [
+                f"{F}:5: checks[0] (c).labels.n: expected a string, got a list",
+                f"{F}:5: checks[0] (c).labels.alertname: set by the check itself",
+                f"{F}:5: checks[0] (c).labels.severity: set by the check itself (use the field of "
+                "that name)",
+                f"{F}:5: checks[0] (c).labels.ok-no: invalid label name (letters, digits and _)",
+            ],
+        ),
+        (
+            "type: tcp\ntarget: a:1\nlabels: [a]",
+            [f"{F}:5: checks[0] (c).labels: expected a mapping, got a list"],
+        ),
         ("type: tcp", [f"{F}:2: checks[0] (c): missing 'target'"]),
-        ("type: tcp\ntarget: db", [f"{P}.target: expected host:port (e.g. db.internal:5432), "
-                                   "got 'db'"]),
-        ("type: tcp\ntarget: db:99999", [f"{P}.target: expected host:port (e.g. "
-                                         "db.internal:5432), got 'db:99999'"]),
+        (
+            "type: tcp\ntarget: db",
+            [f"{P}.target: expected host:port (e.g. db.internal:5432), got 'db'"],
+        ),
+        (
+            "type: tcp\ntarget: db:99999",
+            [f"{P}.target: expected host:port (e.g. db.internal:5432), got 'db:99999'"],
+        ),
         ("type: http", [f"{F}:2: checks[0] (c): missing 'url'"]),
-        ("type: http\nurl: ftp://a", [f"{P}.url: expected an http:// or https:// URL with a "
-                                      "host, got 'ftp://a'"]),
-        ("type: http\nurl: http://a\nmethod: FETCH", [
-            f"{F}:5: checks[0] (c).method: expected one of GET, HEAD, POST, PUT, PATCH, DELETE, "
-            "OPTIONS, got 'FETCH'"]),
-        ("type: http\nurl: http://a\nexpect_status: [200, 700]", [
-            f"{F}:5: checks[0] (c).expect_status: expected status codes like [200, 204], "
-            "got int 700"]),
-        ("type: http\nurl: http://a\nexpect_status: []", [
-            f"{F}:5: checks[0] (c).expect_status: expected status codes like [200, 204], "
-            "got a list"]),
-        ("type: http\nurl: http://a\nbody_regex: '('", [
-            f"{F}:5: checks[0] (c).body_regex: invalid regular expression: missing ), "
-            "unterminated subpattern at position 0"]),
-        ("type: http\nurl: http://a\nmax_latency: 10s", [
-            f"{F}:5: checks[0] (c).max_latency: must be shorter than timeout (10s)"]),
-        ("type: http\nurl: http://a\ntls_expiry_warning: 14d", [
-            f"{F}:5: checks[0] (c).tls_expiry_warning: needs an https:// URL"]),
-        ("type: http\nurl: http://a\nheaders: {X: null}", [
-            f"{F}:5: checks[0] (c).headers.X: expected a string, got nothing (null)"]),
+        (
+            "type: http\nurl: ftp://a",
+            [f"{P}.url: expected an http:// or https:// URL with a host, got 'ftp://a'"],
+        ),
+        (
+            "type: http\nurl: http://a\nmethod: FETCH",
+            [
+                f"{F}:5: checks[0] (c).method: expected one of GET, HEAD, POST, PUT, PATCH, "
+                "DELETE, OPTIONS, got 'FETCH'"
+            ],
+        ),
+        (
+            "type: http\nurl: http://a\nexpect_status: [200, 700]",
+            [
+                f"{F}:5: checks[0] (c).expect_status: expected status codes like [200, 204], "
+                "got int 700"
+            ],
+        ),
+        (
+            "type: http\nurl: http://a\nexpect_status: []",
+            [
+                f"{F}:5: checks[0] (c).expect_status: expected status codes like [200, 204], "
+                "got a list"
+            ],
+        ),
+        (
+            "type: http\nurl: http://a\nbody_regex: '('",
+            [
+                f"{F}:5: checks[0] (c).body_regex: invalid regular expression: missing ), "
+                "unterminated subpattern at position 0"
+            ],
+        ),
+        (
+            "type: http\nurl: http://a\nmax_latency: 10s",
+            [f"{F}:5: checks[0] (c).max_latency: must be shorter than timeout (10s)"],
+        ),
+        (
+            "type: http\nurl: http://a\ntls_expiry_warning: 14d",
+            [f"{F}:5: checks[0] (c).tls_expiry_warning: needs an https:// URL"],
+        ),
+        (
+            "type: http\nurl: http://a\nheaders: {X: null}",
+            [f"{F}:5: checks[0] (c).headers.X: expected a string, got nothing (null)"],
+        ),
         ("type: dns", [f"{F}:2: checks[0] (c): missing 'host'"]),
-        ("type: dns\nhost: 'a b'", [f"{P}.host: expected a host name like api.example.com, "
-                                    "got 'a b'"]),
-        ("type: dns\nhost: a\nrecord: MX", [f"{F}:5: checks[0] (c).record: expected A or AAAA, "
-                                            "got 'MX'"]),
-        ("type: dns\nhost: a\nexpect: [nope]", [f"{F}:5: checks[0] (c).expect: expected IP "
-                                                "addresses, got 'nope'"]),
-        ("type: dns\nhost: a\nrecord: A\nexpect: ['::1']", [
-            f"{F}:6: checks[0] (c).expect: ::1 is not an A record address"]),
-        ("type: heartbeat\nmatch: '{}'", [f"{F}:2: checks[0] (c): missing 'interval' (the "
-                                          "longest silence allowed, e.g. 5m)"]),
-        ("type: heartbeat\ninterval: 5m", [f"{F}:2: checks[0] (c): missing 'match' (the alert "
-                                           "that must keep arriving, e.g. Watchdog)"]),
-        ("type: heartbeat\ninterval: 5m\nmatch: '{a=}'", [
-            f"{F}:5: checks[0] (c).match: invalid matcher: position 3: expected a quoted value "
-            "after 'a=', got '}'"]),
-        ("type: heartbeat\ninterval: 5m\nmatch: '{}'\ntimeout: 1s", [
-            f"{F}:6: checks[0] (c).timeout: unknown key (allowed: name, type, service, interval, "
-            "severity, labels, match)"]),
+        (
+            "type: dns\nhost: 'a b'",
+            [f"{P}.host: expected a host name like api.example.com, got 'a b'"],
+        ),
+        (
+            "type: dns\nhost: a\nrecord: MX",
+            [f"{F}:5: checks[0] (c).record: expected A or AAAA, got 'MX'"],
+        ),
+        (
+            "type: dns\nhost: a\nexpect: [nope]",
+            [f"{F}:5: checks[0] (c).expect: expected IP addresses, got 'nope'"],
+        ),
+        (
+            "type: dns\nhost: a\nrecord: A\nexpect: ['::1']",
+            [f"{F}:6: checks[0] (c).expect: ::1 is not an A record address"],
+        ),
+        (
+            "type: heartbeat\nmatch: '{}'",
+            [f"{F}:2: checks[0] (c): missing 'interval' (the longest silence allowed, e.g. 5m)"],
+        ),
+        (
+            "type: heartbeat\ninterval: 5m",
+            [
+                f"{F}:2: checks[0] (c): missing 'match' (the alert "
+                "that must keep arriving, e.g. Watchdog)"
+            ],
+        ),
+        (
+            "type: heartbeat\ninterval: 5m\nmatch: '{a=}'",
+            [
+                f"{F}:5: checks[0] (c).match: invalid matcher: position 3: expected a quoted value "
+                "after 'a=', got '}'"
+            ],
+        ),
+        (
+            "type: heartbeat\ninterval: 5m\nmatch: '{}'\ntimeout: 1s",
+            [
+                f"{F}:6: checks[0] (c).timeout: unknown key (allowed: name, type, service, "
+                "interval, severity, labels, match)"
+            ],
+        ),
         ("type: prometheus\nwarn: {above: 1}", [f"{F}:2: checks[0] (c): missing 'query'"]),
-        ("type: prometheus\nquery: up", [f"{F}:2: checks[0] (c): needs warn or critical (e.g. "
-                                         "critical: {above: 0.9})"]),
-        ("type: prometheus\nquery: up\nforecast: {over: 1h, horizon: 1d}", [
-            f"{F}:2: checks[0] (c): needs warn or critical (e.g. critical: {{above: 0.9}})"]),
-        ("type: prometheus\nquery: up\nwarn: 3", [
-            f"{F}:5: checks[0] (c).warn: expected {{below: X}} or {{above: X}}, got int 3"]),
-        ("type: prometheus\nquery: up\nwarn: {over: 3}", [
-            f"{F}:5: checks[0] (c).warn: expected {{below: X}} or {{above: X}}, got a mapping"]),
-        ("type: prometheus\nquery: up\nwarn: {above: x}", [
-            f"{F}:5: checks[0] (c).warn.above: expected a number, got str 'x'"]),
-        ("type: prometheus\nquery: up\nwarn: {above: 1}\ncritical: {below: 0}", [
-            f"{F}:6: checks[0] (c).critical: must use the direction of warn (above)"]),
-        ("type: prometheus\nquery: up\nwarn: {above: 2}\ncritical: {above: 1}", [
-            f"{F}:6: checks[0] (c).critical: above 1 must lie beyond warn (above 2)"]),
-        ("type: prometheus\nquery: up\nwarn: {above: 2}\nforecast: {over: 0s}", [
-            f"{F}:6: checks[0] (c).forecast.over: must be a positive duration, e.g. 30s",
-            f"{F}:6: checks[0] (c).forecast: needs over and horizon (e.g. {{over: 6h, "
-            "horizon: 24h})"]),
-        ("type: prometheus\nquery: up\nwarn: {above: 2}\nforecast: {over: 1h, horizon: 1d, "
-         "step: 1m}", [
-            f"{F}:6: checks[0] (c).forecast.step: unknown key (allowed: over, horizon)"]),
-        ("type: disk", [f"{F}:2: checks[0] (c): missing 'path'",
-                        f"{F}:2: checks[0] (c): needs warn or critical (e.g. critical: "
-                        "{below: 0.05}, or a forecast)"]),
-        ("type: disk\npath: /\ncritical: {below: 5}", [
-            f"{F}:5: checks[0] (c).critical.below: expected a free ratio, 0..1, got int 5"]),
-        ("type: disk\npath: /\nwarn: {below: 0.05}\ncritical: {below: 0.1}", [
-            f"{F}:6: checks[0] (c).critical: below 0.1 must lie beyond warn (below 0.05)"]),
+        (
+            "type: prometheus\nquery: up",
+            [f"{F}:2: checks[0] (c): needs warn or critical (e.g. critical: {{above: 0.9}})"],
+        ),
+        (
+            "type: prometheus\nquery: up\nforecast: {over: 1h, horizon: 1d}",
+            [f"{F}:2: checks[0] (c): needs warn or critical (e.g. critical: {{above: 0.9}})"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: 3",
+            [f"{F}:5: checks[0] (c).warn: expected {{below: X}} or {{above: X}}, got int 3"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {over: 3}",
+            [f"{F}:5: checks[0] (c).warn: expected {{below: X}} or {{above: X}}, got a mapping"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {above: x}",
+            [f"{F}:5: checks[0] (c).warn.above: expected a number, got str 'x'"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {above: 1}\ncritical: {below: 0}",
+            [f"{F}:6: checks[0] (c).critical: must use the direction of warn (above)"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {above: 2}\ncritical: {above: 1}",
+            [f"{F}:6: checks[0] (c).critical: above 1 must lie beyond warn (above 2)"],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {above: 2}\nforecast: {over: 0s}",
+            [
+                f"{F}:6: checks[0] (c).forecast.over: must be a positive duration, e.g. 30s",
+                f"{F}:6: checks[0] (c).forecast: needs over and horizon (e.g. {{over: 6h, "
+                "horizon: 24h})",
+            ],
+        ),
+        (
+            "type: prometheus\nquery: up\nwarn: {above: 2}\nforecast: {over: 1h, horizon: 1d, "
+            "step: 1m}",
+            [f"{F}:6: checks[0] (c).forecast.step: unknown key (allowed: over, horizon)"],
+        ),
+        (
+            "type: disk",
+            [
+                f"{F}:2: checks[0] (c): missing 'path'",
+                f"{F}:2: checks[0] (c): needs warn or critical (e.g. critical: "
+                "{below: 0.05}, or a forecast)",
+            ],
+        ),
+        (
+            "type: disk\npath: /\ncritical: {below: 5}",
+            [f"{F}:5: checks[0] (c).critical.below: expected a free ratio, 0..1, got int 5"],
+        ),
+        (
+            "type: disk\npath: /\nwarn: {below: 0.05}\ncritical: {below: 0.1}",
+            [f"{F}:6: checks[0] (c).critical: below 0.1 must lie beyond warn (below 0.05)"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_invalid_check(fields: str, expected: list[str]) -> None:
     assert errors(fields) == expected
 
@@ -277,8 +458,9 @@ def test_check_names_are_unique_across_files(tmp_path: Path) -> None:
 
 def test_checks_of_several_files_are_merged_in_order(tmp_path: Path) -> None:
     (tmp_path / "a.yml").write_text("checks:\n  - {name: x, type: tcp, target: 'a:1'}\n")
-    (tmp_path / "b.yml").write_text("checks:\n  - {name: y, type: disk, path: /, "
-                                    "critical: {below: 0.1}}\n")  # fmt: skip
+    (tmp_path / "b.yml").write_text(
+        "checks:\n  - {name: y, type: disk, path: /, critical: {below: 0.1}}\n"
+    )
     rules = load_rules([tmp_path / "a.yml", tmp_path / "b.yml"])
     assert [c.name for c in rules.checks] == ["x", "y"]
 

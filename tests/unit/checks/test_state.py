@@ -95,9 +95,12 @@ def test_check_failed_alert_shape() -> None:
     state, _ = run(spec, [fail(), fail()])
     state, (alert,) = step(spec, state, fail("timed out"), T0 + 2 * MIN)
     assert alert.labels == {
-        "alertname": "CheckFailed", "check": "c", "service": "db", "severity": "critical",
+        "alertname": "CheckFailed",
+        "check": "c",
+        "service": "db",
+        "severity": "critical",
         "team": "x",
-    }  # fmt: skip
+    }
     assert alert.fingerprint == fingerprint(alert.labels)
     assert (alert.source, alert.status, alert.ends_at) == ("check", AlertStatus.FIRING, None)
     assert alert.annotations == {
@@ -123,8 +126,14 @@ def test_up_and_availability_changes() -> None:
         states.append(step(spec, states[-1], result, T0 + minute * MIN)[0])
     changes = [availability_change(a, b) for a, b in pairwise(states)]
     assert [s.up for s in states] == [None, True, True, True, False, False, True]
-    assert changes == [(T0, State.UP), None, None, (T0 + MIN, State.DOWN), None,
-                       (T0 + 5 * MIN, State.UP)]  # fmt: skip
+    assert changes == [
+        (T0, State.UP),
+        None,
+        None,
+        (T0 + MIN, State.DOWN),
+        None,
+        (T0 + 5 * MIN, State.UP),
+    ]
 
 
 HTTPS = "type: http, url: 'https://a/', tls_expiry_warning: 14d"
@@ -140,14 +149,21 @@ def cert(days: float) -> ProbeResult:
         pytest.param([cert(30), cert(30)], [], id="far-away"),
         pytest.param(
             [cert(20), cert(13), cert(13), fail(), cert(90)],
-            [(1, "CertificateExpiring", F, 1), (3, "CheckFailed", F, 3),
-             (4, "CertificateExpiring", R, 1), (4, "CheckFailed", R, 3)],
+            [
+                (1, "CertificateExpiring", F, 1),
+                (3, "CheckFailed", F, 3),
+                (4, "CertificateExpiring", R, 1),
+                (4, "CheckFailed", R, 3),
+            ],
             id="fires-within-the-warning-stays-through-failures-resolves-on-renewal",
         ),
-        pytest.param([cert(1), OK], [(0, "CertificateExpiring", F, 0),
-                                     (1, "CertificateExpiring", R, 0)], id="no-cert-seen"),
+        pytest.param(
+            [cert(1), OK],
+            [(0, "CertificateExpiring", F, 0), (1, "CertificateExpiring", R, 0)],
+            id="no-cert-seen",
+        ),
     ],
-)  # fmt: skip
+)
 def test_certificate_expiring(
     script: list[ProbeResult], expected: list[tuple[int, str, str, int]]
 ) -> None:
@@ -213,8 +229,10 @@ def test_beats(spec: str, alert: Alert, expected: bool) -> None:
     assert beats(check(spec), alert) is expected
 
 
-PROM = ("type: prometheus, query: q, service: db, labels: {team: x}, warn: {below: 0.2}, "
-        "critical: {below: 0.1}, forecast: {over: 6h, horizon: 1d}")  # fmt: skip
+PROM = (
+    "type: prometheus, query: q, service: db, labels: {team: x}, warn: {below: 0.2}, "
+    "critical: {below: 0.1}, forecast: {over: 6h, horizon: 1d}"
+)
 
 
 def series(value: float, exhausts_in: timedelta | None = None, **labels: str) -> SeriesValue:
@@ -231,8 +249,9 @@ def capacity_run(script: list[ProbeResult]) -> list[tuple[int, str, str, str]]:
     spec, state, sent = check(PROM), CheckState(), []
     for minute, result in enumerate(script):
         state, alerts = step(spec, state, result, T0)
-        sent += [(minute, a.labels["alertname"], str(a.status), a.labels["severity"])
-                 for a in alerts]  # fmt: skip
+        sent += [
+            (minute, a.labels["alertname"], str(a.status), a.labels["severity"]) for a in alerts
+        ]
     return sent
 
 
@@ -242,8 +261,12 @@ def capacity_run(script: list[ProbeResult]) -> list[tuple[int, str, str, str]]:
         pytest.param([probe(series(0.5))], [], id="healthy"),
         pytest.param(
             [probe(series(0.15)), probe(series(0.14)), probe(series(0.05)), probe(series(0.5))],
-            [(0, "CapacityThreshold", F, "warning"), (2, "CapacityThreshold", R, "warning"),
-             (2, "CapacityThreshold", F, "critical"), (3, "CapacityThreshold", R, "critical")],
+            [
+                (0, "CapacityThreshold", F, "warning"),
+                (2, "CapacityThreshold", R, "warning"),
+                (2, "CapacityThreshold", F, "critical"),
+                (3, "CapacityThreshold", R, "critical"),
+            ],
             id="warning-then-critical-replaces-itself-then-recovers",
         ),
         pytest.param(
@@ -253,8 +276,11 @@ def capacity_run(script: list[ProbeResult]) -> list[tuple[int, str, str, str]]:
         ),
         pytest.param(
             [probe(series(0.15)), fail(), fail(), probe(series(0.15))],
-            [(0, "CapacityThreshold", F, "warning"), (1, "CheckFailed", F, "warning"),
-             (3, "CheckFailed", R, "warning")],
+            [
+                (0, "CapacityThreshold", F, "warning"),
+                (1, "CheckFailed", F, "warning"),
+                (3, "CheckFailed", R, "warning"),
+            ],
             id="a-failed-query-leaves-capacity-alerts-alone",
         ),
         pytest.param(
@@ -263,28 +289,46 @@ def capacity_run(script: list[ProbeResult]) -> list[tuple[int, str, str, str]]:
             id="each-series-is-its-own-alert",
         ),
         pytest.param(
-            [probe(series(0.5, timedelta(hours=30))), probe(series(0.5, timedelta(hours=20))),
-             probe(series(0.5, timedelta(hours=21))), probe(series(0.5))],
+            [
+                probe(series(0.5, timedelta(hours=30))),
+                probe(series(0.5, timedelta(hours=20))),
+                probe(series(0.5, timedelta(hours=21))),
+                probe(series(0.5)),
+            ],
             [(1, "CapacityForecast", F, "warning"), (3, "CapacityForecast", R, "warning")],
             id="forecast-within-the-horizon-only",
         ),
         pytest.param(
             [probe(series(0.15, timedelta(hours=2))), probe(series(0.05, timedelta(0)))],
-            [(0, "CapacityThreshold", F, "warning"), (0, "CapacityForecast", F, "warning"),
-             (1, "CapacityThreshold", R, "warning"), (1, "CapacityForecast", R, "warning"),
-             (1, "CapacityThreshold", F, "critical")],
+            [
+                (0, "CapacityThreshold", F, "warning"),
+                (0, "CapacityForecast", F, "warning"),
+                (1, "CapacityThreshold", R, "warning"),
+                (1, "CapacityForecast", R, "warning"),
+                (1, "CapacityThreshold", F, "critical"),
+            ],
             id="forecast-gives-way-once-the-target-is-reached",
         ),
     ],
-)  # fmt: skip
+)
 def test_capacity(script: list[ProbeResult], expected: list[tuple[int, str, str, str]]) -> None:
     assert sorted(capacity_run(script)) == sorted(expected)
 
 
 def test_capacity_alert_shape() -> None:
     spec = check(PROM)
-    result = probe(series(0.15, timedelta(hours=3), mount="/data", __name__="m",
-                          alertname="Mine", check="other", severity="x", team="y"))  # fmt: skip
+    result = probe(
+        series(
+            0.15,
+            timedelta(hours=3),
+            mount="/data",
+            __name__="m",
+            alertname="Mine",
+            check="other",
+            severity="x",
+            team="y",
+        )
+    )
     _, alerts = step(spec, CheckState(), result, T0)
     threshold, forecast = sorted(alerts, key=lambda a: a.labels["alertname"], reverse=True)
     base = {"check": "c", "service": "db", "team": "x", "mount": "/data"}
@@ -338,8 +382,9 @@ def test_restore_ignores_other_checks_and_resolved_alerts() -> None:
     spec = check(TCP3)
     state, _ = run(spec, [fail(), fail(), fail()])
     (alert,) = state.firing.values()
-    other = Alert(alert.fingerprint, alert.status, {**alert.labels, "check": "d"}, {},
-                  T0, None, "", "check")  # fmt: skip
+    other = Alert(
+        alert.fingerprint, alert.status, {**alert.labels, "check": "d"}, {}, T0, None, "", "check"
+    )
     done = Alert(alert.fingerprint, AlertStatus.RESOLVED, alert.labels, {}, T0, T0, "", "check")
     assert restore(spec, [other, done], T0) == CheckState()
 
@@ -369,13 +414,16 @@ def test_a_changed_check_resolves_the_old_alert_and_fires_the_new() -> None:
         pytest.param([(T0.timestamp(), 0.5)], None, id="one-sample-no-trend"),
         pytest.param(
             [(T0.timestamp() - 3600 * h, 0.5 + 0.01 * h) for h in range(6)],
-            T0 + timedelta(hours=40), id="falling-1pct-an-hour-reaches-0.1-in-40h",
+            T0 + timedelta(hours=40),
+            id="falling-1pct-an-hour-reaches-0.1-in-40h",
         ),
         pytest.param(
-            [(T0.timestamp() - 3600 * h, 0.5 - 0.01 * h) for h in range(6)], None, id="rising",
+            [(T0.timestamp() - 3600 * h, 0.5 - 0.01 * h) for h in range(6)],
+            None,
+            id="rising",
         ),
     ],
-)  # fmt: skip
+)
 def test_capacity_series(samples: list[tuple[float, float]], exhausts_at: datetime | None) -> None:
     capacity = getattr(check(PROM).probe, "capacity")  # noqa: B009
     result = capacity_series(capacity, {"mount": "/data"}, samples, T0)

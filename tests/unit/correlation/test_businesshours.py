@@ -9,8 +9,9 @@ import pytest
 from itsmd.correlation.businesshours import BusinessHours, parse_days, parse_span, parse_zone
 
 BERLIN = parse_zone("Europe/Berlin")
-NINE_TO_FIVE = BusinessHours(BERLIN, parse_days(["mon-fri"]), time(9), time(17),
-                             frozenset({date(2026, 12, 25)}))  # fmt: skip
+NINE_TO_FIVE = BusinessHours(
+    BERLIN, parse_days(["mon-fri"]), time(9), time(17), frozenset({date(2026, 12, 25)})
+)
 H = timedelta(hours=1)
 
 

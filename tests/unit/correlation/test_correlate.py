@@ -16,10 +16,13 @@ from itsmd.models import (
     Action,
     Alert,
     AlertStatus,
+    EventKind,
     Incident,
     IncidentStatus,
+    IngestAction,
     Level,
     Priority,
+    ResolvedBy,
     TimelineKind,
 )
 
@@ -58,11 +61,16 @@ def alert(
 ) -> Alert:
     labels = {"alertname": "Down", "severity": "critical", "service": "api", **labels}
     return Alert(
-        fingerprint=fingerprint(labels), status=AlertStatus(status), labels=labels,
-        annotations=annotations or {"summary": "it broke"}, starts_at=starts_at,
-        ends_at=None if status == "firing" else starts_at + MIN, generator_url="",
-        source="test", raw={"startsAt": "given"} if raw is None else raw,
-    )  # fmt: skip
+        fingerprint=fingerprint(labels),
+        status=AlertStatus(status),
+        labels=labels,
+        annotations=annotations or {"summary": "it broke"},
+        starts_at=starts_at,
+        ends_at=None if status == "firing" else starts_at + MIN,
+        generator_url="",
+        source="test",
+        raw={"startsAt": "given"} if raw is None else raw,
+    )
 
 
 class Engine:
@@ -221,10 +229,10 @@ def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -
     opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
     assert (opened.urgency, opened.priority) == (Level.MEDIUM, Priority.P3)  # impact medium
     e.send(alert(alertname="Slower", severity="warning"), T0 + MIN)  # as urgent: no change
-    assert e.incident(Outcome("new", opened.id)).priority is Priority.P3
+    assert e.incident(Outcome(IngestAction.NEW, opened.id)).priority is Priority.P3
 
     e.send(alert(alertname="Down", severity="critical"), T0 + 10 * MIN)
-    raised = e.incident(Outcome("new", opened.id))
+    raised = e.incident(Outcome(IngestAction.NEW, opened.id))
     assert (raised.urgency, raised.priority) == (Level.HIGH, Priority.P2)
     assert raised.respond_due == T0 + timedelta(hours=1)  # from the opening
     assert raised.resolve_due == T0 + timedelta(hours=8)
@@ -234,18 +242,20 @@ def test_a_more_severe_alert_joining_raises_priority_and_moves_the_due_times() -
     assert "severity critical, urgency medium -> high (impact medium)" in entry.message
 
     e.send(alert(alertname="Info", severity="info"), T0 + 11 * MIN)  # never falls
-    assert e.incident(Outcome("new", opened.id)).priority is Priority.P2
+    assert e.incident(Outcome(IngestAction.NEW, opened.id)).priority is Priority.P2
 
 
 def test_a_raise_after_the_acknowledgement_keeps_the_met_response_target() -> None:
     hour = timedelta(hours=1)
     e = Engine(AUTO, P3_P2_SLA)
     opened = e.incident(e.send(alert(alertname="Slow", severity="warning"), T0))
-    acked, _ = lifecycle.acknowledge(opened, "alice", T0 + 2 * hour)  # in time for P3, late for P2
+    acked, _, _ = lifecycle.acknowledge(
+        opened, "alice", T0 + 2 * hour
+    )  # in time for P3, late for P2
     e.ws.put_incident(acked)
 
     e.send(alert(alertname="Down", severity="critical"), T0 + 3 * hour)
-    raised = e.incident(Outcome("new", opened.id))
+    raised = e.incident(Outcome(IngestAction.NEW, opened.id))
     assert raised.priority is Priority.P2
     assert raised.respond_due == T0 + 4 * hour  # judged at the priority of its moment
     assert raised.resolve_due == T0 + 8 * hour  # still open: follows the new priority
@@ -256,7 +266,7 @@ def test_a_fixed_urgency_is_kept_whatever_joins() -> None:
     e = Engine(AUTO)
     opened = e.incident(e.send(alert(team="db", severity="warning"), T0))
     e.send(alert(team="db", alertname="Worse", severity="critical"), T0 + MIN)
-    assert e.incident(Outcome("new", opened.id)).priority is opened.priority
+    assert e.incident(Outcome(IngestAction.NEW, opened.id)).priority is opened.priority
     assert TimelineKind.PRIORITY_RAISED not in e.kinds(opened)
 
 
@@ -278,7 +288,8 @@ def test_all_alerts_resolved_starts_the_hold_and_the_sweep_resolves_at_its_end()
     assert inc.status is IncidentStatus.RESOLVED
     assert inc.resolved_at == T0 + 7 * MIN
     assert e.kinds(inc)[-2:] == [TimelineKind.HOLD_STARTED, TimelineKind.AUTO_RESOLVED]
-    assert [ev.labels.get("how") for ev in e.ws.events if ev.kind == "resolved"] == ["auto"]
+    resolved = [ev for ev in e.ws.events if ev.kind is EventKind.RESOLVED]
+    assert [(ev.resolved_by, ev.after_s) for ev in resolved] == [(ResolvedBy.AUTO, 7 * 60.0)]
 
 
 def test_an_alert_firing_within_the_hold_cancels_it() -> None:
@@ -313,8 +324,9 @@ def test_zero_hold_resolves_at_once_and_never_waits_for_a_human() -> None:
     [(5 * MIN, True), (10 * MIN, True), (11 * MIN, False)],
 )
 def test_window_after_the_last_alert_resolved(gap: timedelta, same_incident: bool) -> None:
-    e = Engine("incidents:\n  - name: r\n    match: '{}'\n    window: 10m\n"
-               "    auto_resolve: never\n")  # fmt: skip
+    e = Engine(
+        "incidents:\n  - name: r\n    match: '{}'\n    window: 10m\n    auto_resolve: never\n"
+    )
     first = e.send(alert(instance="a"), T0)
     e.send(alert("resolved", instance="a"), T0 + MIN)
     later = e.send(alert(instance="b", starts_at=T0 + MIN + gap), T0 + MIN + gap)
@@ -415,10 +427,14 @@ def test_every_decision_leaves_a_timeline_entry() -> None:
     e.send(alert("resolved", instance="b"), T0 + MIN)
     e.sweep(T0 + 10 * MIN)
     assert e.kinds(e.incident(opened)) == [
-        TimelineKind.OPENED, TimelineKind.ALERT_JOINED, TimelineKind.ALERT_JOINED,
-        TimelineKind.ALERT_RESOLVED, TimelineKind.ALERT_RESOLVED, TimelineKind.HOLD_STARTED,
+        TimelineKind.OPENED,
+        TimelineKind.ALERT_JOINED,
+        TimelineKind.ALERT_JOINED,
+        TimelineKind.ALERT_RESOLVED,
+        TimelineKind.ALERT_RESOLVED,
+        TimelineKind.HOLD_STARTED,
         TimelineKind.AUTO_RESOLVED,
-    ]  # fmt: skip
+    ]
 
 
 def test_router_routes_each_fingerprint_once() -> None:

@@ -39,8 +39,9 @@ def test_the_first_matching_known_error_is_attached_when_the_incident_opens(
 ) -> None:
     engine = _engine(tmp_path)
 
-    inc = engine.incident(engine.send(alert(alertname="KafkaISRShrink", service="kafka",
-                                            broker="b-2"), T0))  # fmt: skip
+    inc = engine.incident(
+        engine.send(alert(alertname="KafkaISRShrink", service="kafka", broker="b-2"), T0)
+    )
 
     assert inc.known_error == "Restart the lagging broker b-2 (runbook KB-12)."
     (entry,) = [e for e in engine.ws.timeline if e.kind is TimelineKind.KNOWN_ERROR]

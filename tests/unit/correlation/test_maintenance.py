@@ -9,7 +9,7 @@ import pytest
 
 from itsmd.correlation.correlate import Correlator, Router
 from itsmd.correlation.rules import load_rules, parse_rule_sections
-from itsmd.models import Action, TimelineKind
+from itsmd.models import Action, EventKind, TimelineKind
 from itsmd.yamlsource import LoadError
 from tests.unit.correlation.test_correlate import MIN, T0, Engine, alert
 
@@ -46,11 +46,12 @@ def test_an_alert_in_a_suppress_window_is_stored_and_opens_nothing() -> None:
     assert (outcome.action, outcome.incident_id) == ("suppressed", None)
     (row,) = engine.ws.alerts.values()
     assert row.decision.action is Action.SUPPRESSED
-    assert "suppressed by maintenance window pg-upgrade (suppress, change CHG-123) until " \
-           "2026-03-01T12:40:00Z" in row.decision.reason  # fmt: skip
-    assert [e.labels for e in engine.ws.events if e.kind == "suppressed"] == [
-        {"window": "pg-upgrade"}
-    ]
+    assert (
+        "suppressed by maintenance window pg-upgrade (suppress, change CHG-123) until "
+        "2026-03-01T12:40:00Z" in row.decision.reason
+    )
+    assert row.decision.suppressed_by == "pg-upgrade"
+    assert [e.window for e in engine.ws.events if e.kind is EventKind.SUPPRESSED] == ["pg-upgrade"]
 
 
 def test_before_and_after_the_window_alerts_correlate_as_usual() -> None:
@@ -129,22 +130,32 @@ def test_a_recurring_window_follows_cron_in_its_time_zone(moment: datetime, acti
     ("body", "message"),
     [
         ("    match: '{}'\n", "needs start and end (RFC 3339), or every (cron) and duration"),
-        ("    match: '{}'\n    start: 2026-01-01T02:00:00Z\n    end: 2026-01-01T01:00:00Z\n",
-         "end: must be after start"),
+        (
+            "    match: '{}'\n    start: 2026-01-01T02:00:00Z\n    end: 2026-01-01T01:00:00Z\n",
+            "end: must be after start",
+        ),
         ("    match: '{}'\n    every: '0 3 * *'\n    duration: 1h\n", "invalid cron expression"),
         ("    match: '{}'\n    every: '0 3 * * *'\n", "needs a positive duration"),
-        ("    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n    timezone: Mars/Base\n",
-         "unknown time zone 'Mars/Base'"),
-        ("    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n    action: hide\n",
-         "expected suppress or annotate, got 'hide'"),
-        ("    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n"
-         "    start: 2026-01-01T02:00:00Z\n", "give either start and end, or every and duration"),
+        (
+            "    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n    timezone: Mars/Base\n",
+            "unknown time zone 'Mars/Base'",
+        ),
+        (
+            "    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n    action: hide\n",
+            "expected suppress or annotate, got 'hide'",
+        ),
+        (
+            "    match: '{}'\n    every: '0 3 * * *'\n    duration: 1h\n"
+            "    start: 2026-01-01T02:00:00Z\n",
+            "give either start and end, or every and duration",
+        ),
     ],
-)  # fmt: skip
+)
 def test_mistakes_are_reported_with_the_window(tmp_path: Path, body: str, message: str) -> None:
     path = tmp_path / "rules.yml"
     path.write_text("maintenance:\n  - name: w\n" + body)
     with pytest.raises(LoadError) as raised:
         load_rules([path])
-    assert any(message in str(p) and "maintenance[0] (w)" in str(p)
-               for p in raised.value.problems), raised.value  # fmt: skip
+    assert any(
+        message in str(p) and "maintenance[0] (w)" in str(p) for p in raised.value.problems
+    ), raised.value

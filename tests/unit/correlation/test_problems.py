@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
 from itsmd.correlation.rules import load_rules, parse_rule_sections
+from itsmd.models import Incident, evolve
 from itsmd.yamlsource import LoadError
 from tests.unit.correlation.test_correlate import T0, Engine, alert
 
@@ -64,3 +66,54 @@ def test_mistakes_are_errors_with_the_line(tmp_path: Path, entry: str, message: 
     (problem,) = raised.value.problems
     assert message in str(problem)
     assert problem.line == 4
+
+
+def _incident(known_error: str | None = None) -> Incident:
+    engine = Engine()
+    engine.ruleset = parse_rule_sections(RULES, "r.yml").rule_set("r.yml")
+    inc = engine.incident(engine.send(alert(service="api", instance="a"), T0))
+    return evolve(inc, known_error=known_error)
+
+
+FLAPPING = parse_rule_sections(RULES, "r.yml").problems[0]
+KEY = 'flapping{service="api", instance="a"}'
+
+
+@pytest.mark.parametrize(
+    ("found", "recent", "own_workaround", "expected"),
+    [
+        (None, [7], None, None),  # one incident of the key: no recurrence yet
+        (
+            None,
+            [7, 5],
+            None,
+            OpenNewProblem(
+                (7, 5),
+                "flapping keeps recurring",
+                f"2 incidents of key {KEY} within 1d (rule flapping)",
+            ),
+        ),
+        (OpenProblem(3), [], None, JoinProblem(3, f"another incident of key {KEY}", None)),
+        (
+            OpenProblem(3, "restart it"),
+            [],
+            None,
+            JoinProblem(3, f"another incident of key {KEY}", "restart it"),
+        ),
+        # An incident with a workaround of its own keeps it.
+        (
+            OpenProblem(3, "restart it"),
+            [],
+            "mine",
+            JoinProblem(3, f"another incident of key {KEY}", None),
+        ),
+    ],
+)
+def test_recurrence_joins_the_open_problem_or_opens_one_after_enough_incidents(
+    found: OpenProblem | None,
+    recent: list[int],
+    own_workaround: str | None,
+    expected: object,
+) -> None:
+    inc = _incident(own_workaround)
+    assert recurrence(FLAPPING, inc, found, recent, None) == expected

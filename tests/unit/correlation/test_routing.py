@@ -60,7 +60,8 @@ def test_indexed_selectors_are_only_checked_for_their_value() -> None:
 
 
 def test_a_label_compared_with_the_empty_string_is_not_indexed() -> None:
-    index = SelectorIndex([("absent", [parse_selector('{env=""}')]),
-                           ("any", [parse_selector("{}")])])  # fmt: skip
+    index = SelectorIndex(
+        [("absent", [parse_selector('{env=""}')]), ("any", [parse_selector("{}")])]
+    )
     assert index.first({"service": "x"}) == "absent"
     assert index.first({"env": "prod"}) == "any"

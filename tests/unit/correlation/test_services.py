@@ -109,16 +109,20 @@ def test_an_explicit_impact_wins_over_the_tier(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("catalog", "message"),
     [
-        ("services:\n  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [a]\n",
-         "services: dependency cycle: a -> b -> a"),
-        ("services:\n  - name: a\n    depends_on: [nope]\n",
-         "services: a: depends on unknown service 'nope'"),
+        (
+            "services:\n  - name: a\n    depends_on: [b]\n  - name: b\n    depends_on: [a]\n",
+            "services: dependency cycle: a -> b -> a",
+        ),
+        (
+            "services:\n  - name: a\n    depends_on: [nope]\n",
+            "services: a: depends on unknown service 'nope'",
+        ),
         ("services:\n  - name: a\n    tier: 4\n", "tier: expected 1, 2 or 3, got 4"),
         ("services:\n  - name: a\n    slo: 120\n", "slo: expected a percentage like 99.9"),
         ("services:\n  - name: a\n  - name: a\n", "services: name 'a' already used at"),
         ("", "attach_to_upstream needs a services: catalog"),
     ],
-)  # fmt: skip
+)
 def test_catalog_mistakes_are_errors(tmp_path: Path, catalog: str, message: str) -> None:
     with pytest.raises(LoadError) as raised:
         _engine(tmp_path, catalog=catalog)

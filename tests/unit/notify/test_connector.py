@@ -93,8 +93,16 @@ def test_every_bad_value_is_a_problem_under_its_key() -> None:
     assert opts.mapping("labels") == {}
     found = problems(opts)
     assert [key for key, _ in found] == [
-        "name", "missing", "title", "port", "retries", "tls", "every", "to", "labels",
-    ]  # fmt: skip
+        "name",
+        "missing",
+        "title",
+        "port",
+        "retries",
+        "tls",
+        "every",
+        "to",
+        "labels",
+    ]
     assert found[0] == ("name", "expected a non-empty string, got '  '")
     assert found[1] == ("missing", "required")
     assert found[3] == ("port", "expected an integer from 0 to 2147483648, got True")

@@ -14,21 +14,46 @@ from itsmd.notify.routes import Route, escalation_void, plan, route_labels
 from itsmd.yamlsource import LoadError
 
 AT = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
-INCIDENT = {"id": "INC-1", "priority": "P1", "service": "api", "status": "open",
-            "rule": "r", "assignee": None, "labels": {"env": "prod", "service": "x"}}  # fmt: skip
+INCIDENT = {
+    "id": "INC-1",
+    "priority": "P1",
+    "service": "api",
+    "status": "open",
+    "rule": "r",
+    "assignee": None,
+    "labels": {"env": "prod", "service": "x"},
+}
 
 
-def route(name: str, match: str = "{}", *, to: str = "s", events: Any = EVENTS,
-          cont: bool = False, after: timedelta | None = None) -> Route:  # fmt: skip
-    return Route(name, parse_selectors(match), frozenset(events), tuple(to.split(",")), cont,
-                 after, "acknowledged" if after else None)  # fmt: skip
+def route(
+    name: str,
+    match: str = "{}",
+    *,
+    to: str = "s",
+    events: Any = EVENTS,
+    cont: bool = False,
+    after: timedelta | None = None,
+) -> Route:
+    return Route(
+        name,
+        parse_selectors(match),
+        frozenset(events),
+        tuple(to.split(",")),
+        cont,
+        after,
+        "acknowledged" if after else None,
+    )
 
 
 def test_fields_win_over_labels_and_absent_fields_are_empty() -> None:
     assert route_labels(INCIDENT) == {
-        "env": "prod", "service": "api", "priority": "P1", "status": "open", "rule": "r",
+        "env": "prod",
+        "service": "api",
+        "priority": "P1",
+        "status": "open",
+        "rule": "r",
         "assignee": "",
-    }  # fmt: skip
+    }
 
 
 @pytest.mark.parametrize(
@@ -81,8 +106,9 @@ def test_an_escalation_to_the_same_sink_is_a_second_later_delivery() -> None:
     ]
     planned = plan(routes, "opened", INCIDENT, AT)
     assert [(d.route, d.due_at, d.unless) for d in planned] == [
-        ("now", AT, None), ("later", AT + timedelta(minutes=15), "acknowledged"),
-    ]  # fmt: skip
+        ("now", AT, None),
+        ("later", AT + timedelta(minutes=15), "acknowledged"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -161,8 +187,14 @@ routes:
     assert (c.prometheus.url, c.prometheus.timeout_s) == ("http://127.0.0.1:9090", 3.0)
     assert c.prometheus.headers == {"Authorization": "Bearer tok"}
     pd = c.sinks["pd"]
-    assert (pd.kind, pd.timeout_s, pd.max_attempts, pd.concurrency, pd.backoff_s,
-            pd.max_backoff_s) == ("pagerduty", 5.0, 3, 2, 1.0, 60.0)  # fmt: skip
+    assert (
+        pd.kind,
+        pd.timeout_s,
+        pd.max_attempts,
+        pd.concurrency,
+        pd.backoff_s,
+        pd.max_backoff_s,
+    ) == ("pagerduty", 5.0, 3, 2, 1.0, 60.0)
     page, esc = c.routes
     assert (page.to, page.events, page.continue_) == (("pd",), frozenset({"opened"}), True)
     assert (esc.after, esc.unless, esc.events) == (

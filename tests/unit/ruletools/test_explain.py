@@ -33,8 +33,10 @@ def test_each_rule_before_the_match_says_which_matcher_failed(shipped: RuleSet) 
         f"  rule catch-all ({ROOT}/rules/99-catch-all.yml:5): matches {{}}",
     ]
     assert '  key: catch-all{alertname="Down"}' in lines
-    assert "  would open: 'Down on web', priority P5 (impact low x urgency low from severity " \
-           "info)" in lines  # fmt: skip
+    assert (
+        "  would open: 'Down on web', priority P5 (impact low x urgency low from severity "
+        "info)" in lines
+    )
 
 
 @pytest.mark.parametrize(
@@ -52,8 +54,10 @@ def test_the_rule_it_names_is_the_one_the_daemon_routes_to(
     a = alert(**labels)
     route = shipped.route(a.labels)
     assert route is not None
-    assert any(line.startswith(f"  rule {route.rule.name} (") and ": matches " in line
-               for line in explain(a, shipped, {}, NOW))  # fmt: skip
+    assert any(
+        line.startswith(f"  rule {route.rule.name} (") and ": matches " in line
+        for line in explain(a, shipped, {}, NOW)
+    )
 
 
 def test_an_alert_no_rule_matches_is_unrouted() -> None:

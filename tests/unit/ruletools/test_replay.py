@@ -23,14 +23,21 @@ def _line(labels: dict[str, str], start: str, end: str | None = None) -> str:
 
 
 API = {"alertname": "InstanceDown", "severity": "critical", "service": "api", "env": "prod"}
-RECORDING = "\n".join([
-    _line(API | {"instance": "a"}, "2026-11-20T10:00:00Z", "2026-11-20T10:20:00Z"),
-    _line(API | {"instance": "b"}, "2026-11-20T10:05:00Z", "2026-11-20T10:21:00Z"),
-    # 2h later: after the 15m window, 5m hold and 1h reopen: a new incident
-    _line(API | {"instance": "a"}, "2026-11-20T12:30:00Z"),
-    _line({"alertname": "DiskFull", "severity": "warning", "service": "db"},
-          "2026-11-20T11:00:00Z"),
-]) + "\n"  # fmt: skip
+RECORDING = (
+    "\n".join(
+        [
+            _line(API | {"instance": "a"}, "2026-11-20T10:00:00Z", "2026-11-20T10:20:00Z"),
+            _line(API | {"instance": "b"}, "2026-11-20T10:05:00Z", "2026-11-20T10:21:00Z"),
+            # 2h later: after the 15m window, 5m hold and 1h reopen: a new incident
+            _line(API | {"instance": "a"}, "2026-11-20T12:30:00Z"),
+            _line(
+                {"alertname": "DiskFull", "severity": "warning", "service": "db"},
+                "2026-11-20T11:00:00Z",
+            ),
+        ]
+    )
+    + "\n"
+)
 
 
 def test_a_resolved_record_fires_at_its_start_and_resolves_at_its_end() -> None:
@@ -38,8 +45,10 @@ def test_a_resolved_record_fires_at_its_start_and_resolves_at_its_end() -> None:
     timeline = replay.events([fired, alert("firing", T0 - MIN, instance="x")])
 
     assert [(at, a.status.value) for at, a in timeline] == [
-        (T0 - MIN, "firing"), (T0, "firing"), (T0 + MIN, "resolved"),
-    ]  # fmt: skip
+        (T0 - MIN, "firing"),
+        (T0, "firing"),
+        (T0 + MIN, "resolved"),
+    ]
 
 
 def test_replay_opens_what_the_daemon_would_open(tmp_path: Path) -> None:
@@ -68,15 +77,18 @@ def test_against_another_rule_set_shows_what_would_change(
         services.replace("impact: high", "impact: medium").replace("reopen: 1h", "reopen: 3h")
     )
 
-    assert main(["replay", str(recording), "--rules", str(changed),
-                 "--against", str(ROOT / "rules")]) == 0  # fmt: skip
+    assert (
+        main(["replay", str(recording), "--rules", str(changed), "--against", str(ROOT / "rules")])
+        == 0
+    )
 
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("- 2026-11-20 12:30:00 P1 open")  # it reopens the first instead
     assert out[1].startswith("~ 2026-11-20 10:00:00 P2 open")  # reopened at 12:30
     assert out[2] == "    priority P1 -> P2; status resolved -> open; alert_count 2 -> 3"
-    assert out[-1].endswith("3 incidents with " + str(ROOT / "rules") +
-                            f", 2 with {changed}; 2 differ")  # fmt: skip
+    assert out[-1].endswith(
+        "3 incidents with " + str(ROOT / "rules") + f", 2 with {changed}; 2 differ"
+    )
 
 
 def test_a_bad_line_is_named_with_its_number(

@@ -47,7 +47,9 @@ def test_bad_values_say_what_is_allowed(text: str, message: str) -> None:
 
 
 def test_a_passing_test_has_no_failures(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: outage
     series:
       - labels: {alertname: Down, severity: critical, service: api}
@@ -59,12 +61,15 @@ def test_a_passing_test_has_no_failures(tmp_path: Path) -> None:
         incidents: [{status: open, firing: 0}]
       - at: 8m
         incidents: [{status: resolved}]
-""")  # fmt: skip
+""",
+    )
     assert _run(path) == [[]]
 
 
 def test_a_hold_ends_at_its_exact_time_between_steps(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: hold
     interval: 10m
     series:
@@ -77,12 +82,15 @@ def test_a_hold_ends_at_its_exact_time_between_steps(tmp_path: Path) -> None:
         incidents: [{status: open}]
       - at: 15m
         incidents: [{status: resolved}]
-""")  # fmt: skip
+""",
+    )
     assert _run(path) == [[]]
 
 
 def test_a_wrong_field_names_the_incident_the_field_and_both_values(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: wrong
     series:
       - labels: {alertname: Down, severity: critical, service: api}
@@ -90,14 +98,17 @@ def test_a_wrong_field_names_the_incident_the_field_and_both_values(tmp_path: Pa
     expect:
       - at: 0m
         incidents: [{priority: P2, title: api down}]
-""")  # fmt: skip
+""",
+    )
     assert _run(path) == [
         ["at 0s: incident 1 (outage{service=\"api\"}):\n    priority: expected 'P2', got 'P1'"]
     ]
 
 
 def test_a_wrong_count_lists_what_was_expected_and_what_opened(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: count
     series:
       - labels: {alertname: Down, severity: critical, service: api}
@@ -107,7 +118,8 @@ def test_a_wrong_count_lists_what_was_expected_and_what_opened(tmp_path: Path) -
     expect:
       - at: 1m
         incidents: [{key: 'outage{service="api"}'}]
-""")  # fmt: skip
+""",
+    )
     (failure,) = _run(path)[0]
     assert failure.splitlines() == [
         "at 1m: expected 1 incidents, got 2",
@@ -118,7 +130,9 @@ def test_a_wrong_count_lists_what_was_expected_and_what_opened(tmp_path: Path) -
 
 
 def test_mistakes_in_a_test_file_are_reported_with_their_lines(tmp_path: Path) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: typo
     serie: []
     expect:
@@ -126,7 +140,8 @@ def test_mistakes_in_a_test_file_are_reported_with_their_lines(tmp_path: Path) -
   - series:
       - labels: {severity: critical}
         values: firing maybe
-""")  # fmt: skip
+""",
+    )
     with pytest.raises(LoadError) as raised:
         load_test_file(path)
     assert [str(p).split(": ", 1)[1] for p in raised.value.problems] == [
@@ -165,7 +180,9 @@ def test_the_shipped_tests_catch_a_changed_rule(tmp_path: Path) -> None:
 def test_the_command_exits_1_and_shows_the_failure(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: wrong priority
     series:
       - labels: {alertname: Down, severity: critical, service: api}
@@ -173,7 +190,8 @@ def test_the_command_exits_1_and_shows_the_failure(
     expect:
       - at: 0m
         incidents: [{priority: P2}]
-""")  # fmt: skip
+""",
+    )
     assert main(["rules", "test", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"FAIL  wrong priority ({path}:3)" in out
@@ -189,7 +207,9 @@ def test_suppressed_and_unrouted_alerts_are_counted(tmp_path: Path) -> None:
         "    start: 2026-01-01T00:00:00Z\n"  # virtual time starts here
         "    end: 2026-01-01T00:05:00Z\n"
     )
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: held back
     series:
       - labels: {alertname: Down, severity: critical, service: db}
@@ -206,7 +226,9 @@ def test_suppressed_and_unrouted_alerts_are_counted(tmp_path: Path) -> None:
         suppressed: 0
       - at: 6m
         suppressed: 1
-""", rules)  # fmt: skip
+""",
+        rules,
+    )
 
     assert _run(path) == [["at 6m: expected 1 suppressed alerts, got 0"]]
 
@@ -221,7 +243,9 @@ def test_problems_open_as_the_store_would_open_them(tmp_path: Path) -> None:
         "    within: 1h\n"
         "    title: '{{ labels.service }} keeps failing'\n"
     )
-    path = _write(tmp_path, """\
+    path = _write(
+        tmp_path,
+        """\
   - name: flapping api
     interval: 10m
     series:
@@ -235,6 +259,8 @@ def test_problems_open_as_the_store_would_open_them(tmp_path: Path) -> None:
       - at: 60m
         problems: [{incidents: 4, status: open}]
         incidents: [{status: resolved}, {status: resolved}, {status: resolved}, {status: open}]
-""", rules)  # fmt: skip
+""",
+        rules,
+    )
 
     assert _run(path) == [[]]

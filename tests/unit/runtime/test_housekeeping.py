@@ -26,8 +26,9 @@ def _runtime(tmp_path: Path) -> Runtime:
     config.write_text("rules: rules/\nwatch_rules: 5s\n")
     settings = load_settings(config, Overrides(), env={})
     assert settings.watch_rules == timedelta(seconds=5)
-    return Runtime(settings, load_rules(rule_files(settings.rules)), Metrics(),
-                   lambda: datetime.now(UTC))  # fmt: skip
+    return Runtime(
+        settings, load_rules(rule_files(settings.rules)), Metrics(), lambda: datetime.now(UTC)
+    )
 
 
 def _touch(path: Path, text: str) -> None:
