@@ -21,11 +21,11 @@ from itsmd.models import Priority
 from itsmd.notify.config import Connectors, parse_connectors
 from itsmd.notify.connector import SinkKind, installed_kinds
 from itsmd.yamlsource import (
+    Finding,
+    Findings,
     LoadError,
     LocDict,
     LocList,
-    Problem,
-    Problems,
     check_keys,
     convert,
     describe,
@@ -134,18 +134,18 @@ def load_settings(
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise LoadError(
-                [Problem(str(path), 0, f"cannot read config: {exc.strerror}")]
+                [Finding(str(path), 0, f"cannot read config: {exc.strerror}")]
             ) from None
         settings = parse_config(text, str(path), env)
     listen = overrides.listen or env.get("ITSMD_LISTEN") or settings.listen
     database = overrides.database or env.get("ITSMD_DB") or settings.database
     rules = overrides.rules or env.get("ITSMD_RULES")
-    problems = Problems("command line or environment")
+    findings = Findings("command line or environment")
     try:
         split_listen(listen)
     except ValueError as exc:
-        problems.error(0, "listen", str(exc))
-    problems.raise_if_any()
+        findings.error(0, "listen", str(exc))
+    findings.raise_if_any()
     return replace(
         settings, listen=listen, database=database, rules=(rules,) if rules else settings.rules
     )
@@ -157,58 +157,58 @@ def parse_config(
     env: Mapping[str, str],
     kinds: Mapping[str, SinkKind] | None = None,
 ) -> Settings:
-    problems = Problems(filename)
+    findings = Findings(filename)
     document = load_yaml(text, filename)
     top = expect_mapping(
-        problems, LocDict() if document is None else document, getattr(document, "line", 1), ""
+        findings, LocDict() if document is None else document, getattr(document, "line", 1), ""
     )
     if top is None:
-        problems.raise_if_any()
+        findings.raise_if_any()
         raise AssertionError("unreachable")
-    check_keys(problems, top, TOP_KEYS, "")
+    check_keys(findings, top, TOP_KEYS, "")
     base = Path(filename).parent
-    listen = get_str(problems, top, "listen", "")
+    listen = get_str(findings, top, "listen", "")
     listen = DEFAULT_LISTEN if listen is None else listen
     try:
         split_listen(listen)
     except ValueError as exc:
-        problems.error(top.line_of("listen"), "listen", str(exc))
-    max_body, max_alerts = _limits(problems, top)
-    busy_timeout, synchronous = _storage(problems, top)
+        findings.error(top.line_of("listen"), "listen", str(exc))
+    max_body, max_alerts = _limits(findings, top)
+    busy_timeout, synchronous = _storage(findings, top)
     settings = Settings(
         listen=listen,
-        database=_database(problems, top),
-        rules=_rules(problems, top, base),
-        tokens=_tokens(problems, top, env, base),
-        sla=_sla(problems, top),
+        database=_database(findings, top),
+        rules=_rules(findings, top, base),
+        tokens=_tokens(findings, top, env, base),
+        sla=_sla(findings, top),
         max_body=max_body,
         max_alerts=max_alerts,
         busy_timeout=busy_timeout,
         sqlite_synchronous=synchronous,
         config_file=filename,
-        watch_rules=_watch(problems, top),
-        external_url=_external_url(problems, top),
-        connectors=parse_connectors(problems, top, env, base, kinds or installed_kinds),
+        watch_rules=_watch(findings, top),
+        external_url=_external_url(findings, top),
+        connectors=parse_connectors(findings, top, env, base, kinds or installed_kinds),
     )
-    problems.raise_if_any()
+    findings.raise_if_any()
     return settings
 
 
-def _external_url(problems: Problems, top: LocDict) -> str | None:
-    url = get_str(problems, top, "external_url", "")
+def _external_url(findings: Findings, top: LocDict) -> str | None:
+    url = get_str(findings, top, "external_url", "")
     if url is not None and not url.startswith(("http://", "https://")):
-        problems.error(top.line_of("external_url"), "external_url", "expected an http(s):// URL")
+        findings.error(top.line_of("external_url"), "external_url", "expected an http(s):// URL")
     return url.rstrip("/") if url else None
 
 
-def _database(problems: Problems, top: LocDict) -> str:
-    database = get_str(problems, top, "database", "")
+def _database(findings: Findings, top: LocDict) -> str:
+    database = get_str(findings, top, "database", "")
     if database == "":
-        problems.error(top.line_of("database"), "database", "must not be empty")
+        findings.error(top.line_of("database"), "database", "must not be empty")
     return database or DEFAULT_DATABASE
 
 
-def _rules(problems: Problems, top: LocDict, base: Path) -> tuple[str, ...]:
+def _rules(findings: Findings, top: LocDict, base: Path) -> tuple[str, ...]:
     value = top.get("rules")
     if value is None:
         return ()
@@ -217,7 +217,7 @@ def _rules(problems: Problems, top: LocDict, base: Path) -> tuple[str, ...]:
     for index, item in enumerate(items):
         if not isinstance(item, str) or not item:
             listed = isinstance(value, LocList)
-            problems.error(
+            findings.error(
                 value.line_of(index) if listed else top.line_of("rules"),
                 join("rules", index) if listed else "rules",
                 "expected a path or a list of paths",
@@ -228,41 +228,41 @@ def _rules(problems: Problems, top: LocDict, base: Path) -> tuple[str, ...]:
 
 
 def _tokens(
-    problems: Problems, top: LocDict, env: Mapping[str, str], base: Path
+    findings: Findings, top: LocDict, env: Mapping[str, str], base: Path
 ) -> tuple[Token, ...]:
-    auth = expect_mapping(problems, top.get("auth", LocDict()), top.line_of("auth"), "auth")
+    auth = expect_mapping(findings, top.get("auth", LocDict()), top.line_of("auth"), "auth")
     if auth is None:
         return ()
-    check_keys(problems, auth, ("tokens",), "auth")
+    check_keys(findings, auth, ("tokens",), "auth")
     items = expect_list(
-        problems, auth.get("tokens", LocList()), auth.line_of("tokens"), "auth.tokens"
+        findings, auth.get("tokens", LocList()), auth.line_of("tokens"), "auth.tokens"
     )
     tokens: list[Token] = []
     for index, item in enumerate(items or []):
         path = join("auth.tokens", index)
-        m = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
+        m = expect_mapping(findings, item, items.line_of(index) if items else 0, path)
         if m is None:
             continue
         inline = "secret" in m
         check_keys(
-            problems, m, ("name", "role", "secret_env", "secret_file"), path, ignore=("secret",)
+            findings, m, ("name", "role", "secret_env", "secret_file"), path, ignore=("secret",)
         )
         if inline:
-            problems.error(
+            findings.error(
                 m.line_of("secret"),
                 join(path, "secret"),
                 "secrets are never inline: use secret_env or secret_file",
             )
-        name = get_str(problems, m, "name", path)
-        role = convert(problems, m, "role", path, None, _role)
-        secret = None if inline else _secret(problems, m, path, env, base)
+        name = get_str(findings, m, "name", path)
+        role = convert(findings, m, "role", path, None, _role)
+        secret = None if inline else _secret(findings, m, path, env, base)
         if not name or role is None:
-            problems.error(
+            findings.error(
                 m.line, path, "every token needs a name and a role (read, respond, ingest, admin)"
             )
         elif secret is not None:
             if any(t.name == name for t in tokens):
-                problems.error(m.line, path, f"token name {name!r} is used twice")
+                findings.error(m.line, path, f"token name {name!r} is used twice")
             tokens.append(Token(name, role, secret))
     return tuple(tokens)
 
@@ -275,16 +275,16 @@ def _role(text: str) -> Role:
 
 
 def _secret(
-    problems: Problems, m: LocDict, path: str, env: Mapping[str, str], base: Path
+    findings: Findings, m: LocDict, path: str, env: Mapping[str, str], base: Path
 ) -> str | None:
-    var, file = get_str(problems, m, "secret_env", path), get_str(problems, m, "secret_file", path)
+    var, file = get_str(findings, m, "secret_env", path), get_str(findings, m, "secret_file", path)
     if (var is None) == (file is None):
-        problems.error(m.line, path, "give exactly one of secret_env and secret_file")
+        findings.error(m.line, path, "give exactly one of secret_env and secret_file")
         return None
     if var is not None:
         value = env.get(var)
         if not value:
-            problems.error(
+            findings.error(
                 m.line_of("secret_env"),
                 join(path, "secret_env"),
                 f"environment variable {var} is not set or empty",
@@ -294,29 +294,29 @@ def _secret(
     try:
         value = (base / file).read_text(encoding="utf-8").strip()
     except OSError as exc:
-        problems.error(
+        findings.error(
             m.line_of("secret_file"),
             join(path, "secret_file"),
             f"cannot read {file}: {exc.strerror}",
         )
         return None
     if not value:
-        problems.error(m.line_of("secret_file"), join(path, "secret_file"), f"{file} is empty")
+        findings.error(m.line_of("secret_file"), join(path, "secret_file"), f"{file} is empty")
     return value or None
 
 
-def _limits(problems: Problems, top: LocDict) -> tuple[int, int]:
+def _limits(findings: Findings, top: LocDict) -> tuple[int, int]:
     """(max_body, max_alerts)"""
     default = Settings()
-    limits = expect_mapping(problems, top.get("limits", LocDict()), top.line_of("limits"), "limits")
+    limits = expect_mapping(findings, top.get("limits", LocDict()), top.line_of("limits"), "limits")
     if limits is None:
         return default.max_body, default.max_alerts
-    check_keys(problems, limits, ("max_body", "max_alerts"), "limits")
-    max_body = convert(problems, limits, "max_body", "limits", default.max_body, parse_size)
-    max_alerts = convert(problems, limits, "max_alerts", "limits", default.max_alerts, _positive)
+    check_keys(findings, limits, ("max_body", "max_alerts"), "limits")
+    max_body = convert(findings, limits, "max_body", "limits", default.max_body, parse_size)
+    max_alerts = convert(findings, limits, "max_alerts", "limits", default.max_alerts, _positive)
     for key, value in (("max_body", max_body), ("max_alerts", max_alerts)):
         if value <= 0:
-            problems.error(limits.line_of(key), f"limits.{key}", "must be greater than zero")
+            findings.error(limits.line_of(key), f"limits.{key}", "must be greater than zero")
     return max_body, max_alerts
 
 
@@ -326,25 +326,25 @@ def _positive(text: str) -> int:
     return int(text)
 
 
-def _watch(problems: Problems, top: LocDict) -> timedelta | None:
-    every = convert(problems, top, "watch_rules", "", None, parse_duration)
+def _watch(findings: Findings, top: LocDict) -> timedelta | None:
+    every = convert(findings, top, "watch_rules", "", None, parse_duration)
     if every is not None and every < timedelta(seconds=1):
-        problems.error(top.line_of("watch_rules"), "watch_rules", "at least 1s (or leave it out)")
+        findings.error(top.line_of("watch_rules"), "watch_rules", "at least 1s (or leave it out)")
         return None
     return every
 
 
-def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:
+def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str]:
     """(busy_timeout, sqlite_synchronous)"""
     default = Settings()
     storage = expect_mapping(
-        problems, top.get("storage", LocDict()), top.line_of("storage"), "storage"
+        findings, top.get("storage", LocDict()), top.line_of("storage"), "storage"
     )
     if storage is None:
         return default.busy_timeout, default.sqlite_synchronous
-    check_keys(problems, storage, ("busy_timeout", "sqlite_synchronous"), "storage")
+    check_keys(findings, storage, ("busy_timeout", "sqlite_synchronous"), "storage")
     busy = convert(
-        problems,
+        findings,
         storage,
         "busy_timeout",
         "storage",
@@ -352,7 +352,7 @@ def _storage(problems: Problems, top: LocDict) -> tuple[timedelta, str]:
         parse_duration,
     )
     synchronous = convert(
-        problems,
+        findings,
         storage,
         "sqlite_synchronous",
         "storage",
@@ -368,11 +368,11 @@ def _synchronous(text: str) -> str:
     return text.upper()
 
 
-def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
-    sla = expect_mapping(problems, top.get("sla", LocDict()), top.line_of("sla"), "sla")
+def _sla(findings: Findings, top: LocDict) -> dict[Priority, SlaTarget]:
+    sla = expect_mapping(findings, top.get("sla", LocDict()), top.line_of("sla"), "sla")
     if sla is None:
         return {}
-    hours = _business_hours(problems, sla) if "business_hours" in sla else None
+    hours = _business_hours(findings, sla) if "business_hours" in sla else None
     out: dict[Priority, SlaTarget] = {}
     for key, value in sla.items():
         path = join("sla", key)
@@ -381,58 +381,58 @@ def _sla(problems: Problems, top: LocDict) -> dict[Priority, SlaTarget]:
         try:
             priority = Priority(str(key))
         except ValueError:
-            problems.error(sla.line_of(key), path, "expected a priority P1..P5 or business_hours")
+            findings.error(sla.line_of(key), path, "expected a priority P1..P5 or business_hours")
             continue
-        m = expect_mapping(problems, value, sla.line_of(key), path)
+        m = expect_mapping(findings, value, sla.line_of(key), path)
         if m is None:
             continue
-        check_keys(problems, m, ("respond", "resolve", "business_hours"), path)
+        check_keys(findings, m, ("respond", "resolve", "business_hours"), path)
         counted = m.get("business_hours", False)
         if not isinstance(counted, bool):
-            problems.error(
+            findings.error(
                 m.line_of("business_hours"),
                 join(path, "business_hours"),
                 f"expected true or false, got {describe(counted)}",
             )
         elif counted and "business_hours" not in sla:
-            problems.error(
+            findings.error(
                 m.line_of("business_hours"),
                 join(path, "business_hours"),
                 "needs sla.business_hours (timezone, days, hours)",
             )
         out[priority] = SlaTarget(
-            respond=convert(problems, m, "respond", path, None, parse_duration),
-            resolve=convert(problems, m, "resolve", path, None, parse_duration),
+            respond=convert(findings, m, "respond", path, None, parse_duration),
+            resolve=convert(findings, m, "resolve", path, None, parse_duration),
             hours=hours if counted is True else None,
         )
     return out
 
 
-def _business_hours(problems: Problems, sla: LocDict) -> BusinessHours | None:
+def _business_hours(findings: Findings, sla: LocDict) -> BusinessHours | None:
     path = "sla.business_hours"
-    m = expect_mapping(problems, sla["business_hours"], sla.line_of("business_hours"), path)
+    m = expect_mapping(findings, sla["business_hours"], sla.line_of("business_hours"), path)
     if m is None:
         return None
-    check_keys(problems, m, ("timezone", "days", "hours", "holidays"), path)
+    check_keys(findings, m, ("timezone", "days", "hours", "holidays"), path)
     for required in ("timezone", "hours"):
         if required not in m:
-            problems.error(m.line, path, f"missing {required!r}")
-    zone = convert(problems, m, "timezone", path, None, parse_zone)
-    span = convert(problems, m, "hours", path, None, parse_span)
+            findings.error(m.line, path, f"missing {required!r}")
+    zone = convert(findings, m, "timezone", path, None, parse_zone)
+    span = convert(findings, m, "hours", path, None, parse_span)
     days = frozenset(range(5))  # Monday to Friday
     if "days" in m:
-        names = get_str_list(problems, m, "days", path)
+        names = get_str_list(findings, m, "days", path)
         try:
             days = parse_days(names)
         except ValueError as exc:
-            problems.error(m.line_of("days"), join(path, "days"), str(exc))
+            findings.error(m.line_of("days"), join(path, "days"), str(exc))
     holidays: set[date] = set()
     listed = m.get("holidays", LocList())
-    for item in expect_list(problems, listed, m.line_of("holidays"), join(path, "holidays")) or ():
+    for item in expect_list(findings, listed, m.line_of("holidays"), join(path, "holidays")) or ():
         try:  # YAML reads an unquoted 2026-12-25 as a date already
             holidays.add(item if isinstance(item, date) else date.fromisoformat(str(item)))
         except ValueError:
-            problems.error(
+            findings.error(
                 m.line_of("holidays"),
                 join(path, "holidays"),
                 f"expected dates YYYY-MM-DD, got {item!r}",

@@ -102,6 +102,21 @@ def parse_time(text: str) -> datetime:
         raise ValueError(f"not an RFC 3339 time: {text!r} ({exc})") from None
 
 
+def parse_since(text: str, now: datetime) -> datetime:
+    """A moment given as an RFC 3339 time, or as a duration meaning that long before
+    `now` (`since=24h`, `--since 7d`)."""
+    try:
+        return parse_time(text)
+    except ValueError:
+        pass
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        raise ValueError(
+            f"expected an RFC 3339 time or a duration like 24h, got {text!r}"
+        ) from None
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds only when present."""
     # isoformat, not strftime: %Y does not pad years before 1000 to four digits on glibc.

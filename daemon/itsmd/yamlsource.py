@@ -1,4 +1,4 @@
-"""YAML with line numbers, and a collector of `file:line: message` problems.
+"""YAML with line numbers, and a collector of `file:line: message` findings.
 
 Config and rule errors must point at the line (STYLE 4): mappings and lists loaded
 here remember the line of each key and item, and validators report every problem
@@ -47,7 +47,7 @@ class LocList(list[Any]):
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
+class Finding:
     file: str
     line: int
     message: str
@@ -61,28 +61,28 @@ class Problem:
 class LoadError(Exception):
     """Raised with every problem found, each `file:line: message`."""
 
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
+    def __init__(self, findings: Iterable[Finding]) -> None:
+        self.findings = tuple(findings)
+        super().__init__("\n".join(str(p) for p in self.findings))
 
 
 @dataclass
-class Problems:
-    """Collects problems of one file; `raise_if_any` raises them all at once."""
+class Findings:
+    """Collects findings of one file; `raise_if_any` raises them all at once."""
 
     file: str
-    items: list[Problem] = field(default_factory=list)
+    items: list[Finding] = field(default_factory=list)
 
     def error(self, line: int, path: str, message: str) -> None:
         where = f"{path}: " if path else ""
-        self.items.append(Problem(self.file, line, where + message))
+        self.items.append(Finding(self.file, line, where + message))
 
     def warn(self, line: int, path: str, message: str) -> None:
         where = f"{path}: " if path else ""
-        self.items.append(Problem(self.file, line, where + message, warning=True))
+        self.items.append(Finding(self.file, line, where + message, warning=True))
 
     @property
-    def errors(self) -> list[Problem]:
+    def errors(self) -> list[Finding]:
         return [p for p in self.items if not p.warning]
 
     def raise_if_any(self) -> None:
@@ -148,9 +148,9 @@ def load_yaml(text: str, filename: str) -> Any:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
         message = " ".join(part for part in (exc.context, exc.problem) if part)
-        raise LoadError([Problem(filename, line, f"invalid YAML: {message}")]) from None
+        raise LoadError([Finding(filename, line, f"invalid YAML: {message}")]) from None
     except yaml.YAMLError as exc:
-        raise LoadError([Problem(filename, 1, f"invalid YAML: {exc}")]) from None
+        raise LoadError([Finding(filename, 1, f"invalid YAML: {exc}")]) from None
 
 
 # ---- field readers: each reports a problem and returns None when the value is bad
@@ -163,7 +163,7 @@ def line_of(container: Any, key: Any) -> int:
 
 
 def check_keys(
-    problems: Problems,
+    findings: Findings,
     mapping: LocDict,
     allowed: Iterable[str],
     path: str,
@@ -179,7 +179,7 @@ def check_keys(
             hint = (
                 f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
             )
-            problems.error(mapping.line_of(key), join(path, key), f"unknown key{hint}")
+            findings.error(mapping.line_of(key), join(path, key), f"unknown key{hint}")
 
 
 def join(path: str, key: Any) -> str:
@@ -188,50 +188,50 @@ def join(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
-def expect_mapping(problems: Problems, value: Any, line: int, path: str) -> LocDict | None:
+def expect_mapping(findings: Findings, value: Any, line: int, path: str) -> LocDict | None:
     if isinstance(value, LocDict):
         return value
-    problems.error(line, path, f"expected a mapping, got {describe(value)}")
+    findings.error(line, path, f"expected a mapping, got {describe(value)}")
     return None
 
 
-def expect_list(problems: Problems, value: Any, line: int, path: str) -> LocList | None:
+def expect_list(findings: Findings, value: Any, line: int, path: str) -> LocList | None:
     if isinstance(value, LocList):
         return value
-    problems.error(line, path, f"expected a list, got {describe(value)}")
+    findings.error(line, path, f"expected a list, got {describe(value)}")
     return None
 
 
-def get_str(problems: Problems, mapping: LocDict, key: str, path: str) -> str | None:
+def get_str(findings: Findings, mapping: LocDict, key: str, path: str) -> str | None:
     value = mapping.get(key)
     if value is None or isinstance(value, str):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    problems.error(
+    findings.error(
         mapping.line_of(key), join(path, key), f"expected a string, got {describe(value)}"
     )
     return None
 
 
-def get_bool(problems: Problems, mapping: LocDict, key: str, path: str, default: bool) -> bool:
+def get_bool(findings: Findings, mapping: LocDict, key: str, path: str, default: bool) -> bool:
     value = mapping.get(key, default)
     if isinstance(value, bool):
         return value
-    problems.error(
+    findings.error(
         mapping.line_of(key), join(path, key), f"expected true or false, got {describe(value)}"
     )
     return default
 
 
 def get_duration(
-    problems: Problems, mapping: LocDict, key: str, path: str, default: timedelta
+    findings: Findings, mapping: LocDict, key: str, path: str, default: timedelta
 ) -> timedelta:
-    return convert(problems, mapping, key, path, default, parse_duration)
+    return convert(findings, mapping, key, path, default, parse_duration)
 
 
 def convert(
-    problems: Problems,
+    findings: Findings,
     mapping: LocDict,
     key: str,
     path: str,
@@ -243,22 +243,22 @@ def convert(
         return default
     raw = mapping[key]
     if raw is None or isinstance(raw, LocDict | LocList):
-        problems.error(
+        findings.error(
             mapping.line_of(key), join(path, key), f"expected a value, got {describe(raw)}"
         )
         return default
     try:
         return parse(str(raw))
     except ValueError as exc:
-        problems.error(mapping.line_of(key), join(path, key), str(exc))
+        findings.error(mapping.line_of(key), join(path, key), str(exc))
         return default
 
 
-def get_str_list(problems: Problems, mapping: LocDict, key: str, path: str) -> list[str]:
+def get_str_list(findings: Findings, mapping: LocDict, key: str, path: str) -> list[str]:
     value = mapping.get(key)
     if value is None:
         return []
-    items = expect_list(problems, value, mapping.line_of(key), join(path, key))
+    items = expect_list(findings, value, mapping.line_of(key), join(path, key))
     if items is None:
         return []
     out = []
@@ -266,7 +266,7 @@ def get_str_list(problems: Problems, mapping: LocDict, key: str, path: str) -> l
         if isinstance(item, str):
             out.append(item)
         else:
-            problems.error(
+            findings.error(
                 items.line_of(index),
                 join(join(path, key), index),
                 f"expected a string, got {describe(item)}",
@@ -285,20 +285,20 @@ def describe(value: Any) -> str:
 
 
 def each_mapping(
-    problems: Problems,
+    findings: Findings,
     m: LocDict,
     key: str,
     path: str,
-    parse: Callable[[Problems, LocDict, str], T | None],
+    parse: Callable[[Findings, LocDict, str], T | None],
 ) -> list[T]:
     """Parse every mapping of the list under `key`; items that fail are left out
-    (their problems are reported)."""
+    (their findings are reported)."""
     out = []
-    items = expect_list(problems, m.get(key, LocList()), m.line_of(key), join(path, key))
+    items = expect_list(findings, m.get(key, LocList()), m.line_of(key), join(path, key))
     for index, item in enumerate(items or []):
         where = join(join(path, key), index)
-        mapping = expect_mapping(problems, item, items.line_of(index) if items else 0, where)
-        parsed = parse(problems, mapping, where) if mapping is not None else None
+        mapping = expect_mapping(findings, item, items.line_of(index) if items else 0, where)
+        parsed = parse(findings, mapping, where) if mapping is not None else None
         if parsed is not None:
             out.append(parsed)
     return out

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from itsmd.api.keys import NOTIFIER
+from itsmd.api.keys import OUTBOX
 from itsmd.config import parse_config
 from tests.api.api_support import ApiClient, MakeClient, alert, resolved
 from tests.conftest import async_wait_until
@@ -68,7 +68,7 @@ async def peer() -> AsyncIterator[FakePeer]:
 
 async def deliver(client: ApiClient) -> int:
     assert client.app is not None
-    return await client.app[NOTIFIER].deliver_due()
+    return await client.app[OUTBOX].deliver_due()
 
 
 async def seen(peer: FakePeer, count: int) -> list[dict[str, Any]]:
@@ -356,7 +356,7 @@ routes:
         ]
         assert len(stuck.seen) == 1  # concurrency 1: one send at a time
         assert client.app is not None
-        assert await client.app[NOTIFIER].stop(timeout_s=0.1) == 1
+        assert await client.app[OUTBOX].stop(timeout_s=0.1) == 1
         stuck.release()
     # The cut-off send was given back: due again at once, not after its lease.
     pending = await notifications(client, "pending")
@@ -397,4 +397,4 @@ async def test_an_answer_recorded_after_the_claim_ran_out_is_not_counted(
 
 def _send_over(client: ApiClient) -> bool:
     assert client.app is not None
-    return not client.app[NOTIFIER]._sending
+    return not client.app[OUTBOX]._sending

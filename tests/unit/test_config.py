@@ -31,7 +31,7 @@ ALLOWED_TOP = ", ".join(TOP_KEYS)
 def errors(text: str, env: dict[str, str] | None = None, filename: str = F) -> list[str]:
     with pytest.raises(LoadError) as info:
         parse_config(text, filename, env or {})
-    return [str(p) for p in info.value.problems]
+    return [str(p) for p in info.value.findings]
 
 
 def parse(text: str, env: dict[str, str] | None = None, filename: str = F) -> Settings:
@@ -709,7 +709,7 @@ def test_listen_from_flags_or_env_is_validated(
 ) -> None:
     with pytest.raises(LoadError) as info:
         load_settings(None, flags, env)
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"command line or environment:0: listen: expected HOST:PORT, got {value!r}"
     ]
 
@@ -719,7 +719,7 @@ def test_a_valid_flag_does_not_hide_an_invalid_file(tmp_path: Path) -> None:
     path.write_text("listen: bad\n", encoding="utf-8")
     with pytest.raises(LoadError) as info:
         load_settings(path, Overrides(listen="127.0.0.1:1"), {})
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{path}:1: listen: expected HOST:PORT, got 'bad'"
     ]
 
@@ -728,7 +728,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
     path = tmp_path / "nope.yml"
     with pytest.raises(LoadError) as info:
         load_settings(path, Overrides(), {})
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{path}:0: cannot read config: No such file or directory"
     ]
 

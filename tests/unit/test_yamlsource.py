@@ -1,4 +1,4 @@
-"""Tests for itsmd.yamlsource: YAML with line numbers, problems, field readers."""
+"""Tests for itsmd.yamlsource: YAML with line numbers, findings, field readers."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import yaml
 
 from itsmd.yamlsource import (
+    Finding,
+    Findings,
     LoadError,
     LocDict,
     LocList,
-    Problem,
-    Problems,
     check_keys,
     convert,
     describe,
@@ -32,7 +32,7 @@ from itsmd.yamlsource import (
 def load_errors(text: str) -> list[str]:
     with pytest.raises(LoadError) as info:
         load_yaml(text, "f.yml")
-    return [str(p) for p in info.value.problems]
+    return [str(p) for p in info.value.findings]
 
 
 def mapping(text: str) -> LocDict:
@@ -182,45 +182,45 @@ def test_merge_keys_may_be_overridden() -> None:
     assert doc == yaml.safe_load(doc_text)  # the same values as PyYAML's own loader
 
 
-# --- Problem, Problems, LoadError ----------------------------------------------------------------
+# --- Finding, Findings, LoadError ----------------------------------------------------------------
 
 
 def test_problem_formats_as_file_line_message() -> None:
-    assert str(Problem("rules/a.yml", 7, "bad")) == "rules/a.yml:7: bad"
-    assert str(Problem("a.yml", 1, "odd", warning=True)) == "a.yml:1: warning: odd"
+    assert str(Finding("rules/a.yml", 7, "bad")) == "rules/a.yml:7: bad"
+    assert str(Finding("a.yml", 1, "odd", warning=True)) == "a.yml:1: warning: odd"
 
 
 def test_problems_collects_everything_and_raises_once() -> None:
-    problems = Problems("a.yml")
-    problems.error(3, "incidents[0].window", "not a duration")
-    problems.warn(4, "", "looks odd")
-    problems.error(9, "", "no path")
-    assert [str(p) for p in problems.items] == [
+    findings = Findings("a.yml")
+    findings.error(3, "incidents[0].window", "not a duration")
+    findings.warn(4, "", "looks odd")
+    findings.error(9, "", "no path")
+    assert [str(p) for p in findings.items] == [
         "a.yml:3: incidents[0].window: not a duration",
         "a.yml:4: warning: looks odd",
         "a.yml:9: no path",
     ]
-    assert [p.line for p in problems.errors] == [3, 9]
+    assert [p.line for p in findings.errors] == [3, 9]
     with pytest.raises(LoadError) as info:
-        problems.raise_if_any()
-    assert [p.line for p in info.value.problems] == [3, 9]
+        findings.raise_if_any()
+    assert [p.line for p in info.value.findings] == [3, 9]
     assert str(info.value) == "a.yml:3: incidents[0].window: not a duration\na.yml:9: no path"
 
 
 def test_warnings_alone_do_not_raise() -> None:
-    problems = Problems("a.yml")
-    problems.warn(1, "x", "hmm")
-    problems.raise_if_any()
-    Problems("empty.yml").raise_if_any()
+    findings = Findings("a.yml")
+    findings.warn(1, "x", "hmm")
+    findings.raise_if_any()
+    Findings("empty.yml").raise_if_any()
 
 
 # --- field readers -------------------------------------------------------------------------------
 
 
 def run(reader: Any, text: str, *args: Any) -> tuple[Any, list[str]]:
-    problems = Problems("f.yml")
-    value = reader(problems, mapping(text), *args)
-    return value, [str(p) for p in problems.items]
+    findings = Findings("f.yml")
+    value = reader(findings, mapping(text), *args)
+    return value, [str(p) for p in findings.items]
 
 
 @pytest.mark.parametrize(
@@ -253,9 +253,9 @@ def test_check_keys(text: str, allowed: tuple[str, ...], expected: list[str]) ->
 
 
 def test_check_keys_ignores_keys_reported_elsewhere() -> None:
-    problems = Problems("f.yml")
-    check_keys(problems, mapping("name: a\nsecret: s\n"), ("name",), "t", ignore=("secret",))
-    assert problems.items == []
+    findings = Findings("f.yml")
+    check_keys(findings, mapping("name: a\nsecret: s\n"), ("name",), "t", ignore=("secret",))
+    assert findings.items == []
 
 
 def test_check_keys_at_top_level_has_no_leading_dot() -> None:
@@ -294,14 +294,14 @@ def test_describe(value: Any, expected: str) -> None:
 
 
 def test_expect_mapping_and_list() -> None:
-    problems = Problems("f.yml")
+    findings = Findings("f.yml")
     doc = mapping("m: {a: 1}\nl: [1]\n")
-    assert expect_mapping(problems, doc["m"], 1, "m") is doc["m"]
-    assert expect_list(problems, doc["l"], 2, "l") is doc["l"]
-    assert expect_mapping(problems, doc["l"], 2, "l") is None
-    assert expect_list(problems, "text", 5, "x.y") is None
-    assert expect_list(problems, None, 6, "z") is None
-    assert [str(p) for p in problems.items] == [
+    assert expect_mapping(findings, doc["m"], 1, "m") is doc["m"]
+    assert expect_list(findings, doc["l"], 2, "l") is doc["l"]
+    assert expect_mapping(findings, doc["l"], 2, "l") is None
+    assert expect_list(findings, "text", 5, "x.y") is None
+    assert expect_list(findings, None, 6, "z") is None
+    assert [str(p) for p in findings.items] == [
         "f.yml:2: l: expected a mapping, got a list",
         "f.yml:5: x.y: expected a list, got str 'text'",
         "f.yml:6: z: expected a list, got nothing (null)",

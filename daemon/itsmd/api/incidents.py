@@ -18,7 +18,7 @@ from itsmd.api.params import (
     store_of,
     writer_of,
 )
-from itsmd.durations import parse_duration, parse_time
+from itsmd.durations import parse_since
 from itsmd.models import (
     Incident,
     IncidentStatus,
@@ -104,16 +104,9 @@ def _enum_list(query: Any, name: str, enum: Any) -> list[Any]:
 
 
 def _since(text: str | None, now: datetime) -> datetime | None:
-    """An RFC 3339 time, or a duration meaning that long ago (`since=24h`)."""
     if not text:
         return None
     try:
-        return parse_time(text)
-    except ValueError:
-        pass
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        raise BadRequest(
-            f"since: expected an RFC 3339 time or a duration like 24h, got {text!r}"
-        ) from None
+        return parse_since(text, now)
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from None

@@ -5,12 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from itsmd.checks.runner import CheckRunner
-from itsmd.notify.worker import Notifier
+from itsmd.notify.worker import OutboxWorker
 from itsmd.runtime.httpclient import HttpClient
 from itsmd.runtime.state import Runtime
 
 RUNTIME = web.AppKey("runtime", Runtime)
-NOTIFIER = web.AppKey("notifier", Notifier)
+OUTBOX = web.AppKey("outbox", OutboxWorker)
 CHECKS = web.AppKey("checks", CheckRunner)
 HTTP = web.AppKey("http", HttpClient)
 ACTOR = web.RequestKey("actor", str)  # who makes the request: token name or "anonymous"

@@ -99,10 +99,10 @@ def _window(text: str) -> MaintenanceWindow:
     try:
         return parse_window(text)
     except LoadError as exc:
-        first = exc.problems[0].message
+        first = exc.findings[0].message
         field, _, _ = first.partition(":")
         raise PayloadError(
-            field if " " not in field else "", "; ".join(p.message for p in exc.problems)
+            field if " " not in field else "", "; ".join(p.message for p in exc.findings)
         ) from None
 
 

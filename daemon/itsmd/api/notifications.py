@@ -9,7 +9,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from itsmd.api.errors import BadRequest
-from itsmd.api.keys import NOTIFIER, RUNTIME
+from itsmd.api.keys import OUTBOX, RUNTIME
 from itsmd.api.params import decode_cursor, encode_cursor, page_limit, store_of, writer_of
 from itsmd.correlation.lifecycle import Conflict
 from itsmd.runtime.actions import NotFound
@@ -50,5 +50,5 @@ async def retry_notification(request: web.Request) -> web.Response:
         raise Conflict(f"notification {notification_id} is not dead; only dead letters retry")
 
     body = await writer_of(request.app[RUNTIME]).run(work)
-    request.app[NOTIFIER].wake()
+    request.app[OUTBOX].wake()
     return web.json_response(body)

@@ -41,7 +41,7 @@ async def reload(request: web.Request) -> web.Response:
     result = request.app[RUNTIME].reload()
     if not result.ok:
         return error_response(
-            422, "reload failed; the previous config and rules stay in force", list(result.problems)
+            422, "reload failed; the previous config and rules stay in force", list(result.errors)
         )
     return web.json_response(
         {"status": "reloaded", "rules": result.rules, "restart_needed": list(result.restart_needed)}

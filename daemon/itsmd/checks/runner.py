@@ -393,7 +393,7 @@ class CheckRunner:
     async def _disk(self, check: _Check, p: DiskProbe, now: datetime) -> ProbeResult:
         if check.statvfs is not None and not check.statvfs.done():
             return ProbeResult(False, 0.0, f"{p.path}: the previous probe has not returned")
-        check.statvfs = _in_thread(probes.probe_disk, p.path)
+        check.statvfs = _on_own_thread(probes.probe_disk, p.path)
         r, ratio = await asyncio.wrap_future(check.statvfs)
         if not r.ok:
             return ProbeResult(False, r.duration_s, r.error)
@@ -429,7 +429,7 @@ class CheckRunner:
         return ProbeResult(True, time.perf_counter() - started, series=series)
 
 
-def _in_thread(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+def _on_own_thread(fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
     """Run `fn` on a thread of its own. statvfs on a hung mount never returns: a
     shared pool would fill with hung calls and keep healthy paths waiting, and a
     check starts no probe while its last one hangs, so threads stay one per check."""

@@ -22,9 +22,9 @@ from itsmd.checks.forecast import Direction
 from itsmd.correlation.matchers import MatcherError, Selector, matches_any, parse_selectors
 from itsmd.durations import format_duration, parse_duration
 from itsmd.yamlsource import (
+    Findings,
     LocDict,
     LocList,
-    Problems,
     check_keys,
     convert,
     describe,
@@ -191,15 +191,15 @@ class CheckSpec:
         return int.from_bytes(digest) / 2**64 * self.interval.total_seconds()
 
 
-def parse_check(problems: Problems, m: LocDict, path: str, filename: str) -> CheckSpec | None:
-    """One item of `checks:`; None (with its problems reported) when it is invalid."""
-    before = len(problems.errors)
-    name = get_str(problems, m, "name", path)
+def parse_check(findings: Findings, m: LocDict, path: str, filename: str) -> CheckSpec | None:
+    """One item of `checks:`; None (with its findings reported) when it is invalid."""
+    before = len(findings.errors)
+    name = get_str(findings, m, "name", path)
     if not name:
-        problems.error(m.line, path, "every check needs a name")
-    item = _Item(problems, m, f"{path} ({name})" if name else path)
+        findings.error(m.line, path, "every check needs a name")
+    item = _Item(findings, m, f"{path} ({name})" if name else path)
     kind = item.check_type()
-    check_keys(problems, m, TYPE_KEYS[kind] if kind else CHECK_KEYS, item.path)
+    check_keys(findings, m, TYPE_KEYS[kind] if kind else CHECK_KEYS, item.path)
     if kind is None:
         return None
     if kind is CheckType.HEARTBEAT and "interval" not in m:
@@ -220,7 +220,7 @@ def parse_check(problems: Problems, m: LocDict, path: str, filename: str) -> Che
     severity = item.text("severity", "warning" if capacity else "critical")
     labels = item.labels()
     probe = _PARSERS[kind](item, timeout)
-    if probe is None or len(problems.errors) != before:
+    if probe is None or len(findings.errors) != before:
         return None
     return CheckSpec(
         name=name or "",
@@ -241,15 +241,15 @@ def parse_check(problems: Problems, m: LocDict, path: str, filename: str) -> Che
 class _Item:
     """Readers for the fields of one check, each reporting at the field's line."""
 
-    problems: Problems
+    findings: Findings
     m: LocDict
     path: str
 
     def error(self, message: str) -> None:
-        self.problems.error(self.m.line, self.path, message)
+        self.findings.error(self.m.line, self.path, message)
 
     def bad(self, key: str, message: str) -> None:
-        self.problems.error(self.m.line_of(key), join(self.path, key), message)
+        self.findings.error(self.m.line_of(key), join(self.path, key), message)
 
     def check_type(self) -> CheckType | None:
         types = ", ".join(CheckType)
@@ -268,14 +268,14 @@ class _Item:
             if default is None:
                 self.error(f"missing {key!r}")
             return default or ""
-        value = get_str(self.problems, self.m, key, self.path)
+        value = get_str(self.findings, self.m, key, self.path)
         if self.m[key] is None or value == "":
             self.bad(key, "must not be empty")
         return value or ""
 
     def positive(self, key: str) -> timedelta | None:
         """An optional duration, more than zero when given."""
-        value = convert(self.problems, self.m, key, self.path, None, parse_duration)
+        value = convert(self.findings, self.m, key, self.path, None, parse_duration)
         if value is not None and value <= timedelta(0):
             self.bad(key, "must be a positive duration, e.g. 30s")
             return None
@@ -285,7 +285,7 @@ class _Item:
         """A mapping of strings (numbers read as strings, as labels are)."""
         where = join(self.path, key)
         raw = self.m.get(key, LocDict())
-        mapping = expect_mapping(self.problems, raw, self.m.line_of(key), where)
+        mapping = expect_mapping(self.findings, raw, self.m.line_of(key), where)
         out = {}
         for name, value in (mapping or {}).items():
             if (
@@ -295,7 +295,7 @@ class _Item:
             ):
                 out[name] = str(value)
             else:
-                self.problems.error(
+                self.findings.error(
                     raw.line_of(name),
                     join(where, name),
                     f"expected a string, got {describe(value)}",
@@ -308,9 +308,9 @@ class _Item:
             line, where = self.m["labels"].line_of(name), join(join(self.path, "labels"), name)
             if name in RESERVED_LABELS:
                 hint = " (use the field of that name)" if name in ("service", "severity") else ""
-                self.problems.error(line, where, f"set by the check itself{hint}")
+                self.findings.error(line, where, f"set by the check itself{hint}")
             elif not _LABEL_NAME.fullmatch(name):
-                self.problems.error(line, where, "invalid label name (letters, digits and _)")
+                self.findings.error(line, where, "invalid label name (letters, digits and _)")
         return labels
 
     def capacity(self, *, ratio: bool) -> Capacity | None:
@@ -340,7 +340,7 @@ class _Item:
         number = value[direction.value]
         if type(number) not in (int, float) or (ratio and not 0 <= number <= 1):
             kind = "a free ratio, 0..1" if ratio else "a number"
-            inner = _Item(self.problems, value, join(self.path, key))
+            inner = _Item(self.findings, value, join(self.path, key))
             inner.bad(direction.value, f"expected {kind}, got {describe(number)}")
             return None
         return Threshold(direction, float(number))
@@ -349,11 +349,11 @@ class _Item:
         if "forecast" not in self.m:
             return None
         where = join(self.path, "forecast")
-        raw = expect_mapping(self.problems, self.m["forecast"], self.m.line_of("forecast"), where)
+        raw = expect_mapping(self.findings, self.m["forecast"], self.m.line_of("forecast"), where)
         if raw is None:
             return None
-        check_keys(self.problems, raw, ("over", "horizon"), where)
-        inner = _Item(self.problems, raw, where)
+        check_keys(self.findings, raw, ("over", "horizon"), where)
+        inner = _Item(self.findings, raw, where)
         over, horizon = inner.positive("over"), inner.positive("horizon")
         if "over" not in raw or "horizon" not in raw:
             inner.error("needs over and horizon (e.g. {over: 6h, horizon: 24h})")
@@ -412,12 +412,12 @@ def _parse_dns(item: _Item, _timeout: timedelta) -> DnsProbe | None:
     host = item.text("host")
     if host and not all(_HOST_LABEL.fullmatch(p) for p in host.removesuffix(".").split(".")):
         item.bad("host", f"expected a host name like api.example.com, got {host!r}")
-    record = get_str(item.problems, item.m, "record", item.path)
+    record = get_str(item.findings, item.m, "record", item.path)
     if record is not None and record not in DNS_RECORDS:
         item.bad("record", f"expected A or AAAA, got {record!r}")
         record = None
     expect: set[str] = set()
-    for text in get_str_list(item.problems, item.m, "expect", item.path):
+    for text in get_str_list(item.findings, item.m, "expect", item.path):
         try:
             address = ipaddress.ip_address(text)
         except ValueError:

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -297,17 +297,14 @@ def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
 def _export_alerts(args: argparse.Namespace) -> int:
     import orjson
 
-    from itsmd.durations import parse_duration, parse_time
+    from itsmd.durations import parse_since
     from itsmd.store import repo
     from itsmd.store.engine import Database
 
     try:
-        since = datetime.now(UTC) - parse_duration(args.since)
-    except ValueError:
-        try:
-            since = parse_time(args.since)
-        except ValueError as exc:
-            return _fail(f"--since: {exc}")
+        since = parse_since(args.since, datetime.now(UTC))
+    except ValueError as exc:
+        return _fail(f"--since: {exc}")
     settings, _ = _settings(args)
 
     async def read() -> list[StoredAlert]:
@@ -360,6 +357,3 @@ def _db_upgrade(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     print(f"itsmd: {message}", file=sys.stderr)
     return EXIT_FAIL
-
-
-Command = Callable[[argparse.Namespace], int]

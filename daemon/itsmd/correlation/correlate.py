@@ -18,13 +18,13 @@ from itsmd.correlation.rules import (
     TIER_IMPACT,
     IncidentRule,
     MaintenanceWindow,
-    Route,
+    RuleMatch,
     RuleSet,
     WindowAction,
     describe_window,
 )
 from itsmd.correlation.sla import SlaTargets, due_times
-from itsmd.correlation.templates import Template
+from itsmd.correlation.templates import Template, template_context
 from itsmd.durations import format_duration, format_time
 from itsmd.models import (
     Action,
@@ -166,9 +166,9 @@ class Router:
 
     def __init__(self, rules: RuleSet) -> None:
         self.rules = rules
-        self._cache: dict[str, Route | None] = {}
+        self._cache: dict[str, RuleMatch | None] = {}
 
-    def route(self, fingerprint: str, labels: Mapping[str, str]) -> Route | None:
+    def route(self, fingerprint: str, labels: Mapping[str, str]) -> RuleMatch | None:
         try:
             return self._cache[fingerprint]
         except KeyError:
@@ -443,7 +443,7 @@ class Correlator:
     def _suppress(
         self,
         row: StoredAlert,
-        route: Route,
+        route: RuleMatch,
         matched: str,
         window: MaintenanceWindow,
         start: datetime,
@@ -554,13 +554,7 @@ class Correlator:
         known = self.router.rules.known_error(row.labels)
         if known is None:
             return
-        context = {
-            "labels": row.labels,
-            "annotations": row.annotations,
-            "rule": inc.rule,
-            "key": inc.key,
-            "group": inc.labels,
-        }
+        context = template_context(row.labels, row.annotations, inc.rule, inc.key, inc.labels)
         notes: list[str] = []
         workaround = _render(known.workaround, context, notes, "workaround")
         inc = evolve(inc, known_error=workaround)
@@ -575,9 +569,9 @@ class Correlator:
             row.id,
         )
 
-    def _open(self, row: StoredAlert, route: Route, now: datetime, reason: str) -> Outcome:
+    def _open(self, row: StoredAlert, route: RuleMatch, now: datetime, reason: str) -> Outcome:
         rule = route.rule
-        context = _context(rule, route, row)
+        context = template_context(row.labels, row.annotations, rule.name, route.key, route.group)
         notes: list[str] = []
         impact = _level(rule.impact, context, notes, Level.MEDIUM, "impact")
         service = self.router.rules.service(row.labels.get("service", ""))
@@ -675,16 +669,6 @@ def _still_takes(inc: Incident, now: datetime) -> str | None:
             f"after its last alert resolved at {format_time(inc.all_clear_at)}"
         )
     return None
-
-
-def _context(rule: IncidentRule, route: Route, row: StoredAlert) -> dict[str, Any]:
-    return {
-        "labels": row.labels,
-        "annotations": row.annotations,
-        "rule": rule.name,
-        "key": route.key,
-        "group": route.group,
-    }
 
 
 def _render(

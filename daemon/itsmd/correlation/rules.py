@@ -15,15 +15,15 @@ from apscheduler.triggers.cron import CronTrigger
 from itsmd.checks.spec import CheckSpec, parse_check
 from itsmd.correlation.matchers import MatcherError, Selector, parse_selectors
 from itsmd.correlation.routing import SelectorIndex
-from itsmd.correlation.templates import Template, compile_template
+from itsmd.correlation.templates import Template, compile_template, template_context
 from itsmd.durations import parse_duration, parse_time
 from itsmd.models import Level, Policy, Priority
 from itsmd.yamlsource import (
+    Finding,
+    Findings,
     LoadError,
     LocDict,
     LocList,
-    Problem,
-    Problems,
     check_keys,
     convert,
     each_mapping,
@@ -113,7 +113,7 @@ class IncidentRule:
 
 
 @dataclass(frozen=True, slots=True)
-class Route:
+class RuleMatch:
     """Which rule an alert matched and the key it correlates on."""
 
     rule: IncidentRule
@@ -201,12 +201,8 @@ class ProblemRule:
 
     def title_for(self, labels: Mapping[str, str], annotations: Mapping[str, str]) -> str:
         """The problem's title from the alert that opened the incident that opened it."""
-        context = {
-            "labels": labels,
-            "annotations": annotations,
-            "rule": self.name,
-            "key": self.key_for(labels),
-        }
+        group = {name: labels.get(name, "") for name in self.group_by}
+        context = template_context(labels, annotations, self.name, self.key_for(labels), group)
         title, error = self.title.render(context)
         return self.name if error is not None else title
 
@@ -287,13 +283,13 @@ class RuleSet:
                     return window, *span
         return None
 
-    def route(self, labels: Mapping[str, str]) -> Route | None:
+    def route(self, labels: Mapping[str, str]) -> RuleMatch | None:
         """First matching incident rule wins (found through the index, not a scan)."""
         rule = self._index.first(labels)
         if rule is None:
             return None
         key, group = rule.key_for(labels)
-        return Route(rule, key, group)
+        return RuleMatch(rule, key, group)
 
     def rule(self, name: str) -> IncidentRule | None:
         return next((r for r in self.incident_rules if r.name == name), None)
@@ -332,25 +328,25 @@ def rule_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
 
 
 def load_rules(paths: Sequence[Path]) -> RuleSet:
-    """Load and validate every file; raise one LoadError with all problems."""
+    """Load and validate every file; raise one LoadError with all findings."""
     rules: list[IncidentRule] = []
     known: list[KnownError] = []
     windows: list[MaintenanceWindow] = []
     services: list[Service] = []
     problem_rules: list[ProblemRule] = []
     checks: list[CheckSpec] = []
-    problems: list[Problem] = []
+    findings: list[Finding] = []
     first_seen: dict[tuple[str, str], str] = {}
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
-            problems.append(Problem(str(path), 0, f"cannot read rule file: {exc.strerror}"))
+            findings.append(Finding(str(path), 0, f"cannot read rule file: {exc.strerror}"))
             continue
         try:
             parsed = parse_rule_sections(text, str(path))
         except LoadError as exc:
-            problems.extend(exc.problems)
+            findings.extend(exc.findings)
             continue
         named: list[tuple[str, Named]] = [
             *(("incidents", r) for r in parsed.incidents),
@@ -366,16 +362,16 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
             if seen != here:
                 what = "rule name" if section == "incidents" else "name"
                 message = f"{section}: {what} {item.name!r} already used at {seen}"
-                problems.append(Problem(item.file, item.line, message))
+                findings.append(Finding(item.file, item.line, message))
         rules.extend(parsed.incidents)
         known.extend(parsed.known_errors)
         windows.extend(parsed.maintenance)
         services.extend(parsed.services)
         problem_rules.extend(parsed.problems)
         checks.extend(parsed.checks)
-    problems += _check_catalog(services, rules)
-    if problems:
-        raise LoadError(problems)
+    findings += _check_catalog(services, rules)
+    if findings:
+        raise LoadError(findings)
     return RuleSet(
         tuple(rules),
         tuple(str(p) for p in paths),
@@ -387,27 +383,27 @@ def load_rules(paths: Sequence[Path]) -> RuleSet:
     )
 
 
-def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Problem]:
+def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[Finding]:
     """Dependencies name known services and never go round in a circle."""
-    problems = []
+    findings = []
     by_name = {svc.name: svc for svc in services}
     for svc in services:
         for dep in svc.depends_on:
             if dep not in by_name:
                 message = f"services: {svc.name}: depends on unknown service {dep!r}"
-                problems.append(Problem(svc.file, svc.line, message))
+                findings.append(Finding(svc.file, svc.line, message))
     reported: set[frozenset[str]] = set()
     for svc in services:
         cycle = _cycle_from(svc.name, by_name)
         if cycle and frozenset(cycle) not in reported:
             reported.add(frozenset(cycle))
             message = f"services: dependency cycle: {' -> '.join(cycle)}"
-            problems.append(Problem(svc.file, svc.line, message))
+            findings.append(Finding(svc.file, svc.line, message))
     if not services:
         for rule in rules:
             if rule.attach_to_upstream:
-                problems.append(
-                    Problem(
+                findings.append(
+                    Finding(
                         rule.file,
                         rule.line,
                         (
@@ -416,7 +412,7 @@ def _check_catalog(services: list[Service], rules: list[IncidentRule]) -> list[P
                         ),
                     )
                 )
-    return problems
+    return findings
 
 
 def _cycle_from(start: str, by_name: Mapping[str, Service]) -> list[str] | None:
@@ -465,42 +461,42 @@ def parse_rule_file(text: str, filename: str) -> list[IncidentRule]:
 
 
 def parse_rule_sections(text: str, filename: str) -> RuleFile:
-    problems = Problems(filename)
+    findings = Findings(filename)
     document = load_yaml(text, filename)
     if document is None:
         return RuleFile()
-    top = expect_mapping(problems, document, getattr(document, "line", 1), "")
+    top = expect_mapping(findings, document, getattr(document, "line", 1), "")
     if top is None:
-        problems.raise_if_any()
+        findings.raise_if_any()
         return RuleFile()
-    check_keys(problems, top, SECTIONS, "")
+    check_keys(findings, top, SECTIONS, "")
     rules = each_mapping(
-        problems,
+        findings,
         top,
         "incidents",
         "",
         lambda p, m, path: _parse_incident_rule(p, m, path, filename),
     )
     known = each_mapping(
-        problems,
+        findings,
         top,
         "known_errors",
         "",
         lambda p, m, path: _parse_known_error(p, m, path, filename),
     )
     windows = each_mapping(
-        problems, top, "maintenance", "", lambda p, m, path: _parse_window(p, m, path, filename)
+        findings, top, "maintenance", "", lambda p, m, path: _parse_window(p, m, path, filename)
     )
     services = each_mapping(
-        problems, top, "services", "", lambda p, m, path: _parse_service(p, m, path, filename)
+        findings, top, "services", "", lambda p, m, path: _parse_service(p, m, path, filename)
     )
     problem_rules = each_mapping(
-        problems, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
+        findings, top, "problems", "", lambda p, m, path: _parse_problem(p, m, path, filename)
     )
     checks = each_mapping(
-        problems, top, "checks", "", lambda p, m, path: parse_check(p, m, path, filename)
+        findings, top, "checks", "", lambda p, m, path: parse_check(p, m, path, filename)
     )
-    problems.raise_if_any()
+    findings.raise_if_any()
     return RuleFile(
         tuple(rules),
         tuple(known),
@@ -511,27 +507,27 @@ def parse_rule_sections(text: str, filename: str) -> RuleFile:
     )
 
 
-def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> ProblemRule | None:
-    before = len(problems.errors)
-    name, path, match = _head(problems, m, path, "problem rule", PROBLEM_KEYS)
+def _parse_problem(findings: Findings, m: LocDict, path: str, filename: str) -> ProblemRule | None:
+    before = len(findings.errors)
+    name, path, match = _head(findings, m, path, "problem rule", PROBLEM_KEYS)
     after = m.get("after", 3)
     if isinstance(after, bool) or not isinstance(after, int) or after < 1:
-        problems.error(
+        findings.error(
             m.line_of("after"),
             join(path, "after"),
             f"expected a count of incidents (1 or more), got {after!r}",
         )
         after = 3
-    within = _duration(problems, m, "within", path, timedelta(days=7))
+    within = _duration(findings, m, "within", path, timedelta(days=7))
     if within <= timedelta(0):
-        problems.error(m.line_of("within"), join(path, "within"), "must be positive, e.g. 7d")
-    title = _template(problems, m, "title", path, "{{ rule }} keeps recurring")
-    if len(problems.errors) != before:
+        findings.error(m.line_of("within"), join(path, "within"), "must be positive, e.g. 7d")
+    title = _template(findings, m, "title", path, "{{ rule }} keeps recurring")
+    if len(findings.errors) != before:
         return None
     return ProblemRule(
         name or "",
         match,
-        tuple(get_str_list(problems, m, "group_by", path)),
+        tuple(get_str_list(findings, m, "group_by", path)),
         after,
         within,
         title,
@@ -540,21 +536,21 @@ def _parse_problem(problems: Problems, m: LocDict, path: str, filename: str) -> 
     )
 
 
-def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> Service | None:
-    before = len(problems.errors)
-    name, path = _named(problems, m, path, "service", SERVICE_KEYS)
+def _parse_service(findings: Findings, m: LocDict, path: str, filename: str) -> Service | None:
+    before = len(findings.errors)
+    name, path = _named(findings, m, path, "service", SERVICE_KEYS)
     tier = m.get("tier")
     if tier is not None and tier not in TIER_IMPACT:
-        problems.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
+        findings.error(m.line_of("tier"), join(path, "tier"), f"expected 1, 2 or 3, got {tier!r}")
     slo = m.get("slo")
     if slo is not None and (
         isinstance(slo, bool) or not isinstance(slo, int | float) or not 0 < slo <= 100
     ):
-        problems.error(
+        findings.error(
             m.line_of("slo"), join(path, "slo"), f"expected a percentage like 99.9, got {slo!r}"
         )
-    depends_on = tuple(get_str_list(problems, m, "depends_on", path))
-    if len(problems.errors) != before:
+    depends_on = tuple(get_str_list(findings, m, "depends_on", path))
+    if len(findings.errors) != before:
         return None
     return Service(
         name or "", depends_on, tier, None if slo is None else float(slo), filename, m.line
@@ -562,30 +558,30 @@ def _parse_service(problems: Problems, m: LocDict, path: str, filename: str) -> 
 
 
 def _parse_window(
-    problems: Problems, m: LocDict, path: str, filename: str
+    findings: Findings, m: LocDict, path: str, filename: str
 ) -> MaintenanceWindow | None:
-    before = len(problems.errors)
-    name, path, match = _head(problems, m, path, "maintenance window", MAINTENANCE_KEYS)
-    action = convert(problems, m, "action", path, WindowAction.SUPPRESS, _window_action)
-    timezone = get_str(problems, m, "timezone", path) or "UTC"
+    before = len(findings.errors)
+    name, path, match = _head(findings, m, path, "maintenance window", MAINTENANCE_KEYS)
+    action = convert(findings, m, "action", path, WindowAction.SUPPRESS, _window_action)
+    timezone = get_str(findings, m, "timezone", path) or "UTC"
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
-        problems.error(
+        findings.error(
             m.line_of("timezone"),
             join(path, "timezone"),
             f"unknown time zone {timezone!r} (e.g. Europe/Berlin)",
         )
         timezone = "UTC"
-    start = convert(problems, m, "start", path, None, parse_time)
-    end = convert(problems, m, "end", path, None, parse_time)
-    every = get_str(problems, m, "every", path)
-    duration = _duration(problems, m, "duration", path, timedelta(0))
+    start = convert(findings, m, "start", path, None, parse_time)
+    end = convert(findings, m, "end", path, None, parse_time)
+    every = get_str(findings, m, "every", path)
+    duration = _duration(findings, m, "duration", path, timedelta(0))
     if every is not None:
         if "start" in m or "end" in m:
-            problems.error(m.line, path, "give either start and end, or every and duration")
+            findings.error(m.line, path, "give either start and end, or every and duration")
         if duration <= timedelta(0):
-            problems.error(
+            findings.error(
                 m.line_of("duration"),
                 join(path, "duration"),
                 "a recurring window needs a positive duration, e.g. 2h",
@@ -594,15 +590,15 @@ def _parse_window(
             CronTrigger.from_crontab(every)
         except ValueError as exc:
             cron = "minute hour day month weekday"
-            problems.error(
+            findings.error(
                 m.line_of("every"), join(path, "every"), f"invalid cron expression ({cron}): {exc}"
             )
             every = None
     elif start is None or end is None:
-        problems.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
+        findings.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
     elif end <= start:
-        problems.error(m.line_of("end"), join(path, "end"), "must be after start")
-    if len(problems.errors) != before:
+        findings.error(m.line_of("end"), join(path, "end"), "must be after start")
+    if len(findings.errors) != before:
         return None
     return MaintenanceWindow(
         name=name or "",
@@ -613,7 +609,7 @@ def _parse_window(
         every=every,
         duration=duration,
         timezone=timezone,
-        change=get_str(problems, m, "change", path),
+        change=get_str(findings, m, "change", path),
         file=filename,
         line=m.line,
     )
@@ -624,10 +620,10 @@ API_WINDOWS = "api"  # the `file` of windows created through the API
 
 def parse_window(text: str) -> MaintenanceWindow:
     """One window given as JSON (or YAML) by the API, checked as in a rule file."""
-    problems = Problems("request body")
-    m = expect_mapping(problems, load_yaml(text, "request body"), 1, "")
-    window = _parse_window(problems, m, "window", API_WINDOWS) if m is not None else None
-    problems.raise_if_any()
+    findings = Findings("request body")
+    m = expect_mapping(findings, load_yaml(text, "request body"), 1, "")
+    window = _parse_window(findings, m, "window", API_WINDOWS) if m is not None else None
+    findings.raise_if_any()
     assert window is not None
     return window
 
@@ -640,84 +636,84 @@ def _window_action(text: str) -> WindowAction:
 
 
 def _named(
-    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+    findings: Findings, m: LocDict, path: str, what: str, keys: Sequence[str]
 ) -> tuple[str | None, str]:
     """The item's name, also put in its path for the messages that follow, and only
     known keys."""
-    name = get_str(problems, m, "name", path)
+    name = get_str(findings, m, "name", path)
     if not name:
-        problems.error(m.line, path, f"every {what} needs a name")
+        findings.error(m.line, path, f"every {what} needs a name")
     else:
         path = f"{path} ({name})"
-    check_keys(problems, m, keys, path)
+    check_keys(findings, m, keys, path)
     return name, path
 
 
 def _head(
-    problems: Problems, m: LocDict, path: str, what: str, keys: Sequence[str]
+    findings: Findings, m: LocDict, path: str, what: str, keys: Sequence[str]
 ) -> tuple[str | None, str, tuple[Selector, ...]]:
     """What every named, matching item has: a name, only known keys, and a match."""
-    name, path = _named(problems, m, path, what, keys)
+    name, path = _named(findings, m, path, what, keys)
     if "match" not in m:
-        problems.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
+        findings.error(m.line, path, "missing 'match' (use '{}' to match every alert)")
         return name, path, ()
-    return name, path, _match(problems, m, path)
+    return name, path, _match(findings, m, path)
 
 
 def _parse_known_error(
-    problems: Problems, m: LocDict, path: str, filename: str
+    findings: Findings, m: LocDict, path: str, filename: str
 ) -> KnownError | None:
-    before = len(problems.errors)
-    name, path, match = _head(problems, m, path, "known error", KNOWN_ERROR_KEYS)
+    before = len(findings.errors)
+    name, path, match = _head(findings, m, path, "known error", KNOWN_ERROR_KEYS)
     if "workaround" not in m:
-        problems.error(m.line, path, "missing 'workaround'")
-    workaround = _template(problems, m, "workaround", path, None) if "workaround" in m else None
-    if workaround is None or len(problems.errors) != before:
+        findings.error(m.line, path, "missing 'workaround'")
+    workaround = _template(findings, m, "workaround", path, None) if "workaround" in m else None
+    if workaround is None or len(findings.errors) != before:
         return None
     return KnownError(name or "", match, workaround, filename, m.line)
 
 
 def _parse_incident_rule(
-    problems: Problems, m: LocDict, path: str, filename: str
+    findings: Findings, m: LocDict, path: str, filename: str
 ) -> IncidentRule | None:
-    before = len(problems.errors)
-    name, path, match = _head(problems, m, path, "rule", INCIDENT_KEYS)
+    before = len(findings.errors)
+    name, path, match = _head(findings, m, path, "rule", INCIDENT_KEYS)
     for key in ("title", "description", "impact", "urgency", "assignee"):
         if key in m and m[key] is None:  # an empty value is a mistake, not the default
-            problems.error(m.line_of(key), join(path, key), "expected a string, got nothing (null)")
+            findings.error(m.line_of(key), join(path, key), "expected a string, got nothing (null)")
     auto_resolve = m.get("auto_resolve", DEFAULT_AUTO_RESOLVE)
     policy = Policy(
-        window=_duration(problems, m, "window", path, DEFAULT_WINDOW),
+        window=_duration(findings, m, "window", path, DEFAULT_WINDOW),
         auto_resolve=None
         if auto_resolve == "never"
-        else _duration(problems, m, "auto_resolve", path, DEFAULT_AUTO_RESOLVE),
-        reopen=_duration(problems, m, "reopen", path, DEFAULT_REOPEN),
+        else _duration(findings, m, "auto_resolve", path, DEFAULT_AUTO_RESOLVE),
+        reopen=_duration(findings, m, "reopen", path, DEFAULT_REOPEN),
     )
     rule = IncidentRule(
         name=name or "",
         match=match,
-        group_by=tuple(get_str_list(problems, m, "group_by", path)),
+        group_by=tuple(get_str_list(findings, m, "group_by", path)),
         policy=policy,
-        title=_template(problems, m, "title", path, DEFAULT_TITLE),
-        description=_template(problems, m, "description", path, DEFAULT_DESCRIPTION),
-        impact=_level(problems, m, "impact", path, allow_auto=False) or Level.MEDIUM,
-        urgency=_level(problems, m, "urgency", path, allow_auto=True),
-        priority=convert(problems, m, "priority", path, None, _priority),
-        assignee=_template(problems, m, "assignee", path, None) if "assignee" in m else None,
+        title=_template(findings, m, "title", path, DEFAULT_TITLE),
+        description=_template(findings, m, "description", path, DEFAULT_DESCRIPTION),
+        impact=_level(findings, m, "impact", path, allow_auto=False) or Level.MEDIUM,
+        urgency=_level(findings, m, "urgency", path, allow_auto=True),
+        priority=convert(findings, m, "priority", path, None, _priority),
+        assignee=_template(findings, m, "assignee", path, None) if "assignee" in m else None,
         file=filename,
         line=m.line,
-        attach_to_upstream=get_bool(problems, m, "attach_to_upstream", path, False),
+        attach_to_upstream=get_bool(findings, m, "attach_to_upstream", path, False),
         impact_set="impact" in m,
     )
-    return rule if len(problems.errors) == before else None
+    return rule if len(findings.errors) == before else None
 
 
-def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
+def _match(findings: Findings, m: LocDict, path: str) -> tuple[Selector, ...]:
     """A selector string, or a list of them meaning any of them."""
     value = m["match"]
     items = value if isinstance(value, LocList) else [value]
     if not items or not all(isinstance(item, str) for item in items):
-        problems.error(
+        findings.error(
             m.line_of("match"),
             join(path, "match"),
             "expected a selector like '{severity=\"critical\"}' or a list of them",
@@ -726,12 +722,12 @@ def _match(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
     try:
         return parse_selectors(list(items) if isinstance(value, LocList) else value)
     except MatcherError as exc:
-        problems.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
+        findings.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
         return ()
 
 
-def _duration(problems: Problems, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
-    return convert(problems, m, key, path, default, parse_duration)
+def _duration(findings: Findings, m: LocDict, key: str, path: str, default: timedelta) -> timedelta:
+    return convert(findings, m, key, path, default, parse_duration)
 
 
 def _priority(text: str) -> Priority | None:
@@ -743,30 +739,30 @@ def _priority(text: str) -> Priority | None:
         raise ValueError(f"expected auto or one of P1..P5, got {text!r}") from None
 
 
-def _template(problems: Problems, m: LocDict, key: str, path: str, default: str | None) -> Any:
-    source = get_str(problems, m, key, path) if key in m else default
+def _template(findings: Findings, m: LocDict, key: str, path: str, default: str | None) -> Any:
+    source = get_str(findings, m, key, path) if key in m else default
     if source is None:
         return None
     try:
         return compile_template(source)
     except ValueError as exc:
-        problems.error(m.line_of(key), join(path, key), str(exc))
+        findings.error(m.line_of(key), join(path, key), str(exc))
         return compile_template("")
 
 
 def _level(
-    problems: Problems, m: LocDict, key: str, path: str, *, allow_auto: bool
+    findings: Findings, m: LocDict, key: str, path: str, *, allow_auto: bool
 ) -> Level | Template | None:
-    text = get_str(problems, m, key, path)
+    text = get_str(findings, m, key, path)
     if text is None or (allow_auto and text == AUTO):
         return None
     if "{" in text:
-        return _template(problems, m, key, path, None)  # type: ignore[no-any-return]
+        return _template(findings, m, key, path, None)  # type: ignore[no-any-return]
     try:
         return Level(text)
     except ValueError:
         choices = "high, medium, low" + (", auto" if allow_auto else "")
-        problems.error(
+        findings.error(
             m.line_of(key),
             join(path, key),
             f"expected one of {choices} or a template, got {text!r}",

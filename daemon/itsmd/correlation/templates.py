@@ -14,6 +14,21 @@ _ENV = ImmutableSandboxedEnvironment(autoescape=False, keep_trailing_newline=Fal
 _MAX_RENDERED = 10_000
 
 
+# What every rule template reads (docs/rules.md, "Templates"); `rules check` warns
+# of any other name.
+CONTEXT_NAMES = ("labels", "annotations", "group", "key", "rule")
+
+
+def template_context(
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    rule: str,
+    key: str,
+    group: Mapping[str, str],
+) -> dict[str, Any]:
+    return {"labels": labels, "annotations": annotations, "group": group, "key": key, "rule": rule}
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     """A compiled template that remembers its source (for display and equality)."""

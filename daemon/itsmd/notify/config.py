@@ -20,9 +20,9 @@ from itsmd.durations import parse_duration
 from itsmd.notify.connector import EVENTS, Sink, SinkConfigError, SinkEnv, SinkKind, SinkOptions
 from itsmd.notify.routes import UNLESS, Route
 from itsmd.yamlsource import (
+    Findings,
     LocDict,
     LocList,
-    Problems,
     check_keys,
     convert,
     expect_list,
@@ -72,7 +72,7 @@ def _no_session() -> aiohttp.ClientSession:
 
 
 def parse_connectors(
-    problems: Problems,
+    findings: Findings,
     top: LocDict,
     env: Mapping[str, str],
     base: Path,
@@ -81,41 +81,41 @@ def parse_connectors(
     section = top.get("connectors")
     prometheus, sinks, m = None, {}, None
     if section is not None:
-        m = expect_mapping(problems, section, top.line_of("connectors"), "connectors")
+        m = expect_mapping(findings, section, top.line_of("connectors"), "connectors")
         if m is not None:
-            check_keys(problems, m, ("prometheus", "sinks"), "connectors")
-            prometheus = _prometheus(problems, m, env, base)
+            check_keys(findings, m, ("prometheus", "sinks"), "connectors")
+            prometheus = _prometheus(findings, m, env, base)
             if m.get("sinks") and callable(kinds):
                 kinds = kinds()  # import the sink modules only when sinks are configured
-            sinks = _sinks(problems, m, env, base, kinds if isinstance(kinds, Mapping) else {})
+            sinks = _sinks(findings, m, env, base, kinds if isinstance(kinds, Mapping) else {})
     declared = set(m["sinks"]) if m is not None and isinstance(m.get("sinks"), LocDict) else set()
-    return Connectors(prometheus, sinks, _routes(problems, top, declared))
+    return Connectors(prometheus, sinks, _routes(findings, top, declared))
 
 
 def _prometheus(
-    problems: Problems, m: LocDict, env: Mapping[str, str], base: Path
+    findings: Findings, m: LocDict, env: Mapping[str, str], base: Path
 ) -> PrometheusSource | None:
     if m.get("prometheus") is None:
         return None
     path = "connectors.prometheus"
-    p = expect_mapping(problems, m["prometheus"], m.line_of("prometheus"), path)
+    p = expect_mapping(findings, m["prometheus"], m.line_of("prometheus"), path)
     if p is None:
         return None
-    check_keys(problems, p, ("url", "timeout", "bearer_token_env", "bearer_token_file"), path)
-    url = get_str(problems, p, "url", path) or ""
+    check_keys(findings, p, ("url", "timeout", "bearer_token_env", "bearer_token_file"), path)
+    url = get_str(findings, p, "url", path) or ""
     if not url.startswith(("http://", "https://")):
-        problems.error(p.line_of("url"), join(path, "url"), "expected an http:// or https:// URL")
-    timeout = convert(problems, p, "timeout", path, timedelta(seconds=10), parse_duration)
+        findings.error(p.line_of("url"), join(path, "url"), "expected an http:// or https:// URL")
+    timeout = convert(findings, p, "timeout", path, timedelta(seconds=10), parse_duration)
     options = SinkOptions({k: v for k, v in p.items() if k.startswith("bearer_token")}, env, base)
     token = options.secret("bearer_token", required=False)
     for key, message in options.problems:
-        problems.error(p.line_of(key), join(path, key), message)
+        findings.error(p.line_of(key), join(path, key), message)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return PrometheusSource(url.rstrip("/"), timeout.total_seconds(), headers)
 
 
 def _sinks(
-    problems: Problems,
+    findings: Findings,
     m: LocDict,
     env: Mapping[str, str],
     base: Path,
@@ -123,21 +123,21 @@ def _sinks(
 ) -> dict[str, SinkSpec]:
     if m.get("sinks") is None:
         return {}
-    section = expect_mapping(problems, m["sinks"], m.line_of("sinks"), "connectors.sinks")
+    section = expect_mapping(findings, m["sinks"], m.line_of("sinks"), "connectors.sinks")
     sinks: dict[str, SinkSpec] = {}
     for name, value in (section or {}).items():
         path = join("connectors.sinks", name)
-        s = expect_mapping(problems, value, section.line_of(name) if section else 0, path)
+        s = expect_mapping(findings, value, section.line_of(name) if section else 0, path)
         if s is None:
             continue
-        spec = _sink(problems, str(name), s, path, env, base, kinds)
+        spec = _sink(findings, str(name), s, path, env, base, kinds)
         if spec is not None:
             sinks[spec.name] = spec
     return sinks
 
 
 def _sink(
-    problems: Problems,
+    findings: Findings,
     name: str,
     s: LocDict,
     path: str,
@@ -145,23 +145,23 @@ def _sink(
     base: Path,
     kinds: Mapping[str, SinkKind],
 ) -> SinkSpec | None:
-    kind_name = get_str(problems, s, "type", path)
+    kind_name = get_str(findings, s, "type", path)
     kind = kinds.get(kind_name or "")
     if kind is None:
         known = ", ".join(sorted(kinds)) or "none installed"
-        problems.error(s.line_of("type"), join(path, "type"), f"expected a sink type ({known})")
+        findings.error(s.line_of("type"), join(path, "type"), f"expected a sink type ({known})")
         return None
     options = {k: v for k, v in s.items() if k not in COMMON_SINK_KEYS}
-    timeout = convert(problems, s, "timeout", path, timedelta(seconds=10), parse_duration)
-    backoff = convert(problems, s, "backoff", path, timedelta(seconds=2), parse_duration)
-    ceiling = convert(problems, s, "max_backoff", path, timedelta(minutes=10), parse_duration)
-    max_attempts = _count(problems, s, "max_attempts", path, 12)
-    concurrency = _count(problems, s, "concurrency", path, 4)
+    timeout = convert(findings, s, "timeout", path, timedelta(seconds=10), parse_duration)
+    backoff = convert(findings, s, "backoff", path, timedelta(seconds=2), parse_duration)
+    ceiling = convert(findings, s, "max_backoff", path, timedelta(minutes=10), parse_duration)
+    max_attempts = _count(findings, s, "max_attempts", path, 12)
+    concurrency = _count(findings, s, "concurrency", path, 4)
     try:
         kind.build(SinkOptions(options, env, base), SinkEnv(_no_session, timeout.total_seconds()))
     except SinkConfigError as exc:
         for key, message in exc.problems:
-            problems.error(s.line_of(key), join(path, key), message)
+            findings.error(s.line_of(key), join(path, key), message)
         return None
     return SinkSpec(
         name=name,
@@ -177,70 +177,70 @@ def _sink(
     )
 
 
-def _count(problems: Problems, m: LocDict, key: str, path: str, default: int) -> int:
+def _count(findings: Findings, m: LocDict, key: str, path: str, default: int) -> int:
     value = m.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        problems.error(
+        findings.error(
             m.line_of(key), join(path, key), f"expected a positive integer, got {value!r}"
         )
         return default
     return value
 
 
-def _routes(problems: Problems, top: LocDict, sinks: set[str]) -> tuple[Route, ...]:
+def _routes(findings: Findings, top: LocDict, sinks: set[str]) -> tuple[Route, ...]:
     if top.get("routes") is None:
         return ()
-    items = expect_list(problems, top["routes"], top.line_of("routes"), "routes")
+    items = expect_list(findings, top["routes"], top.line_of("routes"), "routes")
     routes: list[Route] = []
     for index, item in enumerate(items or LocList()):
         path = join("routes", index)
-        m = expect_mapping(problems, item, items.line_of(index) if items else 0, path)
+        m = expect_mapping(findings, item, items.line_of(index) if items else 0, path)
         if m is None:
             continue
-        route = _route(problems, m, path, sinks)
+        route = _route(findings, m, path, sinks)
         if route is None:
             continue
         if any(r.name == route.name for r in routes):
-            problems.error(m.line_of("name"), join(path, "name"), f"route {route.name!r} twice")
+            findings.error(m.line_of("name"), join(path, "name"), f"route {route.name!r} twice")
         routes.append(route)
     return tuple(routes)
 
 
-def _route(problems: Problems, m: LocDict, path: str, sinks: set[str]) -> Route | None:
-    check_keys(problems, m, ROUTE_KEYS, path)
-    name = get_str(problems, m, "name", path)
+def _route(findings: Findings, m: LocDict, path: str, sinks: set[str]) -> Route | None:
+    check_keys(findings, m, ROUTE_KEYS, path)
+    name = get_str(findings, m, "name", path)
     if not name:
-        problems.error(m.line, join(path, "name"), "every route needs a name")
+        findings.error(m.line, join(path, "name"), "every route needs a name")
         return None
-    to = get_str_list(problems, m, "to", path) if isinstance(m.get("to"), LocList) else []
+    to = get_str_list(findings, m, "to", path) if isinstance(m.get("to"), LocList) else []
     if isinstance(m.get("to"), str):
         to = [m["to"]]
     if not to:
-        problems.error(m.line_of("to"), join(path, "to"), "name at least one sink")
+        findings.error(m.line_of("to"), join(path, "to"), "name at least one sink")
     for sink in to:
         if sink not in sinks:
             known = ", ".join(sorted(sinks)) or "none configured"
-            problems.error(m.line_of("to"), join(path, "to"), f"no sink {sink!r} ({known})")
-    events = get_str_list(problems, m, "events", path) if "events" in m else list(EVENTS)
+            findings.error(m.line_of("to"), join(path, "to"), f"no sink {sink!r} ({known})")
+    events = get_str_list(findings, m, "events", path) if "events" in m else list(EVENTS)
     for event in events:
         if event not in EVENTS:
-            problems.error(
+            findings.error(
                 m.line_of("events"),
                 join(path, "events"),
                 f"unknown event {event!r} (expected {', '.join(EVENTS)})",
             )
-    after = convert(problems, m, "after", path, None, parse_duration)
-    unless = get_str(problems, m, "unless", path)
+    after = convert(findings, m, "after", path, None, parse_duration)
+    unless = get_str(findings, m, "unless", path)
     if unless is not None and unless not in UNLESS:
-        problems.error(m.line_of("unless"), join(path, "unless"), f"expected {' or '.join(UNLESS)}")
+        findings.error(m.line_of("unless"), join(path, "unless"), f"expected {' or '.join(UNLESS)}")
     if unless is not None and after is None:
-        problems.error(m.line_of("unless"), join(path, "unless"), "needs `after`")
+        findings.error(m.line_of("unless"), join(path, "unless"), "needs `after`")
     cont = m.get("continue", False)
     if not isinstance(cont, bool):
-        problems.error(m.line_of("continue"), join(path, "continue"), "expected true or false")
+        findings.error(m.line_of("continue"), join(path, "continue"), "expected true or false")
     return Route(
         name=name,
-        match=_selectors(problems, m, path),
+        match=_selectors(findings, m, path),
         events=frozenset(events),
         to=tuple(to),
         continue_=cont is True,
@@ -249,15 +249,15 @@ def _route(problems: Problems, m: LocDict, path: str, sinks: set[str]) -> Route 
     )
 
 
-def _selectors(problems: Problems, m: LocDict, path: str) -> tuple[Selector, ...]:
+def _selectors(findings: Findings, m: LocDict, path: str) -> tuple[Selector, ...]:
     value = m.get("match", "{}")
     if not isinstance(value, str | LocList) or not all(isinstance(v, str) for v in value or []):
-        problems.error(m.line_of("match"), join(path, "match"), "expected a selector or a list")
+        findings.error(m.line_of("match"), join(path, "match"), "expected a selector or a list")
         return ()
     try:
         return parse_selectors(list(value) if isinstance(value, LocList) else value)
     except MatcherError as exc:
-        problems.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
+        findings.error(m.line_of("match"), join(path, "match"), f"invalid matcher: {exc}")
         return ()
 
 

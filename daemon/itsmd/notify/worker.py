@@ -60,7 +60,7 @@ class SinkRunner:
         return float(base * random.uniform(0.8, 1.2))
 
 
-class Notifier:
+class OutboxWorker:
     """The outbox for the writer (enqueue, wake) and the worker that drains it."""
 
     def __init__(
@@ -101,7 +101,7 @@ class Notifier:
         """`sole_writer`: no other process uses this store (SQLite), so leases left by a
         crash of this daemon are released at once instead of running out."""
         self._writer = writer
-        self._task = asyncio.create_task(self._loop(sole_writer), name="itsmd-notifier")
+        self._task = asyncio.create_task(self._loop(sole_writer), name="itsmd-outbox")
 
     async def stop(self, timeout_s: float = 5.0) -> int:
         """Stop claiming, give sends in flight `timeout_s`; returns how many were cut off.

@@ -11,14 +11,12 @@ from collections.abc import Iterator
 
 from itsmd.correlation.matchers import Matcher, MatchOp, Selector
 from itsmd.correlation.rules import IncidentRule, RuleSet
-from itsmd.correlation.templates import Template, variables_used
-from itsmd.yamlsource import Problem
-
-TEMPLATE_CONTEXT = ("labels", "annotations", "group", "key", "rule")  # see correlate._context
+from itsmd.correlation.templates import CONTEXT_NAMES, Template, variables_used
+from itsmd.yamlsource import Finding
 
 
-def lint(rules: RuleSet) -> list[Problem]:
-    warnings: list[Problem] = []
+def lint(rules: RuleSet) -> list[Finding]:
+    warnings: list[Finding] = []
     seen: list[IncidentRule] = []
     for rule in rules.incident_rules:
         where = f"incidents: rule {rule.name}"
@@ -38,28 +36,28 @@ def lint(rules: RuleSet) -> list[Problem]:
                 )
             )
         for field, template in _templates(rule):
-            unknown = sorted(variables_used(template) - set(TEMPLATE_CONTEXT))
+            unknown = sorted(variables_used(template) - set(CONTEXT_NAMES))
             if unknown:
                 warnings.append(
                     _warn(
                         rule,
                         (
                             f"{where}: {field} uses {', '.join(unknown)}, which templates "
-                            f"do not have (they have {', '.join(TEMPLATE_CONTEXT)})"
+                            f"do not have (they have {', '.join(CONTEXT_NAMES)})"
                         ),
                     )
                 )
         seen.append(rule)
     for known in rules.known_errors:
-        unknown = sorted(variables_used(known.workaround) - set(TEMPLATE_CONTEXT))
+        unknown = sorted(variables_used(known.workaround) - set(CONTEXT_NAMES))
         if unknown:
             warnings.append(
-                Problem(
+                Finding(
                     known.file,
                     known.line,
                     (
                         f"known_errors: {known.name}: workaround uses {', '.join(unknown)}, which "
-                        f"templates do not have (they have {', '.join(TEMPLATE_CONTEXT)})"
+                        f"templates do not have (they have {', '.join(CONTEXT_NAMES)})"
                     ),
                     warning=True,
                 )
@@ -67,8 +65,8 @@ def lint(rules: RuleSet) -> list[Problem]:
     return warnings
 
 
-def _warn(rule: IncidentRule, message: str) -> Problem:
-    return Problem(rule.file, rule.line, message, warning=True)
+def _warn(rule: IncidentRule, message: str) -> Finding:
+    return Finding(rule.file, rule.line, message, warning=True)
 
 
 def _templates(rule: IncidentRule) -> Iterator[tuple[str, Template]]:

@@ -22,10 +22,10 @@ from itsmd.durations import format_duration
 from itsmd.models import Action, Alert, AlertStatus, Incident, StoredAlert
 from itsmd.ruletools.simulate import SimulatedProblem, Simulation
 from itsmd.yamlsource import (
+    Finding,
+    Findings,
     LoadError,
     LocDict,
-    Problem,
-    Problems,
     check_keys,
     describe,
     each_mapping,
@@ -118,54 +118,54 @@ def load_test_file(path: Path) -> TestFile:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise LoadError([Problem(name, 0, f"cannot read test file: {exc.strerror}")]) from None
-    problems = Problems(name)
-    top = expect_mapping(problems, load_yaml(text, name), 1, "")
+        raise LoadError([Finding(name, 0, f"cannot read test file: {exc.strerror}")]) from None
+    findings = Findings(name)
+    top = expect_mapping(findings, load_yaml(text, name), 1, "")
     if top is None:
-        problems.raise_if_any()  # raises: expect_mapping reported it
+        findings.raise_if_any()  # raises: expect_mapping reported it
         return TestFile(name, (), ())
-    check_keys(problems, top, ("rule_files", "tests"), "")
+    check_keys(findings, top, ("rule_files", "tests"), "")
     files = []
-    listed = expect_list(problems, top.get("rule_files"), top.line_of("rule_files"), "rule_files")
+    listed = expect_list(findings, top.get("rule_files"), top.line_of("rule_files"), "rule_files")
     for index, item in enumerate(listed or []):
         if isinstance(item, str):
             files.append(path.parent / item)
         else:
-            problems.error(
+            findings.error(
                 listed.line_of(index) if listed else 0,
                 join("rule_files", index),
                 f"expected a file name, got {describe(item)}",
             )
     if "tests" not in top:
-        problems.error(1, "", "needs tests: a list of tests")
-    tests = each_mapping(problems, top, "tests", "", _test)
-    problems.raise_if_any()
+        findings.error(1, "", "needs tests: a list of tests")
+    tests = each_mapping(findings, top, "tests", "", _test)
+    findings.raise_if_any()
     return TestFile(name, tuple(files), tuple(tests))
 
 
-def _test(problems: Problems, m: LocDict, path: str) -> RuleTest:
-    check_keys(problems, m, ("name", "interval", "series", "expect"), path)
-    name = get_str(problems, m, "name", path) or path
-    interval = get_duration(problems, m, "interval", path, timedelta(minutes=1))
+def _test(findings: Findings, m: LocDict, path: str) -> RuleTest:
+    check_keys(findings, m, ("name", "interval", "series", "expect"), path)
+    name = get_str(findings, m, "name", path) or path
+    interval = get_duration(findings, m, "interval", path, timedelta(minutes=1))
     if interval <= timedelta(0):
-        problems.error(m.line_of("interval"), join(path, "interval"), "must be positive")
-    series = each_mapping(problems, m, "series", path, _series)
-    expect = each_mapping(problems, m, "expect", path, _expectation)
+        findings.error(m.line_of("interval"), join(path, "interval"), "must be positive")
+    series = each_mapping(findings, m, "series", path, _series)
+    expect = each_mapping(findings, m, "expect", path, _expectation)
     return RuleTest(name, m.line_of("name"), interval, tuple(series), tuple(expect))
 
 
-def _series(problems: Problems, m: LocDict, path: str) -> Series:
-    check_keys(problems, m, ("labels", "annotations", "values"), path)
-    labels = _string_map(problems, m, "labels", path)
+def _series(findings: Findings, m: LocDict, path: str) -> Series:
+    check_keys(findings, m, ("labels", "annotations", "values"), path)
+    labels = _string_map(findings, m, "labels", path)
     if "alertname" not in labels:
-        problems.error(m.line_of("labels"), join(path, "labels"), "needs an alertname label")
-    values = get_str(problems, m, "values", path) or ""
+        findings.error(m.line_of("labels"), join(path, "labels"), "needs an alertname label")
+    values = get_str(findings, m, "values", path) or ""
     try:
         steps = parse_values(values)
     except ValueError as exc:
-        problems.error(m.line_of("values"), join(path, "values"), str(exc))
+        findings.error(m.line_of("values"), join(path, "values"), str(exc))
         steps = ()
-    return Series(labels, _string_map(problems, m, "annotations", path), steps)
+    return Series(labels, _string_map(findings, m, "annotations", path), steps)
 
 
 def parse_values(text: str) -> tuple[str, ...]:
@@ -187,30 +187,30 @@ def parse_values(text: str) -> tuple[str, ...]:
     return tuple(steps)
 
 
-def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
-    check_keys(problems, m, ("at", "incidents", "problems", *HELD), path)
+def _expectation(findings: Findings, m: LocDict, path: str) -> Expectation:
+    check_keys(findings, m, ("at", "incidents", "problems", *HELD), path)
     held = {}
     for key in HELD:
         if key in m:
             if isinstance(m[key], int) and not isinstance(m[key], bool) and m[key] >= 0:
                 held[key] = m[key]
             else:
-                problems.error(
+                findings.error(
                     m.line_of(key), join(path, key), f"expected a count, got {describe(m[key])}"
                 )
     if "at" not in m:
-        problems.error(m.line, path, "needs at: the time to check, e.g. 5m")
-    at = get_duration(problems, m, "at", path, timedelta(0))
+        findings.error(m.line, path, "needs at: the time to check, e.g. 5m")
+    at = get_duration(findings, m, "at", path, timedelta(0))
 
     def checked(fields: Mapping[str, Any]) -> Any:
-        def parse(p: Problems, entry: LocDict, where: str) -> dict[str, Any]:
+        def parse(p: Findings, entry: LocDict, where: str) -> dict[str, Any]:
             check_keys(p, entry, fields, where)
             return dict(entry)
 
         return parse
 
-    expected = each_mapping(problems, m, "incidents", path, checked(FIELDS))
-    expected_problems = each_mapping(problems, m, "problems", path, checked(PROBLEM_FIELDS))
+    expected = each_mapping(findings, m, "incidents", path, checked(FIELDS))
+    expected_problems = each_mapping(findings, m, "problems", path, checked(PROBLEM_FIELDS))
     return Expectation(
         at,
         tuple(expected) if "incidents" in m else None,
@@ -220,15 +220,15 @@ def _expectation(problems: Problems, m: LocDict, path: str) -> Expectation:
     )
 
 
-def _string_map(problems: Problems, m: LocDict, key: str, path: str) -> dict[str, str]:
+def _string_map(findings: Findings, m: LocDict, key: str, path: str) -> dict[str, str]:
     value = m.get(key, LocDict())
-    mapping = expect_mapping(problems, value, m.line_of(key), join(path, key))
+    mapping = expect_mapping(findings, value, m.line_of(key), join(path, key))
     out = {}
     for name, item in (mapping or {}).items():
         if isinstance(item, str | int | float) and not isinstance(item, bool):
             out[str(name)] = str(item)
         else:
-            problems.error(
+            findings.error(
                 m.line_of(key),
                 join(join(path, key), name),
                 f"expected a string, got {describe(item)}",

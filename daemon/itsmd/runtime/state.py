@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 class ReloadResult:
     ok: bool
     rules: int
-    problems: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
     restart_needed: tuple[str, ...] = ()
 
 
@@ -57,12 +57,12 @@ class Runtime:
             rules = load_rules(rule_files(settings.rules))
         except LoadError as exc:
             self.metrics.rules_last_reload_success.set(0)
-            problems = tuple(str(p) for p in exc.problems)
+            findings = tuple(str(p) for p in exc.findings)
             log.error(
                 "reload failed, the previous config and rules stay in force:\n%s",
-                "\n".join(problems),
+                "\n".join(findings),
             )
-            return ReloadResult(False, len(self.rules), problems)
+            return ReloadResult(False, len(self.rules), findings)
         restart = tuple(
             name
             for name in ("listen", "database")

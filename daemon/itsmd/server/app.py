@@ -19,7 +19,7 @@ from itsmd.api import incidents, levels, maintenance, notifications, ops, proble
 from itsmd.api.auth import auth_middleware
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
-from itsmd.api.keys import CHECKS, HTTP, NOTIFIER, RUNTIME
+from itsmd.api.keys import CHECKS, HTTP, OUTBOX, RUNTIME
 from itsmd.checks.jobs import CheckJobs
 from itsmd.checks.runner import CheckRunner
 from itsmd.config import Overrides, Settings
@@ -27,7 +27,7 @@ from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.models import Alert
 from itsmd.notify.config import build_sink
 from itsmd.notify.connector import SinkEnv, installed_kinds
-from itsmd.notify.worker import Notifier, SinkRunner
+from itsmd.notify.worker import OutboxWorker, SinkRunner
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
@@ -106,7 +106,7 @@ def build_app(
     app.router.add_get("/metrics", ops.metrics)
     app.router.add_get("/api/v1/notifications", notifications.list_notifications)
     app.router.add_post("/api/v1/notifications/{id}/retry", notifications.retry_notification)
-    app[NOTIFIER] = Notifier(
+    app[OUTBOX] = OutboxWorker(
         lambda: runtime.settings.connectors.routes,
         lambda: runtime.settings.base_url,
         clock,
@@ -145,7 +145,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             # SQLite has one writer, this process: its current incidents can stay in
             # memory. Several PostgreSQL replicas write the same keys.
             current=CurrentIncidents() if db.sqlite else None,
-            outbox=app[NOTIFIER],
+            outbox=app[OUTBOX],
         )
         writer.start()
         runtime.set_api_windows(await db.read(repo.api_windows))
@@ -239,7 +239,7 @@ async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]
 
 async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     """Sinks built from the config (again on every reload) and the delivery worker."""
-    runtime, notifier, http = app[RUNTIME], app[NOTIFIER], app[HTTP]
+    runtime, outbox, http = app[RUNTIME], app[OUTBOX], app[HTTP]
     kinds = installed_kinds() if runtime.settings.connectors.sinks else {}
 
     def build_sinks() -> None:
@@ -247,7 +247,7 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
         specs = runtime.settings.connectors.sinks
         if specs and not kinds:
             kinds = installed_kinds()
-        notifier.set_sinks(
+        outbox.set_sinks(
             {
                 name: SinkRunner(spec, build_sink(spec, kinds, SinkEnv(http, spec.timeout_s)))
                 for name, spec in specs.items()
@@ -258,9 +258,9 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     runtime.on_reload.append(build_sinks)
     assert runtime.writer is not None
     assert runtime.db is not None
-    notifier.start(runtime.writer, sole_writer=runtime.db.sqlite)
+    outbox.start(runtime.writer, sole_writer=runtime.db.sqlite)
     yield
-    cut = await notifier.stop()
+    cut = await outbox.stop()
     if cut:
         log.warning("%d notifications were being sent at shutdown; they will be sent again", cut)
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from itsmd.api.keys import RUNTIME
 from itsmd.runtime.state import Runtime
-from itsmd.server.systemd import Notifier
+from itsmd.server.systemd import SystemdNotifier
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 8.0  # in-flight requests get this long; the whole stop stays under 10 s
@@ -20,7 +20,7 @@ SHUTDOWN_TIMEOUT_S = 8.0  # in-flight requests get this long; the whole stop sta
 
 async def serve(app: web.Application, host: str, port: int) -> None:
     runtime = app[RUNTIME]
-    notifier = Notifier()
+    systemd = SystemdNotifier()
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
@@ -36,8 +36,8 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    loop.add_signal_handler(signal.SIGHUP, _reload, runtime, notifier)
-    watchdog = asyncio.create_task(notifier.watchdog())
+    loop.add_signal_handler(signal.SIGHUP, _reload, runtime, systemd)
+    watchdog = asyncio.create_task(systemd.watchdog())
     if not runtime.settings.tokens:
         log.warning("no auth tokens configured: serving loopback clients only, without auth")
     log.info(
@@ -47,10 +47,10 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         len(runtime.rules),
         runtime.db.safe_url if runtime.db else "-",
     )
-    notifier.ready(f"listening on {host}:{port}")
+    systemd.ready(f"listening on {host}:{port}")
     await stop.wait()
     log.info("stopping: no new connections; in-flight requests get %.0fs", SHUTDOWN_TIMEOUT_S)
-    notifier.stopping()
+    systemd.stopping()
     runtime.ready = False
     watchdog.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -73,7 +73,7 @@ def _tune_gc() -> None:
     gc.set_threshold(20_000, 50, 100)
 
 
-def _reload(runtime: Runtime, notifier: Notifier) -> None:
-    notifier.reloading()
+def _reload(runtime: Runtime, systemd: SystemdNotifier) -> None:
+    systemd.reloading()
     runtime.reload()
-    notifier.notify("READY=1")
+    systemd.notify("READY=1")

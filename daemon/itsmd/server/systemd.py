@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping
 
 
-class Notifier:
+class SystemdNotifier:
     """Sends states to $NOTIFY_SOCKET; does nothing when not run by systemd."""
 
     def __init__(self, env: Mapping[str, str] | None = None) -> None:

@@ -118,7 +118,7 @@ class Database:
     async def write(self, unit: Unit[T]) -> T:
         """Run `unit` in a read-write transaction; it commits when `unit` returns."""
         if self._sync is not None:
-            return await _in_thread(self._writer, _transaction, self._sync, unit)
+            return await _on_pool(self._writer, _transaction, self._sync, unit)
         assert self._async is not None
         async with self._async.begin() as conn:
             return await conn.run_sync(unit)
@@ -129,7 +129,7 @@ class Database:
         raises its driver error (HTTP 500, logged)."""
         try:
             if self._sync is not None:
-                return await _in_thread(self._readers, _transaction, self._sync, unit)
+                return await _on_pool(self._readers, _transaction, self._sync, unit)
             assert self._async is not None
             async with self._async.connect() as conn:
                 return await conn.run_sync(unit)
@@ -147,7 +147,7 @@ class Database:
             await self._async.dispose()
 
 
-async def _in_thread(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
+async def _on_pool(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 

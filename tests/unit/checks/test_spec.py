@@ -49,7 +49,7 @@ def errors(fields: str) -> list[str]:
     indented = "".join(f"    {line}\n" for line in fields.strip().splitlines())
     with pytest.raises(LoadError) as info:
         checks(f"  - name: c\n{indented}")
-    return [str(p) for p in info.value.problems]
+    return [str(p) for p in info.value.findings]
 
 
 def test_the_design_example_loads() -> None:
@@ -443,7 +443,7 @@ def test_invalid_check(fields: str, expected: list[str]) -> None:
 def test_a_check_needs_a_name() -> None:
     with pytest.raises(LoadError) as info:
         checks("  - type: tcp\n    target: a:1\n")
-    assert [str(p) for p in info.value.problems] == [f"{F}:2: checks[0]: every check needs a name"]
+    assert [str(p) for p in info.value.findings] == [f"{F}:2: checks[0]: every check needs a name"]
 
 
 def test_check_names_are_unique_across_files(tmp_path: Path) -> None:
@@ -451,7 +451,7 @@ def test_check_names_are_unique_across_files(tmp_path: Path) -> None:
     (tmp_path / "b.yml").write_text("\nchecks:\n  - {name: x, type: tcp, target: 'b:1'}\n")
     with pytest.raises(LoadError) as info:
         load_rules([tmp_path / "a.yml", tmp_path / "b.yml"])
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{tmp_path}/b.yml:3: checks: name 'x' already used at {tmp_path}/a.yml:2"
     ]
 

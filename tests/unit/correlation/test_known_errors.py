@@ -82,7 +82,7 @@ def test_mistakes_are_reported_with_the_line(tmp_path: Path, entry: str, message
     path.write_text("known_errors:\n" + entry)
     with pytest.raises(LoadError, match=message) as raised:
         load_rules([path])
-    assert raised.value.problems[0].line >= 2
+    assert raised.value.findings[0].line >= 2
 
 
 def test_a_name_used_twice_is_an_error(tmp_path: Path) -> None:

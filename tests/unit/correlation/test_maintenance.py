@@ -157,5 +157,5 @@ def test_mistakes_are_reported_with_the_window(tmp_path: Path, body: str, messag
     with pytest.raises(LoadError) as raised:
         load_rules([path])
     assert any(
-        message in str(p) and "maintenance[0] (w)" in str(p) for p in raised.value.problems
+        message in str(p) and "maintenance[0] (w)" in str(p) for p in raised.value.findings
     ), raised.value

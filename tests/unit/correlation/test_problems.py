@@ -63,7 +63,7 @@ def test_mistakes_are_errors_with_the_line(tmp_path: Path, entry: str, message: 
     path.write_text("problems:\n  - name: p\n    match: '{}'\n" + entry)
     with pytest.raises(LoadError) as raised:
         load_rules([path])
-    (problem,) = raised.value.problems
+    (problem,) = raised.value.findings
     assert message in str(problem)
     assert problem.line == 4
 

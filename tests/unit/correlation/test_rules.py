@@ -29,7 +29,7 @@ F = "rules/x.yml"
 def errors(text: str, filename: str = F) -> list[str]:
     with pytest.raises(LoadError) as info:
         parse_rule_file(text, filename)
-    return [str(p) for p in info.value.problems]
+    return [str(p) for p in info.value.findings]
 
 
 def one_rule(body: str) -> IncidentRule:
@@ -41,7 +41,7 @@ def one_rule(body: str) -> IncidentRule:
 
 
 def rule_errors(body: str) -> list[str]:
-    """Problems of one rule named r whose fields start on line 3."""
+    """Findings of one rule named r whose fields start on line 3."""
     fields = "".join(f"    {line}\n" for line in body.strip().splitlines())
     return errors(f"incidents:\n  - name: r\n{fields}")
 
@@ -399,10 +399,10 @@ def test_bad_matcher_reports_the_matcher_parsers_message(match: str) -> None:
 
 
 def test_bad_matcher_in_a_list_names_the_selector() -> None:
-    problems = rule_errors("match:\n  - '{}'\n  - '{a=b}'")
+    findings = rule_errors("match:\n  - '{}'\n  - '{a=b}'")
     message = matcher_message(["{}", "{a=b}"])
     assert message.startswith("selector 1: ")
-    assert problems == [f"{F}:3: incidents[0] (r).match: invalid matcher: {message}"]
+    assert findings == [f"{F}:3: incidents[0] (r).match: invalid matcher: {message}"]
 
 
 def test_missing_name() -> None:
@@ -413,8 +413,8 @@ def test_missing_name() -> None:
 
 @pytest.mark.parametrize("name", ["''", "null", "[a]"])
 def test_empty_or_odd_name(name: str) -> None:
-    problems = errors(f"incidents:\n  - match: '{{}}'\n    name: {name}\n")
-    assert problems[0] == f"{F}:2: incidents[0]: every rule needs a name"
+    findings = errors(f"incidents:\n  - match: '{{}}'\n    name: {name}\n")
+    assert findings[0] == f"{F}:2: incidents[0]: every rule needs a name"
 
 
 @pytest.mark.parametrize(
@@ -559,7 +559,7 @@ def test_duplicate_rule_name_across_files_names_the_first_location(tmp_path: Pat
     )
     with pytest.raises(LoadError) as info:
         load_rules([a, b])
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{b}:5: incidents: rule name 'outage' already used at {a}:2"
     ]
 
@@ -570,7 +570,7 @@ def test_duplicate_rule_name_in_one_file(tmp_path: Path) -> None:
     )
     with pytest.raises(LoadError) as info:
         load_rules([a])
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{a}:3: incidents: rule name 'x' already used at {a}:2"
     ]
 
@@ -583,7 +583,7 @@ def test_problems_of_every_file_are_reported_together(tmp_path: Path) -> None:
     missing = tmp_path / "missing.yml"
     with pytest.raises(LoadError) as info:
         load_rules([a, good, c, d, missing])
-    assert [str(p) for p in info.value.problems] == [
+    assert [str(p) for p in info.value.findings] == [
         f"{a}:3: incidents[0] (a).match: invalid matcher: {matcher_message('{')}",
         f"{c}:4: incidents[0] (c).windw: unknown key (did you mean 'window'?)",
         f"{d}:2: invalid YAML: while parsing a flow node expected the node content, "

@@ -126,4 +126,4 @@ def test_an_explicit_impact_wins_over_the_tier(tmp_path: Path) -> None:
 def test_catalog_mistakes_are_errors(tmp_path: Path, catalog: str, message: str) -> None:
     with pytest.raises(LoadError) as raised:
         _engine(tmp_path, catalog=catalog)
-    assert any(message in str(p) for p in raised.value.problems), raised.value
+    assert any(message in str(p) for p in raised.value.findings), raised.value

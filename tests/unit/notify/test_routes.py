@@ -129,7 +129,7 @@ def test_escalation_void(unless: str | None, doc: dict[str, Any], void: bool) ->
 def errors(text: str, env: dict[str, str] | None = None) -> list[str]:
     with pytest.raises(LoadError) as info:
         parse_config(text, "itsmd.yml", env or {})
-    return [str(p) for p in info.value.problems]
+    return [str(p) for p in info.value.findings]
 
 
 def test_connector_and_route_problems_name_file_line_and_key() -> None:

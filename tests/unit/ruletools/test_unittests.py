@@ -144,7 +144,7 @@ def test_mistakes_in_a_test_file_are_reported_with_their_lines(tmp_path: Path) -
     )
     with pytest.raises(LoadError) as raised:
         load_test_file(path)
-    assert [str(p).split(": ", 1)[1] for p in raised.value.problems] == [
+    assert [str(p).split(": ", 1)[1] for p in raised.value.findings] == [
         "tests[0].serie: unknown key (did you mean 'series'?)",
         "tests[0].expect[0]: needs at: the time to check, e.g. 5m",
         "tests[0].expect[0].incidents[0].priorty: unknown key (did you mean 'priority'?)",
@@ -152,7 +152,7 @@ def test_mistakes_in_a_test_file_are_reported_with_their_lines(tmp_path: Path) -
         "tests[1].series[0].values: unknown value 'maybe': expected firing, resolved, "
         "_ (nothing sent) or xN after a value",
     ]
-    assert [p.line for p in raised.value.problems] == [4, 6, 6, 8, 9]
+    assert [p.line for p in raised.value.findings] == [4, 6, 6, 8, 9]
 
 
 def test_the_shipped_rules_pass_their_tests() -> None:

@@ -64,7 +64,7 @@ async def test_a_broken_file_keeps_the_old_rules_and_is_not_retried(tmp_path: Pa
 
     assert result is not None
     assert not result.ok
-    assert "missing 'match'" in result.problems[0]
+    assert "missing 'match'" in result.errors[0]
     assert [r.name for r in runtime.rules.incident_rules] == ["a"]
     assert await watch.check() is None  # the same broken files: reported once
 
