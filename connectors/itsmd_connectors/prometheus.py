@@ -1,4 +1,4 @@
-"""Prometheus HTTP API client: the data source of `prometheus` checks (DESIGN 7, 8).
+"""Prometheus HTTP API client: the data source of `prometheus` checks (docs/rules.md, checks).
 
 Two calls, `query` (instant) and `query_range`, both sent as POST forms so a long
 expression never meets a URL length limit (Prometheus takes GET and POST alike).

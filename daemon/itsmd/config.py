@@ -53,6 +53,21 @@ TOP_KEYS = (
     "routes",
 )
 
+TOKEN_KEYS = ("name", "role", "secret_env", "secret_file")
+LIMIT_KEYS = ("max_body", "max_alerts")
+STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous")
+SLA_TARGET_KEYS = ("respond", "resolve", "business_hours")
+BUSINESS_HOURS_KEYS = ("timezone", "days", "hours", "holidays")
+# Every nested section and its keys (tests check each one is in docs/configuration.md).
+SECTION_KEYS = {
+    "auth": ("tokens",),
+    "auth.tokens[]": TOKEN_KEYS,
+    "limits": LIMIT_KEYS,
+    "storage": STORAGE_KEYS,
+    "sla.P1": SLA_TARGET_KEYS,
+    "sla.business_hours": BUSINESS_HOURS_KEYS,
+}
+
 
 class Role(StrEnum):
     READ = "read"
@@ -233,7 +248,7 @@ def _tokens(
     auth = expect_mapping(findings, top.get("auth", LocDict()), top.line_of("auth"), "auth")
     if auth is None:
         return ()
-    check_keys(findings, auth, ("tokens",), "auth")
+    check_keys(findings, auth, SECTION_KEYS["auth"], "auth")
     items = expect_list(
         findings, auth.get("tokens", LocList()), auth.line_of("tokens"), "auth.tokens"
     )
@@ -244,9 +259,7 @@ def _tokens(
         if m is None:
             continue
         inline = "secret" in m
-        check_keys(
-            findings, m, ("name", "role", "secret_env", "secret_file"), path, ignore=("secret",)
-        )
+        check_keys(findings, m, TOKEN_KEYS, path, ignore=("secret",))
         if inline:
             findings.error(
                 m.line_of("secret"),
@@ -311,7 +324,7 @@ def _limits(findings: Findings, top: LocDict) -> tuple[int, int]:
     limits = expect_mapping(findings, top.get("limits", LocDict()), top.line_of("limits"), "limits")
     if limits is None:
         return default.max_body, default.max_alerts
-    check_keys(findings, limits, ("max_body", "max_alerts"), "limits")
+    check_keys(findings, limits, LIMIT_KEYS, "limits")
     max_body = convert(findings, limits, "max_body", "limits", default.max_body, parse_size)
     max_alerts = convert(findings, limits, "max_alerts", "limits", default.max_alerts, _positive)
     for key, value in (("max_body", max_body), ("max_alerts", max_alerts)):
@@ -342,7 +355,7 @@ def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str]:
     )
     if storage is None:
         return default.busy_timeout, default.sqlite_synchronous
-    check_keys(findings, storage, ("busy_timeout", "sqlite_synchronous"), "storage")
+    check_keys(findings, storage, STORAGE_KEYS, "storage")
     busy = convert(
         findings,
         storage,
@@ -386,7 +399,7 @@ def _sla(findings: Findings, top: LocDict) -> dict[Priority, SlaTarget]:
         m = expect_mapping(findings, value, sla.line_of(key), path)
         if m is None:
             continue
-        check_keys(findings, m, ("respond", "resolve", "business_hours"), path)
+        check_keys(findings, m, SLA_TARGET_KEYS, path)
         counted = m.get("business_hours", False)
         if not isinstance(counted, bool):
             findings.error(
@@ -413,7 +426,7 @@ def _business_hours(findings: Findings, sla: LocDict) -> BusinessHours | None:
     m = expect_mapping(findings, sla["business_hours"], sla.line_of("business_hours"), path)
     if m is None:
         return None
-    check_keys(findings, m, ("timezone", "days", "hours", "holidays"), path)
+    check_keys(findings, m, BUSINESS_HOURS_KEYS, path)
     for required in ("timezone", "hours"):
         if required not in m:
             findings.error(m.line, path, f"missing {required!r}")

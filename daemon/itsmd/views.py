@@ -1,4 +1,4 @@
-"""Domain objects as the JSON documents of the API (DESIGN section 3)."""
+"""Domain objects as the JSON documents of the API (docs/api.md, "Incident JSON")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """YAML with line numbers, and a collector of `file:line: message` findings.
 
-Config and rule errors must point at the line (STYLE 4): mappings and lists loaded
+Config and rule errors must point at the line (docs/rules.md): mappings and lists loaded
 here remember the line of each key and item, and validators report every problem
 they find instead of stopping at the first.
 """

@@ -1,4 +1,4 @@
-"""Auth (DESIGN §3): Bearer and Basic tokens with roles; loopback only without tokens."""
+"""Auth (docs/configuration.md): Bearer and Basic tokens, roles, loopback only without tokens."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Correlation seen through the API (DESIGN §5), with the app's clock under test control."""
+"""Correlation seen through the API (docs/rules.md), with the app's clock under test control."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The incidents API (DESIGN §3): list filters, cursor paging, detail, lifecycle actions."""
+"""The incidents API (docs/api.md): list filters, cursor paging, detail, lifecycle actions."""
 
 from __future__ import annotations
 

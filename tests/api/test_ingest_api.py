@@ -1,4 +1,4 @@
-"""Alert ingestion over HTTP (DESIGN §3, §4): captured payloads, dedup, rejections, 503."""
+"""Alert ingestion over HTTP (docs/api.md): captured payloads, dedup, rejections, 503."""
 
 from __future__ import annotations
 

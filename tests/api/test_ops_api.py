@@ -1,4 +1,4 @@
-"""Operational endpoints: health, readiness, the DESIGN §9 metrics, and `/-/reload`."""
+"""Operational endpoints: health, readiness, the metrics of docs/metrics.md, and `/-/reload`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from tests.api.api_support import (
     raw_body,
 )
 
-# DESIGN §9 metrics this build has, with their Prometheus types.
+# Metrics of docs/metrics.md, with their Prometheus types.
 METRICS = {
     "itsmd_alerts_received": "counter",
     "itsmd_alerts_rejected": "counter",

@@ -148,7 +148,7 @@ LINK = "https://itsmd.example.com/incidents/INC-42"
 
 
 def incident(**overrides: Any) -> dict[str, Any]:
-    """Incident JSON (DESIGN section 3) of an open P1 disk incident."""
+    """Incident JSON (docs/api.md) of an open P1 disk incident."""
     return {
         "id": "INC-42",
         "status": "open",
@@ -180,7 +180,7 @@ def incident(**overrides: Any) -> dict[str, Any]:
 
 
 def problem(**overrides: Any) -> dict[str, Any]:
-    """Problem JSON (DESIGN section 3) of a recurring disk problem."""
+    """Problem JSON (docs/api.md) of a recurring disk problem."""
     return {
         "id": "PRB-7",
         "status": "open",

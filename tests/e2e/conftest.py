@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ITSMD_READY_TIMEOUT_S = 10.0
-ITSMD_STOP_TIMEOUT_S = 10.0  # DESIGN §2: SIGTERM stops cleanly within 10 s
+ITSMD_STOP_TIMEOUT_S = 10.0  # docs/operations.md: SIGTERM stops cleanly within 10 s
 AM_READY_TIMEOUT_S = 5.0
 AM_STOP_TIMEOUT_S = 5.0
 HTTP_TIMEOUT_S = 5.0
@@ -144,7 +144,7 @@ def make_alert(
     """An alert for Alertmanager's `POST /api/v2/alerts`.
 
     `starts_at` is required: Alertmanager stamps its own receipt time otherwise, so
-    the same alert pushed twice (or to two Alertmanagers) would differ (PEERS.md §3).
+    the same alert pushed twice (or to two Alertmanagers) would differ.
     """
     alert: dict[str, Any] = {"labels": dict(labels), "startsAt": rfc3339(starts_at)}
     if ends_at is not None:
@@ -278,7 +278,7 @@ class AlertmanagerProc:
         return int(self._webhook_metric("alertmanager_notifications_failed_total"))
 
     def notifications_ok(self) -> int:
-        """Webhook notifications the receiver accepted with 2xx (PEERS.md §3)."""
+        """Webhook notifications the receiver accepted with 2xx."""
         text = self.metrics()
         sent = self._webhook_metric("alertmanager_notifications_total", text)
         failed = self._webhook_metric("alertmanager_notifications_failed_total", text)
@@ -620,7 +620,7 @@ class ItsmdFactory:
         """Start the daemon on a free port and wait until GET /-/ready answers 200.
 
         Defaults: a catch-all rule set, an empty config file, a SQLite file in the tmp dir.
-        `migrate=True` adds `--migrate` (DESIGN §2: needed on an outdated schema; a fresh
+        `migrate=True` adds `--migrate` (docs/operations.md: needed on an outdated schema; a fresh
         database gets its schema without it, as on a user's first run).
         """
         workdir = self._base_dir / f"itsmd-{len(self._started) + 1}"

@@ -1,4 +1,4 @@
-"""A real Prometheus for end-to-end tests (PEERS.md section 7), and a live exporter.
+"""A real Prometheus for end-to-end tests, and a live exporter.
 
 `PrometheusFactory` follows the Alertmanager factory of conftest.py: it remembers
 every process, logs to the test's tmp dir, appends the logs to a failure report and

@@ -1,9 +1,9 @@
 """End-to-end: a real Alertmanager posts webhooks to a running itsmd.
 
-Every assertion goes through itsmd's JSON API or /metrics (DESIGN §3, §5, §9).
+Every assertion goes through itsmd's JSON API or /metrics.
 Alerts are pushed with an explicit `startsAt` a minute in the past, so Alertmanager
 flushes a new group at once instead of after `group_wait`, and two Alertmanagers
-given the same alert send the same `startsAt` (PEERS.md §3).
+given the same alert send the same `startsAt` (without one, each stamps its own).
 """
 
 from __future__ import annotations
@@ -374,7 +374,7 @@ def test_same_alert_from_two_alertmanagers_is_stored_once(
     itsmd = itsmd_server.start(
         rules_dir=write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL), db_url=db_url
     )
-    # Not clustered: each one sends every notification (PEERS.md §6, last row).
+    # Not clustered: each one sends every notification (no gossip tells one the other sent it).
     am1 = alertmanager.start(itsmd.webhook_url)
     am2 = alertmanager.start(itsmd.webhook_url)
     alert = make_alert(
@@ -466,7 +466,7 @@ def test_alert_no_rule_matches_is_stored_and_counted_but_opens_nothing(
         ]
     )
 
-    # 2xx means committed (DESIGN §3), so a successful notification means stored.
+    # 2xx means committed (docs/api.md, Ingestion), so a successful notification means stored.
     am.wait_notified(1, timeout_s=DELIVERY_TIMEOUT_S)
     wait_until(
         lambda: itsmd.metric("itsmd_alerts_unrouted_total") == 1.0,

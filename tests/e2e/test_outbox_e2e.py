@@ -1,6 +1,6 @@
 """The outbox survives a crash: the daemon is killed (SIGKILL) while its webhook peer
 fails, restarted, the peer comes back, and every event arrives exactly once, in order
-per incident (DESIGN section 8).
+per incident (docs/connectors.md).
 
 The peer is a real HTTP server on loopback (a thread in the test) that checks the
 documented request shape and signature, answers 503 while `failing`, and records

@@ -1,4 +1,4 @@
-"""End-to-end: the Prometheus client against a real Prometheus on loopback (PEERS.md section 7).
+"""End-to-end: the Prometheus client against a real Prometheus on loopback.
 
 Two data paths: history backfilled with promtool before Prometheus starts (queryable
 at once, deterministic: queried at explicit times), and a live gauge served by a tiny

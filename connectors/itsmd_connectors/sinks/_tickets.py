@@ -10,7 +10,7 @@ from typing import Any
 
 from itsmd.notify.connector import Notification, rfc3339
 
-Incident = Mapping[str, Any]  # the Incident JSON of the API (DESIGN section 3)
+Incident = Mapping[str, Any]  # the Incident JSON of the API (docs/api.md)
 
 
 def one_line_title(incident: Incident, limit: int) -> str:

@@ -42,7 +42,7 @@ MSGID_DOMAIN: Final = "itsmd"
 NOT_IN_MSGID: Final = re.compile(r"[^A-Za-z0-9._-]")
 EVENT_NAMES: Final = {"sla_breached": "SLA breached"}
 
-Subject = Mapping[str, Any]  # the Incident or Problem JSON of the API (DESIGN section 3)
+Subject = Mapping[str, Any]  # the Incident or Problem JSON of the API (docs/api.md)
 
 
 def build(options: SinkOptions, env: SinkEnv) -> EmailSink:

@@ -1,6 +1,6 @@
 """The `webhook` sink: every event as one signed JSON POST to the operator's URL.
 
-The shape is ours (DESIGN section 8): `POST <url>` with the body
+The shape is ours (docs/connectors.md): `POST <url>` with the body
 `{"event_id", "event", "at", "incident", "problem"}`, where `at` is RFC 3339 UTC with
 a `Z`, `incident` is the Incident JSON (null for problem events) and `problem` the
 Problem JSON (null for incident events). Headers: `Content-Type: application/json`,

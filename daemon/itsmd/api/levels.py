@@ -1,5 +1,5 @@
 """Service levels as on-call reads them: check states, uptime against objectives,
-capacity forecasts (DESIGN section 7) and the SLA summary (section 6). Read from
+capacity forecasts and the SLA summary (docs/api.md). Read from
 the store, so every replica answers the same."""
 
 from __future__ import annotations

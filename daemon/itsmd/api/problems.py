@@ -1,4 +1,4 @@
-"""Problems: recurring causes behind incidents (read side; DESIGN §3)."""
+"""Problems: recurring causes behind incidents (read side; docs/api.md, Problems)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Availability probes: one HTTP, TCP, DNS or disk measurement, as a plain `Probe`.
 
-The I/O edge of checks (DESIGN section 7): each probe takes plain parameters and
+The I/O edge of checks (docs/rules.md, checks): each probe takes plain parameters and
 returns what it saw; the pure check logic (thresholds, consecutive failures,
 certificate expiry warnings) decides what that means. A failing target is a result,
 never an exception: a probe raises only for a programming error (a bad argument).

@@ -16,7 +16,7 @@ from itsmd.checks.availability import Change, Uptime, burn_rate, error_budget_le
 from itsmd.durations import format_duration
 
 WINDOWS = (timedelta(days=1), timedelta(days=7), timedelta(days=30))
-SLO_WINDOW = timedelta(days=30)  # the service `slo` is over 30 days (DESIGN section 5)
+SLO_WINDOW = timedelta(days=30)  # the service `slo` is over 30 days (docs/rules.md, services)
 
 
 @dataclass(frozen=True, slots=True)

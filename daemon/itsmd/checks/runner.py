@@ -1,4 +1,4 @@
-"""Runs the checks of the rule files on the scheduler (DESIGN section 7).
+"""Runs the checks of the rule files on the scheduler (docs/rules.md, "How checks run").
 
 Each check is one APScheduler job: its interval, a stable first-run offset and
 jitter spread the load, `max_instances=1` keeps a slow check from overlapping

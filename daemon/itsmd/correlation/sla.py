@@ -87,7 +87,7 @@ def _verdict(due: datetime | None, met_at: datetime | None, now: datetime) -> st
 
 def summarize(incidents: Iterable[Clocked], now: datetime) -> list[dict[str, object]]:
     """Per priority: respond and resolve targets met, breached or still pending, and the
-    mean times to acknowledge and to resolve (DESIGN section 6). Pure."""
+    mean times to acknowledge and to resolve (docs/api.md, "SLA summary"). Pure."""
     rows: dict[str, dict[str, Any]] = {}
     for inc in incidents:
         row = rows.setdefault(

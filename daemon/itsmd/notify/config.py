@@ -1,4 +1,4 @@
-"""The `connectors:` and `routes:` sections of the config file (DESIGN section 8).
+"""The `connectors:` and `routes:` sections of the config file (docs/connectors.md).
 
 Each sink instance's own options are checked by its kind (found through the
 `itsmd.sinks` entry points) when the config loads, so `itsmd config check`
@@ -35,6 +35,8 @@ from itsmd.yamlsource import (
 # Options every sink instance takes; the rest belong to its kind.
 COMMON_SINK_KEYS = ("type", "timeout", "max_attempts", "concurrency", "backoff", "max_backoff")
 ROUTE_KEYS = ("name", "match", "events", "to", "continue", "after", "unless")
+CONNECTOR_KEYS = ("prometheus", "sinks")
+PROMETHEUS_KEYS = ("url", "timeout", "bearer_token_env", "bearer_token_file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +85,7 @@ def parse_connectors(
     if section is not None:
         m = expect_mapping(findings, section, top.line_of("connectors"), "connectors")
         if m is not None:
-            check_keys(findings, m, ("prometheus", "sinks"), "connectors")
+            check_keys(findings, m, CONNECTOR_KEYS, "connectors")
             prometheus = _prometheus(findings, m, env, base)
             if m.get("sinks") and callable(kinds):
                 kinds = kinds()  # import the sink modules only when sinks are configured
@@ -101,7 +103,7 @@ def _prometheus(
     p = expect_mapping(findings, m["prometheus"], m.line_of("prometheus"), path)
     if p is None:
         return None
-    check_keys(findings, p, ("url", "timeout", "bearer_token_env", "bearer_token_file"), path)
+    check_keys(findings, p, PROMETHEUS_KEYS, path)
     url = get_str(findings, p, "url", path) or ""
     if not url.startswith(("http://", "https://")):
         findings.error(p.line_of("url"), join(path, "url"), "expected an http:// or https:// URL")

@@ -1,4 +1,4 @@
-"""The interface a notification sink implements (DESIGN section 8).
+"""The interface a notification sink implements (docs/connectors.md, "Writing a sink").
 
 A sink kind is one module in `itsmd_connectors.sinks` (or any other package)
 that exposes a `SinkKind` under the entry point group `itsmd.sinks`; the core

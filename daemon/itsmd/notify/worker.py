@@ -1,4 +1,4 @@
-"""The delivery worker: drains the outbox into the sinks (DESIGN section 8).
+"""The delivery worker: drains the outbox into the sinks (docs/connectors.md).
 
 Each pass claims the next due row of every incident and sink, as many per sink
 as it has free slots (its `concurrency` less the sends in flight), each with a

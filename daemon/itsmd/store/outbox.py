@@ -1,4 +1,4 @@
-"""The notification outbox in the store (DESIGN section 8).
+"""The notification outbox in the store (docs/connectors.md, "Delivery: the outbox").
 
 Changes note what happened on the connection (`note_*`) as they write their
 timeline; `enqueue` turns the notes into outbox rows inside the same

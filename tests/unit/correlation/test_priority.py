@@ -1,4 +1,4 @@
-"""Tests for itsmd.correlation.priority: the ITIL impact x urgency matrix (DESIGN section 5)."""
+"""Tests for itsmd.correlation.priority: the ITIL impact x urgency matrix (docs/rules.md)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from itsmd.models import Level, Priority
 
 H, M, L = Level.HIGH, Level.MEDIUM, Level.LOW
 
-# DESIGN §5, verbatim: high/high P1; high/medium and medium/high P2; high/low,
+# docs/rules.md, verbatim: high/high P1; high/medium and medium/high P2; high/low,
 # medium/medium, low/high P3; medium/low and low/medium P4; low/low P5.
 ITIL = [
     (H, H, Priority.P1),
