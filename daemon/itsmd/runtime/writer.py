@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.correlation.rules import RuleSet
@@ -39,6 +40,31 @@ UnitOfWork = Callable[[Connection, datetime], T]
 
 
 _EVENTS = "itsmd.events"
+CONFLICT_ATTEMPTS = 12
+# Serialization failure, deadlock detected: another transaction won a race.
+_CONFLICT_STATES = frozenset({"40001", "40P01"})
+
+
+def isolate(conn: Connection) -> None:
+    """Every writer transaction sees one snapshot and fails, rather than overwrites,
+    when another replica changed a row it changes (PostgreSQL's REPEATABLE READ): the
+    counts and decisions it writes are computed from what it read. SQLite has one
+    writer at a time, which is serializable already."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """A race another writer won (a duplicate key, a row changed since the snapshot):
+    running the unit again on what that writer committed settles it."""
+    if isinstance(exc, IntegrityError):
+        return True
+    return isinstance(exc, DBAPIError) and getattr(exc.orig, "sqlstate", None) in _CONFLICT_STATES
+
+
+async def _backoff(attempt: int) -> None:
+    """A short random pause so that two replicas racing for one row stop colliding."""
+    await asyncio.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 6)))
 
 
 def note_events(conn: Connection, events: Iterable[Event]) -> None:
@@ -202,29 +228,35 @@ class Writer:
         work, now = job.work, self._clock()
 
         def unit(conn: Connection) -> tuple[Any, set[int], int, list[Event]]:
+            isolate(conn)
             pop_notes(conn)  # left by a transaction that rolled back
             _pop_events(conn)
             result = work(conn, now)
             events = _pop_events(conn)
             return result, repo.touched_incidents(conn), self._enqueue(conn), events
 
-        try:
-            result, touched, notified, events = await self._db.write(unit)
-            if touched and self._current is not None:
-                self._current.clear()  # rare (humans, ended holds): read them again
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
-            _fail(job, self._work_failed(exc))
-        else:
-            self._metrics.record(events)
-            if notified and self._outbox is not None:
-                self._outbox.wake()
-            if not job.future.done():
-                job.future.set_result(result)
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                result, touched, notified, events = await self._db.write(unit)
+                if touched and self._current is not None:
+                    self._current.clear()  # rare (humans, ended holds): read them again
+            except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
+                if is_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
+                    await _backoff(attempt)  # run it again on what the other writer did
+                    continue
+                _fail(job, self._work_failed(exc))
+                return
+            break
+        self._metrics.record(events)
+        if notified and self._outbox is not None:
+            self._outbox.wake()
+        if not job.future.done():
+            job.future.set_result(result)
 
     def _work_failed(self, exc: Exception) -> Exception:
-        """What the caller of a failed unit of work gets. Races the units expect are
-        settled inside them (savepoints); a conflict that still gets here may pass
-        on a retry, so it is a 503 too, but counted and logged like an outage."""
+        """What the caller of a failed unit of work gets. Races are run again (and
+        some settled inside the units, with savepoints); a conflict that still gets
+        here after every attempt is a 503, counted and logged like an outage."""
         if not isinstance(exc, (SQLAlchemyError, OSError)):
             return exc  # a domain error (409, 404, ...), the caller's to answer
         self._metrics.store_errors.labels("action").inc()
@@ -241,20 +273,28 @@ class Writer:
             return 0
         return self._outbox.enqueue(conn)
 
-    async def _run_ingest(self, batch: list[_Job], attempts: int = 3) -> None:
-        for attempt in range(1, attempts + 1):
+    async def _run_ingest(self, batch: list[_Job]) -> None:
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 results = await self._ingest_once(batch)
-            except IntegrityError as exc:
-                # Another replica took the same key or alert first: reload and retry.
-                log.info("ingest batch conflicted (attempt %d): %s", attempt, describe_error(exc))
-                error: Exception = StoreUnavailable(describe_error(exc))
-                continue
             except Exception as exc:
+                if is_conflict(exc):
+                    # Another replica changed the same incident, key or alert first:
+                    # reload and decide again on what it committed.
+                    log.debug("ingest batch conflicted (attempt %d): %s", attempt, exc)
+                    error: Exception = StoreUnavailable(describe_error(exc))
+                    await _backoff(attempt)
+                    continue
                 if is_unavailable(exc):
                     error = StoreUnavailable(describe_error(exc))
+                elif len(batch) > 1:
+                    # Not an outage: one request's alerts may be at fault. Each request
+                    # runs on its own, so only the faulty one fails.
+                    for job in batch:
+                        await self._run_ingest([job])
+                    return
                 else:
-                    log.exception("ingest batch failed")
+                    log.exception("ingest request failed on a faulty statement")
                     error = exc
                 break
             for job, result in zip(batch, results, strict=True):
@@ -299,6 +339,7 @@ class Writer:
         def unit(
             conn: Connection,
         ) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float, int]:
+            isolate(conn)
             pop_notes(conn)  # left by a transaction that rolled back
             identities = (a.identity for a in alerts)
             ws = repo.load_working_set(conn, identities, episodic, missing, known, upstream)
