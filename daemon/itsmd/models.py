@@ -65,7 +65,7 @@ class EventKind(StrEnum):
     """What a committed change did, for the daemon's own metrics."""
 
     OPENED = "opened"
-    ACKNOWLEDGED = "acknowledged"
+    RESPONDED = "responded"  # the first response of a person
     RESOLVED = "resolved"
     REOPENED = "reopened"
     UNROUTED = "unrouted"
@@ -146,7 +146,7 @@ class Event:
     rule: str | None = None  # opened, problem_opened
     priority: Priority | None = None  # opened
     resolved_by: ResolvedBy | None = None  # resolved
-    after_s: float | None = None  # resolved, acknowledged: seconds since the incident opened
+    after_s: float | None = None  # resolved, responded: seconds since the incident opened
     window: str | None = None  # suppressed: the window's name
 
 
@@ -215,6 +215,9 @@ class Incident:
     auto_resolve_at: datetime | None = None
     respond_due: datetime | None = None
     resolve_due: datetime | None = None
+    # The first response of a person (acknowledge, assign, comment, resolve) while
+    # it was unresolved: what meets the SLA respond target.
+    responded_at: datetime | None = None
     parent_id: int | None = None
     problem_id: int | None = None
     problem_key: str | None = None  # the recurrence key of the problem rule it matched

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from itsmd.correlation.sla import sla_state
+from itsmd.correlation.sla import Verdict, sla_state
 from itsmd.durations import format_optional_time, format_time
 from itsmd.models import Incident, ProblemRecord, StoredAlert, TimelineEntry, format_incident_id
 
@@ -27,6 +27,7 @@ def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
         "assignee": inc.assignee,
         "opened_at": format_time(inc.opened_at),
         "acknowledged_at": format_optional_time(inc.acknowledged_at),
+        "responded_at": format_optional_time(inc.responded_at),
         "resolved_at": format_optional_time(inc.resolved_at),
         "alert_count": inc.alert_count,
         "firing_count": inc.firing_count,
@@ -38,8 +39,10 @@ def incident_json(inc: Incident, now: datetime) -> dict[str, Any]:
             "respond_due": format_optional_time(sla.respond_due),
             "resolve_due": format_optional_time(sla.resolve_due),
             "breached": sla.breached,
-            "respond_breached": sla.respond_breached,
-            "resolve_breached": sla.resolve_breached,
+            "respond_breached": sla.respond is Verdict.BREACHED,
+            "resolve_breached": sla.resolve is Verdict.BREACHED,
+            "respond": None if sla.respond is None else sla.respond.value,
+            "resolve": None if sla.resolve is None else sla.resolve.value,
         },
         "labels": dict(inc.labels),
         "known_error": inc.known_error,

@@ -6,6 +6,7 @@ Checks run when the test says (`client.run_check`), at the app's FakeClock time.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from itsmd.api.keys import CHECKS
+from itsmd.durations import format_time, parse_time
 from tests.api.api_support import ApiClient, MakeClient, alert
 from tests.conftest import async_wait_until
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer
@@ -109,6 +111,41 @@ async def test_a_failing_http_check_opens_an_incident_and_recovery_resolves_it(
     (per_check,) = body["checks"]
     assert per_check["check"] == "api-health"
     assert per_check["availability"]["1d"] == pytest.approx(day)
+
+
+async def test_a_young_history_reports_its_measured_part_and_keeps_its_budget(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    client = await client_for(make_client, peer)
+    started = client.clock.now
+    peer.answer(Answer(503), Answer(503))
+    for _ in range(3):  # down from the first failure (t=0) to the recovery (t=60s)
+        await client.run_check("api-health")
+        client.clock.advance(timedelta(seconds=30))
+    client.clock.advance(timedelta(seconds=310))  # t=400s: 60 s down of 400 s measured
+
+    body = await client.get_json("/api/v1/availability")
+    (service,) = body["services"]
+    assert service["availability"]["30d"] == pytest.approx(1 - 60 / 400)
+    assert service["coverage"]["30d"] == pytest.approx(400 / (30 * 86400))
+    assert service["coverage"]["1d"] == pytest.approx(400 / 86400)
+    assert service["measured_since"] == format_time(started)
+    # 30 days at 99.9 % allow 2592 s down; 60 s are spent. A burn rate from 400 s
+    # of 30 days would speak for the month on a few minutes' evidence: none yet.
+    assert service["error_budget_left"] == pytest.approx(1 - 60 / 2592)
+    assert service["burn_rate"] is None
+    (per_check,) = body["checks"]
+    assert per_check["coverage"]["30d"] == pytest.approx(400 / (30 * 86400))
+    assert per_check["measured_since"] == format_time(started)
+
+    hour = (await client.get_json("/api/v1/availability", {"window": "1h"}))["services"][0]
+    assert hour["coverage"]["1h"] == pytest.approx(400 / 3600)
+    assert hour["burn_rate"] is None  # under a quarter of the hour
+    client.clock.advance(timedelta(seconds=500))  # t=900s: a quarter of the hour
+    hour = (await client.get_json("/api/v1/availability", {"window": "1h"}))["services"][0]
+    assert hour["coverage"]["1h"] == pytest.approx(0.25)
+    assert hour["burn_rate"] == pytest.approx((60 / 900) / 0.001)
+    assert hour["error_budget_left"] == pytest.approx(1 - 60 / 3.6)  # 3.6 s a 99.9 % hour
 
 
 async def test_downtime_in_a_maintenance_window_is_not_held_against_the_objective(
@@ -218,6 +255,59 @@ async def test_a_disk_check_reports_capacity_and_alerts_on_its_threshold(
     assert entry["threshold"] == {"below": 1}
     (inc,) = await client.incidents()
     assert inc["title"] == "scratch: CapacityThreshold"
+
+
+def matrix(samples: list[tuple[float, float]]) -> Answer:
+    """A Prometheus query_range answer: one series of a volume's free ratio."""
+    result = [{"metric": {"mountpoint": "/data"}, "values": [[t, f"{v}"] for t, v in samples]}]
+    body = {"status": "success", "data": {"resultType": "matrix", "result": result}}
+    return Answer(200, json.dumps(body), content_type="application/json")
+
+
+async def test_a_prometheus_forecast_waits_for_a_quarter_of_its_window(
+    make_client: MakeClient, peer: FakePeer
+) -> None:
+    from itsmd.config import parse_config
+
+    async with running_peer() as prometheus:
+        text = f"connectors:\n  prometheus: {{url: '{prometheus.url()}', timeout: 1s}}\n"
+        connectors = parse_config(text, "itsmd.yml", {}).connectors
+        more = """\
+  - name: volume
+    type: prometheus
+    query: 'free_ratio'
+    interval: 1m
+    critical: {below: 0.05}
+    forecast: {over: 6h, horizon: 1d}
+"""
+        client = await make_client(
+            RULES.format(url=peer.url("/healthz"), more=more), connectors=connectors
+        )
+        now = client.clock.now.timestamp()
+
+        def falling(minutes: int, every_s: int) -> list[tuple[float, float]]:
+            # 31 % free, losing 0.002 a minute: the critical 0.05 in 130 minutes.
+            n = minutes * 60 // every_s
+            return [(now - every_s * i, 0.31 + 0.002 * every_s * i / 60) for i in range(n + 1)]
+
+        # A series Prometheus has held for a minute (a new volume, a new Prometheus).
+        prometheus.answer(matrix(falling(1, 10)))
+        await client.run_check("volume")
+        (entry,) = (await client.get_json("/api/v1/capacity"))["capacity"]
+        assert (entry["value"], entry["exhausts_at"]) == (0.31, None)
+        assert entry["forecast_ready"] is False
+        assert entry["forecast_since"] == format_time(client.clock.now - timedelta(minutes=1))
+        assert entry["forecast_reason"].startswith("7 samples over 1m: ")
+        assert await client.incidents() == []
+
+        prometheus.answer(matrix(falling(120, 90)))  # two hours of its six
+        await client.run_check("volume")
+        (entry,) = (await client.get_json("/api/v1/capacity"))["capacity"]
+        assert entry["exhausts_at"] is not None
+        assert abs(parse_time(entry["exhausts_at"]).timestamp() - (now + 130 * 60)) < 1
+        assert (entry["forecast_ready"], entry["forecast_reason"]) == (True, None)
+        (inc,) = await client.incidents()
+        assert inc["title"] == "volume: CapacityForecast"
 
 
 async def test_removing_a_check_resolves_what_it_fired(

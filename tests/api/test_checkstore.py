@@ -106,3 +106,32 @@ async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnigh
     down, up = 61 * 6 * 3600, (60 * 18 + 14) * 3600
     assert doc["downtime_s"]["60d"] == down
     assert doc["availability"]["60d"] == pytest.approx(up / (up + down))
+
+
+async def test_a_long_window_says_how_much_of_it_the_history_covers(db: Database) -> None:
+    from tests.api.conftest import rule_set
+
+    rules = rule_set("checks:\n  - {name: api, type: tcp, target: '127.0.0.1:1'}\n")
+    subject, began = "check:api", T0 + 20 * DAY + timedelta(hours=6)
+
+    def history(conn: Connection) -> None:
+        # Up from day 20, 06:00; down 6 h every day at noon until day 60.
+        checkstore.record_change(conn, subject, began, State.UP)
+        for day in range(20, 61):
+            noon = T0 + day * DAY + timedelta(hours=12)
+            checkstore.record_change(conn, subject, noon, State.DOWN)
+            checkstore.record_change(conn, subject, noon + timedelta(hours=6), State.UP)
+
+    await db.write(history)
+    for day in range(21, 61):
+        await db.write(lambda conn, d=day: checkstore.roll_up(conn, T0 + d * DAY))
+    now = T0 + 60 * DAY + timedelta(hours=20)
+    window = timedelta(days=60)
+    body = await db.read(
+        lambda conn: checkstore.availability_report(conn, rules, now, [window], window)
+    )
+    (doc,) = body["checks"]
+    # The window runs from T0 (whole UTC days): 60 d 20 h, known from day 20, 06:00.
+    assert doc["coverage"]["60d"] == pytest.approx((40 * 24 + 14) / (60 * 24 + 20))
+    # Raw changes before day 25 are pruned: the aggregates know the first day.
+    assert doc["measured_since"] == "2026-01-21T00:00:00Z"

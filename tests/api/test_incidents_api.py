@@ -237,11 +237,11 @@ async def test_ack_assign_comment_resolve_reopen(make_client: MakeClient) -> Non
     ref = await _open(client, "api")
     client.clock.advance(timedelta(minutes=2))
 
-    acked = await _ok(client, ref, "ack", {"actor": "alice"})
+    acked = await _ok(client, ref, "ack", {"actor": "alice", "note": "looking"})
     assert acked["status"] == "acknowledged"
     assert acked["acknowledged_at"] == "2026-11-28T03:02:00Z"
 
-    assigned = await _ok(client, ref, "assign", {"assignee": "bob"})
+    assigned = await _ok(client, ref, "assign", {"assignee": "bob", "note": "db expert"})
     assert assigned["assignee"] == "bob"
 
     await _ok(client, ref, "comment", {"text": "restarted the pod", "actor": "bob"})
@@ -261,8 +261,8 @@ async def test_ack_assign_comment_resolve_reopen(make_client: MakeClient) -> Non
     assert kinds[-5:] == ["acknowledged", "assigned", "commented", "resolved", "reopened"]
     ack, assign, comment, resolve, reopen = timeline[-5:]
     assert ack["actor"] == "alice"
-    assert "alice" in ack["message"]
-    assert "bob" in assign["message"]
+    assert ack["message"] == "acknowledged by alice: looking"
+    assert assign["message"].endswith("to bob (was nobody) by anonymous: db expert")
     assert (comment["message"], comment["actor"]) == ("restarted the pod", "bob")
     assert "pod restarted" in resolve["message"]
     assert resolve["at"] == "2026-11-28T03:05:00Z"

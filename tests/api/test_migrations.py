@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Connection, inspect
+from sqlalchemy import Connection, insert, inspect
 
+from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
+from itsmd.store import repo
 from itsmd.store.engine import Database
 from itsmd.store.migrate import alembic_config, upgrade
-from itsmd.store.tables import alerts, metadata
+from itsmd.store.tables import alerts, incidents, metadata, timeline
 
 
 def _differences(conn: Connection) -> list[object]:
@@ -73,5 +75,70 @@ async def test_suppressed_alerts_of_earlier_versions_keep_naming_their_window(
             ).all()
         )
         assert [tuple(r) for r in found] == [("f1", "pg-upgrade", "CHG-1"), ("f2", None, None)]
+    finally:
+        await db.dispose()
+
+
+async def test_earlier_incidents_get_the_first_response_of_a_person(db_url: str) -> None:
+    """0012 finds each incident's first human response in its timeline: not the
+    daemon's own entries, not a comment after it resolved."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+
+    def incident(key: str, resolved_at: datetime | None) -> dict[str, object]:
+        inc = Incident(
+            id=None,
+            rule="r",
+            key=key,
+            status=IncidentStatus.OPEN,
+            title="t",
+            description="",
+            priority=Priority.P1,
+            impact=Level.HIGH,
+            urgency=Level.HIGH,
+            service=None,
+            assignee=None,
+            labels={},
+            opened_at=t0,
+            acknowledged_at=None,
+            resolved_at=resolved_at,
+            alert_count=0,
+            firing_count=0,
+            policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
+        )
+        values = repo.incident_values(inc)
+        del values["responded_at"]
+        return values
+
+    def entry(incident_id: int, at: datetime, kind: str, actor: str) -> dict[str, object]:
+        return {"incident_id": incident_id, "at": at, "kind": kind, "message": "m", "actor": actor}
+
+    def old_rows(conn: Connection) -> None:
+        ids = [
+            conn.execute(
+                insert(incidents).values(incident(k, r)).returning(incidents.c.id)
+            ).scalar_one()
+            for k, r in (("a", None), ("b", t0 + 2 * minute), ("c", None))
+        ]
+        rows = [
+            entry(ids[0], t0 + 3 * minute, "commented", "alice"),
+            entry(ids[0], t0 + 5 * minute, "acknowledged", "bob"),
+            entry(ids[1], t0 + 2 * minute, "auto_resolved", "itsmd"),
+            entry(ids[1], t0 + 4 * minute, "commented", "alice"),  # after it resolved
+            entry(ids[2], t0 + minute, "priority_raised", "itsmd"),
+        ]
+        conn.execute(insert(timeline), rows)
+
+    try:
+        await upgrade(db, "0011")
+        await db.write(old_rows)
+        await upgrade(db)
+        found = await db.read(
+            lambda conn: conn.execute(
+                sa.select(incidents.c.key, incidents.c.responded_at).order_by(incidents.c.key)
+            ).all()
+        )
+        assert [tuple(r) for r in found] == [("a", t0 + 3 * minute), ("b", None), ("c", None)]
     finally:
         await db.dispose()

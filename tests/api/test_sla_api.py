@@ -221,9 +221,9 @@ async def test_time_to_acknowledge_and_to_resolve_are_histograms(make_client: Ma
     await client.act("INC-1", "ack")
     client.clock.advance(timedelta(minutes=6))
     await client.webhook(resolved(firing, client.clock.now))  # auto: 10 minutes after opening
-    await client.act("INC-2", "resolve")  # by hand: 10 minutes too
-    assert await client.metric("itsmd_mtta_seconds_count") == 1
-    assert await client.metric("itsmd_mtta_seconds_sum") == 240
+    await client.act("INC-2", "resolve")  # by hand: 10 minutes too, and its first response
+    assert await client.metric("itsmd_mtta_seconds_count") == 2
+    assert await client.metric("itsmd_mtta_seconds_sum") == 240 + 600
     assert await client.metric("itsmd_mttr_seconds_count") == 2
     assert await client.metric("itsmd_mttr_seconds_sum") == 1200
 
@@ -247,7 +247,7 @@ async def test_the_summary_counts_targets_per_priority_over_a_window(
     assert p1 == {
         "priority": "P1",
         "incidents": 3,
-        "respond": {"met": 2, "breached": 1, "pending": 0},
+        "respond": {"met": 2, "breached": 1, "pending": 0, "not_needed": 0},
         "resolve": {"met": 1, "breached": 0, "pending": 2},
         "mtta_s": 600.0,
         "mttr_s": 600.0,
@@ -255,10 +255,46 @@ async def test_the_summary_counts_targets_per_priority_over_a_window(
     assert (p4["priority"], p4["incidents"], p4["respond"]) == (
         "P4",
         1,
-        {"met": 0, "breached": 0, "pending": 0},
+        {"met": 0, "breached": 0, "pending": 0, "not_needed": 0},
     )
     client.clock.advance(timedelta(days=8))
     later = await client.get_json("/api/v1/sla", {"window": "7d"})
     assert later["priorities"] == []
     bad = await client.get("/api/v1/sla", params={"window": "soon"})
     assert bad.status == 400
+
+
+async def test_only_a_person_meets_a_respond_target(make_client: MakeClient) -> None:
+    """Five P1s: two answered by people, one resolved by itself in time (no response
+    needed), one resolved by itself after the target passed, one still unanswered."""
+    client = await make_client(RULES, sla=SLA)
+    firing = {
+        s: alert("Down", severity="critical", service=s, starts_at=client.clock.now)
+        for s in ("a", "b", "c", "d", "e")
+    }
+    for a in firing.values():
+        await client.webhook(a)
+    client.clock.advance(timedelta(minutes=5))
+    await client.act("INC-1", "ack")
+    await client.act("INC-2", "comment", {"text": "on it"})
+    await client.webhook(resolved(firing["c"], client.clock.now))  # auto_resolve: 0s
+    client.clock.advance(timedelta(minutes=20))  # past the 15 min respond target
+    await client.webhook(resolved(firing["d"], client.clock.now))
+
+    incidents = {i["service"]: i for i in await client.incidents()}
+    verdicts = {s: incidents[s]["sla"]["respond"] for s in firing}
+    assert verdicts == {
+        "a": "met",
+        "b": "met",
+        "c": "not_needed",
+        "d": "breached",
+        "e": "breached",
+    }
+    assert incidents["c"]["responded_at"] is None
+    assert incidents["c"]["sla"]["breached"] is False
+    assert incidents["b"]["responded_at"] == "2026-11-28T03:05:00Z"
+
+    (p1,) = (await client.get_json("/api/v1/sla"))["priorities"]
+    assert p1["respond"] == {"met": 2, "breached": 2, "pending": 0, "not_needed": 1}
+    assert p1["mtta_s"] == 300.0  # people only: the two that were answered
+    assert await client.metric("itsmd_mtta_seconds_count") == 2

@@ -47,6 +47,14 @@ class Uptime:
         measured = self.up_s + self.down_s
         return None if measured <= 0 else self.up_s / measured
 
+    @property
+    def coverage(self) -> float | None:
+        """The share of the time whose state is known (up, down or maintenance), 0..1;
+        None for no time at all."""
+        known = self.up_s + self.down_s + self.maintenance_s
+        total = known + self.unknown_s
+        return None if total <= 0 else known / total
+
     def __add__(self, other: Uptime) -> Uptime:
         return Uptime(
             self.up_s + other.up_s,
@@ -147,18 +155,28 @@ def _emit(out: list[Change], at: datetime, state: State) -> None:
         out.append(Change(at, state))
 
 
-def error_budget_left(ratio: float | None, slo_percent: float | None) -> float | None:
-    """Fraction of the error budget left: 1 untouched, 0 spent, negative overspent.
+def error_budget_left(u: Uptime, slo_percent: float | None) -> float | None:
+    """Fraction of a window's error budget left: 1 untouched, 0 spent, negative overspent.
 
-    None without a ratio or objective, and for a 100 % objective once anything
-    failed (it has no budget to divide by).
+    `u` is the whole window. The budget is `1 - slo` of the window's time outside
+    maintenance, measured or not: a window's budget is set by its length, and time
+    nobody measured spent none of it. So a young history starts with its budget
+    whole instead of stretching a few minutes of failure over the window; once the
+    window is fully measured this is `1 - burn_rate`. None without an objective or
+    before anything was measured; for a 100 % objective, 1 until anything failed,
+    then None (it has no budget to divide by).
     """
-    rate = burn_rate(ratio, slo_percent)
-    return None if rate is None else 1.0 - rate
+    if slo_percent is None or u.ratio is None:
+        return None
+    budget_s = (1.0 - slo_percent / 100.0) * (u.up_s + u.down_s + u.unknown_s)
+    if budget_s <= 0:
+        return 1.0 if u.down_s <= 0 else None
+    return 1.0 - u.down_s / budget_s
 
 
 def burn_rate(ratio: float | None, slo_percent: float | None) -> float | None:
-    """How fast the budget burns: 1 spends exactly the budget over the window."""
+    """How fast the budget burns over the measured time: 1 spends exactly the budget
+    over the window, 2 would spend it in half of it."""
     if ratio is None or slo_percent is None:
         return None
     budget = 1.0 - slo_percent / 100.0

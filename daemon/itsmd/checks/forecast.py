@@ -3,6 +3,11 @@
 The same ordinary least squares as Prometheus' `predict_linear`, so a capacity
 forecast here agrees with one an operator writes in PromQL. Times are seconds
 (Unix time or any other origin, as long as samples and `now_s` share it).
+
+A trend fitted to a sliver of its window says little: a minute of a disk's free
+space, extrapolated over a day, turns a temporary file into a full disk. So a
+forecast is only made from samples that span at least MIN_SHARE of the window it
+is meant to cover, and number at least MIN_SAMPLES (`enough`; docs/rules.md, checks).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+
+MIN_SHARE = 0.25  # of the forecast window (`over`) the samples must span
+MIN_SAMPLES = 5
 
 
 class Direction(StrEnum):
@@ -49,6 +57,20 @@ def fit(samples: Sequence[tuple[float, float]]) -> Trend | None:
         return None
     sxy = math.fsum((t - t_mean) * (v - v_mean) for t, v in samples)
     return Trend(slope=sxy / sxx, intercept=v_mean, at=t_mean)
+
+
+def span(samples: Sequence[tuple[float, float]]) -> float:
+    """Seconds from the oldest sample to the newest (0 without two of them)."""
+    if not samples:
+        return 0.0
+    times = [t for t, _ in samples]
+    return max(times) - min(times)
+
+
+def enough(samples: Sequence[tuple[float, float]], over_s: float) -> bool:
+    """Whether `samples` may forecast over a window of `over_s` seconds: at least
+    MIN_SAMPLES of them, spanning at least MIN_SHARE of the window."""
+    return len(samples) >= MIN_SAMPLES and span(samples) >= MIN_SHARE * over_s
 
 
 def crossing_time(

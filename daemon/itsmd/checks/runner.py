@@ -42,9 +42,9 @@ from itsmd.checks.state import (
     CHECK_FAILED,
     CheckState,
     ProbeResult,
-    SeriesValue,
     availability_change,
     beats,
+    capacity_entry,
     capacity_series,
     heartbeat_due,
     observe,
@@ -54,7 +54,6 @@ from itsmd.checks.state import (
     step,
 )
 from itsmd.correlation.rules import RuleSet
-from itsmd.durations import format_optional_time
 from itsmd.models import Alert
 from itsmd.runtime.metrics import Metrics
 from itsmd.store import checkstore
@@ -310,7 +309,7 @@ class CheckRunner:
 
     def _status(self, check: _Check, result: ProbeResult | None) -> checkstore.Status:
         s, spec = check.state, check.spec
-        capacity = [_capacity_json(spec, v) for v in result.series] if result else []
+        capacity = [capacity_entry(spec, v) for v in result.series] if result else []
         if result is None and spec.capacity is not None:
             capacity = []
         return checkstore.Status(
@@ -445,17 +444,6 @@ def _on_own_thread(fn: Callable[..., T], *args: Any) -> concurrent.futures.Futur
 
     threading.Thread(target=run, name="itsmd-disk", daemon=True).start()
     return future
-
-
-def _capacity_json(spec: CheckSpec, v: SeriesValue) -> dict[str, Any]:
-    target = spec.capacity.target if spec.capacity else None
-    return {
-        "check": spec.name,
-        "labels": dict(v.labels),
-        "value": None if math.isnan(v.value) else v.value,
-        "threshold": None if target is None else {str(target.direction): target.value},
-        "exhausts_at": format_optional_time(v.exhausts_at),
-    }
 
 
 def schedule_args(spec: CheckSpec, now: datetime) -> Mapping[str, Any]:

@@ -9,13 +9,14 @@ Each alert's summary names the decision that made it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, NamedTuple
 
 from itsmd.checks.availability import State
-from itsmd.checks.forecast import crossing_time
+from itsmd.checks.forecast import MIN_SAMPLES, MIN_SHARE, crossing_time, enough, span
 from itsmd.checks.spec import Capacity, CheckSpec, CheckType, DiskProbe, HeartbeatProbe, HttpProbe
 from itsmd.correlation.fingerprint import fingerprint
 from itsmd.durations import format_duration, format_optional_time, format_time
@@ -39,11 +40,20 @@ ALERT_NAMES = (
 @dataclass(frozen=True, slots=True)
 class SeriesValue:
     """One series of a prometheus (or disk) probe: its labels, its current value, and
-    when its trend crosses the forecast target (None: never, or no forecast)."""
+    when its trend crosses the forecast target (None: never, no forecast, or not
+    enough data for one yet).
+
+    `forecast_ready` is None without a forecast, else whether the samples were
+    enough to fit a trend (`forecast.enough`); `forecast_since` is the oldest sample
+    the trend was fitted to, and `forecast_reason` says what is missing while not
+    ready."""
 
     labels: Mapping[str, str]
     value: float
     exhausts_at: datetime | None = None
+    forecast_ready: bool | None = None
+    forecast_since: datetime | None = None
+    forecast_reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +115,8 @@ def step(
         wants |= _keyed([_certificate(spec, result.cert_not_after, now)])
         if spec.capacity is not None:
             cap = spec.capacity
-            wants |= _keyed(w for s in result.series for w in _capacity(spec, cap, s, now))
+            held = state.firing
+            wants |= _keyed(w for s in result.series for w in _capacity(spec, cap, s, now, held))
     firing, alerts = _reconcile(state.firing, decided, wants, now)
     return replace(new, last_run=now, firing=firing), alerts
 
@@ -218,17 +229,47 @@ def capacity_series(
     now: datetime,
 ) -> SeriesValue:
     """For probes: a series from its `(unix seconds, value)` samples over `forecast.over`,
-    its value the latest sample's, `exhausts_at` where its trend crosses the target.
-    Raises ValueError without samples (a series without data is no series)."""
+    its value the latest sample's. With a forecast, the samples must be enough for a
+    trend (`forecast.enough`: a quarter of `over` and MIN_SAMPLES); only then is
+    `exhausts_at` where the trend crosses the target. Raises ValueError without
+    samples (a series without data is no series)."""
     if not samples:
         raise ValueError("a series needs at least one sample")
     value = max(samples)[1]
-    crossing = None
-    if capacity.forecast is not None and capacity.target is not None:
-        target = capacity.target
-        crossing = crossing_time(samples, target.value, target.direction, now.timestamp())
+    forecast, target = capacity.forecast, capacity.target
+    if forecast is None or target is None:
+        return SeriesValue(dict(labels), value)
+    since = datetime.fromtimestamp(min(t for t, _ in samples), UTC)
+    if not enough(samples, forecast.over.total_seconds()):
+        reason = _too_little(samples, forecast.over)
+        return SeriesValue(dict(labels), value, None, False, since, reason)
+    crossing = crossing_time(samples, target.value, target.direction, now.timestamp())
     exhausts_at = None if crossing is None else datetime.fromtimestamp(crossing, UTC)
-    return SeriesValue(dict(labels), value, exhausts_at)
+    return SeriesValue(dict(labels), value, exhausts_at, True, since)
+
+
+def _too_little(samples: Sequence[tuple[float, float]], over: timedelta) -> str:
+    n, have = len(samples), timedelta(seconds=round(span(samples)))
+    return (
+        f"{n} sample{'s' if n != 1 else ''} over {format_duration(have)}: a forecast needs "
+        f"at least {MIN_SAMPLES} samples over {format_duration(over * MIN_SHARE)} "
+        f"({MIN_SHARE:.0%} of over {format_duration(over)})"
+    )
+
+
+def capacity_entry(spec: CheckSpec, series: SeriesValue) -> dict[str, Any]:
+    """One entry of `GET /api/v1/capacity` (docs/api.md) for a series of a check."""
+    target = spec.capacity.target if spec.capacity else None
+    return {
+        "check": spec.name,
+        "labels": dict(series.labels),
+        "value": None if math.isnan(series.value) else series.value,
+        "threshold": None if target is None else {str(target.direction): target.value},
+        "exhausts_at": format_optional_time(series.exhausts_at),
+        "forecast_ready": series.forecast_ready,
+        "forecast_since": format_optional_time(series.forecast_since),
+        "forecast_reason": series.forecast_reason or None,
+    }
 
 
 # ---- the alerts each decision wants
@@ -278,9 +319,14 @@ def _certificate(spec: CheckSpec, not_after: datetime | None, now: datetime) -> 
 
 
 def _capacity(
-    spec: CheckSpec, capacity: Capacity, series: SeriesValue, now: datetime
+    spec: CheckSpec,
+    capacity: Capacity,
+    series: SeriesValue,
+    now: datetime,
+    firing: Mapping[str, Alert],
 ) -> Iterable[_Want | None]:
-    return _threshold(spec, capacity, series, now), _forecast(spec, capacity, series, now)
+    forecast = _forecast(spec, capacity, series, now, firing)
+    return _threshold(spec, capacity, series, now), forecast
 
 
 def _threshold(
@@ -304,13 +350,22 @@ def _threshold(
 
 
 def _forecast(
-    spec: CheckSpec, capacity: Capacity, series: SeriesValue, now: datetime
+    spec: CheckSpec,
+    capacity: Capacity,
+    series: SeriesValue,
+    now: datetime,
+    firing: Mapping[str, Alert],
 ) -> _Want | None:
-    """Only while the target is not crossed yet: from then on CapacityThreshold speaks."""
+    """Only while the target is not crossed yet: from then on CapacityThreshold speaks.
+    A trend without enough data yet tells nothing either way: it fires nothing, and
+    a forecast alert already firing (say, restored after a restart, which starts a
+    disk's samples again) stays as it is until the trend can speak."""
     forecast, target, at = capacity.forecast, capacity.target, series.exhausts_at
-    if forecast is None or target is None or at is None or target.crossed(series.value):
+    if forecast is None or target is None or target.crossed(series.value):
         return None
-    if at > now + forecast.horizon:
+    if series.forecast_ready is False:
+        return _held(firing, _labels(spec, CAPACITY_FORECAST, "warning", series.labels))
+    if at is None or at > now + forecast.horizon:
         return None
     return _Want(
         _labels(spec, CAPACITY_FORECAST, "warning", series.labels),
@@ -325,6 +380,14 @@ def _forecast(
         },
         now,
     )
+
+
+def _held(firing: Mapping[str, Alert], labels: Mapping[str, str]) -> _Want | None:
+    """The alert firing in the slot of `labels`, wanted as it is (None: none fires)."""
+    alert = firing.get(_key(labels))
+    if alert is None:
+        return None
+    return _Want(dict(alert.labels), dict(alert.annotations), alert.starts_at)
 
 
 def _what(spec: CheckSpec, series: SeriesValue) -> str:

@@ -49,6 +49,7 @@ def add_commands(sub: Any) -> None:
     _common(assign)
     assign.add_argument("id")
     assign.add_argument("assignee")
+    assign.add_argument("--note", default="", help="a note for the timeline")
     assign.set_defaults(func=_action, action="assign")
 
     comment = actions.add_parser("comment", help="add a comment to the timeline")
@@ -210,7 +211,7 @@ def _action(args: argparse.Namespace) -> int:
     body: dict[str, str] = {}
     if args.action == "assign":
         body["assignee"] = args.assignee
-    elif args.action == "comment":
+    if args.action == "comment":
         body["text"] = args.text
     elif args.note:
         body["note"] = args.note

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from itsmd.correlation import lifecycle
 from itsmd.correlation.priority import more_urgent, priority_of, urgency_from_severity
@@ -37,6 +37,7 @@ from itsmd.models import (
     IncidentStatus,
     IngestAction,
     Level,
+    Priority,
     StoredAlert,
     TimelineEntry,
     TimelineKind,
@@ -110,11 +111,10 @@ class WorkingSet:
         self._track_service(inc)
 
     def apply(self, transition: lifecycle.Transition) -> Incident:
-        inc, entry, event = transition
+        inc, entry, events = transition
         self.put_incident(inc)
         self.timeline.append(entry)
-        if event is not None:
-            self.events.append(event)
+        self.events.extend(events)
         return inc
 
     def note(
@@ -155,6 +155,16 @@ class Outcome:
 
     action: IngestAction
     incident_id: int | None
+
+
+class Assessment(NamedTuple):
+    impact: Level
+    urgency: Level
+    priority: Priority
+    how: str  # e.g. "impact high x urgency high from severity critical"
+
+
+_LEVEL_RANK = {Level.LOW: 0, Level.MEDIUM: 1, Level.HIGH: 2}
 
 
 class Router:
@@ -389,6 +399,7 @@ class Correlator:
                 )
                 kind = TimelineKind.SYMPTOM_ATTACHED
                 self._take(root_inc, row, now, Action.ATTACHED, symptom, kind)
+                self._raise_for_symptom(root_inc.id, row, route, now)
                 return Outcome(IngestAction.NEW, root_inc.id)
         if inc is None:
             return self._open(row, route, now, f"{matched}; no incident of this key: opened one")
@@ -525,26 +536,58 @@ class Correlator:
         if not more_urgent(urgency, inc.urgency):
             return inc
         priority = priority_of(inc.impact, urgency)
-        respond_due, resolve_due = due_times(priority, inc.opened_at, self.sla)
+        alertname = row.labels.get("alertname", row.fingerprint)
+        why = (
+            f"alert {alertname} ({row.fingerprint}) has severity {severity}, "
+            f"urgency {inc.urgency} -> {urgency} (impact {inc.impact})"
+        )
+        return self._raise(inc, row, now, Assessment(inc.impact, urgency, priority, ""), why)
+
+    def _raise_for_symptom(
+        self, root_id: int | None, row: StoredAlert, route: RuleMatch, now: datetime
+    ) -> None:
+        """A symptom that would open an incident more urgent than its root raises the
+        root to that priority: an outage never hides inside a calmer incident."""
+        assert root_id is not None
+        root = self.ws.incidents[root_id]
+        own = self._assess(route, row, [])
+        if own.priority >= root.priority:  # "P1" < "P2": lower is more urgent
+            return
+        alertname = row.labels.get("alertname", row.fingerprint)
+        why = (
+            f"symptom {alertname} ({row.fingerprint}) of service {row.labels.get('service')} "
+            f"would open a {own.priority} incident of its own ({own.how})"
+        )
+        impact = max(root.impact, own.impact, key=_LEVEL_RANK.__getitem__)
+        urgency = max(root.urgency, own.urgency, key=_LEVEL_RANK.__getitem__)
+        self._raise(root, row, now, Assessment(impact, urgency, own.priority, own.how), why)
+
+    def _raise(
+        self, inc: Incident, row: StoredAlert, now: datetime, to: Assessment, why: str
+    ) -> Incident:
+        """Priority rises (never falls) and the SLA due times follow it from the
+        opening. A response already made keeps its due time: it was judged against
+        the priority of its moment, not breached after the fact (alerts join only
+        unresolved incidents, so the resolution target is always still open)."""
+        respond_due, resolve_due = due_times(to.priority, inc.opened_at, self.sla)
         if inc.acknowledged_at is not None:
             respond_due = inc.respond_due
         raised = evolve(
             inc,
-            urgency=urgency,
-            priority=priority,
+            impact=to.impact,
+            urgency=to.urgency,
+            priority=to.priority,
             respond_due=respond_due,
             resolve_due=resolve_due,
         )
         self.ws.put_incident(raised)
-        alertname = row.labels.get("alertname", row.fingerprint)
         targets = (("respond", respond_due), ("resolve", resolve_due))
         dues = [f"{kind} due {format_time(due)}" for kind, due in targets if due is not None]
         self.ws.note(
             raised,
             now,
             TimelineKind.PRIORITY_RAISED,
-            f"priority {inc.priority} -> {priority}: alert {alertname} ({row.fingerprint}) has "
-            f"severity {severity}, urgency {inc.urgency} -> {urgency} (impact {inc.impact})"
+            f"priority {inc.priority} -> {to.priority}: {why}"
             + (f"; SLA {', '.join(dues)}" if dues else ""),
             row.id,
         )
@@ -569,10 +612,11 @@ class Correlator:
             row.id,
         )
 
-    def _open(self, row: StoredAlert, route: RuleMatch, now: datetime, reason: str) -> Outcome:
+    def _assess(self, route: RuleMatch, row: StoredAlert, notes: list[str]) -> Assessment:
+        """The impact, urgency and priority an alert gives the incident it opens (the
+        rule's, or the service tier's impact and the severity's urgency), and how."""
         rule = route.rule
         context = template_context(row.labels, row.annotations, rule.name, route.key, route.group)
-        notes: list[str] = []
         impact = _level(rule.impact, context, notes, Level.MEDIUM, "impact")
         service = self.router.rules.service(row.labels.get("service", ""))
         if not rule.impact_set and service is not None and service.tier is not None:
@@ -587,6 +631,13 @@ class Correlator:
             urgency_why = f"urgency {urgency}"
         priority = rule.priority or priority_of(impact, urgency)
         how = "set by rule" if rule.priority else f"impact {impact} x {urgency_why}"
+        return Assessment(impact, urgency, priority, how)
+
+    def _open(self, row: StoredAlert, route: RuleMatch, now: datetime, reason: str) -> Outcome:
+        rule = route.rule
+        context = template_context(row.labels, row.annotations, rule.name, route.key, route.group)
+        notes: list[str] = []
+        impact, urgency, priority, how = self._assess(route, row, notes)
         respond_due, resolve_due = due_times(priority, now, self.sla)
         inc = Incident(
             id=self.ws.temp_id(),

@@ -28,7 +28,7 @@ class Conflict(Exception):
 class Transition(NamedTuple):
     incident: Incident
     entry: TimelineEntry
-    event: Event | None = None
+    events: tuple[Event, ...] = ()
 
 
 def _entry(
@@ -38,12 +38,12 @@ def _entry(
     return TimelineEntry(inc.id, at, kind, message, actor=actor, rule=inc.rule)
 
 
-def acknowledge(inc: Incident, actor: str, now: datetime) -> Transition:
+def acknowledge(inc: Incident, actor: str, now: datetime, note: str = "") -> Transition:
     if inc.status is not OPEN:
         raise Conflict(f"{inc.ref} is {inc.status}; only an open incident can be acknowledged")
     new = replace(inc, status=ACKED, acknowledged_at=now)
-    entry = _entry(inc, now, TimelineKind.ACKNOWLEDGED, f"acknowledged by {actor}", actor)
-    return Transition(new, entry, Event(EventKind.ACKNOWLEDGED, inc.id, after_s=_age(inc, now)))
+    message = f"acknowledged by {actor}" + (f": {note}" if note else "")
+    return _responded(new, _entry(inc, now, TimelineKind.ACKNOWLEDGED, message, actor), now)
 
 
 def resolve(inc: Incident, actor: str, now: datetime, note: str = "") -> Transition:
@@ -53,7 +53,8 @@ def resolve(inc: Incident, actor: str, now: datetime, note: str = "") -> Transit
     firing = f" while {inc.firing_count} alert(s) still fire" if inc.firing_count else ""
     message = f"resolved by {actor}{firing}" + (f": {note}" if note else "")
     event = Event(EventKind.RESOLVED, inc.id, resolved_by=ResolvedBy.MANUAL, after_s=_age(inc, now))
-    return Transition(new, _entry(inc, now, TimelineKind.RESOLVED, message, actor), event)
+    responded = _responded(new, _entry(inc, now, TimelineKind.RESOLVED, message, actor), now)
+    return responded._replace(events=(*responded.events, event))
 
 
 def auto_resolve(inc: Incident, now: datetime) -> Transition:
@@ -64,7 +65,7 @@ def auto_resolve(inc: Incident, now: datetime) -> Transition:
     held = format_duration(hold) if hold is not None else "0s"
     message = f"resolved automatically: all alerts resolved and none fired again for {held}"
     event = Event(EventKind.RESOLVED, inc.id, resolved_by=ResolvedBy.AUTO, after_s=_age(inc, now))
-    return Transition(new, _entry(inc, at, TimelineKind.AUTO_RESOLVED, message, "itsmd"), event)
+    return Transition(new, _entry(inc, at, TimelineKind.AUTO_RESOLVED, message, "itsmd"), (event,))
 
 
 def reopen(inc: Incident, actor: str, now: datetime, why: str) -> Transition:
@@ -75,17 +76,30 @@ def reopen(inc: Incident, actor: str, now: datetime, why: str) -> Transition:
     return Transition(new, _entry(inc, now, TimelineKind.REOPENED, f"reopened: {why}", actor))
 
 
-def assign(inc: Incident, assignee: str, actor: str, now: datetime) -> Transition:
+def assign(inc: Incident, assignee: str, actor: str, now: datetime, note: str = "") -> Transition:
     if inc.status is RESOLVED:
         raise Conflict(f"{inc.ref} is resolved; reopen it before assigning it")
     before = inc.assignee or "nobody"
     new = replace(inc, assignee=assignee or None)
     message = f"assigned to {assignee or 'nobody'} (was {before}) by {actor}"
-    return Transition(new, _entry(inc, now, TimelineKind.ASSIGNED, message, actor))
+    message += f": {note}" if note else ""
+    return _responded(new, _entry(inc, now, TimelineKind.ASSIGNED, message, actor), now)
 
 
-def comment(inc: Incident, text: str, actor: str, now: datetime) -> TimelineEntry:
-    return _entry(inc, now, TimelineKind.COMMENTED, text, actor)
+def comment(inc: Incident, text: str, actor: str, now: datetime) -> Transition:
+    entry = _entry(inc, now, TimelineKind.COMMENTED, text, actor)
+    if inc.status is RESOLVED:  # a note on a finished incident answers no SLA target
+        return Transition(inc, entry)
+    return _responded(inc, entry, now)
+
+
+def _responded(new: Incident, entry: TimelineEntry, now: datetime) -> Transition:
+    """A person acted on the unresolved incident: the first such act is its response
+    (it meets the SLA respond target, and counts in MTTA)."""
+    if new.responded_at is not None:
+        return Transition(new, entry)
+    event = Event(EventKind.RESPONDED, new.id, after_s=_age(new, now))
+    return Transition(replace(new, responded_at=now), entry, (event,))
 
 
 def close_to_alerts(inc: Incident, now: datetime, why: str) -> Transition:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from itsmd.correlation.businesshours import BusinessHours
@@ -36,33 +37,59 @@ def _after(start: datetime, span: timedelta | None, target: SlaTarget) -> dateti
     return start + span if target.hours is None else target.hours.add(start, span)
 
 
+class Verdict(StrEnum):
+    """Where one SLA target stands (docs/api.md, "SLA summary")."""
+
+    MET = "met"  # reached by its due time (respond: by a person)
+    BREACHED = "breached"  # its due time passed first
+    PENDING = "pending"  # can still be met
+    NOT_NEEDED = "not_needed"  # respond: it resolved by itself before anyone responded
+
+
 @dataclass(frozen=True, slots=True)
 class SlaState:
     respond_due: datetime | None
     resolve_due: datetime | None
-    respond_breached: bool
-    resolve_breached: bool
+    respond: Verdict | None  # None: no target
+    resolve: Verdict | None
 
     @property
     def breached(self) -> bool:
-        return self.respond_breached or self.resolve_breached
+        return Verdict.BREACHED in (self.respond, self.resolve)
 
 
 def sla_state(inc: Incident, now: datetime) -> SlaState:
-    """A target is breached when its moment passed before it was met (or is still unmet)."""
-    responded = inc.acknowledged_at or inc.resolved_at
     return SlaState(
         respond_due=inc.respond_due,
         resolve_due=inc.resolve_due,
-        respond_breached=_missed(inc.respond_due, responded, now),
-        resolve_breached=_missed(inc.resolve_due, inc.resolved_at, now),
+        respond=respond_verdict(inc.respond_due, inc.responded_at, inc.resolved_at, now),
+        resolve=resolve_verdict(inc.resolve_due, inc.resolved_at, now),
     )
 
 
-def _missed(due: datetime | None, met_at: datetime | None, now: datetime) -> bool:
+def respond_verdict(
+    due: datetime | None, responded_at: datetime | None, resolved_at: datetime | None, now: datetime
+) -> Verdict | None:
+    """A respond target is met by a person (acknowledge, assign, comment, or resolve)
+    by its due time. An incident that resolved by itself before anyone responded and
+    before the due time needed no response: `not_needed`, neither met nor breached."""
     if due is None:
-        return False
-    return (met_at or now) > due
+        return None
+    if responded_at is not None and (resolved_at is None or responded_at <= resolved_at):
+        return Verdict.MET if responded_at <= due else Verdict.BREACHED
+    if resolved_at is not None:
+        return Verdict.NOT_NEEDED if resolved_at <= due else Verdict.BREACHED
+    return Verdict.BREACHED if now > due else Verdict.PENDING
+
+
+def resolve_verdict(
+    due: datetime | None, resolved_at: datetime | None, now: datetime
+) -> Verdict | None:
+    if due is None:
+        return None
+    if resolved_at is not None:
+        return Verdict.MET if resolved_at <= due else Verdict.BREACHED
+    return Verdict.BREACHED if now > due else Verdict.PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +98,10 @@ class Clocked:
 
     priority: str
     opened_at: datetime
-    acknowledged_at: datetime | None
+    responded_at: datetime | None
     resolved_at: datetime | None
     respond_due: datetime | None
     resolve_due: datetime | None
-
-
-def _verdict(due: datetime | None, met_at: datetime | None, now: datetime) -> str | None:
-    if due is None:
-        return None
-    if met_at is not None and met_at <= due:
-        return "met"
-    return "breached" if (met_at or now) > due else "pending"
 
 
 def summarize(incidents: Iterable[Clocked], now: datetime) -> list[dict[str, object]]:
@@ -95,23 +114,24 @@ def summarize(incidents: Iterable[Clocked], now: datetime) -> list[dict[str, obj
             {
                 "priority": inc.priority,
                 "incidents": 0,
-                "respond": {"met": 0, "breached": 0, "pending": 0},
+                "respond": {"met": 0, "breached": 0, "pending": 0, "not_needed": 0},
                 "resolve": {"met": 0, "breached": 0, "pending": 0},
                 "_ack": [],
                 "_res": [],
             },
         )
         row["incidents"] += 1
-        responded = inc.acknowledged_at or inc.resolved_at
-        for kind, due, met_at in (
-            ("respond", inc.respond_due, responded),
-            ("resolve", inc.resolve_due, inc.resolved_at),
-        ):
-            verdict = _verdict(due, met_at, now)
+        verdicts = (
+            ("respond", respond_verdict(inc.respond_due, inc.responded_at, inc.resolved_at, now)),
+            ("resolve", resolve_verdict(inc.resolve_due, inc.resolved_at, now)),
+        )
+        for kind, verdict in verdicts:
             if verdict is not None:
-                row[kind][verdict] += 1
-        if inc.acknowledged_at is not None:
-            row["_ack"].append((inc.acknowledged_at - inc.opened_at).total_seconds())
+                row[kind][verdict.value] += 1
+        if inc.responded_at is not None and (
+            inc.resolved_at is None or inc.responded_at <= inc.resolved_at
+        ):  # MTTA: time to the first response of a person, while it mattered
+            row["_ack"].append((inc.responded_at - inc.opened_at).total_seconds())
         if inc.resolved_at is not None:
             row["_res"].append((inc.resolved_at - inc.opened_at).total_seconds())
     out = []

@@ -36,27 +36,26 @@ def incident_action(
 
     def transition(inc: Incident, now: datetime) -> lifecycle.Transition:
         if action == "ack":
-            return lifecycle.acknowledge(inc, actor, now)
+            return lifecycle.acknowledge(inc, actor, now, text)
         if action == "resolve":
             return lifecycle.resolve(inc, actor, now, text)
         if action == "reopen":
             return lifecycle.reopen(inc, actor, now, f"by {actor}" + (f": {text}" if text else ""))
         if action == "assign":
-            return lifecycle.assign(inc, assignee, actor, now)
+            return lifecycle.assign(inc, assignee, actor, now, text)
         if action == "comment":
-            return lifecycle.Transition(inc, lifecycle.comment(inc, text, actor, now))
+            return lifecycle.comment(inc, text, actor, now)
         raise InvalidAction(f"unknown action {action!r}; expected one of {', '.join(ACTIONS)}")
 
     def work(conn: Connection, now: datetime) -> Incident:
         inc = repo.get_incident(conn, incident_id)
         if inc is None:
             raise NotFound(f"no incident INC-{incident_id}")
-        new, entry, event = transition(inc, now)
+        new, entry, events = transition(inc, now)
         if new is not inc:
             repo.save_incident(conn, new)
         repo.add_timeline(conn, [entry])
-        if event is not None:
-            note_events(conn, [event])
+        note_events(conn, events)
         return new
 
     return work

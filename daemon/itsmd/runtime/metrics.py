@@ -135,7 +135,7 @@ class Metrics:
         )
         self.mtta = Histogram(
             "itsmd_mtta_seconds",
-            "Time from an incident opening to its acknowledgement.",
+            "Time from an incident opening to the first response of a person.",
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
@@ -193,7 +193,7 @@ class Metrics:
             match event.kind:
                 case EventKind.OPENED:
                     self.incidents_opened.labels(event.rule, event.priority).inc()
-                case EventKind.ACKNOWLEDGED:
+                case EventKind.RESPONDED:
                     if event.after_s is not None:
                         self.mtta.observe(event.after_s)
                 case EventKind.RESOLVED:

@@ -149,6 +149,20 @@ def daily(conn: Connection, subjects: Sequence[str], first: date, last: date) ->
     return out
 
 
+def first_known_days(conn: Connection, subjects: Sequence[str]) -> dict[str, date]:
+    """Per subject, the first day whose aggregate knows its state (for a history
+    older than the raw changes); subjects without one are left out."""
+    if not subjects:
+        return {}
+    known = check_daily.c.up_s + check_daily.c.down_s + check_daily.c.maintenance_s
+    rows = conn.execute(
+        select(check_daily.c.subject, func.min(check_daily.c.day))
+        .where(check_daily.c.subject.in_(subjects), known > 0)
+        .group_by(check_daily.c.subject)
+    )
+    return {subject: date.fromisoformat(day) for subject, day in rows}
+
+
 def roll_up(conn: Connection, now: datetime) -> int:
     """Aggregate every finished day not aggregated yet; prune old rows. Returns the
     number of day rows written."""
@@ -291,9 +305,13 @@ def availability_report(
     subjects = [*checks, *(f"service:{s}" for s in services)]
     history = changes(conn, subjects, raw_from)
     older = {w: _older(conn, subjects, now, w, raw) for w in windows if w > raw}
+    first_days = first_known_days(conn, subjects)
 
     def subject(key: str, service: str | None, slo: float | None) -> Subject:
-        return Subject(key, history[key], {w: o[key] for w, o in older.items()}, service, slo)
+        day = first_days.get(key)
+        since = None if day is None else _midnight(day)
+        by_window = {w: o[key] for w, o in older.items()}
+        return Subject(key, history[key], by_window, service, slo, since)
 
     check_docs = [
         {

@@ -1,7 +1,8 @@
 """The SLA clock in the store: find targets that passed unmet and mark each once.
 
-A target is missed when its due time passed before the incident was acknowledged
-(respond; a resolution also answers) or resolved (resolve). The primary key of
+A target is missed when its due time passed before a person responded to the
+incident (respond; an incident that resolved first needed no response) or before
+it resolved (resolve). The primary key of
 `sla_breaches` keeps every mark unique, across replicas too; the timeline entry
 written with it is what notifies the routes that ask for `sla_breached`.
 
@@ -41,7 +42,7 @@ class Breach:
         """Whether the target is still unmet and passed recently: worth a notification."""
         inc = self.incident
         met_late = inc.resolved_at is not None or (
-            self.kind == "respond" and inc.acknowledged_at is not None
+            self.kind == "respond" and inc.responded_at is not None
         )
         return not met_late and self.due_at > now - ANNOUNCE_WITHIN
 
@@ -50,7 +51,7 @@ def _missed(kind: str, now: datetime) -> list[ColumnElement[bool]]:
     due = incidents.c.respond_due if kind == "respond" else incidents.c.resolve_due
     unmet_by = [incidents.c.resolved_at]
     if kind == "respond":
-        unmet_by.append(incidents.c.acknowledged_at)
+        unmet_by.append(incidents.c.responded_at)
     marked = (
         select(sla_breaches.c.incident_id)
         .where(sla_breaches.c.incident_id == incidents.c.id, sla_breaches.c.kind == kind)
@@ -120,6 +121,6 @@ def clocked_since(conn: Connection, since: datetime) -> list[Clocked]:
     """The SLA facts of the incidents opened since `since` (for GET /api/v1/sla)."""
     c = incidents.c
     query = select(
-        c.priority, c.opened_at, c.acknowledged_at, c.resolved_at, c.respond_due, c.resolve_due
+        c.priority, c.opened_at, c.responded_at, c.resolved_at, c.respond_due, c.resolve_due
     ).where(c.opened_at >= since)
     return [Clocked(*row) for row in conn.execute(query)]

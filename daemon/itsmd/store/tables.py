@@ -99,6 +99,7 @@ incidents = Table(
     Column("labels", JSON, nullable=False),
     Column("opened_at", UTCDateTime, nullable=False),
     Column("acknowledged_at", UTCDateTime, nullable=True),
+    Column("responded_at", UTCDateTime, nullable=True),  # a person's first response
     Column("resolved_at", UTCDateTime, nullable=True),
     Column("all_clear_at", UTCDateTime, nullable=True),
     Column("auto_resolve_at", UTCDateTime, nullable=True),

@@ -155,25 +155,62 @@ def test_combine(
     assert combine(streams) == [Change(*c) for c in expected]
 
 
+DAY_S, MONTH_S = 86400.0, 30 * 86400.0
+
+
 @pytest.mark.parametrize(
-    ("ratio", "slo", "left", "burn"),
+    ("window", "slo", "left", "burn"),
     [
-        (None, 99.9, None, None),
-        (0.999, None, None, None),
-        (1.0, 99.9, 1.0, 0.0),
-        (0.999, 99.9, 0.0, 1.0),
-        (0.9995, 99.9, 0.5, 0.5),
-        (0.998, 99.9, -1.0, 2.0),
-        (0.99, 99.0, 0.0, 1.0),
-        (1.0, 100.0, 1.0, 0.0),
-        (0.99, 100.0, None, None),  # a 100 % objective has no budget to spend
+        pytest.param(Uptime(unknown_s=DAY_S), 99.9, None, None, id="nothing-measured"),
+        pytest.param(Uptime(up_s=DAY_S), None, None, None, id="no-objective"),
+        pytest.param(Uptime(up_s=DAY_S), 99.9, 1.0, 0.0, id="untouched"),
+        # A day at 99.9 % allows 86.4 s down.
+        pytest.param(Uptime(DAY_S - 86.4, 86.4), 99.9, 0.0, 1.0, id="spent-exactly"),
+        pytest.param(Uptime(DAY_S - 43.2, 43.2), 99.9, 0.5, 0.5, id="half-spent"),
+        pytest.param(Uptime(DAY_S - 172.8, 172.8), 99.9, -1.0, 2.0, id="overspent"),
+        pytest.param(Uptime(DAY_S - 864, 864), 99.0, 0.0, 1.0, id="99-percent"),
+        # Maintenance is out of the budget's base: 0.1 % of 23 h is 82.8 s.
+        pytest.param(
+            Uptime(DAY_S - 3600 - 41.4, 41.4, maintenance_s=3600),
+            99.9,
+            0.5,
+            41.4 / (DAY_S - 3600) / 0.001,
+            id="maintenance-is-left-out",
+        ),
+        # A young window: 400 s measured of 30 days, 100 s down. The 30-day budget is
+        # 2592 s, of which 100 s are spent; the burn over the 400 s is 250 (the
+        # report only shows it once enough of the window is measured).
+        pytest.param(
+            Uptime(300, 100, unknown_s=MONTH_S - 400),
+            99.9,
+            1 - 100 / 2592,
+            250.0,
+            id="young-window-spends-its-own-budget",
+        ),
+        pytest.param(Uptime(up_s=DAY_S), 100.0, 1.0, 0.0, id="100-percent-untouched"),
+        # A 100 % objective has no budget to spend.
+        pytest.param(Uptime(DAY_S - 864, 864), 100.0, None, None, id="100-percent-failed"),
     ],
 )
 def test_error_budget(
-    ratio: float | None, slo: float | None, left: float | None, burn: float | None
+    window: Uptime, slo: float | None, left: float | None, burn: float | None
 ) -> None:
-    assert error_budget_left(ratio, slo) == (None if left is None else pytest.approx(left))
-    assert burn_rate(ratio, slo) == (None if burn is None else pytest.approx(burn))
+    assert error_budget_left(window, slo) == (None if left is None else pytest.approx(left))
+    assert burn_rate(window.ratio, slo) == (None if burn is None else pytest.approx(burn))
+
+
+@pytest.mark.parametrize(
+    ("window", "coverage"),
+    [
+        (Uptime(), None),
+        (Uptime(unknown_s=DAY_S), 0.0),
+        (Uptime(up_s=DAY_S / 2, unknown_s=DAY_S / 2), 0.5),
+        (Uptime(up_s=10, down_s=10, maintenance_s=20, unknown_s=60), 0.4),  # maintenance known
+        (Uptime(up_s=DAY_S), 1.0),
+    ],
+)
+def test_coverage_is_the_known_share(window: Uptime, coverage: float | None) -> None:
+    assert window.coverage == coverage
 
 
 def test_uptime_adds_per_state() -> None:

@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from itsmd.checks.forecast import Direction, Trend, crossing_time, exhausts_within, fit
+from itsmd.checks.forecast import (
+    MIN_SAMPLES,
+    MIN_SHARE,
+    Direction,
+    Trend,
+    crossing_time,
+    enough,
+    exhausts_within,
+    fit,
+    span,
+)
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z: Unix times of today must not lose precision
 
@@ -119,6 +129,32 @@ def test_an_unknown_direction_is_an_error() -> None:
 )
 def test_exhausts_within(crossing: float | None, horizon: float, expected: bool) -> None:
     assert exhausts_within(crossing, NOW, horizon) is expected
+
+
+SIX_HOURS = 6 * 3600.0
+
+
+@pytest.mark.parametrize(
+    ("times", "expected"),
+    [
+        pytest.param([], False, id="no-samples"),
+        pytest.param([T0 + 10 * i for i in range(7)], False, id="a-minute-of-6h"),
+        pytest.param([T0 + 1350 * i - (i == 4) for i in range(5)], False, id="a-second-short"),
+        pytest.param([T0 + 1350 * i for i in range(5)], True, id="a-quarter-of-6h"),
+        pytest.param([T0 + 3600 * i for i in range(4)], False, id="3h-but-4-samples"),
+        pytest.param([T0 + 2700 * i for i in range(5)], True, id="3h-and-5-samples"),
+        pytest.param([T0 + 5400, T0, T0 + 60, T0 + 120, T0 + 180], True, id="unsorted"),
+    ],
+)
+def test_enough_data_to_forecast(times: list[float], expected: bool) -> None:
+    assert (MIN_SHARE, MIN_SAMPLES) == (0.25, 5)
+    assert enough([(t, 0.5) for t in times], SIX_HOURS) is expected
+
+
+def test_span() -> None:
+    assert span([]) == 0.0
+    assert span([(T0, 1.0)]) == 0.0
+    assert span([(T0 + 60, 1.0), (T0, 2.0), (T0 + 30, 3.0)]) == 60.0
 
 
 @given(

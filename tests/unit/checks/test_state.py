@@ -16,6 +16,7 @@ from itsmd.checks.state import (
     SeriesValue,
     availability_change,
     beats,
+    capacity_entry,
     capacity_series,
     heartbeat_due,
     observe,
@@ -439,3 +440,111 @@ def test_capacity_series_needs_samples() -> None:
     capacity = getattr(check(PROM).probe, "capacity")  # noqa: B009
     with pytest.raises(ValueError, match="at least one sample"):
         capacity_series(capacity, {}, [], T0)
+
+
+# The shipped disk check (rules/50-checks.yml).
+DISK = (
+    "type: disk, path: /data, interval: 1m, warn: {below: 0.10}, critical: {below: 0.05}, "
+    "forecast: {over: 6h, horizon: 7d}"
+)
+
+
+def falling(minutes: float, every_s: float = 60.0) -> list[tuple[float, float]]:
+    """Free ratio losing 0.002 a minute up to 0.31 at T0, sampled every `every_s`."""
+    n = int(minutes * 60 / every_s)
+    return [(T0.timestamp() - every_s * i, 0.31 + 0.002 * every_s * i / 60) for i in range(n + 1)]
+
+
+def test_a_minute_of_samples_makes_no_forecast() -> None:
+    # The false alarm: a minute after the first start, a disk with 31 % free losing
+    # 0.002 a minute was forecast full within the 7-day horizon.
+    spec = check(DISK)
+    assert spec.capacity is not None
+    samples = falling(1, every_s=10)
+    s = capacity_series(spec.capacity, {"path": "/data"}, samples, T0)
+    assert (s.value, s.exhausts_at, s.forecast_ready) == (0.31, None, False)
+    assert s.forecast_since == T0 - MIN
+    assert s.forecast_reason == (
+        "7 samples over 1m: a forecast needs at least 5 samples over 1h30m (25% of over 6h)"
+    )
+    assert step(spec, CheckState(), probe(s), T0)[1] == []
+
+
+def test_a_forecast_once_a_quarter_of_over_is_sampled() -> None:
+    spec = check(DISK)
+    assert spec.capacity is not None
+    samples = falling(90)  # 1h30m of minutes: a quarter of 6h
+    s = capacity_series(spec.capacity, {"path": "/data"}, samples, T0)
+    assert (s.forecast_ready, s.forecast_reason, s.forecast_since) == (True, "", T0 - 90 * MIN)
+    # 0.31 down to the critical 0.05 at 0.002 a minute: 130 minutes.
+    assert s.exhausts_at is not None
+    assert abs(s.exhausts_at - (T0 + 130 * MIN)) < timedelta(seconds=1)
+    _, (alert,) = step(spec, CheckState(), probe(s), T0)
+    assert (alert.labels["alertname"], alert.status) == ("CapacityForecast", AlertStatus.FIRING)
+
+
+def test_too_few_samples_make_no_forecast() -> None:
+    spec = check(DISK)
+    assert spec.capacity is not None
+    samples = falling(180, every_s=3600)  # 4 samples over 3h
+    s = capacity_series(spec.capacity, {"path": "/data"}, samples, T0)
+    assert (s.forecast_ready, s.exhausts_at) == (False, None)
+    assert s.forecast_reason.startswith("4 samples over 3h: ")
+
+
+def test_without_a_forecast_there_is_no_readiness() -> None:
+    spec = check("type: disk, path: /data, critical: {below: 0.05}")
+    assert spec.capacity is not None
+    s = capacity_series(spec.capacity, {"path": "/data"}, [(T0.timestamp(), 0.3)], T0)
+    assert (s.forecast_ready, s.forecast_since, s.forecast_reason) == (None, None, "")
+
+
+def test_a_young_trend_leaves_a_firing_forecast_alone() -> None:
+    # After a restart the disk's samples start again: the forecast alert restored from
+    # the store neither resolves nor fires again until the trend has enough data.
+    spec = check(DISK)
+    assert spec.capacity is not None
+    ready = capacity_series(spec.capacity, {"path": "/data"}, falling(90), T0)
+    state, (fired,) = step(spec, CheckState(), probe(ready), T0)
+    restored = restore(spec, state.firing.values(), T0 + MIN)
+    young = capacity_series(spec.capacity, {"path": "/data"}, falling(1), T0 + MIN)
+    held, alerts = step(spec, restored, probe(young), T0 + MIN)
+    assert alerts == []
+    assert held.firing == restored.firing
+    # Once ready, a trend that no longer crosses resolves it.
+    flat = [(T0.timestamp() + 60 * i, 0.31) for i in range(91)]
+    later = T0 + 90 * MIN
+    steady = capacity_series(spec.capacity, {"path": "/data"}, flat, later)
+    _, (resolved,) = step(spec, held, probe(steady), later)
+    assert (resolved.identity, resolved.status) == (fired.identity, AlertStatus.RESOLVED)
+    # A young trend does not hold it once the threshold is crossed either.
+    crossed = capacity_series(spec.capacity, {"path": "/data"}, [(later.timestamp(), 0.01)], later)
+    _, alerts = step(spec, held, probe(crossed), later)
+    assert sorted((a.labels["alertname"], str(a.status)) for a in alerts) == [
+        ("CapacityForecast", R),
+        ("CapacityThreshold", F),
+    ]
+
+
+def test_capacity_entry() -> None:
+    spec = check(DISK)
+    young = SeriesValue({"path": "/data"}, 0.31, None, False, T0 - MIN, "2 samples over 1m: ...")
+    assert capacity_entry(spec, young) == {
+        "check": "c",
+        "labels": {"path": "/data"},
+        "value": 0.31,
+        "threshold": {"below": 0.05},
+        "exhausts_at": None,
+        "forecast_ready": False,
+        "forecast_since": "2025-12-31T23:59:00Z",
+        "forecast_reason": "2 samples over 1m: ...",
+    }
+    ready = SeriesValue({"path": "/data"}, 0.31, T0 + 130 * MIN, True, T0 - 90 * MIN)
+    entry = capacity_entry(spec, ready)
+    assert (entry["exhausts_at"], entry["forecast_ready"], entry["forecast_reason"]) == (
+        "2026-01-01T02:10:00Z",
+        True,
+        None,
+    )
+    none = capacity_entry(check("type: disk, path: /x, warn: {below: 0.1}"), SeriesValue({}, 0.5))
+    assert (none["forecast_ready"], none["forecast_since"]) == (None, None)

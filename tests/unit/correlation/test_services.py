@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from itsmd.correlation import lifecycle
 from itsmd.correlation.rules import load_rules
-from itsmd.models import Action, IncidentStatus, Level, TimelineKind
+from itsmd.correlation.sla import SlaTarget
+from itsmd.models import Action, IncidentStatus, Level, Priority, TimelineKind
 from itsmd.yamlsource import LoadError
 from tests.unit.correlation.test_correlate import MIN, T0, Engine, alert
 
@@ -127,3 +130,60 @@ def test_catalog_mistakes_are_errors(tmp_path: Path, catalog: str, message: str)
     with pytest.raises(LoadError) as raised:
         _engine(tmp_path, catalog=catalog)
     assert any(message in str(p) for p in raised.value.findings), raised.value
+
+
+SLA = {
+    Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=4)),
+    Priority.P3: SlaTarget(respond=timedelta(hours=4), resolve=timedelta(hours=24)),
+}
+
+
+def _sla_engine(tmp_path: Path) -> Engine:
+    engine = _engine(tmp_path)
+    engine.sla = SLA
+    return engine
+
+
+def test_a_symptom_more_severe_than_its_root_raises_the_root(tmp_path: Path) -> None:
+    """A P1 outage of checkout (tier 1, critical) never hides in a P3 disk incident."""
+    engine = _sla_engine(tmp_path)
+    root = engine.send(alert(alertname="DiskFull", severity="warning", service="postgres"), T0)
+    assert engine.incident(root).priority is Priority.P3  # medium x medium
+
+    engine.send(alert(alertname="Down", severity="critical", service="checkout"), T0 + MIN)
+
+    inc = engine.incident(root)
+    assert (inc.priority, inc.impact, inc.urgency) == (Priority.P1, Level.HIGH, Level.HIGH)
+    assert (inc.respond_due, inc.resolve_due) == (
+        T0 + timedelta(minutes=15),
+        T0 + timedelta(hours=4),
+    )
+    (raised,) = [e for e in engine.ws.timeline if e.kind is TimelineKind.PRIORITY_RAISED]
+    assert raised.message.startswith("priority P3 -> P1: symptom Down (")
+    assert "of service checkout would open a P1 incident of its own (impact high x urgency " in (
+        raised.message
+    )
+
+
+def test_a_symptom_no_more_urgent_than_its_root_leaves_it(tmp_path: Path) -> None:
+    engine = _sla_engine(tmp_path)
+    root = engine.send(alert(alertname="DiskFull", severity="critical", service="postgres"), T0)
+    before = engine.incident(root).priority
+    engine.send(alert(alertname="Slow", severity="warning", service="search"), T0 + MIN)
+    engine.send(alert(alertname="Slow", severity="info", service="checkout"), T0 + MIN)
+    assert engine.incident(root).priority is before
+    assert TimelineKind.PRIORITY_RAISED not in engine.kinds(engine.incident(root))
+
+
+def test_a_raise_by_a_symptom_keeps_a_response_already_made(tmp_path: Path) -> None:
+    engine = _sla_engine(tmp_path)
+    root = engine.send(alert(alertname="DiskFull", severity="warning", service="postgres"), T0)
+    acked, _, _ = lifecycle.acknowledge(engine.incident(root), "alice", T0 + timedelta(hours=1))
+    engine.ws.put_incident(acked)
+
+    engine.send(alert(alertname="Down", severity="critical", service="checkout"), T0 + 2 * MIN)
+
+    inc = engine.incident(root)
+    assert inc.priority is Priority.P1
+    assert inc.respond_due == T0 + timedelta(hours=4)  # met at P3: not breached after the fact
+    assert inc.resolve_due == T0 + timedelta(hours=4)

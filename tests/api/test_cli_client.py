@@ -1,0 +1,46 @@
+"""`itsmd incidents ...` against a running daemon: every action's note reaches the
+timeline (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from itsmd.cli.main import main
+from tests.api.api_support import MakeClient, alert
+
+RULES = """\
+incidents:
+  - name: by-service
+    match: '{}'
+    group_by: [service]
+"""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["ack", "INC-1", "--note", "looking"], "acknowledged by anonymous: looking"),
+        (
+            ["assign", "INC-1", "bob", "--note", "db expert"],
+            "assigned to bob (was nobody) by anonymous: db expert",
+        ),
+        (["resolve", "INC-1", "--note", "restarted"], "resolved by anonymous"),
+        (["comment", "INC-1", "restarted the pod"], "restarted the pod"),
+    ],
+)
+async def test_an_action_from_the_command_line_keeps_its_note(
+    make_client: MakeClient, argv: list[str], message: str
+) -> None:
+    client = await make_client(RULES)
+    await client.webhook(alert(service="api"))
+    url = str(client.make_url("")).rstrip("/")
+
+    code = await asyncio.to_thread(main, ["incidents", *argv, "--url", url])
+
+    assert code == 0
+    last = (await client.incident("INC-1"))["timeline"][-1]
+    assert last["message"].startswith(message)
+    if "--note" in argv:
+        assert last["message"].endswith(argv[-1])
