@@ -396,6 +396,39 @@ def test_same_alert_from_two_alertmanagers_is_stored_once(
     assert detail["alerts"][0]["labels"] == alert["labels"]
 
 
+def test_alerts_pushed_without_starts_at_to_two_alertmanagers_are_stored_once(
+    tmp_path: Path, db_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    """Each unclustered Alertmanager stamps its own startsAt on an alert pushed
+    without one, milliseconds apart: still one alert each."""
+    itsmd = itsmd_server.start(
+        rules_dir=write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL), db_url=db_url
+    )
+    am1 = alertmanager.start(itsmd.webhook_url)
+    am2 = alertmanager.start(itsmd.webhook_url)
+    alerts = [
+        {
+            "labels": {
+                "alertname": "Down",
+                "severity": "critical",
+                "service": f"s{n % 3}",
+                "instance": f"i-{n}",
+            }
+        }
+        for n in range(30)
+    ]
+    am1.push(alerts)
+    am2.push(alerts)
+    am1.wait_notified(3, timeout_s=DELIVERY_TIMEOUT_S)
+    am2.wait_notified(3, timeout_s=DELIVERY_TIMEOUT_S)
+
+    incidents = wait_for_alerts(itsmd, 30)
+    assert sorted(i["alert_count"] for i in incidents) == [10, 10, 10], incidents
+    stored = [a for i in incidents for a in get_incident(itsmd, i["id"])["alerts"]]
+    assert len(stored) == 30
+    assert all(a["receive_count"] >= 2 for a in stored), "both Alertmanagers' copies"
+
+
 # --- f. restart ----------------------------------------------------------------------------
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
 from itsmd.correlation import lifecycle
@@ -47,6 +47,9 @@ from itsmd.models import (
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
 
 Identity = tuple[str, datetime]
+# A firing alert whose startsAt is this close to a firing episode of its fingerprint
+# continues that episode (docs/rules.md, "Alert identity and de-duplication").
+SAME_START = timedelta(seconds=10)
 
 
 @dataclass
@@ -200,12 +203,14 @@ class Correlator:
             return self._update(existing, alert, now)
         if alert.status is RESOLVED:
             return self._resolve_unmatched(alert, now)
-        if "startsAt" not in alert.raw:
+        episode = self.ws.firing_episode(alert.fingerprint)
+        if episode is not None and (
+            "startsAt" not in alert.raw or abs(alert.starts_at - episode.starts_at) <= SAME_START
+        ):
             # A sender that gives no startsAt means "still the same alert", as in
-            # Alertmanager's API: continue the firing episode if there is one.
-            episode = self.ws.firing_episode(alert.fingerprint)
-            if episode is not None:
-                return self._update(episode, evolve(alert, starts_at=episode.starts_at), now)
+            # Alertmanager's API; and unclustered Alertmanagers each stamp their own
+            # startsAt on an alert pushed without one, moments apart: the same alert.
+            return self._update(episode, evolve(alert, starts_at=episode.starts_at), now)
         return self._place(self._new_row(alert, now), now)
 
     # ---- alerts already stored

@@ -331,6 +331,7 @@ class Writer:
             for a in alerts
             if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
         ]
+        firing_identities = [a.identity for a in alerts if a.status is AlertStatus.FIRING]
         sla = self._sla()
 
         current = self._current
@@ -342,7 +343,9 @@ class Writer:
             isolate(conn)
             pop_notes(conn)  # left by a transaction that rolled back
             identities = (a.identity for a in alerts)
-            ws = repo.load_working_set(conn, identities, episodic, missing, known, upstream)
+            ws = repo.load_working_set(
+                conn, identities, episodic, missing, known, upstream, firing_identities
+            )
             started = time.perf_counter()
             correlator = Correlator(router, ws, sla)
             outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]

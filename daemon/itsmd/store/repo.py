@@ -234,11 +234,12 @@ def load_working_set(
     keys: Iterable[str],
     known: Iterable[Incident] = (),
     services: Iterable[str] = (),
+    firing: Iterable[Identity] = (),
 ) -> WorkingSet:
-    """Alerts by identity, firing episodes of `resolve_fingerprints`, the incidents
-    those alerts belong to, the current incident of each key, and the unresolved
-    incidents of `services` (upstreams); `known` incidents (as committed) are taken
-    as they are."""
+    """Alerts by identity, firing episodes of `resolve_fingerprints` and of the
+    `firing` identities not stored yet, the incidents those alerts belong to, the
+    current incident of each key, and the unresolved incidents of `services`
+    (upstreams); `known` incidents (as committed) are taken as they are."""
     ws = WorkingSet()
     for inc in known:
         ws.load_incident(inc)
@@ -255,8 +256,10 @@ def load_working_set(
             },
         )
         _add_alerts(ws, (r for r in rows if (r.fingerprint, r.starts_at) in wanted))
-    missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
-    for chunk in _chunks(missing):
+    missing = {fp for fp in resolve_fingerprints} - ws.seen_fingerprints
+    # A new firing episode may be one already stored under another sender's startsAt.
+    missing.update(fp for fp, starts_at in firing if (fp, starts_at) not in ws.alerts)
+    for chunk in _chunks(sorted(missing)):
         _add_alerts(ws, conn.execute(_FIRING_EPISODES, {"fingerprints": chunk}))
         seen = conn.execute(_SEEN_FINGERPRINTS, {"fingerprints": chunk})
         ws.seen_fingerprints.update(seen.scalars())

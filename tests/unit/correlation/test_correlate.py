@@ -450,3 +450,32 @@ def test_router_routes_each_fingerprint_once() -> None:
     a = alert()
     assert router.route(a.fingerprint, a.labels) is router.route(a.fingerprint, a.labels)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("apart", "episodes"),
+    [
+        (timedelta(milliseconds=3), 1),  # two unclustered Alertmanagers' own stamps
+        (timedelta(seconds=-4), 1),  # either one first
+        (timedelta(seconds=10), 1),
+        (timedelta(seconds=11), 2),  # a new episode whose resolve went missing
+    ],
+)
+def test_a_start_close_to_a_firing_episode_is_that_episode(apart: timedelta, episodes: int) -> None:
+    e = Engine()
+    first = e.send(alert(), T0)
+    again = e.send(alert(starts_at=T0 + apart), T0 + MIN)
+    assert len(e.ws.alerts) == episodes
+    assert again.incident_id == first.incident_id
+    if episodes == 1:
+        (row,) = e.ws.alerts.values()
+        assert (row.starts_at, row.receive_count) == (T0, 2)
+        assert again.action is IngestAction.UPDATED or again.action is IngestAction.DUPLICATE
+
+
+def test_after_its_episode_resolved_a_close_start_is_a_new_episode() -> None:
+    e = Engine()
+    e.send(alert(), T0)
+    e.send(alert("resolved"), T0 + MIN)
+    e.send(alert(starts_at=T0 + timedelta(seconds=5)), T0 + 2 * MIN)
+    assert len(e.ws.alerts) == 2
