@@ -14,7 +14,9 @@ from datetime import date, timedelta
 from enum import StrEnum
 from pathlib import Path
 
+from itsmd.checks.spec import CheckType
 from itsmd.correlation.businesshours import BusinessHours, parse_days, parse_span, parse_zone
+from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.correlation.sla import SlaTarget
 from itsmd.durations import parse_duration, parse_size
 from itsmd.models import Priority
@@ -39,6 +41,9 @@ from itsmd.yamlsource import (
 
 DEFAULT_LISTEN = "127.0.0.1:9877"
 DEFAULT_DATABASE = "sqlite+aiosqlite:///itsmd.db"
+# The databases the store opens (store/engine.py).
+SQLITE_URL = "sqlite+aiosqlite:///PATH"
+POSTGRES_URL = "postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB"
 TOP_KEYS = (
     "listen",
     "external_url",
@@ -74,6 +79,9 @@ class Role(StrEnum):
     RESPOND = "respond"
     INGEST = "ingest"
     ADMIN = "admin"
+
+
+ROLES = ", ".join(Role)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +150,43 @@ def load_settings(
     overrides: Overrides = Overrides(),
     env: Mapping[str, str] | None = None,
 ) -> Settings:
+    """The config file with the environment and flags over it; every error of the file
+    and of the values from the command line or environment is raised at once."""
+    settings, errors, _ = _load(path, overrides, env)
+    if errors:
+        raise LoadError(errors)
+    return settings
+
+
+def load_config(
+    path: str | Path | None,
+    overrides: Overrides = Overrides(),
+    env: Mapping[str, str] | None = None,
+) -> tuple[Settings, RuleSet]:
+    """The settings and the rules they name, validated together (what `itsmd config
+    check` and `itsmd run` accept): every error of the config file, of the command line
+    and environment, of the rule files, and between them, raised at once."""
+    settings, errors, declared = _load(path, overrides, env)
+    rules = RuleSet()
+    try:
+        rules = load_rules(rule_files(settings.rules))
+    except LoadError as exc:
+        errors += exc.findings
+    else:
+        if not declared:  # an invalid connectors.prometheus is reported already
+            errors += _checks_without_prometheus(settings, rules)
+    if errors:
+        raise LoadError(errors)
+    return settings, rules
+
+
+def _load(
+    path: str | Path | None, overrides: Overrides, env: Mapping[str, str] | None
+) -> tuple[Settings, list[Finding], bool]:
+    """The settings (with defaults where a value was bad), every error found, and
+    whether the file declares connectors.prometheus."""
     env = os.environ if env is None else env
-    settings = Settings()
+    settings, errors, declared = Settings(), [], False
     if path is not None:
         try:
             text = Path(path).read_text(encoding="utf-8")
@@ -151,19 +194,47 @@ def load_settings(
             raise LoadError(
                 [Finding(str(path), 0, f"cannot read config: {exc.strerror}")]
             ) from None
-        settings = parse_config(text, str(path), env)
-    listen = overrides.listen or env.get("ITSMD_LISTEN") or settings.listen
-    database = overrides.database or env.get("ITSMD_DB") or settings.database
+        settings, findings, top = _parse(text, str(path), env, None)
+        errors = sorted(findings.errors, key=lambda p: p.line)
+        connectors = top.get("connectors")
+        declared = isinstance(connectors, LocDict) and connectors.get("prometheus") is not None
+    listen = overrides.listen or env.get("ITSMD_LISTEN")
+    database = overrides.database or env.get("ITSMD_DB")
     rules = overrides.rules or env.get("ITSMD_RULES")
     findings = Findings("command line or environment")
-    try:
-        split_listen(listen)
-    except ValueError as exc:
-        findings.error(0, "listen", str(exc))
-    findings.raise_if_any()
-    return replace(
-        settings, listen=listen, database=database, rules=(rules,) if rules else settings.rules
+    if listen:
+        try:
+            split_listen(listen)
+        except ValueError as exc:
+            findings.error(0, "listen", str(exc))
+    if database:
+        problem = database_problem(database)
+        if problem is not None:
+            findings.error(0, "database", problem)
+    settings = replace(
+        settings,
+        listen=listen or settings.listen,
+        database=database or settings.database,
+        rules=(rules,) if rules else settings.rules,
     )
+    return settings, errors + findings.errors, declared
+
+
+def _checks_without_prometheus(settings: Settings, rules: RuleSet) -> list[Finding]:
+    """A prometheus check with no Prometheus to ask would fail at every run."""
+    if settings.connectors.prometheus is not None:
+        return []
+    where = settings.config_file or "the config (no config file given)"
+    out = []
+    for check in rules.checks:
+        if check.type is CheckType.PROMETHEUS:
+            index = [c for c in rules.checks if c.file == check.file].index(check)
+            message = (
+                f"checks[{index}] ({check.name}): a prometheus check needs "
+                f"connectors.prometheus (the Prometheus to query) in {where}, which has none"
+            )
+            out.append(Finding(check.file, check.line, message))
+    return out
 
 
 def parse_config(
@@ -172,14 +243,26 @@ def parse_config(
     env: Mapping[str, str],
     kinds: Mapping[str, SinkKind] | None = None,
 ) -> Settings:
+    settings, findings, _ = _parse(text, filename, env, kinds)
+    findings.raise_if_any()
+    return settings
+
+
+def _parse(
+    text: str,
+    filename: str,
+    env: Mapping[str, str],
+    kinds: Mapping[str, SinkKind] | None,
+) -> tuple[Settings, Findings, LocDict]:
+    """The settings, with defaults where a value is bad, and every finding; only a YAML
+    syntax error (which hides the rest of the file) raises."""
     findings = Findings(filename)
     document = load_yaml(text, filename)
     top = expect_mapping(
         findings, LocDict() if document is None else document, getattr(document, "line", 1), ""
     )
     if top is None:
-        findings.raise_if_any()
-        raise AssertionError("unreachable")
+        return Settings(config_file=filename), findings, LocDict()
     check_keys(findings, top, TOP_KEYS, "")
     base = Path(filename).parent
     listen = get_str(findings, top, "listen", "")
@@ -205,8 +288,7 @@ def parse_config(
         external_url=_external_url(findings, top),
         connectors=parse_connectors(findings, top, env, base, kinds or installed_kinds),
     )
-    findings.raise_if_any()
-    return settings
+    return settings, findings, top
 
 
 def _external_url(findings: Findings, top: LocDict) -> str | None:
@@ -220,7 +302,35 @@ def _database(findings: Findings, top: LocDict) -> str:
     database = get_str(findings, top, "database", "")
     if database == "":
         findings.error(top.line_of("database"), "database", "must not be empty")
+    elif database is not None:
+        problem = database_problem(database)
+        if problem is not None:
+            findings.error(top.line_of("database"), "database", problem)
+            return DEFAULT_DATABASE
     return database or DEFAULT_DATABASE
+
+
+def database_problem(url: str) -> str | None:
+    """Why the store cannot open `url`, or None. Only the scheme is ever shown: the rest
+    may hold a password."""
+    scheme, sep, rest = url.partition("://")
+    if scheme == "sqlite+aiosqlite" and sep:
+        path = rest.removeprefix("/")
+        if not rest.startswith("/") or path in ("", ":memory:"):
+            return (
+                f"expected a database file: {SQLITE_URL} (relative to the working "
+                "directory; four slashes for an absolute path)"
+            )
+        return None
+    if scheme == "postgresql+asyncpg" and sep:
+        return None
+    got = f"a {scheme}:// URL" if sep else "no URL (no scheme://)"
+    hint = ""
+    if scheme in ("sqlite", "sqlite3") or scheme.startswith("sqlite+"):
+        hint = " (write sqlite+aiosqlite://)"
+    elif scheme in ("postgres", "postgresql") or scheme.startswith("postgresql+"):
+        hint = " (write postgresql+asyncpg://)"
+    return f"expected {SQLITE_URL} or {POSTGRES_URL}, got {got}{hint}"
 
 
 def _rules(findings: Findings, top: LocDict, base: Path) -> tuple[str, ...]:
@@ -269,11 +379,13 @@ def _tokens(
         name = get_str(findings, m, "name", path)
         role = convert(findings, m, "role", path, None, _role)
         secret = None if inline else _secret(findings, m, path, env, base)
-        if not name or role is None:
-            findings.error(
-                m.line, path, "every token needs a name and a role (read, respond, ingest, admin)"
-            )
-        elif secret is not None:
+        for key in ("name", "role"):
+            if key not in m:
+                choices = f" (one of {ROLES})" if key == "role" else ""
+                findings.error(m.line, path, f"missing {key!r}{choices}")
+        if "name" in m and m["name"] in (None, ""):
+            findings.error(m.line_of("name"), join(path, "name"), "must not be empty")
+        if name and role is not None and secret is not None:
             if any(t.name == name for t in tokens):
                 findings.error(m.line, path, f"token name {name!r} is used twice")
             tokens.append(Token(name, role, secret))
@@ -284,7 +396,7 @@ def _role(text: str) -> Role:
     try:
         return Role(text)
     except ValueError:
-        raise ValueError(f"expected read, respond, ingest or admin, got {text!r}") from None
+        raise ValueError(f"expected one of {ROLES}, got {text!r}") from None
 
 
 def _secret(

@@ -16,6 +16,7 @@ from itsmd.config import (
     Role,
     Settings,
     Token,
+    load_config,
     load_settings,
     parse_config,
     split_listen,
@@ -221,15 +222,59 @@ def test_split_listen() -> None:
 # --- database ------------------------------------------------------------------------------------
 
 
+ACCEPTED = (
+    "expected sqlite+aiosqlite:///PATH or postgresql+asyncpg://USER:PASSWORD@HOST:PORT/DB, got"
+)
+NO_FILE = (
+    "expected a database file: sqlite+aiosqlite:///PATH (relative to the working directory; "
+    "four slashes for an absolute path)"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
         ("database: ''\n", [f"{F}:1: database: must not be empty"]),
         ("database: [a]\n", [f"{F}:1: database: expected a string, got a list"]),
+        ("database: mysql://x\n", [f"{F}:1: database: {ACCEPTED} a mysql:// URL"]),
+        (
+            "database: 'postgresql://itsmd:hunter2@db/itsmd'\n",
+            [f"{F}:1: database: {ACCEPTED} a postgresql:// URL (write postgresql+asyncpg://)"],
+        ),
+        (
+            "database: sqlite:///itsmd.db\n",
+            [f"{F}:1: database: {ACCEPTED} a sqlite:// URL (write sqlite+aiosqlite://)"],
+        ),
+        ("database: itsmd.db\n", [f"{F}:1: database: {ACCEPTED} no URL (no scheme://)"]),
+        ("database: 'sqlite+aiosqlite://'\n", [f"{F}:1: database: {NO_FILE}"]),
+        ("database: 'sqlite+aiosqlite:///:memory:'\n", [f"{F}:1: database: {NO_FILE}"]),
     ],
 )
 def test_bad_database(text: str, expected: list[str]) -> None:
     assert errors(text) == expected
+    assert "hunter2" not in str(expected)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+aiosqlite:///itsmd.db",
+        "sqlite+aiosqlite:////var/lib/itsmd/itsmd.db",
+        "postgresql+asyncpg://itsmd:secret@db:5432/itsmd",
+        "postgresql+asyncpg:///itsmd",
+    ],
+)
+def test_databases_the_store_opens(url: str) -> None:
+    assert parse(f"database: '{url}'\n").database == url
+
+
+def test_a_database_from_flags_or_env_is_validated_with_the_file() -> None:
+    with pytest.raises(LoadError) as info:
+        load_settings(None, Overrides(database="mysql://x"), {"ITSMD_LISTEN": "nope"})
+    assert [str(p) for p in info.value.findings] == [
+        "command line or environment:0: listen: expected HOST:PORT, got 'nope'",
+        f"command line or environment:0: database: {ACCEPTED} a mysql:// URL",
+    ]
 
 
 # --- tokens --------------------------------------------------------------------------------------
@@ -298,23 +343,34 @@ def test_secret_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path)
             id="two-secrets",
         ),
         pytest.param(
-            "{name: a, role: root, secret_env: T}",
+            "{name: a, role: admn, secret_env: T}",
             {"T": "x"},
-            [
-                "3: auth.tokens[0].role: expected read, respond, ingest or admin, got 'root'",
-                "3: auth.tokens[0]: every token needs a name and a role (read, respond, ingest, "
-                "admin)",
-            ],
+            ["3: auth.tokens[0].role: expected one of read, respond, ingest, admin, got 'admn'"],
             id="bad-role",
+        ),
+        pytest.param(
+            "{name: a, secret_env: T}",
+            {"T": "x"},
+            ["3: auth.tokens[0]: missing 'role' (one of read, respond, ingest, admin)"],
+            id="no-role",
         ),
         pytest.param(
             "{role: read, secret_env: T}",
             {"T": "x"},
-            [
-                "3: auth.tokens[0]: every token needs a name and a role "
-                "(read, respond, ingest, admin)"
-            ],
+            ["3: auth.tokens[0]: missing 'name'"],
             id="no-name",
+        ),
+        pytest.param(
+            "{name: '', role: read, secret_env: T}",
+            {"T": "x"},
+            ["3: auth.tokens[0].name: must not be empty"],
+            id="empty-name",
+        ),
+        pytest.param(
+            "{name: [a], role: read, secret_env: T}",
+            {"T": "x"},
+            ["3: auth.tokens[0].name: expected a string, got a list"],
+            id="name-not-a-string",
         ),
         pytest.param(
             "{name: a, role: read, secret_env: T, scope: all}",
@@ -714,6 +770,19 @@ def test_listen_from_flags_or_env_is_validated(
     ]
 
 
+def test_errors_of_the_file_and_of_flags_or_env_come_together(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text("listen: bad\nlimits: {max_alerts: 0}\n", encoding="utf-8")
+    with pytest.raises(LoadError) as info:
+        load_settings(path, Overrides(database="sqlite:///x.db"), {})
+    assert [str(p) for p in info.value.findings] == [
+        f"{path}:1: listen: expected HOST:PORT, got 'bad'",
+        f"{path}:2: limits.max_alerts: must be greater than zero",
+        f"command line or environment:0: database: {ACCEPTED} a sqlite:// URL "
+        "(write sqlite+aiosqlite://)",
+    ]
+
+
 def test_a_valid_flag_does_not_hide_an_invalid_file(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text("listen: bad\n", encoding="utf-8")
@@ -738,3 +807,135 @@ def test_secret_env_is_read_from_the_given_environment(tmp_path: Path) -> None:
     path.write_text(tokens_text("{name: am, role: ingest, secret_env: AM}"), encoding="utf-8")
     settings = load_settings(path, Overrides(), {"AM": "tok"})
     assert settings.tokens == (Token("am", Role.INGEST, "tok"),)
+
+
+# --- the config with the rules it names: `itsmd config check`, `itsmd run` -----------------------
+
+
+PROMETHEUS_CHECK = """\
+checks:
+  - name: disk
+    type: disk
+    path: /
+    critical: {below: 0.05}
+  - name: queue
+    type: prometheus
+    query: sum(queue_depth)
+    warn: {above: 100}
+"""
+
+
+def _config_dir(tmp_path: Path, config: str, rules: str) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "checks.yml").write_text(rules, encoding="utf-8")
+    path = tmp_path / "itsmd.yml"
+    path.write_text("rules: rules/\n" + config, encoding="utf-8")
+    return path
+
+
+def _load_errors(path: Path | None, overrides: Overrides | None = None) -> list[str]:
+    with pytest.raises(LoadError) as info:
+        load_config(path, overrides or Overrides(), {})
+    return [str(p) for p in info.value.findings]
+
+
+def test_every_error_of_the_config_and_its_rules_comes_at_once(tmp_path: Path) -> None:
+    config = """\
+database: mysql://x
+auth:
+  tokens:
+    - {name: am, role: admn, secret_env: AM}
+"""
+    rules = """\
+incidents:
+  - name: broken
+    match: '{a="b"'
+checks:
+  - name: queue
+    type: prometheus
+    query: sum(rate(jobs_total[5m])) by (queue
+    warn: {above: 1}
+"""
+    path = _config_dir(tmp_path, config, rules)
+    rules_file = tmp_path / "rules" / "checks.yml"
+
+    assert _load_errors(path, Overrides(listen="nope")) == [
+        f"{path}:2: database: {ACCEPTED} a mysql:// URL",
+        f"{path}:5: auth.tokens[0].role: expected one of read, respond, ingest, admin, got 'admn'",
+        f"{path}:5: auth.tokens[0].secret_env: environment variable AM is not set or empty",
+        "command line or environment:0: listen: expected HOST:PORT, got 'nope'",
+        f"{rules_file}:3: incidents[0] (broken).match: invalid matcher: position 6: expected "
+        "',' or '}' after matcher 'a=\"b\"', got end of input",
+        f"{rules_file}:7: checks[0] (queue).query: unclosed left parenthesis",
+    ]
+
+
+def test_a_prometheus_check_needs_connectors_prometheus(tmp_path: Path) -> None:
+    path = _config_dir(tmp_path, "", PROMETHEUS_CHECK)
+
+    assert _load_errors(path) == [
+        f"{tmp_path / 'rules' / 'checks.yml'}:6: checks[1] (queue): a prometheus check needs "
+        f"connectors.prometheus (the Prometheus to query) in {path}, which has none"
+    ]
+
+
+def test_without_a_config_file_the_rules_of_the_flags_are_checked_the_same(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "checks.yml").write_text(PROMETHEUS_CHECK, encoding="utf-8")
+
+    assert _load_errors(None, Overrides(rules=str(tmp_path / "checks.yml"))) == [
+        f"{tmp_path / 'checks.yml'}:6: checks[1] (queue): a prometheus check needs "
+        "connectors.prometheus (the Prometheus to query) in the config (no config file "
+        "given), which has none"
+    ]
+
+
+def test_a_prometheus_check_with_connectors_prometheus_loads(tmp_path: Path) -> None:
+    config = "connectors:\n  prometheus: {url: 'http://127.0.0.1:9090'}\n"
+    path = _config_dir(tmp_path, config, PROMETHEUS_CHECK)
+
+    settings, rules = load_config(path, Overrides(), {})
+
+    assert settings.connectors.prometheus is not None
+    assert [c.name for c in rules.checks] == ["disk", "queue"]
+
+
+def test_an_invalid_connectors_prometheus_is_reported_once(tmp_path: Path) -> None:
+    path = _config_dir(tmp_path, "connectors:\n  prometheus: {timeout: 5s}\n", PROMETHEUS_CHECK)
+
+    assert _load_errors(path) == [
+        f"{path}:3: connectors.prometheus.url: expected an http:// or https:// URL"
+    ]
+
+
+def test_config_check_prints_every_error_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from itsmd.cli.main import main
+
+    path = _config_dir(tmp_path, "database: mysql://x\n", PROMETHEUS_CHECK)
+
+    assert main(["config", "check", str(path)]) == 1
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.splitlines() == [
+        f"{path}:2: database: {ACCEPTED} a mysql:// URL",
+        f"{tmp_path / 'rules' / 'checks.yml'}:6: checks[1] (queue): a prometheus check needs "
+        f"connectors.prometheus (the Prometheus to query) in {path}, which has none",
+    ]
+
+
+def test_run_refuses_what_config_check_refuses_without_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from itsmd.cli.main import main
+
+    path = _config_dir(tmp_path, "", "checks: []\n")
+
+    assert main(["run", "--config", str(path), "--db", "mysql://x"]) == 1
+
+    assert capsys.readouterr().err == (
+        f"command line or environment:0: database: {ACCEPTED} a mysql:// URL\n"
+    )

@@ -8,6 +8,8 @@ I/O (and judge what they see) are in `itsmd.checks.probes`; capacity judgements
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import ipaddress
 import re
@@ -17,6 +19,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Literal
 from urllib.parse import urlsplit
+
+import promql_parser
 
 from itsmd.checks.forecast import Direction
 from itsmd.correlation.matchers import MatcherError, Selector, matches_any, parse_selectors
@@ -71,6 +75,8 @@ HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 DNS_RECORDS = ("A", "AAAA")
 DEFAULT_INTERVAL = timedelta(seconds=30)
 DEFAULT_TIMEOUT = timedelta(seconds=10)
+MAX_QUERY_CODE = 4000
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`', re.DOTALL)
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
@@ -448,8 +454,52 @@ def _parse_heartbeat(item: _Item, _timeout: timedelta) -> HeartbeatProbe | None:
 
 def _parse_prometheus(item: _Item, _timeout: timedelta) -> PrometheusProbe | None:
     query = item.text("query")
+    if query.strip():
+        problem = promql_problem(query)
+        if problem is not None:
+            item.bad("query", problem)
     capacity = item.capacity(ratio=False)
     return PrometheusProbe(query, capacity) if capacity is not None else None
+
+
+def promql_problem(query: str) -> str | None:
+    """What is wrong with a check's PromQL, or None: a syntax error as the parser (a port
+    of Prometheus' own) words it, or a result that is not a number a threshold can judge."""
+    code = len(_STRINGS.sub("", query))
+    if code > MAX_QUERY_CODE:
+        # The parser recurses on the native stack: a deep enough query would crash the
+        # process instead of raising. No real check query comes near this.
+        return (
+            f"too long: {code} characters outside quoted strings, at most {MAX_QUERY_CODE} "
+            "(move parts of it into Prometheus recording rules)"
+        )
+    _register_prometheus_2_functions()
+    try:
+        expr = promql_parser.parse(query)
+    except ValueError as exc:
+        return str(exc)
+    while isinstance(expr, promql_parser.ParenExpr):
+        expr = expr.expr
+    if isinstance(expr, promql_parser.StringLiteral):
+        return "the query returns a string: expected an instant vector or a scalar"
+    if isinstance(expr, promql_parser.MatrixSelector | promql_parser.SubqueryExpr):
+        return (
+            "the query returns a range vector: expected an instant vector or a scalar "
+            "(e.g. wrap it in avg_over_time)"
+        )
+    return None
+
+
+@functools.cache
+def _register_prometheus_2_functions() -> None:
+    """The parser follows Prometheus 3, which renamed holt_winters; Prometheus 2 servers
+    still answer it, so a query written for one is not an error."""
+    matrix, scalar = promql_parser.ValueType.Matrix, promql_parser.ValueType.Scalar
+    holt_winters = promql_parser.Function(
+        "holt_winters", [matrix, scalar, scalar], promql_parser.ValueType.Vector
+    )
+    with contextlib.suppress(ValueError):  # a later parser version knows it already
+        promql_parser.register_extra_functions([holt_winters])
 
 
 def _parse_disk(item: _Item, _timeout: timedelta) -> DiskProbe | None:

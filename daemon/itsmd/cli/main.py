@@ -7,16 +7,22 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from itsmd import __version__
 from itsmd.cli import client
-from itsmd.config import Overrides, Settings, load_settings
+from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
-from itsmd.models import Alert, StoredAlert
+from itsmd.models import Alert, AlertStatus, StoredAlert
 from itsmd.yamlsource import LoadError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from itsmd.correlation.correlate import WorkingSet
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # `now` for recorded alerts: they carry their own times; one without an end time
@@ -80,7 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ALERT.json",
         help="an alert (Alertmanager shape) or a webhook payload",
     )
-    _add_settings_args(explain)
+    explain.add_argument(
+        "--config",
+        type=Path,
+        help="config file (itsmd.yml): its rules and sla targets, as `itsmd run` uses them",
+    )
+    explain.add_argument("--rules", metavar="DIR", help="rules directory or file (env ITSMD_RULES)")
+    explain.add_argument(
+        "--db",
+        metavar="URL",
+        help="read this store (nothing is written) to tell which of its incidents the "
+        "alert would join; without it, explain decides against an empty store",
+    )
     explain.set_defaults(func=_explain)
 
     replay = sub.add_parser(
@@ -141,14 +158,15 @@ def _run(args: argparse.Namespace) -> int:
     )
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings, overrides = _settings(args)
+    overrides = Overrides(listen=args.listen, database=args.db, rules=args.rules)
+    settings, rules = load_config(args.config, overrides)
     host, port = settings.host_port
     if not settings.tokens and not settings.loopback_only:
         return _fail(
             f"listen address {settings.listen} is not loopback and auth.tokens is "
             "empty: configure tokens, or listen on 127.0.0.1"
         )
-    app = build_app(settings, overrides=overrides, migrate=args.migrate)
+    app = build_app(settings, overrides=overrides, migrate=args.migrate, rules=rules)
     try:
         asyncio.run(serve(app, host, port))
     except (StartupError, OSError) as exc:
@@ -157,8 +175,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _config_check(args: argparse.Namespace) -> int:
-    settings = load_settings(args.file, Overrides(), env=None)
-    ruleset = load_rules(rule_files(settings.rules))
+    settings, ruleset = load_config(args.file)
     warnings = _print_warnings(ruleset)
     c = settings.connectors
     print(
@@ -218,8 +235,17 @@ def _explain(args: argparse.Namespace) -> int:
     from itsmd.ruletools.explain import explain
     from itsmd.sources import PayloadError
 
-    settings, _ = _settings(args)
-    rules = load_rules(rule_files(settings.rules))
+    # The rules `itsmd run` would use with the same --config, --rules and ITSMD_RULES.
+    settings, rules = load_config(args.config, Overrides(rules=args.rules))
+    if not rules.files:
+        named = ", ".join(settings.rules)
+        return _fail(
+            f"no rule files in {named}"
+            if named
+            else "no rules to explain with: give --rules DIR, or --config FILE whose "
+            "rules: names them (itsmd run without either opens no incidents: every alert "
+            "is stored unrouted)"
+        )
     try:
         body = json.loads(args.file.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -231,9 +257,76 @@ def _explain(args: argparse.Namespace) -> int:
         alerts = _parse_alerts(body, now)
     except PayloadError as exc:
         return _fail(f"{args.file}: {exc}")
-    for alert in alerts:
-        print("\n".join(explain(alert, rules, settings.sla, now)))
+    if args.db is None:
+        for alert in alerts:
+            print("\n".join(explain(alert, rules, settings.sla, now)))
+        return EXIT_OK
+    from itsmd.config import database_problem
+    from itsmd.store.engine import is_sqlite
+
+    problem = database_problem(args.db)
+    if problem is not None:
+        return _fail(f"--db: {problem}")
+    if is_sqlite(args.db) and not Path(args.db.split(":///", 1)[1]).is_file():
+        # Opening a missing SQLite file would create an empty store.
+        return _fail(f"--db: no database file {args.db.split(':///', 1)[1]}")
+    try:
+        shown, states = asyncio.run(_stored_states(args.db, settings, rules, alerts))
+    except _StoreError as exc:
+        return _fail(str(exc))
+    for alert, state in zip(alerts, states, strict=True):
+        print("\n".join(explain(alert, rules, settings.sla, now, state, shown)))
     return EXIT_OK
+
+
+class _StoreError(Exception):
+    pass
+
+
+async def _stored_states(
+    url: str, settings: Settings, rules: RuleSet, alerts: Sequence[Alert]
+) -> tuple[str, list[WorkingSet]]:
+    """For each alert, what the store holds that it may touch, read as the daemon's
+    writer reads it before correlating (in a read transaction: nothing is written)."""
+    from itsmd.store.engine import Database
+    from itsmd.store.migrate import SchemaState, schema_state
+
+    db = Database(url, busy_timeout=settings.busy_timeout)
+    shown = db.safe_url
+    try:
+        state, revision = await schema_state(db)
+        if state is not SchemaState.CURRENT:
+            raise _StoreError(
+                f"the store at {shown} is not an itsmd store of this version "
+                f"({state}, revision {revision}): run `itsmd db upgrade --db URL` first"
+            )
+        return shown, [await db.read(_loader(alert, rules)) for alert in alerts]
+    except _StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a clean message for operators
+        raise _StoreError(f"cannot read the store at {shown}: {exc}") from None
+    finally:
+        await db.dispose()
+
+
+def _loader(alert: Alert, rules: RuleSet) -> Callable[[Connection], WorkingSet]:
+    """What the writer loads for one alert (runtime/writer.py): its stored episode, the
+    firing episode a resolve or a send without startsAt continues, the current incident
+    of its key, and the open incidents of its upstream services."""
+    from itsmd.store import repo
+
+    route = rules.route(alert.labels) if alert.status is AlertStatus.FIRING else None
+    service = alert.labels.get("service")
+    upstream = (
+        rules.upstream(service) if route and route.rule.attach_to_upstream and service else []
+    )
+    episodic = (
+        [alert.fingerprint]
+        if alert.status is AlertStatus.RESOLVED or "startsAt" not in alert.raw
+        else []
+    )
+    keys = [route.key] if route else []
+    return lambda conn: repo.load_working_set(conn, [alert.identity], episodic, keys, (), upstream)
 
 
 def _replay(args: argparse.Namespace) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -497,3 +498,104 @@ def test_every_check_field_and_alert_is_documented() -> None:
     missing = [k for k in CHECK_KEYS if f"| `{k}` |" not in docs]
     missing += [name for name in ALERT_NAMES if f"`{name}`" not in docs]
     assert missing == []
+
+
+# --- PromQL of prometheus checks: parsed when the rules load --------------------------------------
+
+
+def _query(query: str) -> str:
+    return f"type: prometheus\nquery: {json.dumps(query)}\nwarn: {{above: 1}}"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "up",
+        'node_filesystem_avail_bytes{mountpoint="/data"} / '
+        'node_filesystem_size_bytes{mountpoint="/data"}',
+        "sum by (queue) (rate(jobs_total[5m])) > 0",
+        "histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket[5m])))",
+        "avg_over_time(up[1h:5m])",
+        "max_over_time(deriv(x[10m])[1h:] @ end())",
+        "holt_winters(x[1h], 0.5, 0.5)",  # Prometheus 2
+        "double_exponential_smoothing(x[1h], 0.5, 0.5)",  # Prometheus 3
+        "scalar(sum(up))",
+        "1",
+        '{__name__=~"node_.+", job="node"}',
+        "x" + "+x" * 1999,  # 3,999 characters
+    ],
+)
+def test_a_valid_query_loads(query: str) -> None:
+    probe = one(_query(query)).probe
+    assert isinstance(probe, PrometheusProbe)
+    assert probe.query == query
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("sum(rate(jobs_total[5m])) by (queue", "unclosed left parenthesis"),
+        ('up{job="node"', "unexpected end of input inside braces"),
+        ('up{job="node}', 'unterminated quoted string "'),
+        ("rate(jobs_total)", "expected type matrix in call to function 'rate', got vector"),
+        ("rat(jobs_total[5m])", "unknown function with name 'rat'"),
+        ("sum(x) by", "invalid promql query"),
+        (
+            "sum(x) @ end()",
+            "@ modifier must be preceded by an vector selector or matrix selector or a subquery",
+        ),
+        ("{}", "vector selector must contain at least one non-empty matcher"),
+        ('"a string"', "the query returns a string: expected an instant vector or a scalar"),
+        (
+            "jobs_total[5m]",
+            "the query returns a range vector: expected an instant vector or a scalar "
+            "(e.g. wrap it in avg_over_time)",
+        ),
+        (
+            "(x[1h:1m])",
+            "the query returns a range vector: expected an instant vector or a scalar "
+            "(e.g. wrap it in avg_over_time)",
+        ),
+        (
+            "x" + "+x" * 2100,
+            "too long: 4201 characters outside quoted strings, at most 4000 (move parts of it "
+            "into Prometheus recording rules)",
+        ),
+    ],
+)
+def test_a_query_that_prometheus_would_refuse_is_an_error_at_load(query: str, message: str) -> None:
+    assert errors(_query(query)) == [f"{F}:4: checks[0] (c).query: {message}"]
+
+
+def test_deep_nesting_is_refused_before_the_parser_sees_it() -> None:
+    """The parser recurses on the native stack: 5,000 operators in a row crash the
+    process instead of raising."""
+    assert errors(_query("x" + "+x" * 5000))[0].startswith(
+        f"{F}:4: checks[0] (c).query: too long: 10001 characters outside quoted strings"
+    )
+    long_regex = 'up{instance=~"' + "|".join(f"host-{i}" for i in range(2000)) + '"}'
+    probe = one(_query(long_regex)).probe  # the length inside strings does not count
+    assert isinstance(probe, PrometheusProbe)
+    assert probe.query == long_regex
+
+
+def test_rules_check_reports_a_bad_query_with_the_others(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from itsmd.cli.main import main
+
+    path = tmp_path / "checks.yml"
+    path.write_text(
+        "checks:\n"
+        "  - name: queue\n    type: prometheus\n    query: 'sum(queue_depth'\n"
+        "    warn: {above: 100}\n"
+        "  - name: web\n    type: http\n    url: ftp://x\n"
+    )
+
+    assert main(["rules", "check", str(path)]) == 1
+
+    assert capsys.readouterr().err.splitlines() == [
+        f"{path}:4: checks[0] (queue).query: unclosed left parenthesis",
+        f"{path}:8: checks[1] (web).url: expected an http:// or https:// URL with a host, "
+        "got 'ftp://x'",
+    ]

@@ -11,11 +11,11 @@ from hypothesis import given
 
 from itsmd.cli.main import main
 from itsmd.correlation.matchers import Selector
-from itsmd.correlation.rules import RuleSet, load_rules, parse_rule_file, rule_files
+from itsmd.correlation.rules import RuleSet, load_rules, parse_rule_file
 from itsmd.ruletools.check import implies, impossible, lint
 from tests.unit.correlation.test_routing import LABELS, selectors
+from tests.unit.test_shipped_files import shipped_rule_files
 
-ROOT = Path(__file__).resolve().parents[3]
 RULES = """\
 incidents:
   - name: db
@@ -52,7 +52,7 @@ def test_each_kind_of_mistake_is_a_warning_on_the_rule_line() -> None:
 
 
 def test_the_shipped_rules_have_no_warnings() -> None:
-    assert lint(load_rules(rule_files(ROOT / "rules"))) == []
+    assert lint(load_rules(shipped_rule_files())) == []
 
 
 @given(narrow=selectors(), wide=selectors(), labels=LABELS)

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 
 from itsmd.cli.main import main
-from itsmd.correlation.rules import load_rules, rule_files
+from itsmd.correlation.rules import load_rules
 from itsmd.ruletools import replay
 from tests.unit.correlation.test_correlate import MIN, T0, alert
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.unit.test_shipped_files import copy_shipped_rules, shipped_rule_files
 
 
 def _line(labels: dict[str, str], start: str, end: str | None = None) -> str:
@@ -56,7 +55,7 @@ def test_replay_opens_what_the_daemon_would_open(tmp_path: Path) -> None:
     recording.write_text(RECORDING)
     alerts = _alerts(recording)
 
-    opened = replay.replay(replay.events(alerts), load_rules(rule_files(ROOT / "rules")))
+    opened = replay.replay(replay.events(alerts), load_rules(shipped_rule_files()))
 
     assert [(o.incident.key, o.incident.status.value, o.incident.alert_count) for o in opened] == [
         ('service-outage{service="api", env="prod"}', "resolved", 2),
@@ -70,25 +69,21 @@ def test_against_another_rule_set_shows_what_would_change(
 ) -> None:
     recording = tmp_path / "alerts.jsonl"
     recording.write_text(RECORDING)
+    current = copy_shipped_rules(tmp_path / "rules")
     changed = tmp_path / "changed"
     changed.mkdir()
-    services = (ROOT / "rules" / "10-services.yml").read_text()
+    services = (current / "10-services.yml").read_text()
     (changed / "10-services.yml").write_text(
         services.replace("impact: high", "impact: medium").replace("reopen: 1h", "reopen: 3h")
     )
 
-    assert (
-        main(["replay", str(recording), "--rules", str(changed), "--against", str(ROOT / "rules")])
-        == 0
-    )
+    assert main(["replay", str(recording), "--rules", str(changed), "--against", str(current)]) == 0
 
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("- 2026-11-20 12:30:00 P1 open")  # it reopens the first instead
     assert out[1].startswith("~ 2026-11-20 10:00:00 P2 open")  # reopened at 12:30
     assert out[2] == "    priority P1 -> P2; status resolved -> open; alert_count 2 -> 3"
-    assert out[-1].endswith(
-        "3 incidents with " + str(ROOT / "rules") + f", 2 with {changed}; 2 differ"
-    )
+    assert out[-1].endswith(f"3 incidents with {current}, 2 with {changed}; 2 differ")
 
 
 def test_a_bad_line_is_named_with_its_number(
@@ -97,7 +92,7 @@ def test_a_bad_line_is_named_with_its_number(
     recording = tmp_path / "alerts.jsonl"
     recording.write_text(RECORDING + '{"labels": "oops"}\n')
 
-    assert main(["replay", str(recording), "--rules", str(ROOT / "rules")]) == 1
+    assert main(["replay", str(recording), "--rules", str(copy_shipped_rules(tmp_path))]) == 1
     assert f"{recording}:5: " in capsys.readouterr().err
 
 
