@@ -76,6 +76,16 @@ async def seen(peer: FakePeer, count: int) -> list[dict[str, Any]]:
     return [s.json() for s in peer.seen]
 
 
+async def attempted(client: ApiClient, attempts: int) -> None:
+    """Wait until the outcome of `attempts` sends is stored: the peer answering is not
+    enough, the worker records its answer a moment later."""
+
+    async def recorded() -> bool:
+        return sum(n["attempts"] for n in await notifications(client)) >= attempts
+
+    await async_wait_until(recorded, what=f"{attempts} attempts recorded")
+
+
 async def notifications(client: ApiClient, state: str | None = None) -> list[dict[str, Any]]:
     params = {"state": state} if state else None
     body = await client.get_json("/api/v1/notifications", params)
@@ -119,6 +129,7 @@ async def test_a_failing_peer_is_retried_with_the_same_event_id_and_holds_back_l
     peer.answer(Answer(503, "down"))
     await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
     await seen(peer, 1)
+    await attempted(client, 1)
     await client.act("INC-1", "ack")  # must wait behind the failed "opened"
     assert await deliver(client) == 0  # nothing due before the backoff ends
     assert len(peer.seen) == 1
@@ -163,6 +174,7 @@ async def test_exhausted_retries_become_a_dead_letter(
     peer.answer(Answer(500, "boom"), Answer(502, "still"))
     await client.webhook(alert("Down", service="api", starts_at=client.clock.now))
     await seen(peer, 1)
+    await attempted(client, 1)
     client.clock.advance(timedelta(seconds=2))
     await deliver(client)
     (dead,) = await notifications(client, "dead")
@@ -242,6 +254,7 @@ async def test_an_escalation_in_retry_holds_back_later_events_of_its_sink(
     peer.answer(Answer(503))
     await deliver(client)
     await seen(peer, 1)  # the escalation failed: it waits for its retry now
+    await attempted(client, 1)
     body = {"text": "looking"}
     assert (await client.post("/api/v1/incidents/INC-1/comment", json=body)).status == 200
     await deliver(client)
