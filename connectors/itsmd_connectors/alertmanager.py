@@ -3,19 +3,24 @@
 This is the hot ingest path: checks are plain type and string tests, regexes only
 inside `parse_time`. The payload checks are public because the generic source
 (`POST /api/v1/alerts`) takes Alertmanager's own alert shape and reuses them.
+
+A body that is not a valid payload as a whole raises PayloadError. Within a valid
+one each alert is checked on its own: a check raises InvalidField naming the field
+of the alert at fault, and `each_alert` turns that into a `Refusal` by the alert's
+index, so that one bad alert never costs the others.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from itsmd.correlation.fingerprint import fingerprint
 from itsmd.durations import parse_time
 from itsmd.models import Alert, AlertStatus
-from itsmd.sources import PayloadError
+from itsmd.sources import Parsed, PayloadError, Refusal
 
 if TYPE_CHECKING:
     from itsmd.sources import Source
@@ -25,17 +30,31 @@ MISSING: Final[object] = object()  # a key absent from a payload, as opposed to 
 STATUSES: Final = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVED}
 # Go marshals the zero time.Time so; the webhook sends it as endsAt of every firing alert.
 _ZERO_TIME: Final = "0001-01-01T00:00:00Z"
-_HEX_DIGITS: Final = "0123456789abcdef"
 _LABEL_NAME_RULE: Final = "[a-zA-Z_][a-zA-Z0-9_]*"
+_NUL: Final = "\x00"
+_HAS_NUL: Final = "contains a NUL character (U+0000), which cannot be stored"
 
 
-def parse_webhook(body: object, now: datetime) -> list[Alert]:
-    """Turn a decoded webhook body into alerts, or raise PayloadError naming the field.
+class InvalidField(ValueError):
+    """One field of one alert is invalid. `field` is relative to the alert
+    (`labels.severity`; empty for the alert itself): `each_alert` adds where the
+    alert is in the payload."""
 
-    Alertmanager is the authority on identity: its `fingerprint` is kept as sent
-    (computed from the labels only when absent). A firing alert has no `ends_at`.
-    Keys other than `version` and `alerts` (receiver, groupKey, truncatedAlerts, ...)
-    are accepted and ignored. `now` is unused: the webhook carries every time itself.
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+def parse_webhook(body: object, now: datetime) -> Parsed:
+    """Turn a decoded webhook body into alerts, refusing each invalid alert by its
+    index; PayloadError when the body is not a version 4 payload with an alert list.
+
+    The `fingerprint` of an alert must be the fingerprint of its labels (computed
+    when absent), so that an alert is never filed under another's identity. A firing
+    alert has no `ends_at`. Keys other than `version` and `alerts` (receiver,
+    groupKey, truncatedAlerts, ...) are accepted and ignored. `now` is unused: the
+    webhook carries every time itself.
     """
     if not isinstance(body, dict):
         raise PayloadError("", f"expected a JSON object, got {describe(body)}")
@@ -45,7 +64,7 @@ def parse_webhook(body: object, now: datetime) -> list[Alert]:
     alerts = body.get("alerts", MISSING)
     if not isinstance(alerts, list):
         raise PayloadError("alerts", f"expected an array of alerts, got {describe(alerts)}")
-    return [_parse_alert(item, f"alerts[{index}]") for index, item in enumerate(alerts)]
+    return each_alert(alerts, "alerts", _parse_alert)
 
 
 class AlertmanagerSource:
@@ -57,97 +76,115 @@ class AlertmanagerSource:
     def name(self) -> str:
         return SOURCE
 
-    def parse(self, body: object, now: datetime) -> Sequence[Alert]:
+    def parse_each(self, body: object, now: datetime) -> Parsed:
         return parse_webhook(body, now)
 
+    def parse(self, body: object, now: datetime) -> Sequence[Alert]:
+        return parse_webhook(body, now).whole()
 
-def _parse_alert(item: object, path: str) -> Alert:
+
+def each_alert(items: list[object], prefix: str, parse: Callable[[object], Alert]) -> Parsed:
+    """Every item through `parse`; one it finds invalid is refused by its index, its
+    field named from the payload's top (`alerts[3].labels`, `[3].labels`)."""
+    alerts: list[Alert] = []
+    refused: list[Refusal] = []
+    for index, item in enumerate(items):
+        try:
+            alerts.append(parse(item))
+        except InvalidField as exc:
+            where = f"{prefix}[{index}]"
+            field = f"{where}.{exc.field}" if exc.field else where
+            refused.append(Refusal(index, field, exc.message))
+    return Parsed(alerts, refused)
+
+
+def _parse_alert(item: object) -> Alert:
     if not isinstance(item, dict):
-        raise PayloadError(path, f"expected an alert object, got {describe(item)}")
-    status = check_status(item.get("status", MISSING), path)
-    labels = check_labels(item.get("labels", MISSING), path)
+        raise InvalidField("", f"expected an alert object, got {describe(item)}")
+    status = check_status(item.get("status", MISSING))
+    labels = check_labels(item.get("labels", MISSING))
     return Alert(
-        fingerprint=_fingerprint(item.get("fingerprint"), labels, path),
+        fingerprint=check_fingerprint(item.get("fingerprint"), labels),
         status=status,
         labels=labels,
-        annotations=check_annotations(item.get("annotations"), path),
-        starts_at=check_time(item.get("startsAt", MISSING), path, "startsAt"),
-        ends_at=_ends_at(item.get("endsAt", MISSING), status, path),
-        generator_url=check_string(item.get("generatorURL"), path, "generatorURL"),
+        annotations=check_annotations(item.get("annotations")),
+        starts_at=check_time(item.get("startsAt", MISSING), "startsAt"),
+        ends_at=_ends_at(item.get("endsAt", MISSING), status),
+        generator_url=check_string(item.get("generatorURL"), "generatorURL"),
         source=SOURCE,
         raw=item,
     )
 
 
-def _ends_at(value: object, status: AlertStatus, path: str) -> datetime | None:
-    ends_at = None if value == _ZERO_TIME else check_time(value, path, "endsAt")
+def _ends_at(value: object, status: AlertStatus) -> datetime | None:
+    ends_at = None if value == _ZERO_TIME else check_time(value, "endsAt")
     if ends_at is not None and ends_at.year == 1:
         ends_at = None  # the zero time spelled with fractions or an offset
     if status is AlertStatus.FIRING:
         return None  # a firing alert has not ended, whatever a sender put here
     if ends_at is None:
-        raise PayloadError(
-            f"{path}.endsAt", "expected the time a resolved alert ended, got the zero time"
-        )
+        raise InvalidField("endsAt", "expected the time a resolved alert ended, got the zero time")
     return ends_at
 
 
-def _fingerprint(value: object, labels: dict[str, str], path: str) -> str:
-    if value is None:
-        return fingerprint(labels)
-    if isinstance(value, str) and len(value) == 16 and not value.strip(_HEX_DIGITS):
-        return value
-    raise PayloadError(
-        f"{path}.fingerprint", f"expected 16 lowercase hex digits, got {describe(value)}"
+def check_fingerprint(value: object, labels: Mapping[str, str]) -> str:
+    """The fingerprint of `labels`; one a sender gives (not null) must be that one."""
+    computed = fingerprint(labels)
+    if value is None or value == computed:
+        return computed
+    raise InvalidField(
+        "fingerprint",
+        f"expected {computed} (the fingerprint of its labels), got {describe(value)}",
     )
 
 
-def check_status(value: object, path: str) -> AlertStatus:
+def check_status(value: object) -> AlertStatus:
     status = STATUSES.get(value) if isinstance(value, str) else None
     if status is None:
-        raise PayloadError(
-            f"{path}.status", f'expected "firing" or "resolved", got {describe(value)}'
-        )
+        raise InvalidField("status", f'expected "firing" or "resolved", got {describe(value)}')
     return status
 
 
-def check_labels(value: object, path: str) -> dict[str, str]:
+def check_labels(value: object) -> dict[str, str]:
     """A non-empty object of valid label names to strings."""
-    labels = _string_map(value, f"{path}.labels")
+    labels = _string_map(value, "labels", names_checked=True)
     if not labels:
-        raise PayloadError(f"{path}.labels", "expected at least one label, got an empty object")
+        raise InvalidField("labels", "expected at least one label, got an empty object")
     for name in labels:
         # For ASCII text, isidentifier() is exactly [a-zA-Z_][a-zA-Z0-9_]*.
         if not (name.isascii() and name.isidentifier()):
-            raise PayloadError(
-                f"{path}.labels",
-                f"expected label names matching {_LABEL_NAME_RULE}, got {describe(name)}",
+            raise InvalidField(
+                "labels", f"expected label names matching {_LABEL_NAME_RULE}, got {describe(name)}"
             )
     return labels
 
 
-def check_annotations(value: object, path: str) -> dict[str, str]:
+def check_annotations(value: object) -> dict[str, str]:
     """An object of strings; absent or null (Go's nil map) means none."""
-    return {} if value is None or value is MISSING else _string_map(value, f"{path}.annotations")
+    if value is None or value is MISSING:
+        return {}
+    return _string_map(value, "annotations", names_checked=False)
 
 
-def check_time(value: object, path: str, key: str) -> datetime:
+def check_time(value: object, key: str) -> datetime:
     """A required RFC 3339 time, as an aware UTC datetime."""
     if isinstance(value, str):
         try:
             return parse_time(value)
         except (ValueError, OverflowError):  # OverflowError: year 1 with a +hh:mm offset
             pass
-    raise PayloadError(f"{path}.{key}", f"expected an RFC 3339 time, got {describe(value)}")
+    raise InvalidField(key, f"expected an RFC 3339 time, got {describe(value)}")
 
 
-def check_string(value: object, path: str, key: str) -> str:
+def check_string(value: object, key: str) -> str:
     """An optional string; absent or null means empty."""
     if isinstance(value, str):
+        if _NUL in value:
+            raise InvalidField(key, _HAS_NUL)
         return value
     if value is None or value is MISSING:
         return ""
-    raise PayloadError(f"{path}.{key}", f"expected a string, got {describe(value)}")
+    raise InvalidField(key, f"expected a string, got {describe(value)}")
 
 
 def describe(value: object) -> str:
@@ -168,14 +205,20 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
-def _string_map(value: object, field: str) -> dict[str, str]:
+def _string_map(value: object, field: str, *, names_checked: bool) -> dict[str, str]:
+    """An object of strings without NUL characters (the store cannot hold them); the
+    names too unless the caller checks them itself."""
     if not isinstance(value, dict):
-        raise PayloadError(field, f"expected an object of strings, got {describe(value)}")
+        raise InvalidField(field, f"expected an object of strings, got {describe(value)}")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise PayloadError(f"{field}.{key}", f"expected a string, got {describe(item)}")
+            raise InvalidField(f"{field}.{key}", f"expected a string, got {describe(item)}")
         if not isinstance(key, str):  # only from Python callers: JSON keys are strings
-            raise PayloadError(field, f"expected string keys, got {describe(key)}")
+            raise InvalidField(field, f"expected string keys, got {describe(key)}")
+        if _NUL in item:
+            raise InvalidField(f"{field}.{key}", _HAS_NUL)
+        if not names_checked and _NUL in key:
+            raise InvalidField(field, f"the name {json.dumps(key)} {_HAS_NUL}")
     return value
 
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import gzip
 import json
+import logging
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -11,8 +15,17 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import pytest
+from aiohttp import web
+from prometheus_client import generate_latest
+from sqlalchemy import func, select
 
+from itsmd.api.keys import RUNTIME
+from itsmd.config import Settings
+from itsmd.correlation.fingerprint import fingerprint
+from itsmd.server.app import build_app
+from itsmd.store.tables import alerts as alerts_table
 from tests.api.api_support import (
+    DEFAULT_RULES,
     FIXTURES,
     GENERIC,
     T0,
@@ -21,11 +34,14 @@ from tests.api.api_support import (
     MakeClient,
     alert,
     capture,
+    metric_value,
     raw_body,
     resolved,
     same_time,
     webhook_body,
 )
+from tests.api.conftest import rule_set
+from tests.conftest import async_wait_until, get_free_port
 
 RECEIVED = "itsmd_alerts_received_total"
 REJECTED = "itsmd_alerts_rejected_total"
@@ -343,20 +359,12 @@ async def test_malformed_or_empty_body_is_400(make_client: MakeClient) -> None:
     assert await client.metric(REJECTED, reason="malformed") == len(bodies)
 
 
-def _with_second_alert_bad(**change: Any) -> dict[str, Any]:
-    """A valid first alert and an invalid second one: all or nothing."""
-    good, bad = alert("A", service="api"), alert("B", service="api")
-    bad.update(change)
-    return webhook_body(good, bad)
-
-
 INVALID: list[tuple[str, Any, str]] = [
     (WEBHOOK, {**webhook_body(alert()), "version": "3"}, "version"),
     (WEBHOOK, {"version": "4"}, "alerts"),
-    (WEBHOOK, _with_second_alert_bad(labels={}), "alerts[1].labels"),
-    (WEBHOOK, _with_second_alert_bad(startsAt="yesterday"), "alerts[1].startsAt"),
-    (WEBHOOK, _with_second_alert_bad(status="pending"), "alerts[1].status"),
-    (GENERIC, [alert("A", service="api"), {"labels": {"alertname": 1}}], "[1].labels.alertname"),
+    (WEBHOOK, {"version": "4", "alerts": {"0": alert()}}, "alerts"),
+    (WEBHOOK, [alert()], ""),
+    (GENERIC, {"alerts": [alert()]}, ""),
 ]
 
 
@@ -409,6 +417,292 @@ async def test_more_alerts_than_max_alerts_is_413(make_client: MakeClient) -> No
     assert (await client.ingest(WEBHOOK, raw_body("truncated-basic-auth.json")))["new"] == 2
 
 
+async def test_more_alerts_than_max_alerts_is_413_however_many_are_invalid(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_alerts=2)
+    await _baseline(client)
+    body = _grouped(1, labels={})
+
+    async with _stores_nothing(client):
+        resp = await client.post_raw(WEBHOOK, json.dumps(body).encode())
+        assert resp.status == 413
+        assert "max_alerts" in (await resp.json())["error"]
+
+    assert await client.metric(REJECTED, reason="too_large") == 1
+    assert await client.metric(REJECTED, reason="invalid_alert") == 0
+
+
+# ---- one invalid alert is refused by its index, the others are stored
+
+
+def _grouped(index: int, **change: Any) -> dict[str, Any]:
+    """firing-grouped.json, as Alertmanager sent it (three alerts of one group), with
+    the alert at `index` changed."""
+    body: dict[str, Any] = copy.deepcopy(capture("firing-grouped.json")["body"])
+    body["alerts"][index].update(change)
+    return body
+
+
+def _grouped_labels(index: int, **labels: str) -> dict[str, Any]:
+    body = _grouped(index)
+    body["alerts"][index]["labels"].update(labels)
+    return body
+
+
+def _grouped_annotations(index: int, **annotations: str) -> dict[str, Any]:
+    body = _grouped(index)
+    body["alerts"][index]["annotations"].update(annotations)
+    return body
+
+
+def _grouped_fingerprint_of(index: int, other: int) -> dict[str, Any]:
+    body = _grouped(index)
+    body["alerts"][index]["fingerprint"] = body["alerts"][other]["fingerprint"]
+    return body
+
+
+def _generic(index: int, bad: dict[str, Any]) -> list[dict[str, Any]]:
+    items = [alert("Errors", service="api", instance=f"api-{i}") for i in range(3)]
+    items[index] = bad
+    return items
+
+
+PARTLY_INVALID: list[Any] = [
+    pytest.param(WEBHOOK, _grouped(1, labels={}), 1, "alerts[1].labels", id="no-labels"),
+    pytest.param(WEBHOOK, _grouped(0, startsAt="yesterday"), 0, "alerts[0].startsAt", id="time"),
+    pytest.param(WEBHOOK, _grouped(2, status="pending"), 2, "alerts[2].status", id="status"),
+    pytest.param(
+        WEBHOOK, _grouped_labels(1, **{"bad-name": "x"}), 1, "alerts[1].labels", id="label-name"
+    ),
+    pytest.param(
+        WEBHOOK,
+        _grouped_fingerprint_of(1, 0),
+        1,
+        "alerts[1].fingerprint",
+        id="another-alerts-fingerprint",
+    ),
+    pytest.param(
+        WEBHOOK,
+        _grouped_annotations(2, summary="x\x00y"),
+        2,
+        "alerts[2].annotations.summary",
+        id="nul-annotation",
+    ),
+    pytest.param(
+        WEBHOOK, _grouped_labels(0, job="a\x00"), 0, "alerts[0].labels.job", id="nul-label"
+    ),
+    pytest.param(
+        WEBHOOK,
+        _grouped(1, generatorURL="http://x/\x00"),
+        1,
+        "alerts[1].generatorURL",
+        id="nul-url",
+    ),
+    pytest.param(
+        GENERIC, _generic(1, {"labels": {"alertname": 1}}), 1, "[1].labels.alertname", id="generic"
+    ),
+    pytest.param(
+        GENERIC,
+        _generic(0, alert("Errors", annotations={"summary": "\x00"}, service="api")),
+        0,
+        "[0].annotations.summary",
+        id="generic-nul",
+    ),
+    pytest.param(
+        GENERIC,
+        _generic(2, {**alert("Errors", service="api"), "fingerprint": "0123456789abcdef"}),
+        2,
+        "[2].fingerprint",
+        id="generic-fingerprint",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "index", "field"), PARTLY_INVALID)
+async def test_an_invalid_alert_is_refused_by_its_index_and_the_others_stored(
+    make_client: MakeClient, path: str, body: Any, index: int, field: str
+) -> None:
+    client = await make_client()
+    sent: list[dict[str, Any]] = body["alerts"] if path == WEBHOOK else body
+
+    resp = await client.post_raw(path, json.dumps(body).encode())
+
+    assert resp.status == 422, await resp.text()
+    answer = await resp.json()
+    assert answer["error"].startswith(f"1 of 3 alerts refused; 2 stored: {field}: "), answer
+    detail = answer["detail"]
+    (refused,) = detail.pop("refused")
+    assert refused == {"index": index, "field": field, "error": refused["error"]}
+    assert refused["error"].startswith(f"{field}: ")
+    (incident,) = detail.pop("incidents")
+    assert detail == {
+        "stored": 2,
+        "received": 2,
+        "new": 2,
+        "updated": 0,
+        "duplicate": 0,
+        "unrouted": 0,
+    }
+    stored = sorted(row["labels"]["instance"] for row in await client.stored_alerts())
+    assert stored == sorted(a["labels"]["instance"] for i, a in enumerate(sent) if i != index)
+    assert (await client.incident(incident))["alert_count"] == 2
+    assert await client.metric(RECEIVED) == 2
+    assert await client.metric(REJECTED, reason="invalid_alert") == 1
+    assert await client.metric(REJECTED, reason="invalid") == 0
+
+    # Sent again as it was (a person retrying): the stored alerts are duplicates.
+    again = await client.post_raw(path, json.dumps(body).encode())
+    assert again.status == 422
+    assert (await again.json())["detail"]["duplicate"] == 2
+    assert len(await client.stored_alerts()) == 2
+
+
+async def test_two_refused_alerts_are_listed_in_order(make_client: MakeClient) -> None:
+    client = await make_client()
+    body = _grouped(0, labels={})
+    body["alerts"][2]["fingerprint"] = body["alerts"][1]["fingerprint"]
+
+    resp = await client.post_raw(WEBHOOK, json.dumps(body).encode())
+
+    assert resp.status == 422
+    answer = await resp.json()
+    assert answer["error"].startswith("2 of 3 alerts refused; 1 stored: alerts[0].labels: ")
+    assert answer["error"].endswith("(and 1 more)")
+    assert [(r["index"], r["field"]) for r in answer["detail"]["refused"]] == [
+        (0, "alerts[0].labels"),
+        (2, "alerts[2].fingerprint"),
+    ]
+    assert answer["detail"]["stored"] == 1
+    assert await client.metric(REJECTED, reason="invalid_alert") == 2
+
+
+@pytest.mark.parametrize("path", [WEBHOOK, GENERIC])
+async def test_every_alert_refused_is_422_and_stores_nothing(
+    make_client: MakeClient, path: str
+) -> None:
+    client = await make_client()
+    await _baseline(client)
+    items = capture("firing-grouped.json")["body"]["alerts"]
+    broken = [{**item, "labels": {**item["labels"], "bad-name": "x"}} for item in items]
+    body = (
+        {**capture("firing-grouped.json")["body"], "alerts": broken} if path == WEBHOOK else broken
+    )
+
+    async with _stores_nothing(client):
+        resp = await client.post_raw(path, json.dumps(body).encode())
+        assert resp.status == 422
+        answer = await resp.json()
+
+    assert answer["error"].startswith("3 of 3 alerts refused; 0 stored: ")
+    detail = answer["detail"]
+    assert [r["index"] for r in detail.pop("refused")] == [0, 1, 2]
+    assert detail == {
+        "stored": 0,
+        "received": 0,
+        "new": 0,
+        "updated": 0,
+        "duplicate": 0,
+        "unrouted": 0,
+        "incidents": [],
+    }
+    assert await client.metric(REJECTED, reason="invalid_alert") == 3
+
+
+async def test_a_resolve_with_other_labels_does_not_resolve_the_alert_of_its_fingerprint(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+    data = capture("resolved-endsAt-before-startsAt.json")
+    await client.ingest(WEBHOOK, data["firing_body"])
+    body = copy.deepcopy(data["body"])
+    (resolve,) = body["alerts"]
+    resolve["labels"]["instance"] = "elsewhere:9100"
+
+    resp = await client.post_raw(WEBHOOK, json.dumps(body).encode())
+
+    assert resp.status == 422
+    (refused,) = (await resp.json())["detail"]["refused"]
+    assert refused["field"] == "alerts[0].fingerprint"
+    assert resolve["fingerprint"] in refused["error"]  # the one given
+    assert fingerprint(resolve["labels"]) in refused["error"]  # the one of its labels
+    (inc,) = await client.incidents()
+    assert (inc["alert_count"], inc["firing_count"]) == (1, 1), "still firing"
+    assert len(await client.stored_alerts()) == 1
+
+
+# ---- how the body arrives
+
+
+async def test_a_gzip_body_is_accepted(make_client: MakeClient) -> None:
+    client = await make_client()
+    body = gzip.compress(raw_body("firing-grouped.json"))
+
+    resp = await client.post_raw(WEBHOOK, body, headers={"Content-Encoding": "gzip"})
+
+    assert resp.status == 200, await resp.text()
+    assert len(await client.stored_alerts()) == 3
+
+
+async def test_a_corrupt_gzip_body_is_400_naming_the_encoding(make_client: MakeClient) -> None:
+    client = await make_client()
+    await _baseline(client)
+    corrupt = [b"\x1f\x8b\x08\x00garbage" * 10, raw_body("firing-single.json")]
+
+    for body in corrupt:
+        async with _stores_nothing(client):
+            resp = await client.post_raw(WEBHOOK, body, headers={"Content-Encoding": "gzip"})
+            assert resp.status == 400, await resp.text()
+            assert "gzip" in (await resp.json())["error"]
+
+    assert await client.metric(REJECTED, reason="malformed") == len(corrupt)
+
+
+async def test_a_client_that_hangs_up_mid_body_stores_nothing_and_logs_no_traceback(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Served as `itsmd run` serves (serve.py): aiohttp does not cancel the handler of a
+    closed connection, so the handler sees the hang-up while it reads the body."""
+    caplog.set_level(logging.DEBUG)
+    app = build_app(Settings(database=sqlite_url), rules=rule_set(DEFAULT_RULES), run_checks=False)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    port = get_free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runtime = app[RUNTIME]
+
+    def rejected() -> float:
+        exposition = generate_latest(runtime.metrics.registry).decode()
+        return metric_value(exposition, REJECTED, reason="malformed")
+
+    try:
+        body = raw_body("firing-grouped.json")
+        head = (
+            f"POST {WEBHOOK} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head.encode() + body[: len(body) // 2])
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the handler waits for the rest of the body
+        writer.close()
+        await writer.wait_closed()
+        await async_wait_until(rejected, what="the hang-up to be counted")
+
+        assert rejected() == 1
+        assert runtime.db is not None
+        count = await runtime.db.read(
+            lambda conn: conn.execute(select(func.count()).select_from(alerts_table)).scalar()
+        )
+        assert count == 0
+    finally:
+        await runner.cleanup()
+    assert [r for r in caplog.records if r.exc_info] == []
+    noted = [r for r in caplog.records if r.name.startswith(("itsmd.api", "aiohttp"))]
+    assert len(noted) <= 1, [r.getMessage() for r in noted]
+    assert all(r.levelno < logging.ERROR for r in noted), [r.getMessage() for r in noted]
+
+
 # ---- the store cannot commit: 503, and the retry is stored once
 
 
@@ -419,7 +713,7 @@ async def _lock_the_store(db_url: str) -> Release:
     """Take the alerts table away from the daemon until the returned release is awaited."""
     if db_url.startswith("sqlite"):
         path = db_url.split(":///", 1)[1]
-        lite = sqlite3.connect(path, isolation_level=None, timeout=0)
+        lite = sqlite3.connect(path, isolation_level=None, timeout=5)
         lite.execute("BEGIN EXCLUSIVE")
 
         async def release_sqlite() -> None:
@@ -470,11 +764,6 @@ async def test_a_read_the_store_cannot_answer_is_a_503_naming_the_cause(
     postgres_url: str, aiohttp_client: Any
 ) -> None:
     """PostgreSQL: reads wait at most `busy_timeout` for a lock (SQLite's readers never do)."""
-    from itsmd.config import Settings
-    from itsmd.server.app import build_app
-    from tests.api.api_support import DEFAULT_RULES
-    from tests.api.conftest import rule_set
-
     settings = Settings(database=postgres_url, busy_timeout=timedelta(milliseconds=200))
     app = build_app(settings, rules=rule_set(DEFAULT_RULES), run_checks=False)
     client = await aiohttp_client(app)

@@ -86,7 +86,7 @@ async def test_metrics_after_some_traffic(make_client: MakeClient) -> None:
     assert value(received, source="alertmanager", status="resolved") == 1 + 2
     assert value(received, source="generic", status="firing") == 1
     assert value("itsmd_alerts_rejected_total", reason="malformed") == 1
-    assert value("itsmd_alerts_rejected_total", reason="invalid") == 1
+    assert value("itsmd_alerts_rejected_total", reason="invalid_alert") == 1
     assert value("itsmd_alerts_rejected_total") == 2
     assert value("itsmd_alerts_unrouted_total") == 2
     assert value("itsmd_incidents_opened_total", rule="by-service", priority="P2") == 1

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from itsmd.models import AlertStatus
+from itsmd.correlation.fingerprint import fingerprint
+from itsmd.models import Alert, AlertStatus
 from itsmd.sources import PayloadError
 from itsmd_connectors.alertmanager import parse_webhook
 from itsmd_connectors.generic import GenericSource, parse_alerts
@@ -29,6 +30,13 @@ def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
 
+def parse(body: object, now: datetime = NOW) -> list[Alert]:
+    """The alerts of a body in which every alert is valid."""
+    parsed = parse_alerts(body, now)
+    assert parsed.refused == []
+    return list(parsed.alerts)
+
+
 def webhook_alerts() -> Iterator[dict[str, Any]]:
     files = sorted(FIXTURES.glob("*.json"))
     if not files:
@@ -42,7 +50,7 @@ def webhook_alerts() -> Iterator[dict[str, Any]]:
 
 def test_labels_alone_make_a_firing_alert_now() -> None:
     item = {"labels": LABELS}
-    (alert,) = parse_alerts([item], NOW)
+    (alert,) = parse([item])
     assert alert.status is AlertStatus.FIRING
     assert alert.starts_at == NOW
     assert alert.ends_at is None
@@ -59,7 +67,7 @@ def test_fields_are_taken_as_given() -> None:
         "startsAt": "2026-11-28T02:00:00.123456789+01:00",
         "generatorURL": "http://example/graph",
     }
-    (alert,) = parse_alerts([item], NOW)
+    (alert,) = parse([item])
     assert alert.annotations == {"summary": "disk full"}
     assert alert.starts_at == datetime(2026, 11, 28, 1, 0, 0, 123456, tzinfo=UTC)
     assert alert.generator_url == "http://example/graph"
@@ -70,8 +78,8 @@ def test_every_webhook_alert_reposted_here_gets_alertmanagers_identity() -> None
         item = {k: sent[k] for k in ("labels", "annotations", "startsAt", "generatorURL")}
         if sent["status"] == "resolved":
             item["endsAt"] = sent["endsAt"]
-        (generic,) = parse_alerts([item], NOW)
-        (expected,) = parse_webhook({"version": "4", "alerts": [sent]}, NOW)
+        (generic,) = parse([item])
+        (expected,) = parse_webhook({"version": "4", "alerts": [sent]}, NOW).alerts
         assert generic.identity == expected.identity
         assert (generic.status, generic.ends_at) == (expected.status, expected.ends_at)
 
@@ -111,7 +119,7 @@ def test_status_and_time_defaults(
         item["startsAt"] = starts_at
     if ends_at is not None:
         item["endsAt"] = ends_at
-    (alert,) = parse_alerts([item], NOW)
+    (alert,) = parse([item])
     assert alert.status == want_status
     assert alert.starts_at == at(want_start)
     assert alert.ends_at == (None if want_end is None else at(want_end))
@@ -119,54 +127,104 @@ def test_status_and_time_defaults(
 
 def test_missing_start_differs_per_send() -> None:
     # Documented: without startsAt every send is a new episode unless ingest merges.
-    first = parse_alerts([{"labels": LABELS}], NOW)[0]
-    later = parse_alerts([{"labels": LABELS}], NOW + timedelta(seconds=30))[0]
+    first = parse([{"labels": LABELS}])[0]
+    later = parse([{"labels": LABELS}], NOW + timedelta(seconds=30))[0]
     assert first.fingerprint == later.fingerprint
     assert first.identity != later.identity
     assert "startsAt" not in later.raw
 
 
 def test_empty_list_is_valid() -> None:
-    assert parse_alerts([], NOW) == []
+    assert parse([]) == []
 
 
 def test_source_delegates() -> None:
     source = GenericSource()
     body = [{"labels": LABELS}]
     assert source.name == "generic"
-    assert list(source.parse(body, NOW)) == parse_alerts(body, NOW)
+    assert source.parse_each(body, NOW) == parse_alerts(body, NOW)
+    assert list(source.parse(body, NOW)) == parse(body)
 
 
 def ok(**fields: object) -> dict[str, object]:
     return {"labels": LABELS, **fields}
 
 
-INVALID: list[tuple[str, object, str]] = [
-    ("body-object", {"labels": LABELS}, ""),
-    ("body-null", None, ""),
-    ("item-string", ["x"], "[0]"),
-    ("labels-missing", [{"annotations": {}}], "[0].labels"),
-    ("labels-empty", [ok(labels={})], "[0].labels"),
-    ("labels-string", [ok(labels="a=b")], "[0].labels"),
-    ("label-value-number", [ok(labels={"a": 1})], "[0].labels.a"),
-    ("label-name-dot", [ok(labels={"a.b": "x"})], "[0].labels"),
-    ("annotations-string", [ok(annotations="x")], "[0].annotations"),
-    ("annotation-value-list", [ok(annotations={"s": []})], "[0].annotations.s"),
-    ("status-unknown", [ok(status="ok")], "[0].status"),
-    ("status-bool", [ok(status=True)], "[0].status"),
-    ("startsAt-bad", [ok(startsAt="now")], "[0].startsAt"),
-    ("startsAt-number", [ok(startsAt=0)], "[0].startsAt"),
-    ("endsAt-bad", [ok(endsAt="2026-11-28")], "[0].endsAt"),
-    ("endsAt-before-startsAt", [ok(startsAt=PAST, endsAt=EARLIER)], "[0].endsAt"),
-    ("generatorURL-object", [ok(generatorURL={})], "[0].generatorURL"),
-    ("fourth-item", [ok(), ok(), ok(), ok(labels={})], "[3].labels"),
+WHOLE: list[tuple[str, object]] = [
+    ("body-object", {"labels": LABELS}),
+    ("body-null", None),
+    ("body-string", "x"),
 ]
 
 
-@pytest.mark.parametrize(("body", "field"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
-def test_invalid_payload_names_the_field(body: object, field: str) -> None:
-    with pytest.raises(PayloadError) as caught:
+@pytest.mark.parametrize("body", [c[1] for c in WHOLE], ids=[c[0] for c in WHOLE])
+def test_a_body_that_is_not_an_array_is_refused_whole(body: object) -> None:
+    with pytest.raises(PayloadError, match="expected a JSON array of alerts") as caught:
         parse_alerts(body, NOW)
-    assert caught.value.field == field
-    assert "expected" in caught.value.message
-    assert "got" in caught.value.message
+    assert caught.value.field == ""
+
+
+# One alert, invalid on its own: (id, the alert, the field at fault after "[index]")
+ONE_ALERT: list[tuple[str, object, str]] = [
+    ("item-string", "x", ""),
+    ("labels-missing", {"annotations": {}}, ".labels"),
+    ("labels-empty", ok(labels={}), ".labels"),
+    ("labels-string", ok(labels="a=b"), ".labels"),
+    ("label-value-number", ok(labels={"a": 1}), ".labels.a"),
+    ("label-name-dot", ok(labels={"a.b": "x"}), ".labels"),
+    ("annotations-string", ok(annotations="x"), ".annotations"),
+    ("annotation-value-list", ok(annotations={"s": []}), ".annotations.s"),
+    ("status-unknown", ok(status="ok"), ".status"),
+    ("status-bool", ok(status=True), ".status"),
+    ("startsAt-bad", ok(startsAt="now"), ".startsAt"),
+    ("startsAt-number", ok(startsAt=0), ".startsAt"),
+    ("endsAt-bad", ok(endsAt="2026-11-28"), ".endsAt"),
+    ("endsAt-before-startsAt", ok(startsAt=PAST, endsAt=EARLIER), ".endsAt"),
+    ("generatorURL-object", ok(generatorURL={}), ".generatorURL"),
+    ("fingerprint-other", ok(fingerprint="0123456789abcdef"), ".fingerprint"),
+    ("fingerprint-number", ok(fingerprint=7), ".fingerprint"),
+]
+
+
+@pytest.mark.parametrize(
+    ("item", "field"), [c[1:] for c in ONE_ALERT], ids=[c[0] for c in ONE_ALERT]
+)
+def test_an_invalid_alert_is_refused_by_its_index_and_the_others_kept(
+    item: object, field: str
+) -> None:
+    body = [ok(), ok(labels={**LABELS, "instance": "nas-2"}), ok(), item]
+    parsed = parse_alerts(body, NOW)
+    assert [a.labels.get("instance") for a in parsed.alerts] == ["nas-1", "nas-2", "nas-1"]
+    (refusal,) = parsed.refused
+    assert (refusal.index, refusal.field) == (3, f"[3]{field}")
+    assert "expected" in refusal.message
+    assert "got" in refusal.message
+
+
+NUL: list[tuple[str, object, str]] = [
+    ("label-value", ok(labels={**LABELS, "instance": "a\x00"}), "[0].labels.instance"),
+    ("annotation-value", ok(annotations={"summary": "x\x00y"}), "[0].annotations.summary"),
+    ("annotation-name", ok(annotations={"a\x00": "x"}), "[0].annotations"),
+    ("generatorURL", ok(generatorURL="\x00"), "[0].generatorURL"),
+]
+
+
+@pytest.mark.parametrize(("item", "field"), [c[1:] for c in NUL], ids=[c[0] for c in NUL])
+def test_a_nul_character_refuses_the_alert_naming_the_field(item: object, field: str) -> None:
+    (refusal,) = parse_alerts([item], NOW).refused
+    assert refusal.field == field
+    assert "contains a NUL character" in refusal.message
+
+
+def test_a_fingerprint_given_must_be_its_labels() -> None:
+    (alert,) = parse([ok(fingerprint=fingerprint(LABELS))])
+    assert alert.fingerprint == fingerprint(LABELS)
+    (refusal,) = parse_alerts([ok(fingerprint="0123456789abcdef")], NOW).refused
+    assert "0123456789abcdef" in refusal.message
+    assert fingerprint(LABELS) in refusal.message
+
+
+def test_every_alert_refused_gives_no_alerts() -> None:
+    parsed = parse_alerts([ok(labels={}), "x"], NOW)
+    assert parsed.alerts == []
+    assert [(r.index, r.field) for r in parsed.refused] == [(0, "[0].labels"), (1, "[1]")]

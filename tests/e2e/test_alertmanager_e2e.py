@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from itsmd.correlation.fingerprint import fingerprint
 from tests.conftest import wait_until
 from tests.e2e.conftest import (
     WEBHOOK_PATH,
@@ -164,7 +165,7 @@ def webhook_payload(labels: Mapping[str, str]) -> dict[str, Any]:
                 "startsAt": rfc3339(a_minute_ago()),
                 "endsAt": "0001-01-01T00:00:00Z",
                 "generatorURL": "",
-                "fingerprint": "0123456789abcdef",
+                "fingerprint": fingerprint(labels),
             }
         ],
     }
@@ -650,3 +651,85 @@ def test_recurring_incidents_open_a_problem_through_alertmanager(
         ('disk-keeps-filling{service="storage"}', 3)
     ]
     assert itsmd.metric("itsmd_problems_opened_total", rule="disk-keeps-filling") == 1.0
+
+
+# --- h. what a real Alertmanager sends, checked alert by alert ---------------------------------
+
+# Label text Alertmanager accepts (any UTF-8): its fingerprint of it must be ours.
+ODD_LABELS: list[dict[str, str]] = [
+    {
+        "alertname": "OddLabels",
+        "service": "intl",
+        "severity": "warning",
+        "city": "Zürich",
+        "note": 'quotes " and \\ backslash, tab\tand newline\n',
+    },
+    {
+        "alertname": "OddLabels",
+        "service": "intl",
+        "severity": "warning",
+        "city": "東京 🗼",
+        "a_very_long_label_name_0123456789": "x" * 2000,
+    },
+    {"alertname": "OddLabels", "service": "intl", "severity": "warning", "_": "=,{}"},
+]
+
+
+def test_alertmanagers_fingerprints_of_any_label_text_are_accepted(
+    tmp_path: Path, db_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    """itsmd refuses a fingerprint that is not its labels': every one a real
+    Alertmanager sends must pass, the whole group stored."""
+    itsmd = itsmd_server.start(
+        rules_dir=write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL), db_url=db_url
+    )
+    am = alertmanager.start(itsmd.webhook_url)
+    am.push([make_alert(labels, starts_at=a_minute_ago()) for labels in ODD_LABELS])
+
+    [incident] = wait_for_alerts(itsmd, len(ODD_LABELS))
+
+    stored = {a["fingerprint"]: a["labels"] for a in get_incident(itsmd, incident["id"])["alerts"]}
+    assert stored == {a["fingerprint"]: a["labels"] for a in am.alerts()}
+    assert am.notifications_failed() == 0
+    assert not itsmd.metric("itsmd_alerts_rejected_total")
+
+
+def test_an_alert_the_store_cannot_hold_does_not_cost_its_group(
+    tmp_path: Path, db_url: str, itsmd_server: ItsmdFactory, alertmanager: AlertmanagerFactory
+) -> None:
+    """Alertmanager passes a NUL character through (valid UTF-8); PostgreSQL text
+    cannot hold one. That alert is refused by its index, the rest of the group stored;
+    Alertmanager counts the 422 as a failed notification (it retries no 4xx; a later
+    flush of the group is refused the same way and stores nothing twice)."""
+    itsmd = itsmd_server.start(
+        rules_dir=write_rules(tmp_path / "rules", BY_SERVICE, CATCH_ALL), db_url=db_url
+    )
+    am = alertmanager.start(itsmd.webhook_url)
+    starts_at = a_minute_ago()
+    bad = {"summary": "checkout is \x00 slow"}
+    am.push(
+        [
+            make_alert(
+                labels,
+                starts_at=starts_at,
+                annotations=bad if n == 1 else {"summary": "checkout is slow"},
+            )
+            for n, labels in enumerate(CHECKOUT_ALERTS)
+        ]
+    )
+    assert any("\x00" in a["annotations"].get("summary", "") for a in am.alerts())
+
+    [incident] = wait_for_alerts(itsmd, len(CHECKOUT_ALERTS) - 1)
+    wait_until(
+        am.notifications_failed,
+        timeout_s=DELIVERY_TIMEOUT_S,
+        interval_s=0.1,
+        what="Alertmanager to count the notification answered 422",
+    )
+
+    stored = get_incident(itsmd, incident["id"])["alerts"]
+    assert sorted(a["labels"]["instance"] for a in stored) == ["checkout-1", "checkout-1"]
+    assert {a["labels"]["alertname"] for a in stored} == {"HighErrorRate", "HighLatency"}
+    assert (itsmd.metric("itsmd_alerts_rejected_total", reason="invalid_alert") or 0) >= 1
+    assert not itsmd.metric("itsmd_alerts_rejected_total", reason="error")
+    assert "Traceback" not in itsmd.log

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from itsmd.correlation.lifecycle import Conflict
 from itsmd.runtime.actions import InvalidAction, NotFound
@@ -23,10 +24,28 @@ class TooLarge(Exception):
     """Request over a configured limit (HTTP 413)."""
 
 
+class UnreadableBody(BadRequest):
+    """A body aiohttp could not read (HTTP 400); the connection cannot carry another
+    request after it."""
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its request was read: there is nobody
+    to answer, and nothing went wrong here."""
+
+
 def error_response(
     status: int, error: str, detail: Any = None, headers: dict[str, str] | None = None
 ) -> web.Response:
     return web.json_response({"error": error, "detail": detail}, status=status, headers=headers)
+
+
+def payload_problem(exc: RequestPayloadError) -> str:
+    """What is wrong with a body aiohttp could not read (a Content-Encoding that does
+    not decode, broken chunked framing), in one line."""
+    cause = exc.__cause__
+    message = getattr(cause, "message", None) or str(cause or exc) or type(exc).__name__
+    return " ".join(str(message).split())
 
 
 _STATUS: tuple[tuple[type[Exception], int], ...] = (
@@ -37,6 +56,8 @@ _STATUS: tuple[tuple[type[Exception], int], ...] = (
     (PayloadError, 422),
     (InvalidAction, 422),
 )
+# Headers of an HTTPException that describe its own text body, not the JSON answer.
+_BODY_HEADERS = frozenset({"content-type", "content-length", "content-encoding"})
 
 
 @web.middleware
@@ -47,18 +68,64 @@ async def errors_middleware(request: web.Request, handler: Any) -> web.StreamRes
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(
-            exc.status,
-            exc.reason if exc.text is None or exc.text.startswith(f"{exc.status}:") else exc.text,
-            headers=dict(exc.headers) if exc.status in (401, 405) else None,
-        )
+        return http_error(request, exc)
     except StoreUnavailable as exc:
         what = "cannot read the store" if request.method in ("GET", "HEAD") else "cannot store"
         return error_response(503, f"{what} right now: {exc}", headers={"Retry-After": "1"})
+    except (ClientGone, ConnectionResetError, RequestPayloadError) as exc:
+        if isinstance(exc, ClientGone) or _client_gone(request):
+            log.debug("%s %s: the client went away before its body was read", *_line(request))
+            return error_response(400, "the client closed the connection")
+        if isinstance(exc, RequestPayloadError):
+            response = error_response(400, f"body: cannot be read: {payload_problem(exc)}")
+            return _closing(request, response)
+        log.exception("unexpected error on %s %s", *_line(request))
+        return error_response(500, "internal error; see the daemon's log")
     except Exception as exc:
         for kind, status in _STATUS:
             if isinstance(exc, kind):
                 detail = {"field": exc.field} if isinstance(exc, PayloadError) else None
-                return error_response(status, str(exc), detail)
-        log.exception("unexpected error on %s %s", request.method, request.path)
+                response = error_response(status, str(exc), detail)
+                if isinstance(exc, UnreadableBody):
+                    return _closing(request, response)
+                return response
+        log.exception("unexpected error on %s %s", *_line(request))
         return error_response(500, "internal error; see the daemon's log")
+
+
+def http_error(request: web.Request, exc: web.HTTPException) -> web.Response:
+    """aiohttp's own 4xx/5xx (no route, wrong method, body over the server's ceiling)
+    as JSON, keeping the headers that belong to the answer (`Allow`, a challenge)."""
+    headers = {k: v for k, v in exc.headers.items() if k.lower() not in _BODY_HEADERS}
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        allowed = sorted(exc.allowed_methods)
+        return error_response(
+            405,
+            f"method {request.method} is not allowed on {request.path}; "
+            f"allowed: {', '.join(allowed)}",
+            {"allowed": allowed},
+            headers,
+        )
+    if exc.text is None or exc.text.startswith(f"{exc.status}:"):
+        error = f"{exc.reason}: {request.method} {request.path}"
+    else:
+        error = exc.text
+    return error_response(exc.status, error, headers=headers or None)
+
+
+def _closing(request: web.Request, response: web.Response) -> web.Response:
+    """The answer to a body that could not be read: the connection closes after it
+    (`Connection: close`), and the rest of the body is not read (aiohttp would
+    otherwise read on after the answer, meet the same error and log it)."""
+    request.content.feed_eof()
+    response.force_close()
+    return response
+
+
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _line(request: web.Request) -> tuple[str, str]:
+    return request.method, request.path

@@ -11,11 +11,13 @@ from sqlalchemy import Connection
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.api.params import (
+    MAX_ID,
     decode_cursor,
     encode_cursor,
     json_object,
     page_limit,
     store_of,
+    text_param,
     writer_of,
 )
 from itsmd.durations import parse_since
@@ -39,8 +41,8 @@ async def list_incidents(request: web.Request) -> web.Response:
     filters = repo.IncidentFilter(
         status=_enum_list(query, "status", IncidentStatus),
         priority=_enum_list(query, "priority", Priority),
-        service=query.get("service") or None,
-        q=query.get("q") or None,
+        service=text_param(query, "service"),
+        q=text_param(query, "q"),
         since=_since(query.get("since"), runtime.clock()),
         before_id=decode_cursor(query.get("cursor")),
     )
@@ -89,7 +91,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
 
 def _incident_id(request: web.Request) -> int:
     incident_id = parse_incident_id(request.match_info["id"])
-    if incident_id is None:
+    if incident_id is None or incident_id > MAX_ID:
         raise NotFound(f"no incident {request.match_info['id']!r} (ids look like INC-42)")
     return incident_id
 
@@ -110,3 +112,5 @@ def _since(text: str | None, now: datetime) -> datetime | None:
         return parse_since(text, now)
     except ValueError as exc:
         raise BadRequest(f"since: {exc}") from None
+    except OverflowError:  # a duration longer ago than the calendar reaches (100000y)
+        raise BadRequest(f"since: {text!r} is before the year 1") from None

@@ -1,25 +1,40 @@
-"""Alert ingestion: answer 2xx only once the alerts are committed."""
+"""Alert ingestion: answer 2xx only once the alerts are committed.
+
+Within a valid payload each alert stands on its own: one that is invalid is refused
+by its index and the others are stored, and the answer is then a 422 listing what
+was refused beside the usual result for what was stored (docs/api.md, Ingestion).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from itsmd.api.errors import BadRequest, TooLarge
+from itsmd.api.errors import BadRequest, TooLarge, error_response
 from itsmd.api.keys import RUNTIME
-from itsmd.sources import PayloadError, Source
+from itsmd.runtime.writer import IngestResult
+from itsmd.sources import Parsed, PayloadError, Source
 from itsmd.store.engine import StoreUnavailable
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REJECTIONS: tuple[tuple[type[Exception], str], ...] = (
     (BadRequest, "malformed"),
+    # A body that cannot be decoded (Content-Encoding) or that the client cut short
+    # by hanging up: the errors middleware answers (or drops) them, both a 400.
+    (RequestPayloadError, "malformed"),
+    (ConnectionResetError, "malformed"),
     (TooLarge, "too_large"),
     (PayloadError, "invalid"),
     (StoreUnavailable, "unavailable"),
 )
+# Alerts refused one by one inside a valid payload, counted per alert.
+REFUSED_ALERT = "invalid_alert"
+_NOTHING_STORED = IngestResult(received=0, new=0, updated=0, duplicate=0, unrouted=0, incidents=())
 
 
 def ingest_handler(source: Source) -> Handler:
@@ -28,21 +43,44 @@ def ingest_handler(source: Source) -> Handler:
         runtime = request.app[RUNTIME]
         try:
             body = await _read_body(request, runtime.settings.max_body)
-            alerts = source.parse(body, runtime.clock())
+            parsed = source.parse_each(body, runtime.clock())
             limit = runtime.settings.max_alerts
-            if len(alerts) > limit:
-                raise TooLarge(f"{len(alerts)} alerts in one request; limits.max_alerts is {limit}")
+            if parsed.sent > limit:
+                raise TooLarge(f"{parsed.sent} alerts in one request; limits.max_alerts is {limit}")
+            if parsed.refused:
+                runtime.metrics.alerts_rejected.labels(REFUSED_ALERT).inc(len(parsed.refused))
+                if not parsed.alerts:
+                    return _refused(parsed, _NOTHING_STORED)
             if runtime.writer is None:
                 raise StoreUnavailable("the store is not open yet")
-            result = await runtime.writer.ingest(alerts)
+            result = await runtime.writer.ingest(parsed.alerts)
         except Exception as exc:
             reason = next((r for kind, r in _REJECTIONS if isinstance(exc, kind)), "error")
             runtime.metrics.alerts_rejected.labels(reason).inc()
             raise
         runtime.metrics.ingest_duration.observe(time.perf_counter() - started)
+        if parsed.refused:
+            return _refused(parsed, result)
         return web.json_response(result.as_json())
 
     return handle
+
+
+def _refused(parsed: Parsed, stored: IngestResult) -> web.Response:
+    """422 naming every refused alert by its index, with what became of the others
+    (stored and committed, as in a 200 answer)."""
+    refused = parsed.refused
+    more = f" (and {len(refused) - 1} more)" if len(refused) > 1 else ""
+    error = (
+        f"{len(refused)} of {parsed.sent} alerts refused; {len(parsed.alerts)} stored: "
+        f"{refused[0]}{more}"
+    )
+    detail: dict[str, Any] = {
+        "stored": len(parsed.alerts),
+        "refused": [{"index": r.index, "field": r.field, "error": str(r)} for r in refused],
+        **stored.as_json(),
+    }
+    return error_response(422, error, detail)
 
 
 async def _read_body(request: web.Request, max_body: int) -> object:

@@ -10,13 +10,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 from sqlalchemy import Connection
 
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
-from itsmd.api.params import writer_of
+from itsmd.api.params import parse_json, read_body, writer_of
 from itsmd.correlation.lifecycle import Conflict
 from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, parse_window
 from itsmd.durations import format_duration, format_optional_time
@@ -55,6 +54,8 @@ async def create_window(request: web.Request) -> web.Response:
 async def delete_window(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     name = request.match_info["name"]
+    if "\x00" in name:  # no stored name holds one (PostgreSQL cannot store it)
+        raise NotFound(f"no maintenance window named {name!r}")
     _not_from_rules(runtime, name)
 
     def work(conn: Connection, _now: datetime) -> list[MaintenanceWindow]:
@@ -85,14 +86,13 @@ def window_json(w: MaintenanceWindow, now: datetime) -> dict[str, Any]:
 
 
 async def _body(request: web.Request) -> str:
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        raise BadRequest(f"body over {MAX_BODY} bytes")
-    text = await request.text()
-    try:
-        orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
-    return text
+    """The body as text once it is JSON (so UTF-8) of a sane depth: the window parser
+    reads it as YAML, which recurses."""
+    raw = await read_body(request, MAX_BODY)
+    if not raw.strip():
+        raise BadRequest("body: expected a JSON object, got an empty body")
+    parse_json(raw)
+    return raw.decode()
 
 
 def _window(text: str) -> MaintenanceWindow:

@@ -10,7 +10,14 @@ from sqlalchemy import Connection
 
 from itsmd.api.errors import BadRequest
 from itsmd.api.keys import OUTBOX, RUNTIME
-from itsmd.api.params import decode_cursor, encode_cursor, page_limit, store_of, writer_of
+from itsmd.api.params import (
+    MAX_ID,
+    decode_cursor,
+    encode_cursor,
+    page_limit,
+    store_of,
+    writer_of,
+)
 from itsmd.correlation.lifecycle import Conflict
 from itsmd.runtime.actions import NotFound
 from itsmd.store import outbox
@@ -37,7 +44,7 @@ async def list_notifications(request: web.Request) -> web.Response:
 async def retry_notification(request: web.Request) -> web.Response:
     """Send a dead letter again (admin): it becomes pending with a fresh attempt count."""
     text = request.match_info["id"]
-    if not (text.isascii() and text.isdigit()):
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
         raise NotFound(f"no notification {text}")
     notification_id = int(text)
 

@@ -1,18 +1,73 @@
-"""Operational endpoints: health, readiness, metrics, reload."""
+"""Operational endpoints: health, readiness, metrics, reload; the readiness probe."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import shutil
+import socket
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from itsmd.api.errors import error_response
 from itsmd.api.keys import RUNTIME
+from itsmd.runtime.state import Runtime
 from itsmd.store import repo
-from itsmd.store.engine import StoreUnavailable
+from itsmd.store.engine import StoreUnavailable, describe_error
 
 log = logging.getLogger(__name__)
+# Who stamps the probe's row: this process.
+PROBE_HOLDER = f"{socket.gethostname()}:{os.getpid()}"
+# Room a SQLite store needs on its filesystem to be ready: what a large ingest batch
+# may add to the write-ahead log. Below it the disk counts as full.
+MIN_FREE_BYTES = 16 * 1024 * 1024
+# Beyond busy_timeout (a write waits that long for a lock), how long a probe may take.
+PROBE_GRACE_S = 2.0
+
+
+def disk_free(path: str) -> int:
+    """Bytes an unprivileged process may still write on the filesystem of `path`."""
+    return shutil.disk_usage(path).free
+
+
+async def probe_store(runtime: Runtime) -> str | None:
+    """Have the store take one tiny write, and check the room on a SQLite store's
+    disk; record the outcome in `runtime.readiness` (log only changes). Returns why
+    the store is not ready, or None. Never raises: a failure is the answer."""
+    db = runtime.db
+    if db is None:
+        return None
+    timeout = runtime.settings.busy_timeout.total_seconds() + PROBE_GRACE_S
+    try:
+        await asyncio.wait_for(db.probe(PROBE_HOLDER, runtime.clock()), timeout)
+        problem = _disk_full(str(db.sqlite_file)) if db.sqlite_file else None
+    except TimeoutError:
+        problem = f"the store took no write within {timeout:g}s"
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        problem = f"the store cannot take a write: {describe_error(exc)}"
+    readiness = runtime.readiness
+    if problem is None:
+        if readiness.succeeded(runtime.clock()):
+            log.info("ready again: the store takes writes")
+    elif readiness.failed(problem):
+        log.warning("not ready: %s", problem)
+    return problem
+
+
+def _disk_full(database: str) -> str | None:
+    directory = os.path.dirname(os.path.abspath(database))
+    try:
+        left = disk_free(directory)
+    except OSError as exc:
+        return f"cannot see the room left on {directory}: {exc.strerror}"
+    if left < MIN_FREE_BYTES:
+        return (
+            f"the disk of {directory} is full: {left // 1024} KiB free, "
+            f"{MIN_FREE_BYTES // (1024 * 1024)} MiB needed"
+        )
+    return None
 
 
 async def healthy(_request: web.Request) -> web.Response:
@@ -20,10 +75,14 @@ async def healthy(_request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    """200 while started and the store took a write lately (docs/operations.md)."""
     runtime = request.app[RUNTIME]
-    if runtime.ready and runtime.writer is not None and runtime.writer.running:
-        return web.Response(text="itsmd is ready.\n")
-    return web.Response(status=503, text="itsmd is not ready.\n")
+    if not (runtime.ready and runtime.writer is not None and runtime.writer.running):
+        return web.Response(status=503, text="itsmd is not ready: starting or stopping.\n")
+    problem = runtime.readiness.problem(runtime.clock())
+    if problem is not None:
+        return web.Response(status=503, text=f"itsmd is not ready: {problem}.\n")
+    return web.Response(text="itsmd is ready.\n")
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -1,4 +1,8 @@
-"""What several API handlers read from a request, and the store they need."""
+"""What several API handlers read from a request, and the store they need.
+
+A parameter or body that cannot be read is the client's fault, answered 400 naming
+the parameter (`cursor: ...`) or `body: ...`; never a 500 (docs/api.md).
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,22 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from itsmd.api.errors import BadRequest
+from itsmd.api.errors import BadRequest, ClientGone, TooLarge, UnreadableBody, payload_problem
+from itsmd.api.keys import RUNTIME
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
 from itsmd.store.engine import Database, StoreUnavailable
 
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+# The largest id the store holds (its id columns are INTEGER, 32 bits on PostgreSQL):
+# a cursor or a path naming a larger one names nothing.
+MAX_ID = 2**31 - 1
+# Nesting a request body may have: the API's bodies are flat objects, and parsers
+# downstream (the YAML loader behind maintenance windows) recurse.
+MAX_DEPTH = 32
+_CHUNK = 65536
 
 
 def store_of(runtime: Runtime) -> Database:
@@ -23,23 +36,55 @@ def store_of(runtime: Runtime) -> Database:
     return runtime.db
 
 
-async def json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
-        return {}
+async def read_body(request: web.Request, max_bytes: int) -> bytes:
+    """The request body, decoded from its Content-Encoding: 413 over `max_bytes`, 400
+    when it cannot be read (a corrupt gzip body, broken chunked framing), ClientGone
+    when the client hung up before sending it all."""
+    length = request.content_length
+    if length is not None and length > max_bytes:
+        raise TooLarge(f"body: {length} bytes is over the limit of {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := await request.content.read(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise TooLarge(f"body: over the limit of {max_bytes} bytes")
+            chunks.append(chunk)
+    except (ConnectionResetError, RequestPayloadError) as exc:
+        transport = request.transport
+        if isinstance(exc, ConnectionResetError) or transport is None or transport.is_closing():
+            raise ClientGone() from None
+        raise UnreadableBody(f"body: cannot be read: {payload_problem(exc)}") from None
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON document; 400 when it is malformed, not UTF-8, nested deeper than
+    `max_depth` or holds a NUL character (which PostgreSQL cannot store in text)."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"malformed JSON: {exc}") from None
+        raise BadRequest(f"body: malformed JSON: {exc}") from None
+    _check_document(body, max_depth)
+    return body
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body of at most `limits.max_body` bytes; an empty body is `{}`."""
+    raw = await read_body(request, request.app[RUNTIME].settings.max_body)
+    if not raw.strip():
+        return {}
+    body = parse_json(raw)
     if not isinstance(body, dict):
-        raise BadRequest("expected a JSON object")
+        raise BadRequest("body: expected a JSON object")
     return body
 
 
 def page_limit(text: str | None) -> int:
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isdecimal() or not 1 <= int(text) <= MAX_LIMIT:
+    if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:
         raise BadRequest(f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
     return int(text)
 
@@ -53,14 +98,50 @@ def decode_cursor(text: str | None) -> int | None:
         return None
     try:
         decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # not base64, not ASCII
         decoded = ""
-    if not decoded.startswith("id:") or not decoded[3:].isdecimal():
+    digits = decoded[3:]
+    if (
+        not decoded.startswith("id:")
+        or not (digits.isascii() and digits.isdigit())
+        or len(digits) > 10
+        or int(digits) > MAX_ID
+    ):
         raise BadRequest("cursor: not a cursor from a previous page's 'next'")
-    return int(decoded[3:])
+    return int(digits)
 
 
 def writer_of(runtime: Runtime) -> Writer:
     if runtime.writer is None:
         raise StoreUnavailable("the store is not open yet")
     return runtime.writer
+
+
+def text_param(query: Any, name: str) -> str | None:
+    """A free-text query parameter (empty is absent); 400 with a NUL character, which
+    no stored text holds (PostgreSQL cannot store it)."""
+    text: str | None = query.get(name) or None
+    if text is not None and "\x00" in text:
+        raise BadRequest(f"{name}: must not contain a NUL character")
+    return text
+
+
+def _check_document(value: Any, limit: int) -> None:
+    """Arrays and objects nest at most `limit` levels and no string holds a NUL
+    character (walked without recursing)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest("body: a string holds a NUL character")
+            continue
+        if isinstance(item, dict):
+            children: list[Any] = [*item.keys(), *item.values()]
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            raise BadRequest(f"body: JSON nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)

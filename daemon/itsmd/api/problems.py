@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import (
+    MAX_ID,
     decode_cursor,
     encode_cursor,
     json_object,
@@ -43,7 +44,7 @@ async def list_problems(request: web.Request) -> web.Response:
 def _problem_id(request: web.Request) -> int:
     text = request.match_info["id"]
     digits = text[4:] if text.upper().startswith("PRB-") else text
-    if not digits.isdecimal() or len(digits) > 18:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 10 or int(digits) > MAX_ID:
         raise NotFound(f"no problem {text!r}: ids look like PRB-7")
     return int(digits)
 

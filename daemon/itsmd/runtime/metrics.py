@@ -29,7 +29,11 @@ class Metrics:
             registry=r,
         )
         self.alerts_rejected = Counter(
-            "itsmd_alerts_rejected", "Requests rejected, by reason.", ["reason"], registry=r
+            "itsmd_alerts_rejected",
+            "Ingest requests rejected whole, by reason; invalid_alert counts alerts refused "
+            "one by one.",
+            ["reason"],
+            registry=r,
         )
         self.alerts_unrouted = Counter(
             "itsmd_alerts_unrouted", "Alerts stored that no incident rule matched.", registry=r

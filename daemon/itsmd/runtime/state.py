@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from itsmd.config import Overrides, Settings, load_settings
+from itsmd.config import Overrides, Settings, load_config
 from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, RuleSet, load_rules, rule_files
 from itsmd.runtime.metrics import Metrics
 from itsmd.runtime.writer import Writer
@@ -26,6 +26,41 @@ class ReloadResult:
 
 
 @dataclass
+class Readiness:
+    """Whether the store took a write lately, as the readiness probe last found it
+    (docs/operations.md, Readiness). Not ready before the first probe, after a failed
+    one, and when no probe succeeded for `stale_after` (a probe that hangs)."""
+
+    stale_after: timedelta = timedelta(seconds=15)
+    last_ok: datetime | None = None
+    failure: str | None = None  # why the last probe failed; None once one succeeds
+
+    def succeeded(self, at: datetime) -> bool:
+        """Record a probe that succeeded; whether it ends a failure."""
+        ended = self.failure is not None
+        self.last_ok, self.failure = at, None
+        return ended
+
+    def failed(self, why: str) -> bool:
+        """Record a probe that failed; whether it starts a failure."""
+        started = self.failure is None
+        self.failure = why
+        return started
+
+    def problem(self, now: datetime) -> str | None:
+        """Why this replica is not ready now, or None when it is."""
+        if self.failure is not None:
+            return self.failure
+        if self.last_ok is None:
+            return "the store has not taken a write yet"
+        if now - self.last_ok > self.stale_after:
+            return (
+                f"the store has not taken a write for {(now - self.last_ok).total_seconds():.0f}s"
+            )
+        return None
+
+
+@dataclass
 class Runtime:
     settings: Settings
     rules: RuleSet
@@ -34,7 +69,8 @@ class Runtime:
     overrides: Overrides = field(default_factory=Overrides)
     db: Database | None = None
     writer: Writer | None = None
-    ready: bool = False
+    ready: bool = False  # started and not stopping
+    readiness: Readiness = field(default_factory=Readiness)
     api_windows: tuple[MaintenanceWindow, ...] = ()
     # Called after a successful reload (sinks, checks): the composition root adds them.
     on_reload: list[Callable[[], None]] = field(default_factory=list)
@@ -48,13 +84,11 @@ class Runtime:
     def reload(self) -> ReloadResult:
         """Re-read the config file and the rules; all or nothing."""
         try:
-            # Without a config file there is nothing to re-read: only the rules reload.
-            settings = (
-                load_settings(self.settings.config_file, self.overrides)
-                if self.settings.config_file is not None
-                else self.settings
-            )
-            rules = load_rules(rule_files(settings.rules))
+            if self.settings.config_file is not None:
+                # Validated together, as at start: what `itsmd run` refuses, a reload does.
+                settings, rules = load_config(self.settings.config_file, self.overrides)
+            else:  # nothing to re-read but the rules
+                settings, rules = self.settings, load_rules(rule_files(self.settings.rules))
         except LoadError as exc:
             self.metrics.rules_last_reload_success.set(0)
             findings = tuple(str(p) for p in exc.findings)
@@ -65,7 +99,7 @@ class Runtime:
             return ReloadResult(False, len(self.rules), findings)
         restart = tuple(
             name
-            for name in ("listen", "database")
+            for name in ("listen", "database", "busy_timeout", "sqlite_synchronous")
             if getattr(settings, name) != getattr(self.settings, name)
         )
         if restart:

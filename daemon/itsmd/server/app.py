@@ -6,6 +6,7 @@ Connectors are imported here only; the core knows them through `Source`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ Clock = Callable[[], datetime]
 BODY_CEILING = 64 * 1024 * 1024  # hard cap; limits.max_body is checked per request
 SWEEP_INTERVAL = timedelta(seconds=1)
 SLA_CLOCK_INTERVAL = timedelta(seconds=10)  # a breach is marked at most this late
+READY_PROBE_INTERVAL = timedelta(seconds=2)  # the readiness probe (docs/operations.md)
 
 SOURCES = (
     SourceRoute("/api/v1/webhooks/alertmanager", AlertmanagerSource()),
@@ -120,6 +122,7 @@ def build_app(
     app[HTTP] = HttpClient()
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_store_ctx(migrate))
+    app.cleanup_ctx.append(_readiness_ctx)
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_checks_ctx(run_checks))
     app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
@@ -157,6 +160,24 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         log.info("store closed (%d queued writes finished on the way out)", drained)
 
     return store
+
+
+async def _readiness_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Probe the store once before serving, then every READY_PROBE_INTERVAL: `/-/ready`
+    answers what the last probe found (docs/operations.md, Readiness)."""
+    runtime = app[RUNTIME]
+    await ops.probe_store(runtime)
+
+    async def probe_every() -> None:
+        while True:
+            await asyncio.sleep(READY_PROBE_INTERVAL.total_seconds())
+            await ops.probe_store(runtime)
+
+    task = asyncio.create_task(probe_every(), name="itsmd-ready-probe")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _check_schema(db: Database, migrate: bool) -> None:

@@ -7,7 +7,10 @@ without blocking the event loop:
   a few reader threads (WAL lets readers run beside the writer). A whole unit of
   work costs one hop to a thread. (An asyncio driver such as aiosqlite hops to its
   thread for every cursor call, about 80 hops for one ingest batch; see
-  bench/RESULTS.md.)
+  bench/RESULTS.md.) Write transactions begin with `BEGIN IMMEDIATE`: they take
+  the write lock first, waiting up to `storage.busy_timeout` while another process
+  holds it. A read transaction that upgrades to a write would fail at once instead:
+  SQLite does not wait there, lest two upgrading readers deadlock.
 - PostgreSQL: asyncpg through SQLAlchemy's asyncio engine, the unit running
   under `run_sync` with no threads at all.
 """
@@ -17,20 +20,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, insert, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from itsmd.store.tables import leases
 
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
 
 READER_THREADS = 4
+# Execution option naming how a SQLite transaction begins (see _sqlite_engine).
+_SQLITE_BEGIN = "itsmd_sqlite_begin"
+# The row of the leases table the readiness probe writes (docs/operations.md).
+PROBE_JOB = "ready-probe"
 
 
 class StoreUnavailable(Exception):
@@ -118,10 +128,23 @@ class Database:
     async def write(self, unit: Unit[T]) -> T:
         """Run `unit` in a read-write transaction; it commits when `unit` returns."""
         if self._sync is not None:
-            return await _on_pool(self._writer, _transaction, self._sync, unit)
+            return await _on_pool(self._writer, _transaction, self._sync, unit, "IMMEDIATE")
         assert self._async is not None
         async with self._async.begin() as conn:
             return await conn.run_sync(unit)
+
+    async def probe(self, holder: str, now: datetime) -> None:
+        """Commit one tiny write (the readiness probe's row, stamped with `holder` and
+        `now`), as every write is committed; raises as `write` does."""
+        await self.write(lambda conn: _stamp_probe_row(conn, holder, now))
+
+    @property
+    def sqlite_file(self) -> Path | None:
+        """The SQLite database file; None for PostgreSQL or an in-memory database."""
+        if not self.sqlite:
+            return None
+        name = make_url(self.url).database
+        return Path(name) if name and name != ":memory:" else None
 
     async def read(self, unit: Unit[T]) -> T:
         """Run `unit` in its own transaction beside the writer; a store that cannot
@@ -129,7 +152,7 @@ class Database:
         raises its driver error (HTTP 500, logged)."""
         try:
             if self._sync is not None:
-                return await _on_pool(self._readers, _transaction, self._sync, unit)
+                return await _on_pool(self._readers, _transaction, self._sync, unit, "DEFERRED")
             assert self._async is not None
             async with self._async.connect() as conn:
                 return await conn.run_sync(unit)
@@ -151,9 +174,22 @@ async def _on_pool(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -
     return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
 
 
-def _transaction(engine: Engine, unit: Unit[T]) -> T:
-    with engine.begin() as conn:
-        return unit(conn)
+def _transaction(engine: Engine, unit: Unit[T], begin: str) -> T:
+    with engine.connect() as conn:
+        conn.execution_options(**{_SQLITE_BEGIN: begin})
+        with conn.begin():
+            return unit(conn)
+
+
+def _stamp_probe_row(conn: Connection, holder: str, now: datetime) -> None:
+    row = leases.c.job == PROBE_JOB
+    if conn.execute(update(leases).where(row).values(holder=holder, until=now)).rowcount:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(leases).values(job=PROBE_JOB, holder=holder, until=now))
+    except IntegrityError:  # another replica inserted it first: the write was taken
+        pass
 
 
 def _json_dumps(value: Any) -> str:
@@ -184,8 +220,11 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+    def _on_begin(connection: Connection) -> None:
+        # IMMEDIATE for writes: SQLite's busy handler (busy_timeout) applies to taking
+        # the write lock at BEGIN, not to upgrading a read transaction later.
+        mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
     return engine
 

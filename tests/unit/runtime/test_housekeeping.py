@@ -75,3 +75,18 @@ def test_a_bad_interval_is_refused(tmp_path: Path, value: str) -> None:
     config.write_text(f"watch_rules: {value}\n")
     with pytest.raises(LoadError, match="watch_rules"):
         load_settings(config, Overrides(), env={})
+
+
+async def test_a_reload_refuses_what_a_start_refuses(tmp_path: Path) -> None:
+    """A prometheus check needs connectors.prometheus, at start and on reload alike."""
+    runtime = _runtime(tmp_path)
+    watch = RuleWatch(runtime)
+    check = "checks:\n  - {name: q, type: prometheus, query: up, critical: {below: 1}}\n"
+    (tmp_path / "rules" / "20-checks.yml").write_text(check)
+
+    result = await watch.check()
+
+    assert result is not None
+    assert not result.ok
+    assert "needs connectors.prometheus" in "\n".join(result.errors)
+    assert runtime.rules.checks == ()
