@@ -2,10 +2,12 @@
 
 `running_peer()` serves any method and path on a kernel-chosen loopback port, records
 every request as it arrived (method, path, headers, raw body) and answers from a
-script (`peer.answer(...)`), else with its default answer. A hanging answer never
-replies until the peer stops: that is how a test meets a client timeout without
-sleeping. `refused_url()` holds a bound port that does not listen, so a connection
-to it is refused for certain (a "free" port could be taken by someone else).
+script (`peer.answer(...)`), else with its default answer; a `check` sees each
+request first and may answer it instead (a receiver that verifies signatures). A
+hanging answer never replies until the peer stops: that is how a test meets a client
+timeout without sleeping. `refused_url()` holds a bound port that does not listen,
+so a connection to it is refused for certain (a "free" port could be taken by someone
+else).
 
 `serving_app()` runs any aiohttp application so (the ticket fakes of fakes_tickets.py
 use it too), and the sample events at the end serve the tests of every sink.
@@ -51,9 +53,13 @@ class Seen:
         return orjson.loads(self.body)
 
 
+Check = Callable[[Seen], Answer | None]  # an answer refuses the request
+
+
 class FakePeer:
-    def __init__(self, default: Answer) -> None:
+    def __init__(self, default: Answer, check: Check | None = None) -> None:
         self.default = default
+        self.check = check
         self.seen: list[Seen] = []
         self.base_url = ""
         self._script: deque[Answer] = deque()
@@ -71,9 +77,11 @@ class FakePeer:
         self._stopping.set()
 
     async def handle(self, request: web.Request) -> web.Response:
-        self.seen.append(
-            Seen(request.method, request.path_qs, request.headers, await request.read())
-        )
+        seen = Seen(request.method, request.path_qs, request.headers, await request.read())
+        self.seen.append(seen)
+        refused = self.check(seen) if self.check is not None else None
+        if refused is not None:
+            return web.Response(status=refused.status, text=refused.body)
         answer = self._script.popleft() if self._script else self.default
         if answer.hang:
             await self._stopping.wait()
@@ -102,8 +110,10 @@ async def serving_app(app: web.Application, release: Callable[[], None]) -> Asyn
 
 
 @asynccontextmanager
-async def running_peer(default: Answer | None = None) -> AsyncIterator[FakePeer]:
-    peer = FakePeer(default or Answer())
+async def running_peer(
+    default: Answer | None = None, check: Check | None = None
+) -> AsyncIterator[FakePeer]:
+    peer = FakePeer(default or Answer(), check)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", peer.handle)
     async with serving_app(app, peer.release) as base_url:

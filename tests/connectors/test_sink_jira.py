@@ -1,7 +1,13 @@
-"""The jira sink against a fake REST API v2 on loopback: exact requests, answers."""
+"""The jira sink against a fake REST API v2 on loopback: exact requests, answers.
+
+Descriptions and comments are Jira wiki markup: `shown()` and `inert()` read the
+markup as Jira's renderer does, to prove that hostile text arrives as plain text.
+"""
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import AsyncIterator
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -112,8 +118,8 @@ def fields(**overrides: Any) -> dict[str, Any]:
     return {
         "project": {"key": "OPS"},
         "summary": "Disk full on db-1",
-        "description": "/var on db-1 is 97% full\n\n"
-        "itsmd incident: INC-42\n"
+        "description": "/var on db\\-1 is 97\\% full\n\n"
+        "itsmd incident: INC\\-42\n"
         "Priority: P1 (impact high, urgency high)\n"
         "Service: billing\n"
         "Rule: disk\n\n" + LINK,
@@ -124,7 +130,42 @@ def fields(**overrides: Any) -> dict[str, Any]:
 
 
 def comment(what: str) -> dict[str, str]:
-    return {"body": f"itsmd: INC-42 {what} at 2026-03-01T12:05:30Z.\n{LINK}"}
+    return {"body": f"itsmd: INC\\-42 {what} at 2026-03-01T12:05:30Z.\n{LINK}"}
+
+
+# --- Jira wiki markup as Jira reads it ------------------------------------------------------
+
+# The characters Jira's renderer takes back from a backslash escape
+# (BackslashEscapeRendererComponent); each of them starts or ends some markup.
+SPECIAL = "-#*_+?^~|%{}[]()!@"
+ESCAPED = re.compile(r"\\([" + re.escape(SPECIAL) + r"])")
+BARE_URL = re.compile(r"https?://[^\s\[\]{}|!\\<>\"]+")
+ENTITY = re.compile(r"&(#[0-9]+|[a-z]+);")
+BLOCK = re.compile(r"^[ \t]*(h[1-6]|bq)\.", re.M)
+
+
+def shown(markup: str) -> str:
+    """The characters Jira shows for `markup` without markup in it: escapes taken back,
+    entities decoded."""
+    return html.unescape(ESCAPED.sub(r"\1", markup))
+
+
+def inert(markup: str) -> bool:
+    """No link, image, mention, macro, table, list, heading, quote, text effect, line
+    break or emoticon can start in `markup`: outside bare URLs (which Jira links as
+    written) and entities, every special character is escaped and no backslash is left."""
+    rest = ESCAPED.sub("", ENTITY.sub("", BARE_URL.sub("", markup)))
+    return not set(rest) & set(SPECIAL + "\\") and BLOCK.search(rest) is None
+
+
+HOSTILE = (
+    "Click [here|http://evil.example/login] or [~admin] [^secrets.txt] "
+    "!http://evil.example/pixel.png|width=1! {noformat}raw{noformat} {color:red}red{color} "
+    "{html}<b>x</b>{html} *bold* _em_ -del- +ins+ ^sup^ ~sub~ ??cite?? {{mono}} (/) :) "
+    "\\[x|http://evil.example/2] C:\\temp\\\\share &lt;b&gt; &#91;y&#93; 50%"
+    "\nh1. Pay here\n  bq. quoted\n|| a || b ||\n| c | d |\n* item\n# one\n----\n"
+    "runbook: https://wiki.example.com/runbooks/disk_full?host=db-1#step-2 done"
+)
 
 
 def test_kind_is_registered_under_its_name() -> None:
@@ -166,6 +207,57 @@ async def test_configured_type_labels_and_priorities_go_into_the_issue(
         priority={"name": "Highest"},
     )
     assert fake.calls == [("POST", f"{API}/issue", {}, {"fields": expected})]
+
+
+async def test_hostile_text_reaches_jira_as_inert_text(fake: FakeJira, env: SinkEnv) -> None:
+    """Annotations (the description), labels (service) and names (rule, assignee) with
+    Jira markup in them show as the characters they are: no link, image, mention or
+    macro; a bare URL stays whole. The summary is plain text in Jira and goes as is."""
+    title = "Disk [full|http://evil.example] !http://evil.example/x.png! {noformat}"
+    hostile: dict[str, Any] = {
+        "title": title,
+        "description": HOSTILE,
+        "service": "[billing|http://evil.example]",
+        "rule": "{noformat}disk",
+        "impact": None,
+        "urgency": None,
+    }
+    sink = build(env, fake.base_url)
+    await sink.send(incident_event("opened", **hostile))
+    await sink.send(incident_event("assigned", ref="OPS-1", assignee="[~admin]!x.png!", **hostile))
+
+    issue = fake.issues["OPS-1"]
+    assert issue["summary"] == title
+    markup = issue["description"].removesuffix("\n\n" + LINK)
+    assert inert(markup), markup
+    assert shown(markup) == (
+        f"{HOSTILE}\n\nitsmd incident: INC-42\nPriority: P1\n"
+        "Service: [billing|http://evil.example]\nRule: {noformat}disk"
+    )
+    assert "https://wiki.example.com/runbooks/disk_full?host=db-1#step-2 " in markup
+    (note,) = fake.comments["OPS-1"]
+    line = note.removesuffix("\n" + LINK)
+    assert inert(line.replace("2026-03-01T12:05:30Z", "")), line  # the time is itsmd's
+    assert shown(line) == "itsmd: INC-42 assigned to [~admin]!x.png! at 2026-03-01T12:05:30Z."
+
+
+@pytest.mark.parametrize(
+    ("text", "markup"),
+    [
+        ("[a|http://e.example]", "\\[a\\|http://e.example\\]"),
+        ("!http://e.example/x.png!", "\\!http://e.example/x.png\\!"),
+        ("{noformat}", "\\{noformat\\}"),
+        ("a\\[b|c]", "a&#92;\\[b\\|c\\]"),
+        ("R&D &amp;", "R&amp;D &amp;amp;"),
+        ("h2. big\n bq. q\nhh1. no", "&#104;2. big\n &#98;q. q\nhh1. no"),
+        ("see https://w.example/a_b-c?d=1", "see https://w.example/a_b-c?d=1"),
+        ("plain text, 42.", "plain text, 42."),
+    ],
+)
+def test_wiki_text_escapes_markup(text: str, markup: str) -> None:
+    assert jira.wiki_text(text) == markup
+    assert shown(markup) == text
+    assert inert(markup)
 
 
 async def test_an_unmapped_priority_is_left_to_jira(fake: FakeJira, env: SinkEnv) -> None:

@@ -15,10 +15,18 @@ used, because Cloud and Server differ there and Cloud's index lags. Hence two
 known duplicates, both preferred to a lost update: a create whose answer was lost
 is retried as a second issue, and a `resolved` whose transition failed after the
 comment went in posts that comment again on retry. Problem events are not sent.
+
+Descriptions and comments are wiki markup, which Jira renders: text taken from the
+incident (its description, which rules fill from alert annotations, service, rule,
+assignee...) goes through `wiki_text`, so that a link `[text|http://...]`, an image
+`!http://...!`, a mention `[~user]`, a macro `{noformat}`... in it shows as the
+characters it is, as Slack's mrkdwn is escaped by the slack sink. The summary is
+plain text in Jira (never rendered) and goes as it is.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -40,6 +48,20 @@ from itsmd_connectors.sinks._tickets import Incident, event_note, one_line_title
 SUMMARY_MAX: Final = 255  # Jira refuses longer summaries
 LABEL: Final = "itsmd"
 PRIORITIES: Final = ("P1", "P2", "P3", "P4", "P5")
+
+# What Jira's renderer un-escapes after a backslash (its BackslashEscapeRendererComponent):
+# the characters of links, images, mentions, macros, tables, lists, text effects and
+# emoticons. A backslash itself cannot be escaped (two make a line break), so it goes as
+# an HTML entity, as does `&` so that an entity in the text shows as typed.
+WIKI_SPECIAL: Final = "-#*_+?^~|%{}[]()!@"
+_WIKI_ESCAPES: Final = str.maketrans(
+    {"&": "&amp;", "\\": "&#92;", **{c: "\\" + c for c in WIKI_SPECIAL}}
+)
+# A bare URL is left whole, for Jira to link as written (escapes would cut it): it
+# stops before any character that could open or close markup around it.
+_BARE_URL: Final = re.compile(r"https?://[^\s\[\]{}|!\\<>\"]+")
+# Line starts that make a heading or a quote, which no backslash escapes.
+_BLOCK_START: Final = re.compile(r"^([ \t]*)(h[1-6]|bq)(?=\.)", re.M)
 
 
 def build(options: SinkOptions, env: SinkEnv) -> JiraSink:
@@ -93,7 +115,7 @@ class JiraSink:
             key = created
         if n.event == "opened":
             return Delivered(ref=key)
-        body = {"body": event_note(n, incident)}
+        body = {"body": event_note(n, incident, wiki_text)}
         outcome = (await self._call("POST", f"{self.api}/issue/{key}/comment", body)).delivery()
         if not isinstance(outcome, Delivered):
             return outcome
@@ -159,14 +181,39 @@ def after_comment(outcome: Retry | Failed) -> Retry | Failed:
 
 
 def description(n: Notification, incident: Incident) -> str:
-    facts = [f"itsmd incident: {incident['id']}"]
+    """The description as wiki markup: every value from the incident escaped."""
+
+    def value(key: str) -> str:
+        return wiki_text(str(incident[key]))
+
+    facts = [f"itsmd incident: {value('id')}"]
     if incident.get("priority"):
-        levels = [f"{k} {incident[k]}" for k in ("impact", "urgency") if incident.get(k)]
+        levels = [f"{k} {value(k)}" for k in ("impact", "urgency") if incident.get(k)]
         suffix = f" ({', '.join(levels)})" if levels else ""
-        facts.append(f"Priority: {incident['priority']}{suffix}")
-    facts += [f"{k.title()}: {incident[k]}" for k in ("service", "rule") if incident.get(k)]
-    parts = [str(incident.get("description") or "").strip(), "\n".join(facts), n.link]
+        facts.append(f"Priority: {value('priority')}{suffix}")
+    facts += [f"{k.title()}: {value(k)}" for k in ("service", "rule") if incident.get(k)]
+    text = wiki_text(str(incident.get("description") or "").strip())
+    parts = [text, "\n".join(facts), n.link]
     return "\n\n".join(part for part in parts if part)
+
+
+def wiki_text(text: str) -> str:
+    """`text` as Jira wiki markup that renders as the same characters, inert: each
+    character Jira reads as markup behind a backslash, `\\` and `&` as entities, a
+    line's leading `h1.`..`h6.` or `bq.` with its letter as an entity. Bare http(s)
+    URLs stay whole, so that Jira links them as written."""
+    parts: list[str] = []
+    end = 0
+    for url in _BARE_URL.finditer(text):
+        parts += [text[end : url.start()].translate(_WIKI_ESCAPES), url[0]]
+        end = url.end()
+    parts.append(text[end:].translate(_WIKI_ESCAPES))
+    return _BLOCK_START.sub(_block_start, "".join(parts))
+
+
+def _block_start(match: re.Match[str]) -> str:
+    indent, word = match[1], match[2]
+    return f"{indent}&#{ord(word[0])};{word[1:]}"
 
 
 KIND = SinkKind(

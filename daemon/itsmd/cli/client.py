@@ -1,4 +1,8 @@
-"""`itsmd incidents ...`: a small client of the JSON API for on-call engineers."""
+"""`itsmd incidents ...`: a small client of the JSON API for on-call engineers.
+
+The bearer token comes from `--token-file PATH`, `ITSMD_TOKEN`, `ITSMD_TOKEN_FILE` or
+`--token`; the last is visible to every local user (`ps`, /proc), so it draws a warning.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 DEFAULT_URL = "http://127.0.0.1:9877"
@@ -113,10 +118,55 @@ def _common(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("ITSMD_URL", DEFAULT_URL),
         help=f"itsmd base URL (env ITSMD_URL, default {DEFAULT_URL})",
     )
-    p.add_argument(
-        "--token", default=os.environ.get("ITSMD_TOKEN"), help="bearer token (env ITSMD_TOKEN)"
+    token = p.add_mutually_exclusive_group()
+    token.add_argument(
+        "--token-file",
+        metavar="PATH",
+        help="read the bearer token from this file (env ITSMD_TOKEN_FILE)",
+    )
+    token.add_argument(
+        "--token",
+        help="bearer token; visible to other local users in ps: prefer --token-file "
+        "or env ITSMD_TOKEN",
     )
     p.add_argument("--json", action="store_true", help="print the API's JSON")
+
+
+def bearer_token(args: argparse.Namespace) -> str | None:
+    """The token to send: `--token`, `--token-file`, else env `ITSMD_TOKEN` or
+    `ITSMD_TOKEN_FILE` (not both); None without any. `--token` warns on stderr."""
+    if args.token is not None:
+        print(
+            "itsmd: warning: --token is visible to other local users (ps, /proc); "
+            "use --token-file PATH or env ITSMD_TOKEN instead",
+            file=sys.stderr,
+        )
+        return _checked(args.token, "--token")
+    if args.token_file is not None:
+        return _token_file(args.token_file, "--token-file")
+    value, file = os.environ.get("ITSMD_TOKEN"), os.environ.get("ITSMD_TOKEN_FILE")
+    if value and file:
+        raise ClientError("both ITSMD_TOKEN and ITSMD_TOKEN_FILE are set: unset one")
+    if file:
+        return _token_file(file, "ITSMD_TOKEN_FILE")
+    return _checked(value, "ITSMD_TOKEN") if value else None
+
+
+def _token_file(path: str, source: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise ClientError(f"cannot read the token file {path} ({source}): {reason}") from None
+    return _checked(text.strip(), f"the token file {path} ({source})")
+
+
+def _checked(token: str, source: str) -> str:
+    if not token:
+        raise ClientError(f"{source} is empty")
+    if any(c.isspace() or not c.isprintable() for c in token):
+        raise ClientError(f"{source}: a token has no spaces or control characters")
+    return token
 
 
 def request(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
@@ -125,8 +175,9 @@ def request(args: argparse.Namespace, method: str, path: str, body: Any = None) 
     req.add_header("Accept", "application/json")
     if data is not None:
         req.add_header("Content-Type", "application/json")
-    if args.token:
-        req.add_header("Authorization", f"Bearer {args.token}")
+    token = bearer_token(args)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - operator-given URL
             return json.load(resp)

@@ -249,6 +249,18 @@ class SinkOptions:
         secret = self.secret(secret_key) or ""
         return "" if ":" in user else basic_auth(user, secret)
 
+    def bearer_auth(self, key: str) -> str | None:
+        """The `Authorization` value `Bearer <token>` for the secret option `key`
+        (`key_env` / `key_file`), None when neither is given. A token with a space or
+        a control character is refused here: it would break the header at send time."""
+        token = self.secret(key, required=False)
+        if token is None:
+            return None
+        if not token.isprintable() or any(c.isspace() for c in token):
+            self.fail(key, "a bearer token has no spaces or control characters (not shown)")
+            return None
+        return f"Bearer {token}"
+
     def fail(self, key: str, message: str) -> None:
         self.problems.append((key, message))
 
