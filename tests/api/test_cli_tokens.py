@@ -37,7 +37,7 @@ def no_token_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 async def daemon(make_client: MakeClient) -> ApiClient:
     """A daemon that wants tokens, with one open incident (INC-1)."""
     client = await make_client(RULES, tokens=TOKENS)
-    headers = {"Authorization": "Bearer s3cret-ingest"}
+    headers = {"Authorization": "Bearer s3cret-ingest-token"}
     response = await client.post("/api/v1/alerts", json=[alert(service="api")], headers=headers)
     assert response.status < 300, await response.text()
     return client
@@ -116,7 +116,7 @@ async def test_a_token_on_the_command_line_works_with_a_warning(
 async def test_the_command_line_wins_over_the_environment(
     daemon: ApiClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("ITSMD_TOKEN", "s3cret-ingest")  # may not acknowledge
+    monkeypatch.setenv("ITSMD_TOKEN", "s3cret-ingest-token")  # may not acknowledge
     assert await ack(daemon, "--token-file", token_file(tmp_path)) == 0
     assert await acked_by(daemon) == "acknowledged by oncall: on it"
 
