@@ -31,6 +31,9 @@ STATUSES: Final = {"firing": AlertStatus.FIRING, "resolved": AlertStatus.RESOLVE
 # Go marshals the zero time.Time so; the webhook sends it as endsAt of every firing alert.
 _ZERO_TIME: Final = "0001-01-01T00:00:00Z"
 _LABEL_NAME_RULE: Final = "[a-zA-Z_][a-zA-Z0-9_]*"
+# Labels or annotations of one alert: far above any real alert (a few dozen), low
+# enough that one alert cannot make a row the size of a request (docs/api.md).
+MAX_ENTRIES: Final = 128
 _NUL: Final = "\x00"
 _HAS_NUL: Final = "contains a NUL character (U+0000), which cannot be stored"
 
@@ -210,6 +213,8 @@ def _string_map(value: object, field: str, *, names_checked: bool) -> dict[str, 
     names too unless the caller checks them itself."""
     if not isinstance(value, dict):
         raise InvalidField(field, f"expected an object of strings, got {describe(value)}")
+    if len(value) > MAX_ENTRIES:
+        raise InvalidField(field, f"expected at most {MAX_ENTRIES} entries, got {len(value)}")
     for key, item in value.items():
         if not isinstance(item, str):
             raise InvalidField(f"{field}.{key}", f"expected a string, got {describe(item)}")
