@@ -34,8 +34,8 @@ NOT_MATCHING = {**MATCHING, "job": "blackbox"}
 
 
 def test_parse_selectors(benchmark: BenchmarkFixture) -> None:
-    # `re` caches compiled patterns, so after the first round this measures the parser
-    # plus a regex cache hit, as a rules reload of unchanged rules does.
+    # The RE2 module caches compiled patterns, so after the first round this measures the
+    # parser plus a regex cache hit, as a rules reload of unchanged rules does.
     selectors: tuple[Selector, ...] = benchmark(parse_selectors, SELECTORS)
     assert [len(s.matchers) for s in selectors] == [5, 3, 2]
     assert [m.op for m in selectors[0].matchers] == [
@@ -57,3 +57,12 @@ def test_selector_matches(
     benchmark: BenchmarkFixture, labels: dict[str, str], expected: bool
 ) -> None:
     assert benchmark(SELECTOR.matches, labels) is expected
+
+
+# (a|a)+b backtracks exponentially in Python's re (26 characters took 5 s); RE2 is linear.
+HOSTILE = parse_selector('{service=~"(a|a)+b"}')
+
+
+@pytest.mark.parametrize("length", [100, 10_000])
+def test_hostile_regex_is_linear(benchmark: BenchmarkFixture, length: int) -> None:
+    assert benchmark(HOSTILE.matches, {"service": "a" * length}) is False

@@ -557,3 +557,20 @@ async def test_an_incident_of_a_rule_removed_by_a_reload_keeps_its_policy(
     detail = await client.incident("INC-1")
     assert detail["status"] == "resolved"  # auto_resolve 0s, kept by the incident
     assert by_kind(detail["timeline"], "auto_resolved")
+
+
+async def test_a_service_label_longer_than_its_column_still_opens_an_incident(
+    make_client: MakeClient,
+) -> None:
+    """The incident's service is kept to 200 characters (PostgreSQL refused the row);
+    the alert keeps the whole label."""
+    client = await make_client(
+        "incidents:\n  - name: all\n    match: '{}'\n    group_by: [service]\n"
+    )
+    long = "s" * 300
+    result = await client.webhook(alert("Down", service=long))
+    (inc,) = await client.incidents()
+    assert result["incidents"] == [inc["id"]]
+    assert inc["service"] == long[:200]
+    (stored,) = await client.stored_alerts()
+    assert stored["labels"]["service"] == long

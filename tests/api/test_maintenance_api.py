@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from sqlalchemy import Connection, insert
+
 from itsmd.config import Role, Token
+from itsmd.store import repo
+from itsmd.store.engine import Database
+from itsmd.store.tables import maintenance_windows
 from tests.api.api_support import T0, ApiClient, MakeClient, alert
 
 PATH = "/api/v1/maintenance"
@@ -99,6 +106,16 @@ async def test_a_bad_window_is_refused_with_the_reason_and_nothing_is_stored(
     assert resp.status == 400
     assert set(await _windows(client)) == {"from-rules"}
 
+
+async def test_a_regex_re2_refuses_is_a_422_naming_the_field(make_client: MakeClient) -> None:
+    client = await make_client(RULES)
+    resp = await _create(client, WINDOW | {"match": '{service=~"(a)\\\\1"}'})
+    assert resp.status == 422
+    body = await resp.json()
+    assert "RE2" in body["error"]
+    assert body["detail"]["field"] == "window.match"
+    assert set(await _windows(client)) == {"from-rules"}
+
     assert (await _create(client, WINDOW)).status == 201
     resp = await _create(client, WINDOW)
     assert resp.status == 409
@@ -132,3 +149,34 @@ async def test_a_recurring_window_reports_when_it_is_on(make_client: MakeClient)
     client.clock.advance(timedelta(hours=3))
     assert (await _windows(client))["nightly"]["active"] is False
     assert T0.hour == 3
+
+
+async def test_a_stored_window_re2_refuses_is_left_out_not_fatal(
+    db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Windows stored before matchers were RE2 may hold a backreference: the daemon
+    starts without them and says which to delete."""
+    row = {
+        "action": "suppress",
+        "starts_at": T0,
+        "ends_at": T0 + timedelta(hours=1),
+        "duration_s": 3600.0,
+        "timezone": "UTC",
+        "created_at": T0,
+        "created_by": "alice",
+    }
+
+    def store(conn: Connection) -> None:
+        conn.execute(
+            insert(maintenance_windows),
+            [
+                row | {"name": "old", "match": ['{service=~"(a)\\\\1"}']},
+                row | {"name": "good", "match": ['{service="db"}']},
+            ],
+        )
+
+    await db.write(store)
+    with caplog.at_level(logging.WARNING):
+        windows = await db.read(repo.api_windows)
+    assert [w.name for w in windows] == ["good"]
+    assert "maintenance window old is not in force" in caplog.text

@@ -7,6 +7,7 @@ are checked exactly like a `maintenance:` entry of a rule file.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any
 
@@ -100,7 +101,8 @@ def _window(text: str) -> MaintenanceWindow:
         return parse_window(text)
     except LoadError as exc:
         first = exc.findings[0].message
-        field, _, _ = first.partition(":")
+        # "window (pg).match: ..." names the field window.match
+        field = re.sub(r" \([^)]*\)", "", first.partition(":")[0])
         raise PayloadError(
             field if " " not in field else "", "; ".join(p.message for p in exc.findings)
         ) from None

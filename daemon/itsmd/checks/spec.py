@@ -23,7 +23,13 @@ from urllib.parse import urlsplit
 import promql_parser
 
 from itsmd.checks.forecast import Direction
-from itsmd.correlation.matchers import MatcherError, Selector, matches_any, parse_selectors
+from itsmd.correlation.matchers import (
+    MatcherError,
+    Regex,
+    Selector,
+    matches_any,
+    parse_selectors,
+)
 from itsmd.durations import format_duration, parse_duration
 from itsmd.yamlsource import (
     Findings,
@@ -128,7 +134,7 @@ class HttpProbe:
     method: str = "GET"
     headers: Mapping[str, str] = field(default_factory=dict, hash=False)
     expect_status: frozenset[int] | None = None  # None: any 2xx
-    body_regex: re.Pattern[str] | None = None
+    body_regex: Regex | None = None  # RE2: a body is the target's to choose
     max_latency: timedelta | None = None
     tls_expiry_warning: timedelta | None = None
 
@@ -377,9 +383,9 @@ def _parse_http(item: _Item, timeout: timedelta) -> HttpProbe | None:
     body_regex = None
     if "body_regex" in item.m:
         try:
-            body_regex = re.compile(item.text("body_regex"))
-        except re.error as exc:
-            item.bad("body_regex", f"invalid regular expression: {exc}")
+            body_regex = Regex(item.text("body_regex"))
+        except ValueError as exc:
+            item.bad("body_regex", f"invalid regular expression: {exc} (RE2 syntax)")
     max_latency = item.positive("max_latency")
     if max_latency is not None and max_latency >= timeout:
         item.bad("max_latency", f"must be shorter than timeout ({format_duration(timeout)})")

@@ -50,6 +50,7 @@ Identity = tuple[str, datetime]
 # A firing alert whose startsAt is this close to a firing episode of its fingerprint
 # continues that episode (docs/rules.md, "Alert identity and de-duplication").
 SAME_START = timedelta(seconds=10)
+NAME_MAX = 200  # incident service and assignee
 
 
 @dataclass
@@ -654,8 +655,9 @@ class Correlator:
             priority=priority,
             impact=impact,
             urgency=urgency,
-            service=row.labels.get("service") or None,
-            assignee=_render(rule.assignee, context, notes, "assignee") or None
+            # Stored in columns of NAME_MAX characters; the labels keep the whole value.
+            service=(row.labels.get("service") or "")[:NAME_MAX] or None,
+            assignee=_render(rule.assignee, context, notes, "assignee")[:NAME_MAX] or None
             if rule.assignee
             else None,
             labels=dict(route.group),

@@ -4,7 +4,9 @@ Syntax: an optional bare alert name, then ``{name OP "value", ...}`` where OP is
 ``=``, ``!=``, ``=~`` or ``!~``. Values are double- or single-quoted with Go escapes,
 or backtick-quoted raw. Semantics follow Prometheus: a missing label reads as "",
 regexes are fully anchored and ``.`` matches newlines (Prometheus 3 / RE2 ``(?s)``).
-Regex syntax is Python's ``re``, which agrees with RE2 on the common subset.
+Regexes are RE2, as in Prometheus and Alertmanager: matching takes time linear in the
+label value whatever the pattern, and what RE2 refuses (backreferences, lookaround,
+possessive quantifiers, atomic groups) is refused when the selector is parsed.
 
 Pure: no I/O, no clock.
 """
@@ -12,11 +14,13 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 import re
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NoReturn
+from operator import methodcaller
+from typing import NoReturn, Protocol
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
 
 _LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ALERT_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")  # metric-name charset, as amtool
@@ -36,6 +40,10 @@ _SIMPLE_ESCAPES = {
 _HEX_ESCAPE_DIGITS = {"x": 2, "u": 4, "U": 8}
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _OCTAL_DIGITS = frozenset("01234567")
+# Characters with a meaning in RE2 syntax (outside a class); a pattern without any is
+# an alternation of plain strings.
+_REGEX_META = frozenset("\\.+*?()[]{}^$")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 class MatcherError(ValueError):
@@ -58,8 +66,10 @@ class Matcher:
     name: str
     op: MatchOp
     value: str
-    # Compiled once here so that matching on the ingest path never compiles.
-    _regex: re.Pattern[str] | None = field(
+    # Compiled once here so that matching on the ingest path never compiles; `_test` is
+    # the regex's full match, or an exact shortcut for the shapes most matchers have.
+    _regex: Regex | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+    _test: Callable[[str], bool] | None = field(
         default=None, init=False, repr=False, compare=False, hash=False
     )
 
@@ -67,7 +77,9 @@ class Matcher:
         if not _LABEL_NAME.fullmatch(self.name):
             raise MatcherError(f"invalid label name {self.name!r}")
         if self.op in (MatchOp.RE, MatchOp.NRE):
-            object.__setattr__(self, "_regex", _compile(self.name, self.value))
+            regex, test = _compile(self.name, self.value)
+            object.__setattr__(self, "_regex", regex)
+            object.__setattr__(self, "_test", test)
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         value = labels.get(self.name, "")
@@ -77,9 +89,14 @@ class Matcher:
             case MatchOp.NE:
                 return value != self.value
             case MatchOp.RE:
-                return self._regex is not None and self._regex.fullmatch(value) is not None
+                return self._test is not None and self._test(value)
             case MatchOp.NRE:
-                return self._regex is not None and self._regex.fullmatch(value) is None
+                return self._test is not None and not self._test(value)
+
+    @property
+    def regex(self) -> Regex | None:
+        """The regex of a ``=~`` or ``!~`` matcher; None for ``=`` and ``!=``."""
+        return self._regex
 
     def __str__(self) -> str:
         return f"{self.name}{self.op}{_quote(self.value)}"
@@ -132,21 +149,118 @@ def matches_any(selectors: Sequence[Selector], labels: Mapping[str, str]) -> boo
     return any(s.matches(labels) for s in selectors)
 
 
-def _compile(name: str, pattern: str) -> re.Pattern[str]:
-    # fullmatch rather than ^...$: Python's $ also matches before a final newline,
-    # and a leading (?i) stays legal (it is not inside a group).
-    with warnings.catch_warnings():
-        # re warns on "[[" and set operators: RE2 reads [[:alpha:]] as a POSIX class,
-        # Python as a different set, so refuse rather than match something else.
-        warnings.simplefilter("error", FutureWarning)
+class _Engine(Protocol):
+    """What a compiled RE2 regex (``re2._Regexp``, without type hints) is used for here."""
+
+    def search(self, text: str, /) -> object | None: ...
+
+    def fullmatch(self, text: str, /) -> object | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Regex:
+    """A regular expression run by RE2: matching takes time linear in the text, whatever
+    the pattern. Raises ValueError with RE2's reason for a pattern RE2 refuses.
+
+    Equal to another of the same pattern and options, so that a reload of unchanged
+    rules sees no change.
+    """
+
+    pattern: str
+    dot_matches_newline: bool = False
+    engine: _Engine = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         try:
-            return re.compile(pattern, re.DOTALL)
-        except (re.error, FutureWarning) as err:
-            reason = err.msg if isinstance(err, re.error) else str(err)
-            where = f" at offset {err.pos} of the regex" if isinstance(err, re.error) else ""
-            raise MatcherError(
-                f"invalid regex {pattern!r} for label {name!r}: {reason}{where}"
+            engine = re2.compile(self.pattern, _RE2_OPTIONS[self.dot_matches_newline])
+        except re2.error as err:
+            reason = err.args[0] if err.args else ""
+            raise ValueError(
+                reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
             ) from None
+        except UnicodeEncodeError:  # a lone surrogate: RE2 reads UTF-8
+            raise ValueError("the pattern is not valid Unicode") from None
+        object.__setattr__(self, "engine", engine)
+
+    def search(self, text: str) -> bool:
+        """Whether the pattern matches somewhere in the text. As in Python's ``re``, an
+        end of text (``$``) is also found before a newline that ends the text."""
+        if self._search(text):
+            return True
+        return text.endswith("\n") and self._search(text[:-1])
+
+    def _search(self, text: str) -> bool:
+        try:
+            return self.engine.search(text) is not None
+        except UnicodeEncodeError:
+            return self.engine.search(_valid_unicode(text)) is not None
+
+    def fullmatch(self, text: str) -> bool:
+        """Whether the pattern matches the whole text."""
+        try:
+            return self.engine.fullmatch(text) is not None
+        except UnicodeEncodeError:
+            return self.engine.fullmatch(_valid_unicode(text)) is not None
+
+
+def _re2_options(dot_matches_newline: bool) -> object:
+    options = re2.Options()
+    options.dot_nl = dot_matches_newline
+    options.never_capture = True  # only match or no match is asked: no groups to track
+    options.log_errors = False  # a refused pattern is reported to the caller, not on stderr
+    return options
+
+
+_RE2_OPTIONS = {flag: _re2_options(flag) for flag in (False, True)}
+
+
+def _valid_unicode(text: str) -> str:
+    """Lone surrogates (which UTF-8 cannot carry) as U+FFFD, as Go reads bad UTF-8."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def _compile(name: str, pattern: str) -> tuple[Regex, Callable[[str], bool]]:
+    try:
+        regex = Regex(pattern, dot_matches_newline=True)
+    except ValueError as err:
+        raise MatcherError(
+            f"invalid regex {pattern!r} for label {name!r}: {err} (regexes are RE2 syntax)"
+        ) from None
+    return regex, _shortcut(pattern) or regex.fullmatch
+
+
+def _shortcut(pattern: str) -> Callable[[str], bool] | None:
+    """A test equal to the fully anchored regex without calling RE2, for the shapes most
+    matchers have (as Prometheus does): ``.*``, ``.+``, alternations of plain strings
+    (``critical|warning``: a set lookup), and a plain prefix, suffix or infix with ``.*``
+    (``canary-.*``, ``.*-canary``, ``.*canary.*``); None for other patterns."""
+    if pattern == ".*":
+        return _any_value
+    if pattern == ".+":
+        return bool
+    if "\ufffd" in pattern:  # RE2 reads a lone surrogate of a value as U+FFFD, str does not
+        return None
+    if _REGEX_META.isdisjoint(pattern):
+        return frozenset(pattern.split("|")).__contains__
+    if len(pattern) >= 4 and pattern.startswith(".*") and pattern.endswith(".*"):
+        infix = pattern[2:-2]
+        return methodcaller("__contains__", infix) if _plain(infix) else None
+    if pattern.endswith(".*"):
+        prefix = pattern[:-2]
+        return methodcaller("startswith", prefix) if _plain(prefix) else None
+    if pattern.startswith(".*"):
+        suffix = pattern[2:]
+        return methodcaller("endswith", suffix) if _plain(suffix) else None
+    return None
+
+
+def _plain(text: str) -> bool:
+    """Whether RE2 reads the text as itself: no metacharacter, no alternation."""
+    return _REGEX_META.isdisjoint(text) and "|" not in text
+
+
+def _any_value(value: str) -> bool:
+    return True
 
 
 def _quote(value: str) -> str:

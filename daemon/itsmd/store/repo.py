@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,7 @@ from sqlalchemy import (
 )
 
 from itsmd.correlation.correlate import WorkingSet
-from itsmd.correlation.matchers import parse_selectors
+from itsmd.correlation.matchers import MatcherError, parse_selectors
 from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
 from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, RuleSet, WindowAction
 from itsmd.models import (
@@ -52,6 +53,7 @@ from itsmd.store.tables import (
     timeline,
 )
 
+log = logging.getLogger(__name__)
 Identity = tuple[str, datetime]
 
 # ---- row <-> domain
@@ -537,8 +539,15 @@ def alerts_received_since(conn: Connection, since: datetime) -> list[StoredAlert
 
 
 def api_windows(conn: Connection) -> list[MaintenanceWindow]:
-    rows = conn.execute(select(maintenance_windows).order_by(maintenance_windows.c.id))
-    return [_window_from_row(r) for r in rows]
+    """The windows created through the API. One stored by an earlier version with a
+    regex RE2 refuses is left out (and logged) rather than stopping the daemon."""
+    windows = []
+    for row in conn.execute(select(maintenance_windows).order_by(maintenance_windows.c.id)):
+        try:
+            windows.append(_window_from_row(row))
+        except MatcherError as exc:
+            log.warning("maintenance window %s is not in force: %s; delete it", row.name, exc)
+    return windows
 
 
 def _window_from_row(r: Row[Any]) -> MaintenanceWindow:

@@ -12,6 +12,7 @@ from itsmd.correlation.matchers import (
     Matcher,
     MatcherError,
     MatchOp,
+    Regex,
     Selector,
     matches_any,
     parse_selector,
@@ -118,8 +119,9 @@ def test_quoted_values_and_escapes(quoted: str, value: str) -> None:
         ('{a="b",,}', 7, "expected a label name or '}', got ',}'"),
         ("{,}", 1, "expected a label name or '}'"),
         # bad regex
-        ('{env=~"(dev"}', 6, "invalid regex '(dev' for label 'env': missing ), unterminated"),
-        ('{env!~"*"}', 6, "invalid regex '*' for label 'env': nothing to repeat"),
+        ('{env=~"(dev"}', 6, "invalid regex '(dev' for label 'env': missing ): (dev"),
+        ('{env!~"*"}', 6, "invalid regex '*' for label 'env': no argument for repetition"),
+        ('{env=~"(a)\\\\1"}', 6, "invalid regex '(a)\\\\1' for label 'env': invalid escape"),
         # trailing garbage
         ('{a="b"} x', 8, "unexpected text after '}', got 'x'"),
         ('{a="b"}}', 7, "unexpected text after '}', got '}'"),
@@ -269,11 +271,8 @@ def test_parse_selectors_names_the_failing_item() -> None:
         ("1a", EQ, "x", "invalid label name '1a'"),
         ("", EQ, "x", "invalid label name ''"),
         ("a.b", NE, "x", "invalid label name 'a.b'"),
-        ("a", RE, "[", "invalid regex '[' for label 'a': unterminated character set"),
-        ("a", NRE, "a)", "invalid regex 'a)' for label 'a': unbalanced parenthesis"),
-        # RE2 reads [[:alpha:]] as a POSIX class; Python would read another set
-        ("a", RE, "[[:alpha:]]+", "invalid regex '[[:alpha:]]+' for label 'a': Possible nested"),
-        ("a", RE, "[a-z--x]", "Possible set difference"),
+        ("a", RE, "[", "invalid regex '[' for label 'a': missing ]: ["),
+        ("a", NRE, "a)", "invalid regex 'a)' for label 'a': unexpected ): a)"),
     ],
 )
 def test_matcher_validates_on_construction(
@@ -289,7 +288,113 @@ def test_matcher_equality_ignores_compiled_regex() -> None:
     assert one == two
     assert hash(one) == hash(two)
     assert Matcher("a", RE, "x") != Matcher("a", NRE, "x")
-    assert "Pattern" not in repr(one)
+    assert "Regex" not in repr(one)
+
+
+# --- RE2 -----------------------------------------------------------------------
+
+
+def test_regexes_run_on_re2_in_linear_time() -> None:
+    # (a|a)+b backtracks in Python's re: 26 characters took 5 s, each one more doubles it.
+    selector = parse_selector('{service=~"(a|a)+b"}')
+    regex = selector.matchers[0].regex
+    assert regex is not None
+    assert type(regex.engine).__module__ == "re2"
+    value = "a" * 10_000
+    assert selector.matches({"service": value}) is False
+    assert selector.matches({"service": value + "b"}) is True
+    assert parse_selector('{service!~"(a|a)+b"}').matches({"service": value}) is True
+    assert parse_selector('{service=~"(x+x+)+y"}').matches({"service": "x" * 10_000}) is False
+
+
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        (r"(a)\1", r"invalid escape sequence: \1"),  # backreference
+        ("(?P<x>a)(?P=x)", "invalid perl operator: (?P"),  # named backreference
+        ("a(?=b)", "invalid perl operator: (?="),  # lookahead
+        ("a(?!b)", "invalid perl operator: (?!"),
+        ("(?<=a)b", "invalid perl operator: (?<="),  # lookbehind
+        ("a*+", "bad repetition operator: *+"),  # possessive
+        ("a++b", "bad repetition operator: ++"),
+        ("(?>a+)b", "invalid perl operator: (?>"),  # atomic group
+        ("(a)?(?(1)b|c)", "invalid perl operator: (?("),  # conditional
+        (r"a\Z", r"invalid escape sequence: \Z"),  # RE2 spells it \z
+        ("(?x)a b", "invalid perl operator: (?x"),  # verbose mode
+        ("a{1001}", "invalid repetition size: {1001}"),  # RE2 counts at most 1000
+        ("(a{100}){100}", "invalid repetition size: {100}"),
+    ],
+)
+def test_what_re2_refuses_is_an_error_when_parsed(pattern: str, reason: str) -> None:
+    with pytest.raises(MatcherError) as info:
+        Matcher("a", RE, pattern)
+    assert str(info.value) == (
+        f"invalid regex {pattern!r} for label 'a': {reason} (regexes are RE2 syntax)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("[[:alpha:]]+", "abc", True),  # POSIX classes, as in Prometheus
+        ("[[:digit:]]+", "abc", False),
+        ("[^[:space:]]+", "a b", False),
+        (r"\pL+", "été", True),  # Unicode classes
+        (r"\p{Greek}+", "λόγος", True),
+        (r"\x{e9}t\x{e9}", "été", True),
+        (r"a\z", "a", True),
+        ("a{,2}", "a{,2}", True),  # not a repetition in RE2: literal text
+        ("a{,2}", "aa", False),
+        # Perl classes are ASCII in RE2 (and Go), unlike Python's re on str
+        (r"\d+", "٣", False),
+        (r"\w+", "é", False),
+        (r"\s", "\u00a0", False),
+        (r"(?i)straße", "STRASSE", False),  # simple case folding only
+        (r"(?i)é", "É", True),
+        ("(?U)a+", "aaa", True),  # ungreedy flag: same matches when fully anchored
+    ],
+)
+def test_re2_syntax_and_semantics(pattern: str, value: str, expected: bool) -> None:
+    assert Matcher("a", RE, pattern).matches({"a": value}) is expected
+    assert Matcher("a", NRE, pattern).matches({"a": value}) is not expected
+
+
+def test_a_lone_surrogate_in_a_value_matches_as_a_replacement_character() -> None:
+    # UTF-8 cannot carry it; RE2 sees U+FFFD, as Go sees invalid UTF-8, rather than fail.
+    assert Matcher("a", RE, "a.c").matches({"a": "a\ud800c"})
+    assert Matcher("a", RE, "a\ufffdc").matches({"a": "a\ud800c"})
+    assert not Matcher("a", NRE, "a[^x]c").matches({"a": "a\udfffc"})
+
+
+def test_a_lone_surrogate_in_a_pattern_is_refused() -> None:
+    with pytest.raises(MatcherError, match="not valid Unicode"):
+        Matcher("a", RE, "a[\ud800]")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "expected"),
+    [
+        ("^OK$", "OK", True),
+        ("^OK$", "OK\n", True),  # as Python's re: $ also before a final newline
+        ("^OK$", "OK\n\n", False),
+        ("OK$", "not OK\n", True),
+        ("^OK", "not OK", False),
+        ('"status":\\s*"ok"', '{"status": "ok"}', True),  # searched, not anchored
+        ("(a|a)+b", "a" * 10_000, False),
+        (".", "\n", False),  # `.` does not match a newline here, as in Python's re
+    ],
+)
+def test_regex_search(pattern: str, value: str, expected: bool) -> None:
+    assert Regex(pattern).search(value) is expected
+
+
+def test_regex_compares_by_pattern_and_options() -> None:
+    assert Regex("a+") == Regex("a+")
+    assert hash(Regex("a+")) == hash(Regex("a+"))
+    assert Regex("a+") != Regex("a+", dot_matches_newline=True)
+    assert repr(Regex("a+")) == "Regex(pattern='a+', dot_matches_newline=False)"
+    with pytest.raises(ValueError, match=r"^missing \): \($"):
+        Regex("(")
 
 
 def test_match_op_values() -> None:
@@ -384,3 +489,22 @@ def test_any_escape_spelling_parses_to_the_same_value(
 @given(st.text().filter(lambda v: "`" not in v))
 def test_backticks_take_any_text_raw(value: str) -> None:
     assert parse_selector(f"{{a=`{value}`}}") == sel(("a", EQ, value))
+
+
+plain_text = st.text(alphabet="ab-é \n", max_size=3)
+shortcut_patterns = st.one_of(
+    st.sampled_from([".*", ".+", "", "|", "a|", ".*.*", "\ufffd", ".*\ufffd"]),
+    st.lists(plain_text, min_size=1, max_size=3).map("|".join),
+    plain_text.map(lambda text: text + ".*"),
+    plain_text.map(lambda text: ".*" + text),
+    plain_text.map(lambda text: ".*" + text + ".*"),
+)
+
+
+@tolerate_first_run
+@given(shortcut_patterns, st.text(alphabet="ab-é \n.*|\ufffd\ud800", max_size=6))
+def test_shortcuts_agree_with_re2(pattern: str, value: str) -> None:
+    # Plain alternations, .*, .+ and prefix/suffix/infix .* are matched without RE2.
+    matcher = Matcher("a", RE, pattern)
+    assert matcher.regex is not None
+    assert matcher.matches({"a": value}) is matcher.regex.fullmatch(value)
