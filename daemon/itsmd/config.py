@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
@@ -18,7 +18,7 @@ from itsmd.checks.spec import CheckType
 from itsmd.correlation.businesshours import BusinessHours, parse_days, parse_span, parse_zone
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.correlation.sla import SlaTarget
-from itsmd.durations import parse_duration, parse_size
+from itsmd.durations import format_duration, parse_duration, parse_size
 from itsmd.models import Priority
 from itsmd.notify.config import Connectors, parse_connectors
 from itsmd.notify.connector import SinkKind, installed_kinds
@@ -59,7 +59,17 @@ TOP_KEYS = (
 )
 
 TOKEN_KEYS = ("name", "role", "secret_env", "secret_file")
-LIMIT_KEYS = ("max_body", "max_alerts")
+LIMIT_KEYS = (
+    "max_body",
+    "max_alerts",
+    "read_timeout",
+    "max_connections_per_client",
+    "max_auth_failures",
+)
+# The shortest secret a token may have: shorter ones can be guessed.
+MIN_SECRET_LENGTH = 16
+# The shortest limits.read_timeout: a shorter one cuts off ordinary clients.
+MIN_READ_TIMEOUT = timedelta(seconds=1)
 STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous")
 SLA_TARGET_KEYS = ("respond", "resolve", "business_hours")
 BUSINESS_HOURS_KEYS = ("timezone", "days", "hours", "holidays")
@@ -99,6 +109,11 @@ class Settings:
     tokens: tuple[Token, ...] = ()
     max_body: int = 1024 * 1024
     max_alerts: int = 1000
+    # A connection must deliver each request's head within this long of opening or of
+    # its previous answer, and a body is read within this long.
+    read_timeout: timedelta = timedelta(seconds=10)
+    max_connections_per_client: int = 64  # open connections from one address
+    max_auth_failures: int = 10  # wrong tokens from one address in a minute; 0: no limit
     sla: Mapping[Priority, SlaTarget] = field(default_factory=dict)
     busy_timeout: timedelta = timedelta(seconds=3)
     sqlite_synchronous: str = "NORMAL"
@@ -271,7 +286,7 @@ def _parse(
         split_listen(listen)
     except ValueError as exc:
         findings.error(top.line_of("listen"), "listen", str(exc))
-    max_body, max_alerts = _limits(findings, top)
+    limits = _limits(findings, top)
     busy_timeout, synchronous = _storage(findings, top)
     settings = Settings(
         listen=listen,
@@ -279,8 +294,11 @@ def _parse(
         rules=_rules(findings, top, base),
         tokens=_tokens(findings, top, env, base),
         sla=_sla(findings, top),
-        max_body=max_body,
-        max_alerts=max_alerts,
+        max_body=limits.max_body,
+        max_alerts=limits.max_alerts,
+        read_timeout=limits.read_timeout,
+        max_connections_per_client=limits.max_connections_per_client,
+        max_auth_failures=limits.max_auth_failures,
         busy_timeout=busy_timeout,
         sqlite_synchronous=synchronous,
         config_file=filename,
@@ -414,7 +432,8 @@ def _secret(
                 join(path, "secret_env"),
                 f"environment variable {var} is not set or empty",
             )
-        return value or None
+            return None
+        return _long_enough(findings, m.line_of("secret_env"), path, var, value)
     assert file is not None
     try:
         value = (base / file).read_text(encoding="utf-8").strip()
@@ -427,22 +446,71 @@ def _secret(
         return None
     if not value:
         findings.error(m.line_of("secret_file"), join(path, "secret_file"), f"{file} is empty")
-    return value or None
+        return None
+    return _long_enough(findings, m.line_of("secret_file"), path, file, value)
 
 
-def _limits(findings: Findings, top: LocDict) -> tuple[int, int]:
-    """(max_body, max_alerts)"""
-    default = Settings()
+def _long_enough(findings: Findings, line: int, path: str, source: str, secret: str) -> str | None:
+    """The secret, or None (and an error naming its length, never the secret) when it is
+    short enough to guess."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        findings.error(
+            line,
+            path,
+            f"secret from {source} is {len(secret)} characters; use {MIN_SECRET_LENGTH} or more",
+        )
+        return None
+    return secret
+
+
+@dataclass(frozen=True, slots=True)
+class _Limits:
+    max_body: int
+    max_alerts: int
+    read_timeout: timedelta
+    max_connections_per_client: int
+    max_auth_failures: int
+
+
+def _limits(findings: Findings, top: LocDict) -> _Limits:
+    d = Settings()
+    default = _Limits(
+        d.max_body, d.max_alerts, d.read_timeout, d.max_connections_per_client, d.max_auth_failures
+    )
     limits = expect_mapping(findings, top.get("limits", LocDict()), top.line_of("limits"), "limits")
     if limits is None:
-        return default.max_body, default.max_alerts
+        return default
     check_keys(findings, limits, LIMIT_KEYS, "limits")
-    max_body = convert(findings, limits, "max_body", "limits", default.max_body, parse_size)
-    max_alerts = convert(findings, limits, "max_alerts", "limits", default.max_alerts, _positive)
-    for key, value in (("max_body", max_body), ("max_alerts", max_alerts)):
-        if value <= 0:
-            findings.error(limits.line_of(key), f"limits.{key}", "must be greater than zero")
-    return max_body, max_alerts
+
+    def number(key: str, value: int, parse: Callable[[str], int], least: int) -> int:
+        got = convert(findings, limits, key, "limits", value, parse)
+        if got < least:
+            what = "greater than zero" if least == 1 else f"at least {least}"
+            findings.error(limits.line_of(key), f"limits.{key}", f"must be {what}")
+            return value
+        return got
+
+    max_body = number("max_body", d.max_body, parse_size, 1)
+    max_alerts = number("max_alerts", d.max_alerts, _positive, 1)
+    read_timeout = convert(
+        findings, limits, "read_timeout", "limits", d.read_timeout, parse_duration
+    )
+    if read_timeout < MIN_READ_TIMEOUT:
+        findings.error(
+            limits.line_of("read_timeout"),
+            "limits.read_timeout",
+            f"at least {format_duration(MIN_READ_TIMEOUT)}: ordinary clients take longer",
+        )
+        read_timeout = d.read_timeout
+    return _Limits(
+        max_body=max_body,
+        max_alerts=max_alerts,
+        read_timeout=read_timeout,
+        max_connections_per_client=number(
+            "max_connections_per_client", d.max_connections_per_client, _positive, 1
+        ),
+        max_auth_failures=number("max_auth_failures", d.max_auth_failures, _positive, 0),
+    )
 
 
 def _positive(text: str) -> int:

@@ -39,7 +39,8 @@ from tests.api.conftest import rule_set
 from tests.conftest import async_wait_until, get_free_port
 
 MAINTENANCE = "/api/v1/maintenance"
-ADMIN = Token("root", Role.ADMIN, "s3cret-admin")
+ADMIN = Token("root", Role.ADMIN, "s3cret-admin-0123456789")
+JSON = {"Content-Type": "application/json"}
 AS_ADMIN = {"Authorization": f"Bearer {ADMIN.secret}"}
 
 
@@ -296,7 +297,8 @@ async def test_an_action_body_over_max_body_is_a_413(make_client: MakeClient) ->
     client = await make_client(max_body=1024)
     await client.webhook(alert("Down", service="api"))
     body = json.dumps({"text": "x" * 2000}).encode()
-    answer = await _json_error(await client.post(f"{INCIDENTS}/INC-1/comment", data=body), 413)
+    resp = await client.post(f"{INCIDENTS}/INC-1/comment", data=body, headers=JSON)
+    answer = await _json_error(resp, 413)
     assert answer["error"].startswith("body:")
 
 
@@ -325,8 +327,8 @@ async def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(
         for hangups, path in enumerate((MAINTENANCE, f"{INCIDENTS}/INC-1/comment"), start=1):
             _, writer = await asyncio.open_connection("127.0.0.1", port)
             writer.write(
-                f"POST {path} HTTP/1.1\r\nHost: itsmd\r\nContent-Type: application/json\r\n"
-                "Content-Length: 1000\r\n\r\n".encode()
+                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n".encode()
                 + b'{"name": "half'
             )
             await writer.drain()

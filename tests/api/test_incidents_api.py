@@ -317,7 +317,14 @@ async def test_action_with_an_invalid_body_is_422(make_client: MakeClient) -> No
 async def test_action_body_that_is_not_a_json_object_is_400(make_client: MakeClient) -> None:
     client = await make_client(RULES)
     ref = await _open(client, "api")
-    await _error(client, 400, "POST", f"{INCIDENTS}/{ref}/comment", data=b"{not json")
+    await _error(
+        client,
+        400,
+        "POST",
+        f"{INCIDENTS}/{ref}/comment",
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
+    )
     await _error(client, 400, "POST", f"{INCIDENTS}/{ref}/comment", json=["text"])
 
 

@@ -67,7 +67,7 @@ def test_defaults_listen_loopback_9877_sqlite_no_rules_no_tokens_1mib_1000_alert
 
 
 def test_full_config(tmp_path: Path) -> None:
-    (tmp_path / "oncall.token").write_text("  s3cret-file \n", encoding="utf-8")
+    (tmp_path / "oncall.token").write_text("  s3cret-file-0123456789 \n", encoding="utf-8")
     text = """\
 listen: 0.0.0.0:8080
 database: postgresql+asyncpg://itsmd@db/itsmd
@@ -91,14 +91,14 @@ connectors: {}
 routes: []
 """
     config = tmp_path / "itsmd.yml"
-    settings = parse(text, {"ITSMD_AM_TOKEN": "s3cret-env"}, str(config))
+    settings = parse(text, {"ITSMD_AM_TOKEN": "s3cret-env-0123456789"}, str(config))
     assert settings == Settings(
         listen="0.0.0.0:8080",
         database="postgresql+asyncpg://itsmd@db/itsmd",
         rules=(str(tmp_path / "rules"), "/abs/extra.yml"),
         tokens=(
-            Token("alertmanager", Role.INGEST, "s3cret-env"),
-            Token("oncall", Role.RESPOND, "s3cret-file"),
+            Token("alertmanager", Role.INGEST, "s3cret-env-0123456789"),
+            Token("oncall", Role.RESPOND, "s3cret-file-0123456789"),
         ),
         max_body=512 * 1024,
         max_alerts=50,
@@ -114,10 +114,11 @@ routes: []
 
 def test_secrets_do_not_appear_in_repr() -> None:
     settings = parse(
-        "auth:\n  tokens:\n    - {name: a, role: admin, secret_env: T}\n", {"T": "hunter2"}
+        "auth:\n  tokens:\n    - {name: a, role: admin, secret_env: T}\n",
+        {"T": "hunter2-hunter2-hunter2"},
     )
     assert "hunter2" not in repr(settings)
-    assert settings.tokens[0].secret == "hunter2"
+    assert settings.tokens[0].secret == "hunter2-hunter2-hunter2"
 
 
 # --- rules paths ---------------------------------------------------------------------------------
@@ -280,27 +281,30 @@ def test_a_database_from_flags_or_env_is_validated_with_the_file() -> None:
 # --- tokens --------------------------------------------------------------------------------------
 
 
+LONG_SECRET = "x" * 16  # the shortest secret a token may have
+
+
 def tokens_text(*tokens: str) -> str:
     return "auth:\n  tokens:\n" + "".join(f"    - {t}\n" for t in tokens)
 
 
 @pytest.mark.parametrize("role", list(Role))
 def test_token_roles(role: Role) -> None:
-    settings = parse(tokens_text(f"{{name: t, role: {role}, secret_env: T}}"), {"T": "x"})
-    assert settings.tokens == (Token("t", role, "x"),)
+    settings = parse(tokens_text(f"{{name: t, role: {role}, secret_env: T}}"), {"T": LONG_SECRET})
+    assert settings.tokens == (Token("t", role, LONG_SECRET),)
 
 
 def test_secret_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "am.token").write_text("abc\n", encoding="utf-8")
+    (tmp_path / "secrets" / "am.token").write_text("abc-0123456789abcdef\n", encoding="utf-8")
     absolute = tmp_path / "abs.token"
-    absolute.write_text("\tdef", encoding="utf-8")
+    absolute.write_text("\tdef-0123456789abcdef", encoding="utf-8")
     text = tokens_text(
         "{name: a, role: ingest, secret_file: secrets/am.token}",
         f"{{name: b, role: read, secret_file: {absolute}}}",
     )
     settings = parse(text, filename=str(tmp_path / "itsmd.yml"))
-    assert [t.secret for t in settings.tokens] == ["abc", "def"]
+    assert [t.secret for t in settings.tokens] == ["abc-0123456789abcdef", "def-0123456789abcdef"]
 
 
 @pytest.mark.parametrize(
@@ -338,49 +342,49 @@ def test_secret_file_is_read_relative_to_the_config_and_stripped(tmp_path: Path)
         ),
         pytest.param(
             "{name: a, role: read, secret_env: T, secret_file: t}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0]: give exactly one of secret_env and secret_file"],
             id="two-secrets",
         ),
         pytest.param(
             "{name: a, role: admn, secret_env: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0].role: expected one of read, respond, ingest, admin, got 'admn'"],
             id="bad-role",
         ),
         pytest.param(
             "{name: a, secret_env: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0]: missing 'role' (one of read, respond, ingest, admin)"],
             id="no-role",
         ),
         pytest.param(
             "{role: read, secret_env: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0]: missing 'name'"],
             id="no-name",
         ),
         pytest.param(
             "{name: '', role: read, secret_env: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0].name: must not be empty"],
             id="empty-name",
         ),
         pytest.param(
             "{name: [a], role: read, secret_env: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0].name: expected a string, got a list"],
             id="name-not-a-string",
         ),
         pytest.param(
             "{name: a, role: read, secret_env: T, scope: all}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             ["3: auth.tokens[0].scope: unknown key (allowed: name, role, secret_env, secret_file)"],
             id="unknown-key",
         ),
         pytest.param(
             "{name: a, role: read, secret_evn: T}",
-            {"T": "x"},
+            {"T": LONG_SECRET},
             [
                 "3: auth.tokens[0].secret_evn: unknown key (did you mean 'secret_env'?)",
                 "3: auth.tokens[0]: give exactly one of secret_env and secret_file",
@@ -411,7 +415,9 @@ def test_token_names_are_unique() -> None:
     text = tokens_text(
         "{name: a, role: read, secret_env: T}", "{name: a, role: admin, secret_env: T}"
     )
-    assert errors(text, {"T": "x"}) == [f"{F}:4: auth.tokens[1]: token name 'a' is used twice"]
+    assert errors(text, {"T": LONG_SECRET}) == [
+        f"{F}:4: auth.tokens[1]: token name 'a' is used twice"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -474,6 +480,81 @@ def test_limits(text: str, max_body: int, max_alerts: int) -> None:
 )
 def test_bad_limits(text: str, expected: list[str]) -> None:
     assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+def test_connection_limits_have_defaults() -> None:
+    settings = parse("limits: {}\n")
+    assert settings.read_timeout == timedelta(seconds=10)
+    assert settings.max_connections_per_client == 64
+    assert settings.max_auth_failures == 10
+
+
+def test_connection_limits() -> None:
+    settings = parse(
+        "limits:\n  read_timeout: 2s\n  max_connections_per_client: 8\n  max_auth_failures: 0\n"
+    )
+    assert settings.read_timeout == timedelta(seconds=2)
+    assert settings.max_connections_per_client == 8
+    assert settings.max_auth_failures == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "limits:\n  read_timeout: 500ms\n",
+            ["2: limits.read_timeout: at least 1s: ordinary clients take longer"],
+        ),
+        (
+            "limits:\n  read_timeout: soon\n",
+            ["2: limits.read_timeout: not a duration: 'soon' (expected e.g. 90s, 15m, 1h30m, 7d)"],
+        ),
+        (
+            "limits:\n  max_connections_per_client: 0\n",
+            ["2: limits.max_connections_per_client: must be greater than zero"],
+        ),
+        (
+            "limits:\n  max_auth_failures: -1\n",
+            ["2: limits.max_auth_failures: expected a whole number, got '-1'"],
+        ),
+        (
+            "limits:\n  read_timout: 10s\n",
+            ["2: limits.read_timout: unknown key (did you mean 'read_timeout'?)"],
+        ),
+    ],
+)
+def test_bad_connection_limits(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
+def test_a_secret_shorter_than_16_characters_is_refused_without_showing_it(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "short.token").write_text("  hunter2  \n", encoding="utf-8")
+    text = tokens_text(
+        "{name: a, role: ingest, secret_env: ITSMD_X}",
+        "{name: b, role: read, secret_file: short.token}",
+        "{name: c, role: read, secret_env: ITSMD_OK}",
+    )
+    config = str(tmp_path / "itsmd.yml")
+    env = {"ITSMD_X": "abcde", "ITSMD_OK": "y" * 16}
+    found = errors(text, env, config)
+    assert found == [
+        f"{config}:3: auth.tokens[0]: secret from ITSMD_X is 5 characters; use 16 or more",
+        f"{config}:4: auth.tokens[1]: secret from short.token is 7 characters; use 16 or more",
+    ]
+    assert not any("abcde" in f or "hunter2" in f for f in found)
+
+
+def test_a_short_secret_stops_a_start(tmp_path: Path) -> None:
+    path = tmp_path / "c.yml"
+    path.write_text(tokens_text("{name: am, role: ingest, secret_env: AM}"), encoding="utf-8")
+    with pytest.raises(LoadError) as raised:
+        load_settings(path, Overrides(), {"AM": "x" * 15})
+    assert [str(f) for f in raised.value.findings] == [
+        f"{path}:3: auth.tokens[0]: secret from AM is 15 characters; use 16 or more"
+    ]
+    assert load_settings(path, Overrides(), {"AM": "x" * 16}).tokens[0].secret == "x" * 16
 
 
 NOT_PRIORITY = "expected a priority P1..P5 or business_hours"
@@ -805,8 +886,8 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_secret_env_is_read_from_the_given_environment(tmp_path: Path) -> None:
     path = tmp_path / "c.yml"
     path.write_text(tokens_text("{name: am, role: ingest, secret_env: AM}"), encoding="utf-8")
-    settings = load_settings(path, Overrides(), {"AM": "tok"})
-    assert settings.tokens == (Token("am", Role.INGEST, "tok"),)
+    settings = load_settings(path, Overrides(), {"AM": "tok-0123456789abcdef"})
+    assert settings.tokens == (Token("am", Role.INGEST, "tok-0123456789abcdef"),)
 
 
 # --- the config with the rules it names: `itsmd config check`, `itsmd run` -----------------------

@@ -1,4 +1,21 @@
-"""Bearer and Basic auth with roles; constant-time secret comparison."""
+"""Who may make a request: Bearer and Basic auth with roles (secrets compared in
+constant time), loopback only without tokens, and the rules that keep web pages out.
+
+A web page in a browser can send requests to any address, this daemon's too, and
+with DNS rebinding under a name of its own. So (docs/configuration.md, Requests
+from browsers):
+
+- without tokens, a request must name this daemon in `Host` (the listen address,
+  `localhost`, `127.0.0.1` or `[::1]` with the port, or `external_url`'s host);
+- a request that changes something through the JSON API carries JSON
+  (`Content-Type: application/json`, 415 otherwise) and, when it says where it
+  comes from (`Origin`, which browsers send), comes from this daemon's own origin.
+
+Paths outside `/api/` (the web console's forms, which carry CSRF tokens) are not
+held to the JSON rule.
+
+Repeated wrong tokens from one address refuse it for a while (429), kept in memory.
+"""
 
 from __future__ import annotations
 
@@ -6,22 +23,33 @@ import base64
 import binascii
 import hmac
 import ipaddress
-from collections.abc import Sequence
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from itsmd.api.errors import error_response
 from itsmd.api.keys import ACTOR, RUNTIME
-from itsmd.config import Role, Token
+from itsmd.config import Role, Settings, Token, split_listen
 
+log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 INGEST_PATHS = frozenset({"/api/v1/webhooks/alertmanager", "/api/v1/alerts"})
 READERS = frozenset({Role.READ, Role.RESPOND, Role.ADMIN})
 RESPONDERS = frozenset({Role.RESPOND, Role.ADMIN})
 INGESTERS = frozenset({Role.INGEST, Role.ADMIN})
 ADMINS = frozenset({Role.ADMIN})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+JSON = "application/json"
+# What a web page may send to another site without the browser asking that site
+# first (a CORS "simple request"): form encodings and plain text.
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="itsmd", Basic realm="itsmd"'}
 
 
@@ -33,10 +61,17 @@ def required_roles(method: str, path: str) -> frozenset[Role] | None:
         return ADMINS
     if path in INGEST_PATHS and method == "POST":
         return INGESTERS
-    if method in ("GET", "HEAD", "OPTIONS"):
+    if method in SAFE_METHODS:
         return READERS
     acts = path.startswith(("/api/v1/incidents", "/api/v1/problems"))
     return RESPONDERS if acts else ADMINS
+
+
+def is_api_write(method: str, path: str) -> bool:
+    """A request that changes something through the JSON API: it must carry JSON and
+    come from no other site. The console's pages (outside /api/) protect their forms
+    with CSRF tokens instead."""
+    return method not in SAFE_METHODS and (path.startswith("/api/") or path == "/-/reload")
 
 
 def authenticate(header: str, tokens: Sequence[Token]) -> Token | None:
@@ -62,6 +97,163 @@ def authenticate(header: str, tokens: Sequence[Token]) -> Token | None:
     return found
 
 
+class FailureThrottle:
+    """Failed authentications per client address, in memory: `limit` failures within
+    WINDOW_S refuse the address for BLOCK_S (every request of it that needs a token,
+    right or wrong, so that guessing stops). At most MAX_CLIENTS addresses are
+    remembered; the one whose count started first is forgotten first."""
+
+    WINDOW_S = 60.0
+    BLOCK_S = 60.0
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # address -> [start of its counting window, failures in it, refused until]
+        self._clients: dict[str, list[float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    def retry_after(self, client: str) -> float:
+        """Seconds until `client` may try again; 0 when it may now."""
+        if not self._clients:  # the usual case: nobody failed
+            return 0.0
+        entry = self._clients.get(client)
+        if entry is None:
+            return 0.0
+        left = entry[2] - self._clock()
+        return left if left > 0 else 0.0
+
+    def failed(self, client: str, limit: int) -> bool:
+        """Count one failure of `client`; True when it is refused from now on. A
+        `limit` of 0 counts nothing."""
+        if limit <= 0:
+            return False
+        now = self._clock()
+        entry = self._clients.get(client)
+        if entry is None or (now - entry[0] > self.WINDOW_S and entry[2] <= now):
+            self._clients.pop(client, None)
+            while len(self._clients) >= self.MAX_CLIENTS:
+                del self._clients[next(iter(self._clients))]
+            entry = self._clients[client] = [now, 0.0, 0.0]
+        entry[1] += 1
+        if entry[1] >= limit:
+            entry[2] = now + self.BLOCK_S
+            return True
+        return False
+
+
+class RefusalLog:
+    """Logs refusals worth an operator's attention (a foreign Host or Origin, an
+    address refused for guessing, a client cut off for slowness): at most one line
+    per reason a minute, so that a flood of them is one line and a count."""
+
+    INTERVAL_S = 60.0
+
+    def __init__(self, logger: logging.Logger, clock: Callable[[], float] = time.monotonic):
+        self._log = logger
+        self._clock = clock
+        self._last: dict[str, float] = {}  # reason -> when its last line was written
+        self._quiet: dict[str, int] = {}  # reason -> refusals not logged since
+
+    def __call__(self, reason: str, message: str) -> None:
+        now = self._clock()
+        last = self._last.get(reason)
+        if last is not None and now - last < self.INTERVAL_S:
+            self._quiet[reason] = self._quiet.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        quiet = self._quiet.pop(reason, 0)
+        more = f" (and {quiet} more like it in the last minute)" if quiet else ""
+        self._log.warning("%s%s", message, more)
+
+
+THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
+REFUSALS = web.AppKey("refusal_log", RefusalLog)
+
+
+class OwnHosts(NamedTuple):
+    accepted: frozenset[str]  # lowercased `Host` values (and origins' host[:port])
+    shown: tuple[str, ...]  # what an error lists as expected
+
+
+@lru_cache(maxsize=64)
+def own_hosts(listen: str, external_url: str | None, port: int | None) -> OwnHosts:
+    """The names this daemon answers to: the listen address (host:port and the bare
+    host), localhost, 127.0.0.1 and [::1] with the port (the one the connection came
+    in on, and the configured one), and external_url's host."""
+    host, listen_port = split_listen(listen)
+    name = f"[{host}]" if ":" in host else host
+    ports = dict.fromkeys(p for p in (port, listen_port) if p is not None)
+    shown = [f"{n}:{p}" for p in ports for n in (name, *LOOPBACK_NAMES)]
+    accepted = {*shown, name}
+    if external_url:
+        url = urlsplit(external_url)
+        netloc = url.netloc.rpartition("@")[2]
+        shown.append(netloc)
+        accepted |= {netloc, netloc.rpartition(":")[0] if url.port else netloc}
+    shown = list(dict.fromkeys(s.lower() for s in shown))
+    return OwnHosts(frozenset(a.lower() for a in accepted), tuple(shown))
+
+
+def foreign_host(request: web.Request, settings: Settings) -> str | None:
+    """Why the request's `Host` is not this daemon's, or None. Without one it is no
+    browser's (browsers always send it)."""
+    host = request.headers.get(hdrs.HOST)
+    if host is None:
+        return None
+    own = own_hosts(settings.listen, settings.external_url, _local_port(request))
+    if host.lower() in own.accepted:
+        return None
+    return f"Host {host!r} is not this daemon's (expected {_either(own.shown)})"
+
+
+def foreign_origin(request: web.Request, settings: Settings) -> str | None:
+    """Why the request's `Origin` is not this daemon's own, or None (no Origin: not
+    sent by a browser, which always sends one with a POST)."""
+    origin = request.headers.get(hdrs.ORIGIN)
+    if origin is None:
+        return None
+    scheme, sep, netloc = origin.lower().partition("://")
+    host = request.headers.get(hdrs.HOST, "").lower()
+    if sep and scheme in ("http", "https") and netloc:
+        if netloc == host:
+            return None
+        own = own_hosts(settings.listen, settings.external_url, _local_port(request))
+        if netloc in own.accepted:
+            return None
+    expected = [f"http://{host}"] if host else []
+    if settings.external_url:
+        expected.append(settings.external_url)
+    return f"Origin {origin!r} is not this daemon's (expected {_either(expected) or 'none'})"
+
+
+def not_json(request: web.Request) -> str | None:
+    """Why the request's body is not declared JSON, or None. A request without a body
+    (`curl -X POST .../-/reload`) may leave Content-Type out, but not send a form's."""
+    declared = request.headers.get(hdrs.CONTENT_TYPE)
+    if declared == JSON:
+        return None
+    media = (declared or "").partition(";")[0].strip().lower()
+    if media == JSON or not (request.body_exists or media in FORM_TYPES):
+        return None
+    got = repr(declared) if declared else "none"
+    return f"Content-Type: expected {JSON}, got {got}"
+
+
+def _either(names: Sequence[str]) -> str:
+    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _local_port(request: web.Request) -> int | None:
+    transport = request.transport
+    sockname = transport.get_extra_info("sockname") if transport is not None else None
+    if isinstance(sockname, tuple) and len(sockname) >= 2 and isinstance(sockname[1], int):
+        return sockname[1]
+    return None
+
+
 @lru_cache(maxsize=1024)  # one parse per client address, not per request
 def _is_loopback(remote: str | None) -> bool:
     if remote is None:
@@ -74,32 +266,66 @@ def _is_loopback(remote: str | None) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-    roles = required_roles(request.method, request.path)
-    response: web.StreamResponse
-    if roles is None:
-        response = await handler(request)
-        return response
+    method, path = request.method, request.path
+    roles = required_roles(method, path)
     runtime = request.app[RUNTIME]
-    tokens = runtime.settings.tokens
-    if not tokens:
+    settings = runtime.settings
+    tokens = settings.tokens
+    response: web.StreamResponse
+    if roles is not None and not tokens:
         if not _is_loopback(request.remote):
-            _reject(request, "forbidden")
+            _failed(request, "not_loopback", "forbidden")
             return error_response(
                 403, "no auth tokens are configured: only loopback clients are served"
             )
+        problem = foreign_host(request, settings)
+        if problem is not None:
+            return _refuse(request, 403, "host", problem, logged=True)
+    if is_api_write(method, path):
+        problem = foreign_origin(request, settings)
+        if problem is not None:
+            return _refuse(request, 403, "origin", problem, logged=True)
+        problem = not_json(request)
+        if problem is not None:
+            return _refuse(request, 415, "content_type", problem)
+    if roles is None:
+        response = await handler(request)
+        return response
+    if not tokens:
         request[ACTOR] = "anonymous"
         response = await handler(request)
         return response
-    header = request.headers.get("Authorization")
+    client = request.remote or "unknown"
+    throttle = request.app[THROTTLE]
+    wait = throttle.retry_after(client)
+    if wait:
+        seconds = math.ceil(wait)
+        return _refuse(
+            request,
+            429,
+            "throttled",
+            f"too many failed authentications from {client}: try again in {seconds}s",
+            {"Retry-After": str(seconds)},
+        )
+    header = request.headers.get(hdrs.AUTHORIZATION)
     token = authenticate(header, tokens) if header else None
     if token is None:
-        _reject(request, "unauthorized")
+        if header:
+            _failed(request, "unknown_token", "unauthorized")
+            if throttle.failed(client, settings.max_auth_failures):
+                request.app[REFUSALS](
+                    "throttled",
+                    f"refusing {client} for {throttle.BLOCK_S:g}s: "
+                    f"{settings.max_auth_failures} wrong tokens within a minute",
+                )
+        else:
+            _failed(request, "missing", "unauthorized")
         what = "missing Authorization header" if not header else "unknown or wrong token"
         return error_response(
             401, f"{what}: send Authorization: Bearer <secret> or Basic auth", headers=_CHALLENGE
         )
     if token.role not in roles:
-        _reject(request, "forbidden")
+        _failed(request, "wrong_role", "forbidden")
         allowed = ", ".join(sorted(r.value for r in roles))
         return error_response(
             403,
@@ -109,6 +335,31 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     request[ACTOR] = token.name
     response = await handler(request)
     return response
+
+
+def _failed(request: web.Request, reason: str, rejected: str) -> None:
+    """Count a failed authentication (and a refused ingest request)."""
+    request.app[RUNTIME].metrics.auth_failures.labels(reason).inc()
+    _reject(request, rejected)
+
+
+def _refuse(
+    request: web.Request,
+    status: int,
+    reason: str,
+    error: str,
+    headers: dict[str, str] | None = None,
+    *,
+    logged: bool = False,
+) -> web.Response:
+    request.app[RUNTIME].metrics.http_refused.labels(reason).inc()
+    if logged:
+        request.app[REFUSALS](
+            reason, f"refused {request.method} {request.path} from {request.remote}: {error}"
+        )
+    rejected = {403: "forbidden", 415: "unsupported_media_type", 429: "throttled"}[status]
+    _reject(request, rejected)
+    return error_response(status, error, headers=headers)
 
 
 def _reject(request: web.Request, reason: str) -> None:

@@ -15,8 +15,9 @@ import orjson
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from itsmd.api.errors import BadRequest, TooLarge, error_response
+from itsmd.api.errors import BadRequest, ClientGone, SlowBody, TooLarge, error_response
 from itsmd.api.keys import RUNTIME
+from itsmd.api.params import read_body
 from itsmd.runtime.writer import IngestResult
 from itsmd.sources import Parsed, PayloadError, Source
 from itsmd.store.engine import StoreUnavailable
@@ -28,6 +29,8 @@ _REJECTIONS: tuple[tuple[type[Exception], str], ...] = (
     # by hanging up: the errors middleware answers (or drops) them, both a 400.
     (RequestPayloadError, "malformed"),
     (ConnectionResetError, "malformed"),
+    (ClientGone, "malformed"),
+    (SlowBody, "timeout"),
     (TooLarge, "too_large"),
     (PayloadError, "invalid"),
     (StoreUnavailable, "unavailable"),
@@ -42,7 +45,7 @@ def ingest_handler(source: Source) -> Handler:
         started = time.perf_counter()
         runtime = request.app[RUNTIME]
         try:
-            body = await _read_body(request, runtime.settings.max_body)
+            body = await _read_json(request, runtime.settings.max_body)
             parsed = source.parse_each(body, runtime.clock())
             limit = runtime.settings.max_alerts
             if parsed.sent > limit:
@@ -83,19 +86,11 @@ def _refused(parsed: Parsed, stored: IngestResult) -> web.Response:
     return error_response(422, error, detail)
 
 
-async def _read_body(request: web.Request, max_body: int) -> object:
-    length = request.content_length
-    if length is not None and length > max_body:
-        raise TooLarge(f"body of {length} bytes is over limits.max_body ({max_body} bytes)")
-    chunks, size = [], 0
-    while chunk := await request.content.read(65536):
-        size += len(chunk)
-        if size > max_body:
-            raise TooLarge(f"body is over limits.max_body ({max_body} bytes)")
-        chunks.append(chunk)
-    if not size:
+async def _read_json(request: web.Request, max_body: int) -> object:
+    raw = await read_body(request, max_body, "limits.max_body")
+    if not raw:
         raise BadRequest("empty body: expected JSON")
     try:
-        return orjson.loads(b"".join(chunks))
+        return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc}") from None

@@ -11,7 +11,7 @@ import socket
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from itsmd.api.errors import error_response
+from itsmd.api.errors import error_response, store_cause
 from itsmd.api.keys import RUNTIME
 from itsmd.runtime.state import Runtime
 from itsmd.store import repo
@@ -40,19 +40,23 @@ async def probe_store(runtime: Runtime) -> str | None:
     if db is None:
         return None
     timeout = runtime.settings.busy_timeout.total_seconds() + PROBE_GRACE_S
+    detail = ""
     try:
         await asyncio.wait_for(db.probe(PROBE_HOLDER, runtime.clock()), timeout)
         problem = _disk_full(str(db.sqlite_file)) if db.sqlite_file else None
     except TimeoutError:
         problem = f"the store took no write within {timeout:g}s"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
-        problem = f"the store cannot take a write: {describe_error(exc)}"
+        # The answer (/-/ready needs no token) says why in general terms; the log
+        # keeps the driver's text, which may name the database's host.
+        detail = f" ({describe_error(exc)})"
+        problem = f"the store cannot take a write: {store_cause(StoreUnavailable(detail[2:-1]))}"
     readiness = runtime.readiness
     if problem is None:
         if readiness.succeeded(runtime.clock()):
             log.info("ready again: the store takes writes")
     elif readiness.failed(problem):
-        log.warning("not ready: %s", problem)
+        log.warning("not ready: %s%s", problem, detail)
     return problem
 
 

@@ -6,15 +6,23 @@ the parameter (`cursor: ...`) or `body: ...`; never a 500 (docs/api.md).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.web_protocol import RequestPayloadError
 
-from itsmd.api.errors import BadRequest, ClientGone, TooLarge, UnreadableBody, payload_problem
+from itsmd.api.errors import (
+    BadRequest,
+    ClientGone,
+    SlowBody,
+    TooLarge,
+    UnreadableBody,
+    payload_problem,
+)
 from itsmd.api.keys import RUNTIME
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
@@ -36,26 +44,44 @@ def store_of(runtime: Runtime) -> Database:
     return runtime.db
 
 
-async def read_body(request: web.Request, max_bytes: int) -> bytes:
-    """The request body, decoded from its Content-Encoding: 413 over `max_bytes`, 400
-    when it cannot be read (a corrupt gzip body, broken chunked framing), ClientGone
-    when the client hung up before sending it all."""
+async def read_body(request: web.Request, max_bytes: int, limit: str = "the limit") -> bytes:
+    """The request body, decoded from its Content-Encoding: 413 over `max_bytes` (named
+    `limit`) however it is sent (Content-Length, chunked, compressed: the decoded
+    size counts), 408 when it does not arrive within limits.read_timeout, 400 when it
+    cannot be read (a corrupt gzip body, broken chunked framing), ClientGone when the
+    client hung up before sending it all."""
     length = request.content_length
     if length is not None and length > max_bytes:
-        raise TooLarge(f"body: {length} bytes is over the limit of {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
+        raise TooLarge(f"body: {length} bytes is over {limit} ({max_bytes} bytes)")
+    content = request.content
     try:
-        while chunk := await request.content.read(_CHUNK):
-            size += len(chunk)
-            if size > max_bytes:
-                raise TooLarge(f"body: over the limit of {max_bytes} bytes")
-            chunks.append(chunk)
+        if content.is_eof():  # all of it is in already (the usual small body): no timer
+            return await _read(content, max_bytes, limit)
+        runtime = request.app[RUNTIME]
+        timeout = runtime.settings.read_timeout.total_seconds()
+        try:
+            async with asyncio.timeout(timeout):
+                return await _read(content, max_bytes, limit)
+        except TimeoutError:
+            runtime.metrics.http_refused.labels("read_timeout").inc()
+            raise SlowBody(
+                f"body: not received within limits.read_timeout ({timeout:g}s)"
+            ) from None
     except (ConnectionResetError, RequestPayloadError) as exc:
         transport = request.transport
         if isinstance(exc, ConnectionResetError) or transport is None or transport.is_closing():
             raise ClientGone() from None
         raise UnreadableBody(f"body: cannot be read: {payload_problem(exc)}") from None
+
+
+async def _read(content: StreamReader, max_bytes: int, limit: str) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await content.read(_CHUNK):
+        size += len(chunk)
+        if size > max_bytes:
+            raise TooLarge(f"body: over {limit} ({max_bytes} bytes)")
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
@@ -72,7 +98,7 @@ def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
 
 async def json_object(request: web.Request) -> dict[str, Any]:
     """A JSON object body of at most `limits.max_body` bytes; an empty body is `{}`."""
-    raw = await read_body(request, request.app[RUNTIME].settings.max_body)
+    raw = await read_body(request, request.app[RUNTIME].settings.max_body, "limits.max_body")
     if not raw.strip():
         return {}
     body = parse_json(raw)

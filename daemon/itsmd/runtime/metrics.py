@@ -187,6 +187,20 @@ class Metrics:
             ["job"],
             registry=r,
         )
+        self.auth_failures = Counter(
+            "itsmd_auth_failures",
+            "Requests that failed authentication, by reason: missing, unknown_token, "
+            "wrong_role, not_loopback.",
+            ["reason"],
+            registry=r,
+        )
+        self.http_refused = Counter(
+            "itsmd_http_refused",
+            "Requests and connections refused at the HTTP edge, by reason: host, origin, "
+            "content_type, throttled, too_many_connections, read_timeout.",
+            ["reason"],
+            registry=r,
+        )
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)

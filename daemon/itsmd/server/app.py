@@ -16,8 +16,7 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import incidents, levels, maintenance, notifications, ops, problems
-from itsmd.api.auth import auth_middleware
+from itsmd.api import auth, incidents, levels, maintenance, notifications, ops, problems
 from itsmd.api.errors import errors_middleware
 from itsmd.api.ingest import ingest_handler
 from itsmd.api.keys import CHECKS, HTTP, OUTBOX, RUNTIME
@@ -35,6 +34,7 @@ from itsmd.runtime.httpclient import HttpClient
 from itsmd.runtime.metrics import Metrics
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
+from itsmd.server.serve import request_clock
 from itsmd.sources import SourceRoute
 from itsmd.store import checkstore, repo
 from itsmd.store.engine import Database, StoreUnavailable
@@ -88,9 +88,12 @@ def build_app(
     )
     runtime.record_rules_loaded()
     app = web.Application(
-        middlewares=[errors_middleware, auth_middleware], client_max_size=BODY_CEILING
+        middlewares=[request_clock, errors_middleware, auth.auth_middleware],
+        client_max_size=BODY_CEILING,
     )
     app[RUNTIME] = runtime
+    app[auth.THROTTLE] = auth.FailureThrottle()
+    app[auth.REFUSALS] = auth.RefusalLog(auth.log)
     for route in SOURCES:
         app.router.add_post(route.path, ingest_handler(route.source))
     app.router.add_get("/api/v1/incidents", incidents.list_incidents)
