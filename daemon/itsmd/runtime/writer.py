@@ -23,7 +23,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
+from itsmd.correlation.correlate import SAME_START, Correlator, Outcome, Router, WorkingSet
 from itsmd.correlation.rules import RuleSet
 from itsmd.correlation.sla import SlaTargets
 from itsmd.models import Alert, AlertStatus, Event, IngestAction, format_incident_id
@@ -331,7 +331,6 @@ class Writer:
             for a in alerts
             if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
         ]
-        firing_identities = [a.identity for a in alerts if a.status is AlertStatus.FIRING]
         sla = self._sla()
 
         current = self._current
@@ -344,7 +343,7 @@ class Writer:
             pop_notes(conn)  # left by a transaction that rolled back
             identities = (a.identity for a in alerts)
             ws = repo.load_working_set(
-                conn, identities, episodic, missing, known, upstream, firing_identities
+                conn, identities, episodic, missing, known, upstream, near=SAME_START
             )
             started = time.perf_counter()
             correlator = Correlator(router, ws, sla)

@@ -236,32 +236,33 @@ def load_working_set(
     keys: Iterable[str],
     known: Iterable[Incident] = (),
     services: Iterable[str] = (),
-    firing: Iterable[Identity] = (),
+    near: timedelta = timedelta(0),
 ) -> WorkingSet:
-    """Alerts by identity, firing episodes of `resolve_fingerprints` and of the
-    `firing` identities not stored yet, the incidents those alerts belong to, the
-    current incident of each key, and the unresolved incidents of `services`
-    (upstreams); `known` incidents (as committed) are taken as they are."""
+    """Alerts by identity, and firing episodes that start within `near` of one (the
+    same alert stamped by another sender), firing episodes of
+    `resolve_fingerprints`, the incidents those alerts belong to, the current
+    incident of each key, and the unresolved incidents of `services` (upstreams);
+    `known` incidents (as committed) are taken as they are."""
     ws = WorkingSet()
     for inc in known:
         ws.load_incident(inc)
     for chunk in _chunks(sorted(set(services))):
         _add_incidents(ws, conn.execute(_OPEN_OF_SERVICES, {"services": chunk}))
     for chunk in _chunks(sorted(set(identities))):
-        wanted = set(chunk)
+        wanted: dict[str, list[datetime]] = {}
+        for fp, starts_at in chunk:
+            wanted.setdefault(fp, []).append(starts_at)
         rows = conn.execute(
             _ALERTS_BY_IDENTITY,
             {
-                "fingerprints": sorted({fp for fp, _ in chunk}),
-                "first": min(starts_at for _, starts_at in chunk),
-                "last": max(starts_at for _, starts_at in chunk),
+                "fingerprints": sorted(wanted),
+                "first": min(starts_at for _, starts_at in chunk) - near,
+                "last": max(starts_at for _, starts_at in chunk) + near,
             },
         )
-        _add_alerts(ws, (r for r in rows if (r.fingerprint, r.starts_at) in wanted))
-    missing = {fp for fp in resolve_fingerprints} - ws.seen_fingerprints
-    # A new firing episode may be one already stored under another sender's startsAt.
-    missing.update(fp for fp, starts_at in firing if (fp, starts_at) not in ws.alerts)
-    for chunk in _chunks(sorted(missing)):
+        _add_alerts(ws, (r for r in rows if _wanted(r, wanted, near)))
+    missing = sorted({fp for fp in resolve_fingerprints} - ws.seen_fingerprints)
+    for chunk in _chunks(missing):
         _add_alerts(ws, conn.execute(_FIRING_EPISODES, {"fingerprints": chunk}))
         seen = conn.execute(_SEEN_FINGERPRINTS, {"fingerprints": chunk})
         ws.seen_fingerprints.update(seen.scalars())
@@ -274,6 +275,15 @@ def load_working_set(
     for chunk in _chunks(incident_ids):
         _add_incidents(ws, conn.execute(_INCIDENTS_BY_ID, {"ids": chunk}))
     return ws
+
+
+def _wanted(row: Row[Any], wanted: dict[str, list[datetime]], near: timedelta) -> bool:
+    """The episode asked for, or a firing one that starts within `near` of it."""
+    starts = wanted.get(row.fingerprint, ())
+    if row.starts_at in starts:
+        return True
+    firing = row.status == AlertStatus.FIRING.value
+    return firing and any(abs(row.starts_at - s) <= near for s in starts)
 
 
 def _add_alerts(ws: WorkingSet, rows: Iterable[Row[Any]]) -> None:
