@@ -508,3 +508,18 @@ def test_shortcuts_agree_with_re2(pattern: str, value: str) -> None:
     matcher = Matcher("a", RE, pattern)
     assert matcher.regex is not None
     assert matcher.matches({"a": value}) is matcher.regex.fullmatch(value)
+
+
+selector_text = st.text(alphabet=st.sampled_from('{}a=~!"`\\,() .*+?[]|^$\x00é\n'), max_size=40)
+
+
+@given(st.one_of(st.text(max_size=60), selector_text))
+def test_any_text_parses_or_is_refused_with_a_reason(text: str) -> None:
+    """Hostile selector text (a rule file, an API window, a route) never raises
+    anything but MatcherError, and that error says what is wrong."""
+    reason = "parsed"
+    try:
+        parse_selector(text)
+    except MatcherError as exc:
+        reason = str(exc)
+    assert reason
