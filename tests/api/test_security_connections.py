@@ -160,24 +160,7 @@ async def test_a_body_sent_a_byte_at_a_time_is_408_within_the_read_timeout(
     sqlite_url: str,
 ) -> None:
     async with _daemon(sqlite_url) as (app, port), _connections() as connect:
-        reader, writer = await connect(port)
-        writer.write(
-            f"POST /api/v1/alerts HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n[".encode()
-        )
-        await writer.drain()
-
-        async def trickle() -> None:
-            for _ in range(100):
-                await asyncio.sleep(0.3)
-                writer.write(b" ")
-                await writer.drain()
-
-        sending = asyncio.create_task(trickle())
-        try:
-            took, data = await _closed_after(reader, within_s=5)
-        finally:
-            sending.cancel()
+        took, data = await _post_trickling(connect, port, "/api/v1/alerts", 1000, every_s=0.3)
         head, _, body = data.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), data
         assert b"Connection: close" in head, data
@@ -193,24 +176,7 @@ async def test_an_unread_body_is_not_waited_for_longer_than_the_read_timeout(
     """A request refused before its body is read (here: no such path) is answered at
     once; what the client then trickles holds the connection no longer."""
     async with _daemon(sqlite_url) as (_, port), _connections() as connect:
-        reader, writer = await connect(port)
-        writer.write(
-            f"POST /api/v1/nothing HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n[".encode()
-        )
-        await writer.drain()
-
-        async def trickle() -> None:
-            for _ in range(100):
-                await asyncio.sleep(0.2)
-                writer.write(b" ")
-                await writer.drain()
-
-        sending = asyncio.create_task(trickle())
-        try:
-            took, data = await _closed_after(reader, within_s=5)
-        finally:
-            sending.cancel()
+        took, data = await _post_trickling(connect, port, "/api/v1/nothing", 100_000, every_s=0.2)
         assert data.startswith(b"HTTP/1.1 404 "), data
         assert took < READ_TIMEOUT.total_seconds() + 0.5, f"closed after {took:.2f}s"
 
@@ -251,3 +217,28 @@ async def test_the_figures_in_force_are_those_of_the_last_reload(sqlite_url: str
         assert (await _get(port))[0] == 429  # one is open already
         runtime.settings = replace(runtime.settings, max_connections_per_client=2)
         assert (await _get(port))[0] == 200
+
+
+async def _post_trickling(
+    connect: Connect, port: int, path: str, length: int, every_s: float
+) -> tuple[float, bytes]:
+    """POST `path` announcing `length` bytes, then send one byte every `every_s`:
+    how long until the daemon closed the connection, and what it answered."""
+    reader, writer = await connect(port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n[".encode()
+    )
+    await writer.drain()
+
+    async def trickle() -> None:
+        for _ in range(100):
+            await asyncio.sleep(every_s)
+            writer.write(b" ")
+            await writer.drain()
+
+    sending = asyncio.create_task(trickle())
+    try:
+        return await _closed_after(reader, within_s=5)
+    finally:
+        sending.cancel()
