@@ -278,11 +278,14 @@ class AlertmanagerProc:
         return int(self._webhook_metric("alertmanager_notifications_failed_total"))
 
     def notifications_ok(self) -> int:
-        """Webhook notifications the receiver accepted with 2xx."""
+        """Webhook requests the receiver answered with 2xx. Counted from the requests
+        that finished (the latency histogram is observed once the answer is in):
+        `alertmanager_notifications_total` counts a notification when it starts, so
+        it would count one still in flight as delivered."""
         text = self.metrics()
-        sent = self._webhook_metric("alertmanager_notifications_total", text)
-        failed = self._webhook_metric("alertmanager_notifications_failed_total", text)
-        return int(sent - failed)
+        done = self._webhook_metric("alertmanager_notification_latency_seconds_count", text)
+        failed = self._webhook_metric("alertmanager_notification_requests_failed_total", text)
+        return int(done - failed)
 
     def _webhook_metric(self, name: str, text: str | None = None) -> float:
         exposition = self.metrics() if text is None else text
