@@ -29,6 +29,7 @@ class Target:
         self.status = 503
         self.release = threading.Event()
         self.port = 0
+        self.seen: list[str] = []
 
 
 @pytest.fixture
@@ -37,6 +38,7 @@ def target() -> Iterator[Target]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
+            state.seen.append(f"GET {self.path}")
             if self.path == "/hang":
                 state.release.wait(30)
                 return
@@ -136,3 +138,36 @@ def test_a_failing_check_opens_an_incident_and_recovery_resolves_it(
     assert resolved["id"] == opened["id"]
     api = next(c for c in daemon.get("/api/v1/checks").json()["checks"] if c["name"] == "api")
     assert (api["up"], api["consecutive_failures"]) == (True, 0)
+
+
+def test_a_stop_while_checks_run_logs_no_error(
+    itsmd_server: ItsmdFactory, target: Target, tmp_path: Path
+) -> None:
+    """A check still waiting for its target when the daemon stops is cut off
+    quietly: a clean stop logs no error and no traceback."""
+    base = f"http://127.0.0.1:{target.port}"
+    rules = {
+        "incidents": [{"name": "all", "match": "{}", "group_by": ["alertname"]}],
+        "checks": [
+            {
+                "name": "slow",
+                "type": "http",
+                "url": f"{base}/hang",
+                "interval": "9s",
+                "timeout": "8s",
+            }
+        ],
+    }
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "rules.yml").write_text(json.dumps(rules))
+    daemon = itsmd_server.start(rules_dir=rules_dir)
+    wait_until(
+        lambda: "GET /hang" in target.seen or None, what="a check run waiting for its target"
+    )
+
+    assert daemon.stop() == 0
+    log = daemon.log
+    assert "stopped cleanly" in log
+    assert "Traceback" not in log, log
+    assert " ERROR " not in log, log

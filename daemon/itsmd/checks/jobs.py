@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ LEASE_TTL = timedelta(seconds=15)
 LEASE_EVERY = timedelta(seconds=5)
 GAUGES_EVERY = timedelta(seconds=60)
 ROLL_UP_EVERY = timedelta(hours=1)
+STOP_GRACE_S = 2.0  # running jobs get this long at a stop; the whole stop stays under 10 s
 
 
 class CheckJobs:
@@ -45,23 +46,52 @@ class CheckJobs:
         self._reloads: set[asyncio.Task[None]] = set()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._held_until: datetime | None = None  # of the lease as this replica last got it
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         """Replicas contend for the lease before the first check is due."""
         s, every = self.scheduler, self._every
         if not self.sole_writer:
             await self.hold_lease()
-            s.add_job(self.hold_lease, id="lease", **every(LEASE_EVERY))
-        s.add_job(self.update_gauges, id="availability", **every(GAUGES_EVERY))
-        s.add_job(self.roll_up, id="roll-up", next_run_time=_soon(), **every(ROLL_UP_EVERY))
+            s.add_job(self._job(self.hold_lease), id="lease", **every(LEASE_EVERY))
+        s.add_job(self._job(self.update_gauges), id="availability", **every(GAUGES_EVERY))
+        s.add_job(
+            self._job(self.roll_up), id="roll-up", next_run_time=_soon(), **every(ROLL_UP_EVERY)
+        )
         self._schedule(self.runner.specs)
         self.runtime.metrics.leader.labels("checks").set(1 if self.runner.leader else 0)
         s.start()
 
     async def stop(self) -> None:
+        """Start nothing new, give running jobs a moment, then cut off the rest (a
+        check may wait for its target up to its timeout) without reporting them."""
+        self._stopping = True
+        self.scheduler.pause()
+        if self._running:
+            await asyncio.wait(self._running, timeout=STOP_GRACE_S)
         self.scheduler.shutdown(wait=False)
         if self._reloads:
             await asyncio.wait(self._reloads, timeout=5)
+
+    def _job(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
+        """A scheduled job that the stop may cut off quietly: the scheduler cancels
+        what still runs at shutdown and would log it as a failure."""
+
+        async def run(*args: Any) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)
+            try:
+                await fn(*args)
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.debug("%s cut off by the stop", getattr(fn, "__name__", fn))
+            finally:
+                self._running.discard(task)
+
+        return run
 
     def reloaded(self) -> None:
         """A reload hook: apply the new rule set's checks (runs as a task)."""
@@ -82,7 +112,7 @@ class CheckJobs:
         now = datetime.now(UTC)  # the scheduler's own time, whatever clock the app has
         for spec in specs if self.run_checks else ():
             self.scheduler.add_job(
-                self.runner.run,
+                self._job(self.runner.run),
                 "interval",
                 args=[spec.name],
                 id=f"check:{spec.name}",
