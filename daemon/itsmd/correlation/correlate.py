@@ -566,7 +566,8 @@ class Correlator:
         )
         impact = max(root.impact, own.impact, key=_LEVEL_RANK.__getitem__)
         urgency = max(root.urgency, own.urgency, key=_LEVEL_RANK.__getitem__)
-        self._raise(root, row, now, Assessment(impact, urgency, own.priority, own.how), why)
+        priority = min(own.priority, priority_of(impact, urgency))
+        self._raise(root, row, now, Assessment(impact, urgency, priority, own.how), why)
 
     def _raise(
         self, inc: Incident, row: StoredAlert, now: datetime, to: Assessment, why: str
@@ -576,7 +577,7 @@ class Correlator:
         the priority of its moment, not breached after the fact (alerts join only
         unresolved incidents, so the resolution target is always still open)."""
         respond_due, resolve_due = due_times(to.priority, inc.opened_at, self.sla)
-        if inc.acknowledged_at is not None:
+        if inc.responded_at is not None:
             respond_due = inc.respond_due
         raised = evolve(
             inc,

@@ -274,18 +274,23 @@ class Writer:
         return self._outbox.enqueue(conn)
 
     async def _run_ingest(self, batch: list[_Job]) -> None:
-        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        # SQLite has one writer: a conflict there is only a stale cache, settled at once.
+        attempts = 3 if self._db.sqlite else CONFLICT_ATTEMPTS
+        for attempt in range(1, attempts + 1):
             try:
                 results = await self._ingest_once(batch)
             except Exception as exc:
-                if is_conflict(exc):
+                if is_conflict(exc) and attempt < attempts:
                     # Another replica changed the same incident, key or alert first:
                     # reload and decide again on what it committed.
                     log.debug("ingest batch conflicted (attempt %d): %s", attempt, exc)
                     error: Exception = StoreUnavailable(describe_error(exc))
                     await _backoff(attempt)
                     continue
-                if is_unavailable(exc):
+                # Still conflicting after every attempt: split a merged batch (one
+                # request's own rows may collide), else a 503 to be sent again.
+                conflicted = is_conflict(exc)
+                if (conflicted and len(batch) == 1) or (is_unavailable(exc) and not conflicted):
                     error = StoreUnavailable(describe_error(exc))
                 elif len(batch) > 1:
                     # Not an outage: one request's alerts may be at fault. Each request

@@ -187,3 +187,34 @@ def test_a_raise_by_a_symptom_keeps_a_response_already_made(tmp_path: Path) -> N
     assert inc.priority is Priority.P1
     assert inc.respond_due == T0 + timedelta(hours=4)  # met at P3: not breached after the fact
     assert inc.resolve_due == T0 + timedelta(hours=4)
+
+
+def test_a_comment_is_a_response_a_later_raise_keeps(tmp_path: Path) -> None:
+    """Commented at P3 in time: a raise to P1 afterwards does not breach it."""
+    engine = _sla_engine(tmp_path)
+    root = engine.send(alert(alertname="DiskFull", severity="warning", service="postgres"), T0)
+    commented = lifecycle.comment(engine.incident(root), "looking", "bob", T0 + 20 * MIN)
+    engine.ws.put_incident(commented.incident)
+
+    engine.send(alert(alertname="Down", severity="critical", service="checkout"), T0 + 30 * MIN)
+
+    inc = engine.incident(root)
+    assert inc.priority is Priority.P1
+    assert inc.respond_due == T0 + timedelta(hours=4)
+
+
+def test_a_raise_takes_the_priority_of_the_combined_impact_and_urgency(tmp_path: Path) -> None:
+    """Root high x low (P3), symptom medium x high (P2): the root is high x high, P1."""
+    rules = RULES.replace(
+        "    auto_resolve: 0s\n", "    auto_resolve: 0s\n    impact: '{{ labels.impact }}'\n"
+    )
+    engine = _engine(tmp_path, rules=rules)
+    root = engine.send(
+        alert(alertname="Full", severity="info", service="postgres", impact="high"), T0
+    )
+    assert engine.incident(root).priority is Priority.P3
+    engine.send(
+        alert(alertname="Down", severity="critical", service="checkout", impact="medium"), T0 + MIN
+    )
+    inc = engine.incident(root)
+    assert (inc.impact, inc.urgency, inc.priority) == (Level.HIGH, Level.HIGH, Priority.P1)
