@@ -191,7 +191,7 @@ async def test_one_address_holds_at_most_max_connections_per_client(sqlite_url: 
         reader, _ = await connect(port)
         _, data = await _closed_after(reader, within_s=2)
         head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 429 "), data
+        assert head.startswith(b"HTTP/1.1 503 "), data
         assert body == (
             b'{"error":"too many connections from 127.0.0.1: '
             b'limits.max_connections_per_client is 3","detail":null}'
@@ -214,7 +214,7 @@ async def test_the_figures_in_force_are_those_of_the_last_reload(sqlite_url: str
         runtime = app[RUNTIME]
         await connect(port)
         await asyncio.sleep(0.05)
-        assert (await _get(port))[0] == 429  # one is open already
+        assert (await _get(port))[0] == 503  # one is open already
         runtime.settings = replace(runtime.settings, max_connections_per_client=2)
         assert (await _get(port))[0] == 200
 

@@ -119,7 +119,8 @@ class ConnectionGuard:
     """The protocol factory in front of aiohttp's.
 
     - At most `limits.max_connections_per_client` connections from one address are
-      open at once: another is answered 429 and closed before any of it is read.
+      open at once: another is answered 503 (which Alertmanager sends again) and
+      closed before any of it is read.
     - A connection must deliver a whole request head within `limits.read_timeout` of
       opening or of its previous answer, or it is closed: a client that sends its
       headers a byte at a time (or nothing) holds it no longer. Bodies are read
@@ -171,7 +172,7 @@ class ConnectionGuard:
             }
         )
         head = (
-            "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
         )
         return head.encode() + body
