@@ -168,9 +168,6 @@ class Assessment(NamedTuple):
     how: str  # e.g. "impact high x urgency high from severity critical"
 
 
-_LEVEL_RANK = {Level.LOW: 0, Level.MEDIUM: 1, Level.HIGH: 2}
-
-
 class Router:
     """Routes alerts through a rule set, remembering the answer per fingerprint.
 
@@ -564,8 +561,8 @@ class Correlator:
             f"symptom {alertname} ({row.fingerprint}) of service {row.labels.get('service')} "
             f"would open a {own.priority} incident of its own ({own.how})"
         )
-        impact = max(root.impact, own.impact, key=_LEVEL_RANK.__getitem__)
-        urgency = max(root.urgency, own.urgency, key=_LEVEL_RANK.__getitem__)
+        impact = own.impact if more_urgent(own.impact, root.impact) else root.impact
+        urgency = own.urgency if more_urgent(own.urgency, root.urgency) else root.urgency
         priority = min(own.priority, priority_of(impact, urgency))
         self._raise(root, row, now, Assessment(impact, urgency, priority, own.how), why)
 

@@ -26,7 +26,7 @@ def priority_of(impact: Level, urgency: Level) -> Priority:
 
 
 def more_urgent(a: Level, b: Level) -> bool:
-    """Whether urgency `a` is above `b`."""
+    """Whether level `a` (an urgency or an impact) is above `b`."""
     return _RANK[a] > _RANK[b]
 
 
