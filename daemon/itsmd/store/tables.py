@@ -188,6 +188,7 @@ maintenance_windows = Table(
     Column("duration_s", Float, nullable=False),
     Column("timezone", String(64), nullable=False),
     Column("change", String(200), nullable=True),
+    Column("comment", Text, nullable=True),  # why, as its creator said
     Column("created_at", UTCDateTime, nullable=False),
     Column("created_by", String(200), nullable=False),
 )
