@@ -46,7 +46,7 @@ def enqueue(conn: Connection, routes: Sequence[Route], base_url: str) -> int:
         kind = "incidents" if note.incident_id is not None else "problems"
         payload = {
             "incident" if kind == "incidents" else "problem": doc,
-            "link": f"{base_url}/api/v1/{kind}/{subject}",
+            "link": f"{base_url}/{kind}/{subject}",
         }
         for d in plan(routes, note.event, doc, note.at):
             rows.append(
