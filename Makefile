@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-only -p no:cacheprovider
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
+	$(BIN)/python bench/console.py --runs 1
 
 bench-smoke: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-disable -q -p no:cacheprovider

@@ -148,7 +148,101 @@ async def test_the_last_full_page_ends_the_list(make_client: MakeClient) -> None
     assert page["next"] is None
 
 
+async def _pages(client: ApiClient, params: dict[str, str], limit: int) -> list[str]:
+    """Every page of a list, following `next`; the pages are at most `limit` long."""
+    seen: list[str] = []
+    query = {"limit": str(limit), **params}
+    while True:
+        page = await client.get_json(INCIDENTS, query)
+        assert len(page["incidents"]) <= limit
+        seen += _ids(page["incidents"])
+        if page["next"] is None:
+            return seen
+        query["cursor"] = page["next"]
+
+
+# (impact, severity, then) for each incident, oldest first: ties in priority and status
+URGENCY = [
+    ("high", "critical", "resolve"),
+    ("medium", "warning", None),
+    ("high", "critical", None),
+    ("low", "warning", "ack"),
+    ("medium", "warning", "resolve"),
+    ("high", "critical", "ack"),
+    ("medium", "warning", None),
+    ("low", "warning", "resolve"),
+    ("high", "critical", None),
+    ("medium", "warning", "ack"),
+    ("high", "critical", "resolve"),
+]
+
+
+async def test_urgent_order_pages_without_gaps_or_repeats(make_client: MakeClient) -> None:
+    """Open and acknowledged before resolved, then P1 first, then newest; every page
+    size gives the same list."""
+    client = await make_client(RULES)
+    for n, (impact, severity, then) in enumerate(URGENCY):
+        ref = await _open(client, f"s{n}", impact=impact, severity=severity)
+        if then is not None:
+            await _ok(client, ref, then)
+    everything = await client.incidents()
+    assert {i["priority"] for i in everything} == {"P1", "P3", "P4"}
+
+    def urgent(incidents: list[dict[str, Any]]) -> list[str]:
+        def rank(i: dict[str, Any]) -> tuple[bool, str, int]:
+            return i["status"] == "resolved", i["priority"], -int(i["id"][4:])
+
+        return _ids(sorted(incidents, key=rank))
+
+    for params in [
+        {},
+        {"status": "open,acknowledged"},
+        {"status": "resolved"},
+        {"priority": "P1,P4"},
+        {"status": "acknowledged,resolved", "priority": "P3"},
+    ]:
+        wanted = await client.incidents(**params)
+        expected = urgent(wanted)
+        for limit in (1, 2, 3, 500):
+            got = await _pages(client, {**params, "order": "urgent"}, limit)
+            assert got == expected, (params, limit)
+        assert await _pages(client, {**params, "order": "newest"}, 2) == _ids(wanted)
+
+
+async def test_assignee_filter(make_client: MakeClient) -> None:
+    client = await make_client(RULES)
+    refs = [await _open(client, f"s{n}") for n in range(3)]
+    await _ok(client, refs[0], "assign", {"assignee": "alice"})
+    await _ok(client, refs[2], "assign", {"assignee": "alice"})
+    await _ok(client, refs[1], "assign", {"assignee": "bob"})
+
+    assert _ids(await client.incidents(assignee="alice")) == ["INC-3", "INC-1"]
+    assert _ids(await client.incidents(assignee="alice", order="urgent")) == ["INC-3", "INC-1"]
+    assert await client.incidents(assignee="ali") == []  # the whole name
+
+
+async def test_q_finds_incidents_by_the_label_values_of_their_alerts(
+    make_client: MakeClient,
+) -> None:
+    """An alert's label value, whole and as written, finds the incident it joined."""
+    client = await make_client(RULES)
+    await client.webhook(alert("Down", service="web", pod="web-7", impact="low"))
+    await client.webhook(alert("Down", service="api", pod="api-1", impact="low"))
+    client.clock.advance(timedelta(minutes=1))
+    await client.webhook(alert("Slow", service="web", pod="web-12", impact="low"))
+    await client.webhook(alert("Down", service="db", node="web-7", impact="low"))
+
+    assert _ids(await client.incidents(q="web-7")) == ["INC-3", "INC-1"]
+    assert _ids(await client.incidents(q="web-12")) == ["INC-1"]  # a later alert's
+    assert _ids(await client.incidents(q="api-1", order="urgent")) == ["INC-2"]
+    for q in ("web-", "eb-7", "WEB-7", "web-77"):  # not a part, nor another case
+        assert await client.incidents(q=q) == [], q
+    assert _ids(await client.incidents(q="down on api")) == ["INC-2"]  # the title still
+    assert await client.incidents(q="x" * 300) == []  # longer than any indexed value
+
+
 BAD_PARAMETERS = [
+    ("order", "oldest"),
     ("status", "closed"),
     ("priority", "P9"),
     ("since", "yesterday"),
@@ -157,7 +251,22 @@ BAD_PARAMETERS = [
     ("limit", "ten"),
     ("cursor", "garbage!"),
     ("cursor", base64.urlsafe_b64encode(b"id:x").decode()),
+    ("cursor", base64.urlsafe_b64encode(b"urgent:2:P1:5").decode()),
+    ("cursor", base64.urlsafe_b64encode(b"urgent:0:P9:5").decode()),
+    ("cursor", base64.urlsafe_b64encode(b"id:99999999999").decode()),
 ]
+
+
+async def test_a_cursor_of_another_order_is_400(make_client: MakeClient) -> None:
+    client = await make_client(RULES)
+    for n in range(3):
+        await _open(client, f"s{n}")
+    newest = await client.get_json(INCIDENTS, {"limit": "1"})
+    urgent = await client.get_json(INCIDENTS, {"limit": "1", "order": "urgent"})
+    for order, cursor in (("urgent", newest["next"]), ("newest", urgent["next"])):
+        params = {"order": order, "cursor": cursor}
+        answer = await _error(client, 400, "GET", INCIDENTS, params=params)
+        assert answer["error"].startswith("cursor:"), answer
 
 
 async def test_bad_list_parameters_are_400_naming_the_parameter(make_client: MakeClient) -> None:

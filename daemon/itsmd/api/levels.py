@@ -14,7 +14,6 @@ from itsmd.api.errors import BadRequest
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import store_of
 from itsmd.checks.report import SLO_WINDOW, WINDOWS, window_key
-from itsmd.correlation.sla import summarize
 from itsmd.durations import format_optional_time, parse_duration
 from itsmd.store import checkstore, slaclock
 
@@ -75,8 +74,8 @@ async def sla_summary(request: web.Request) -> web.Response:
     runtime = request.app[RUNTIME]
     window = _window(request.query.get("window"))
     now = runtime.clock()
-    found = await store_of(runtime).read(lambda conn: slaclock.clocked_since(conn, now - window))
-    return web.json_response({"window": window_key(window), "priorities": summarize(found, now)})
+    found = await store_of(runtime).read(lambda conn: slaclock.sla_summary(conn, now - window, now))
+    return web.json_response({"window": window_key(window), "priorities": found})
 
 
 def _window(text: str | None) -> timedelta:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -24,6 +25,7 @@ from itsmd.api.errors import (
     payload_problem,
 )
 from itsmd.api.keys import RUNTIME
+from itsmd.durations import parse_since
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
 from itsmd.store.engine import Database, StoreUnavailable
@@ -171,3 +173,15 @@ def _check_document(value: Any, limit: int) -> None:
         if depth > limit:
             raise BadRequest(f"body: JSON nested deeper than {limit} levels")
         stack.extend((child, depth + 1) for child in children)
+
+
+def since_param(text: str | None, now: datetime) -> datetime | None:
+    """`since` of the lists: an RFC 3339 time, or a duration meaning that long ago."""
+    if not text:
+        return None
+    try:
+        return parse_since(text, now)
+    except ValueError as exc:
+        raise BadRequest(f"since: {exc}") from None
+    except OverflowError:  # a duration longer ago than the calendar reaches (100000y)
+        raise BadRequest(f"since: {text!r} is before the year 1") from None

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Row,
     Table,
@@ -45,8 +49,10 @@ from itsmd.models import (
 )
 from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
+    LABEL_VALUE_MAX,
     SUPPRESSED_FIRING,
     alerts,
+    incident_labels,
     incidents,
     maintenance_windows,
     problems,
@@ -491,40 +497,165 @@ def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
     return [timeline_from_row(r) for r in rows]
 
 
+class IncidentOrder(StrEnum):
+    """The order of an incident list."""
+
+    NEWEST = "newest"  # id descending
+    # Unresolved (open and acknowledged) before resolved, then P1 first, then newest.
+    URGENT = "urgent"
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentCursor:
+    """Where a page ended: the place of its last incident in the list's order. The API
+    and the console pass it on as the opaque text of `encode_cursor`."""
+
+    order: IncidentOrder
+    id: int
+    resolved: bool = False  # URGENT: the status group and priority of that incident
+    priority: Priority = Priority.P1
+
+    @classmethod
+    def after(cls, inc: Incident, order: IncidentOrder) -> IncidentCursor:
+        assert inc.id is not None
+        resolved = inc.status is IncidentStatus.RESOLVED
+        return cls(order, inc.id, resolved, inc.priority)
+
+
+_MAX_CURSOR_ID = 2**31 - 1  # the id columns are 32-bit INTEGER on PostgreSQL
+_PRIORITIES = frozenset(p.value for p in Priority)
+
+
+def encode_cursor(cursor: IncidentCursor) -> str:
+    if cursor.order is IncidentOrder.NEWEST:
+        text = f"id:{cursor.id}"  # as cursors were before orders existed
+    else:
+        text = f"{cursor.order}:{int(cursor.resolved)}:{cursor.priority}:{cursor.id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str) -> IncidentCursor:
+    """The cursor `encode_cursor` made; ValueError for any other text."""
+    try:
+        decoded = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):  # not base64, not ASCII
+        raise ValueError("not a cursor") from None
+    match decoded.split(":"):
+        case ["id", digits]:
+            return IncidentCursor(IncidentOrder.NEWEST, _cursor_id(digits))
+        case ["urgent", "0" | "1" as resolved, priority, digits] if priority in _PRIORITIES:
+            return IncidentCursor(
+                IncidentOrder.URGENT, _cursor_id(digits), resolved == "1", Priority(priority)
+            )
+    raise ValueError("not a cursor")
+
+
+def _cursor_id(digits: str) -> int:
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 10:
+        raise ValueError("not a cursor")
+    if int(digits) > _MAX_CURSOR_ID:
+        raise ValueError("not a cursor")
+    return int(digits)
+
+
 @dataclass(frozen=True, slots=True)
 class IncidentFilter:
     status: Sequence[IncidentStatus] = ()
     priority: Sequence[Priority] = ()
     service: str | None = None
+    assignee: str | None = None
     q: str | None = None
     since: datetime | None = None
-    before_id: int | None = None  # cursor: incidents with a smaller id
+    order: IncidentOrder = IncidentOrder.NEWEST
+    after: IncidentCursor | None = None  # the page that ends there came before
 
 
 def list_incidents(conn: Connection, f: IncidentFilter, limit: int) -> list[Incident]:
-    """Newest first, at most `limit`."""
-    conditions: list[Any] = []
-    if f.status:
-        conditions.append(incidents.c.status.in_([s.value for s in f.status]))
-    if f.priority:
-        conditions.append(incidents.c.priority.in_([p.value for p in f.priority]))
-    if f.service:
-        conditions.append(incidents.c.service == f.service)
-    if f.q:
-        # autoescape: `%` and `_` in the search text match themselves.
-        needle = f.q.lower()
-        conditions.append(
-            or_(
-                func.lower(incidents.c.title).contains(needle, autoescape=True),
-                func.lower(incidents.c.key).contains(needle, autoescape=True),
-            )
-        )
-    if f.since:
-        conditions.append(incidents.c.opened_at >= f.since)
-    if f.before_id is not None:
-        conditions.append(incidents.c.id < f.before_id)
+    """At most `limit` incidents in the filter's order, after its cursor."""
+    if f.after is not None and f.after.order is not f.order:
+        raise ValueError(f"a cursor of order {f.after.order} given to order {f.order}")
+    conditions = _incident_conditions(f, conn.dialect.name)
+    if f.order is IncidentOrder.NEWEST:
+        if f.status:
+            conditions.append(incidents.c.status.in_([s.value for s in f.status]))
+        if f.priority:
+            conditions.append(incidents.c.priority.in_([p.value for p in f.priority]))
+        if f.after is not None:
+            conditions.append(incidents.c.id < f.after.id)
+        return _newest(conn, conditions, limit)
+    found: list[Incident] = []
+    # One index range per status group and priority, taken in urgency order until the
+    # page is full: no sort of every match, and keyset paging within each range.
+    for resolved, priority in _urgent_segments(f):
+        statuses = _RESOLVED if resolved else _UNRESOLVED
+        if f.status:
+            statuses = [s for s in statuses if s in f.status]
+        if not statuses:
+            continue
+        segment = [*conditions, incidents.c.priority == priority.value]
+        segment.append(incidents.c.status.in_([s.value for s in statuses]))
+        if f.after is not None and (f.after.resolved, f.after.priority) == (resolved, priority):
+            segment.append(incidents.c.id < f.after.id)
+        found += _newest(conn, segment, limit - len(found))
+        if len(found) >= limit:
+            break
+    return found
+
+
+def _search(q: str, dialect: str) -> ColumnElement[bool]:
+    """Case-insensitive text in the title or the key, or the whole value of a label
+    of one of the incident's alerts (exact: label values are case-sensitive)."""
+    needle = q.lower()
+    # SQLite's LIKE ignores the case of ASCII letters, exactly what its lower() folds:
+    # the same matches as lower(title) LIKE, without a lower() per row (half the time).
+    # autoescape: `%` and `_` in the search text match themselves.
+    if dialect == "sqlite":
+        found = [
+            incidents.c.title.contains(needle, autoescape=True),
+            incidents.c.key.contains(needle, autoescape=True),
+        ]
+    else:
+        found = [
+            incidents.c.title.icontains(needle, autoescape=True),
+            incidents.c.key.icontains(needle, autoescape=True),
+        ]
+    if len(q) <= LABEL_VALUE_MAX:
+        # Collected once, not probed for each incident scanned.
+        labelled = select(incident_labels.c.incident_id).where(incident_labels.c.value == q)
+        found.append(incidents.c.id.in_(labelled))
+    return or_(*found)
+
+
+_UNRESOLVED = [IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED]
+_RESOLVED = [IncidentStatus.RESOLVED]
+
+
+def _urgent_segments(f: IncidentFilter) -> list[tuple[bool, Priority]]:
+    """(resolved, priority) ranges of the URGENT order from the cursor's on."""
+    priorities = sorted(set(f.priority or Priority))
+    segments = [(resolved, p) for resolved in (False, True) for p in priorities]
+    if f.after is None:
+        return segments
+    return [s for s in segments if s >= (f.after.resolved, f.after.priority)]
+
+
+def _newest(conn: Connection, conditions: list[Any], limit: int) -> list[Incident]:
     query = select(incidents).where(*conditions).order_by(incidents.c.id.desc()).limit(limit)
     return [incident_from_row(r) for r in conn.execute(query)]
+
+
+def _incident_conditions(f: IncidentFilter, dialect: str) -> list[Any]:
+    """The conditions of every order: all but status and priority."""
+    conditions: list[Any] = []
+    if f.service:
+        conditions.append(incidents.c.service == f.service)
+    if f.assignee:
+        conditions.append(incidents.c.assignee == f.assignee)
+    if f.q:
+        conditions.append(_search(f.q, dialect))
+    if f.since:
+        conditions.append(incidents.c.opened_at >= f.since)
+    return conditions
 
 
 def open_counts(conn: Connection) -> dict[str, int]:
@@ -572,6 +703,8 @@ def _window_from_row(r: Row[Any]) -> MaintenanceWindow:
         timezone=r.timezone,
         change=r.change,
         file=API_WINDOWS,
+        comment=r.comment,
+        created_by=r.created_by,
     )
 
 
@@ -588,10 +721,27 @@ def add_window(conn: Connection, w: MaintenanceWindow, by: str, now: datetime) -
             duration_s=w.duration.total_seconds(),
             timezone=w.timezone,
             change=w.change,
+            comment=w.comment,
             created_at=now,
             created_by=by,
         )
     )
+
+
+def window_exists(conn: Connection, name: str) -> bool:
+    """Whether a window of that name is stored (one api_windows leaves out included)."""
+    found = conn.execute(
+        select(maintenance_windows.c.id).where(maintenance_windows.c.name == name)
+    ).first()
+    return found is not None
+
+
+def end_window(conn: Connection, name: str, end: datetime) -> bool:
+    """Set the window's end (to end it early); False when no window has that name."""
+    result = conn.execute(
+        update(maintenance_windows).where(maintenance_windows.c.name == name).values(ends_at=end)
+    )
+    return result.rowcount > 0
 
 
 def delete_window(conn: Connection, name: str) -> bool:

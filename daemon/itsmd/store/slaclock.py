@@ -15,21 +15,38 @@ recorded on the timeline without a notification.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    String,
+    and_,
+    case,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 
-from itsmd.correlation.sla import Clocked, SlaTargets, due_times
+from itsmd.correlation.sla import Clocked, SlaTargets, Verdict, due_times
 from itsmd.durations import format_duration, format_time
-from itsmd.models import Incident, TimelineEntry, TimelineKind
+from itsmd.models import Incident, IncidentStatus, TimelineEntry, TimelineKind
 from itsmd.store import repo
-from itsmd.store.tables import incidents, sla_breaches
+from itsmd.store.tables import UTCDateTime, incidents, sla_breaches, sla_days
 
 # Targets further back than this are not looked at again (they were, when due).
 LOOK_BACK = timedelta(days=30)
 # A target that passed longer ago than this is recorded without a notification.
 ANNOUNCE_WITHIN = timedelta(hours=1)
+MET, BREACHED, PENDING, NOT_NEEDED = (
+    literal(v.value) for v in (Verdict.MET, Verdict.BREACHED, Verdict.PENDING, Verdict.NOT_NEEDED)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +141,158 @@ def clocked_since(conn: Connection, since: datetime) -> list[Clocked]:
         c.priority, c.opened_at, c.responded_at, c.resolved_at, c.respond_due, c.resolve_due
     ).where(c.opened_at >= since)
     return [Clocked(*row) for row in conn.execute(query)]
+
+
+def sla_summary(conn: Connection, since: datetime, now: datetime) -> list[dict[str, object]]:
+    """`correlation.sla.summarize(clocked_since(conn, since), now)`, counted by the
+    database: the whole days after `since` from `sla_days` (resolved incidents, one
+    row per day and priority), the unresolved incidents and those of the first, partial
+    day one by one (GET /api/v1/sla over a store of 100,000 incidents)."""
+    totals: dict[str, dict[str, Any]] = {}
+    first_day = since.astimezone(UTC).date()
+    day_after = datetime.combine(first_day + timedelta(days=1), time(), UTC)
+    d = sla_days.c
+    query = (
+        select(d.priority, *(func.sum(d[k]) for k in _DAY_COLUMNS))
+        .where(d.day > first_day.isoformat())
+        .group_by(d.priority)
+    )
+    for priority, *sums in conn.execute(query):
+        _add(totals, priority, dict(zip(_DAY_COLUMNS, sums, strict=True)))
+    c = incidents.c
+    # Two queries, each on its own index: the unresolved incidents by status, the
+    # resolved ones of the first day by time. SQLite has no statistics to choose by
+    # (the window can hold every incident, and nearly all are resolved): a unary `+`
+    # keeps it off the other index.
+    sqlite = _sqlite(conn)
+    opened = literal_column("+incidents.opened_at", UTCDateTime) if sqlite else c.opened_at
+    status = literal_column("+incidents.status", String) if sqlite else c.status
+    unresolved = [
+        c.status.in_([IncidentStatus.OPEN.value, IncidentStatus.ACKNOWLEDGED.value]),
+        opened >= since,
+    ]
+    first = [status == IncidentStatus.RESOLVED.value, c.opened_at >= since]
+    first.append(c.opened_at < day_after)
+    for where in (unresolved, first):
+        _count_incidents(conn, totals, where, now)
+    out = []
+    for priority in sorted(totals):
+        row = totals[priority]
+        acks, ack_s, fixes, fix_s = (row.pop(k) for k in ("acks", "ack_s", "fixes", "fix_s"))
+        row["mtta_s"] = round(ack_s / acks, 3) if acks else None
+        row["mttr_s"] = round(fix_s / fixes, 3) if fixes else None
+        out.append(row)
+    return out
+
+
+_DAY_COLUMNS = [
+    "incidents",
+    "respond_met",
+    "respond_breached",
+    "respond_not_needed",
+    "resolve_met",
+    "resolve_breached",
+    "acks",
+    "ack_s",
+    "fixes",
+    "fix_s",
+]
+
+
+def _add(totals: dict[str, dict[str, Any]], priority: str, sums: dict[str, Any]) -> None:
+    row = totals.setdefault(
+        priority,
+        {
+            "priority": priority,
+            "incidents": 0,
+            "respond": {v.value: 0 for v in Verdict},
+            "resolve": {v.value: 0 for v in Verdict if v is not Verdict.NOT_NEEDED},
+            "acks": 0,
+            "ack_s": 0.0,
+            "fixes": 0,
+            "fix_s": 0.0,
+        },
+    )
+    for key, value in sums.items():
+        kind, _, verdict = key.partition("_")
+        if kind in ("respond", "resolve"):
+            row[kind][verdict] += int(value or 0)
+        else:
+            row[key] += float(value or 0) if key.endswith("_s") else int(value or 0)
+
+
+def _count_incidents(
+    conn: Connection, totals: dict[str, dict[str, Any]], where: list[Any], now: datetime
+) -> None:
+    """Add the incidents `where` selects, one group per priority and verdicts."""
+    c = incidents.c
+    respond, resolve = (
+        _respond_verdict(now).label("respond"),
+        _resolve_verdict(now).label("resolve"),
+    )
+    answered, resolved = _answered(), c.resolved_at.is_not(None)
+    query = (
+        select(
+            c.priority,
+            respond,
+            resolve,
+            func.count(),
+            func.count(case((answered, 1))),
+            func.sum(case((answered, _seconds(conn, c.responded_at, c.opened_at)))),
+            func.count(case((resolved, 1))),
+            func.sum(case((resolved, _seconds(conn, c.resolved_at, c.opened_at)))),
+        )
+        .where(*where)
+        .group_by(c.priority, respond, resolve)
+    )
+    for priority, respond_v, resolve_v, count, acks, ack_s, fixes, fix_s in conn.execute(query):
+        sums = {"incidents": count, "acks": acks, "ack_s": ack_s, "fixes": fixes, "fix_s": fix_s}
+        if respond_v is not None:
+            sums[f"respond_{respond_v}"] = count
+        if resolve_v is not None:
+            sums[f"resolve_{resolve_v}"] = count
+        _add(totals, priority, sums)
+
+
+def _answered() -> ColumnElement[bool]:
+    """A person responded while it was unresolved (sla.respond_verdict)."""
+    c = incidents.c
+    return and_(
+        c.responded_at.is_not(None), or_(c.resolved_at.is_(None), c.responded_at <= c.resolved_at)
+    )
+
+
+def _respond_verdict(now: datetime) -> ColumnElement[Any]:
+    """sla.respond_verdict in SQL; times compare as they do in Python (UTC text of one
+    width on SQLite, timestamptz on PostgreSQL)."""
+    c = incidents.c
+    return case(
+        (c.respond_due.is_(None), null()),
+        (_answered(), case((c.responded_at <= c.respond_due, MET), else_=BREACHED)),
+        (
+            c.resolved_at.is_not(None),
+            case((c.resolved_at <= c.respond_due, NOT_NEEDED), else_=BREACHED),
+        ),
+        (c.respond_due < now, BREACHED),
+        else_=PENDING,
+    )
+
+
+def _resolve_verdict(now: datetime) -> ColumnElement[Any]:
+    c = incidents.c
+    return case(
+        (c.resolve_due.is_(None), null()),
+        (c.resolved_at.is_not(None), case((c.resolved_at <= c.resolve_due, MET), else_=BREACHED)),
+        (c.resolve_due < now, BREACHED),
+        else_=PENDING,
+    )
+
+
+def _sqlite(conn: Connection) -> bool:
+    return conn.dialect.name == "sqlite"
+
+
+def _seconds(conn: Connection, later: ColumnElement[Any], earlier: ColumnElement[Any]) -> Any:
+    if _sqlite(conn):
+        return (func.julianday(later) - func.julianday(earlier)) * 86400.0
+    return func.extract("epoch", later - earlier)

@@ -115,10 +115,13 @@ incidents = Table(
     Column("problem_key", Text, nullable=True),
     Column("known_error", Text, nullable=True),
     UniqueConstraint("active_key"),
-    Index(None, "status", "priority"),
+    # With the id: the lists page through one (status, priority) range newest first
+    # without sorting it (SQLite adds the rowid to an index anyway, PostgreSQL does not).
+    Index(None, "status", "priority", "id"),
     Index(None, "key"),
     Index(None, "auto_resolve_at"),
-    Index(None, "service"),
+    Index(None, "service", "id"),
+    Index(None, "opened_at"),  # the SLA summary's window
     Index(None, "problem_key", "opened_at"),
 )
 
@@ -156,6 +159,19 @@ alerts = Table(
         sqlite_where=text(SUPPRESSED_FIRING),
         postgresql_where=text(SUPPRESSED_FIRING),
     ),
+)
+
+# The label values of each incident's alerts (up to LABEL_VALUE_MAX characters), for
+# the incident search: written by triggers on `alerts` (migration 0014), so the
+# ingest path binds nothing more. One row per value and incident, whatever the count
+# of alerts carrying it.
+LABEL_VALUE_MAX = 200
+incident_labels = Table(
+    "incident_labels",
+    metadata,
+    Column("value", String(LABEL_VALUE_MAX), primary_key=True),
+    Column("incident_id", Integer, primary_key=True),
+    sqlite_with_rowid=False,
 )
 
 timeline = Table(
@@ -257,6 +273,26 @@ sla_breaches = Table(
     Column("kind", String(16), primary_key=True),  # respond | resolve
     Column("due_at", UTCDateTime, nullable=False),
     Column("marked_at", UTCDateTime, nullable=False),
+)
+
+# The SLA facts of resolved incidents (final once resolved) summed per UTC day of
+# opening and priority: what GET /api/v1/sla reads for whole days instead of every
+# incident. Kept by triggers on `incidents` (migration 0014).
+sla_days = Table(
+    "sla_days",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD, UTC
+    Column("priority", String(2), primary_key=True),
+    Column("incidents", Integer, nullable=False),
+    Column("respond_met", Integer, nullable=False),
+    Column("respond_breached", Integer, nullable=False),
+    Column("respond_not_needed", Integer, nullable=False),
+    Column("resolve_met", Integer, nullable=False),
+    Column("resolve_breached", Integer, nullable=False),
+    Column("acks", Integer, nullable=False),  # answered by a person: MTTA's count
+    Column("ack_s", Float, nullable=False),  # and its sum of seconds
+    Column("fixes", Integer, nullable=False),
+    Column("fix_s", Float, nullable=False),
 )
 
 # Availability history: each check's and service's state changes (kept
