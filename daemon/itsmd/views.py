@@ -67,6 +67,17 @@ def alert_json(alert: StoredAlert) -> dict[str, Any]:
     }
 
 
+def found_alert_json(alert: StoredAlert, state: str) -> dict[str, Any]:
+    """An alert as the alert search shows it: with its incident and its state
+    (docs/api.md, Searching alerts)."""
+    incident = alert.incident_id
+    return {
+        **alert_json(alert),
+        "incident_id": None if incident is None else format_incident_id(incident),
+        "state": state,
+    }
+
+
 def timeline_json(entry: TimelineEntry) -> dict[str, Any]:
     return {
         "at": format_time(entry.at),

@@ -70,7 +70,7 @@ WRONG_METHODS = [
     ("POST", "/metrics", ["GET", "HEAD"]),
     ("PUT", "/-/ready", ["GET", "HEAD"]),
     ("GET", "/-/reload", ["POST"]),
-    ("GET", "/api/v1/alerts", ["POST"]),
+    ("PUT", "/api/v1/alerts", ["GET", "HEAD", "POST"]),
     ("GET", WEBHOOK, ["POST"]),
     ("DELETE", INCIDENTS, ["GET", "HEAD"]),
     ("OPTIONS", INCIDENTS, ["GET", "HEAD"]),

@@ -21,6 +21,7 @@ from itsmd.correlation.lifecycle import Conflict
 from itsmd.durations import format_time
 from itsmd.models import ProblemRecord, ProblemStatus, format_incident_id
 from itsmd.runtime.actions import InvalidAction, NotFound
+from itsmd.runtime.writer import UnitOfWork
 from itsmd.store import repo
 from itsmd.store.notes import note_problem
 from itsmd.views import problem_json
@@ -86,26 +87,33 @@ async def act_on_problem(request: web.Request) -> web.Response:
     if field and (not isinstance(text, str) or not text.strip()):
         raise InvalidAction(f'{action} needs {{"{field}": "..."}}')
 
+    done = await writer_of(runtime).run(problem_work(problem_id, action, text))
+    return web.json_response(problem_json(done))
+
+
+def problem_work(problem_ref: int, action: str, text: str | None) -> UnitOfWork[ProblemRecord]:
+    """The unit of work of a problem action (its text already checked), for the API
+    and the console's forms alike."""
+
     def work(conn: Connection, now: datetime) -> ProblemRecord:
-        found = repo.get_problem(conn, problem_id)
+        found = repo.get_problem(conn, problem_ref)
         if found is None:
-            raise NotFound(f"no problem PRB-{problem_id}")
-        problem = found[0]
-        if problem.status is ProblemStatus.RESOLVED:
-            raise Conflict(f"{problem.ref} is resolved")
+            raise NotFound(f"no problem PRB-{problem_ref}")
+        if found[0].status is ProblemStatus.RESOLVED:
+            raise Conflict(f"{found[0].ref} is resolved")
         if action == "root_cause":
-            repo.update_problem(conn, problem_id, root_cause=text)
+            repo.update_problem(conn, problem_ref, root_cause=text)
         elif action == "known_error":
             repo.update_problem(
-                conn, problem_id, status=ProblemStatus.KNOWN_ERROR.value, workaround=text
+                conn, problem_ref, status=ProblemStatus.KNOWN_ERROR.value, workaround=text
             )
         else:
             repo.update_problem(
-                conn, problem_id, status=ProblemStatus.RESOLVED.value, resolved_at=now
+                conn, problem_ref, status=ProblemStatus.RESOLVED.value, resolved_at=now
             )
-            note_problem(conn, "problem_resolved", problem_id, now)
-        updated = repo.get_problem(conn, problem_id)
+            note_problem(conn, "problem_resolved", problem_ref, now)
+        updated = repo.get_problem(conn, problem_ref)
         assert updated is not None
         return updated[0]
 
-    return web.json_response(problem_json(await writer_of(runtime).run(work)))
+    return work

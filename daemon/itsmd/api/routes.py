@@ -49,12 +49,31 @@ class Operation:
     params: tuple[Param, ...] = ()
     body: Mapping[str, Any] | None = None
     body_type: str = JSON
+    body_required: bool = True  # False: it may be left out (an action without a note)
     response: Mapping[str, Any] | None = None
     status: int = 200
     content: str = JSON  # the media type of the 2xx answer
-    errors: tuple[int, ...] = ()  # statuses besides 401/403/503 that it answers
+    errors: tuple[int, ...] = ()  # statuses besides 401/403/429/503 that it answers
+
+
+# The operations an application serves, as `register` added them: the OpenAPI
+# document is written from these, so it describes the app it is served by.
+OPERATIONS: web.AppKey[tuple[Operation, ...]] = web.AppKey("operations")
 
 
 def register(app: web.Application, operations: Iterable[Operation]) -> None:
-    for op in operations:
-        app.router.add_route(op.method, op.path, op.handler)
+    """Route each operation (a GET answers HEAD too, as aiohttp's `add_get` does) and
+    add it to `app[OPERATIONS]`; may be called again with more. ValueError for a
+    method and path declared twice (aiohttp would route the first only)."""
+    added = tuple(operations)
+    seen = {(op.method, op.path) for op in app.get(OPERATIONS, ())}
+    for op in added:
+        if (op.method, op.path) in seen:
+            raise ValueError(f"{op.method} {op.path} is declared twice")
+        seen.add((op.method, op.path))
+    for op in added:
+        if op.method == "GET":
+            app.router.add_get(op.path, op.handler)
+        else:
+            app.router.add_route(op.method, op.path, op.handler)
+    app[OPERATIONS] = (*app.get(OPERATIONS, ()), *added)

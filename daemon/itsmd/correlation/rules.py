@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
@@ -153,6 +153,8 @@ class MaintenanceWindow:
     change: str | None = None
     file: str = ""
     line: int = 0
+    comment: str | None = None  # why, as its creator said (windows of the API)
+    created_by: str | None = None  # who created it through the API
     _cron: CronTrigger | None = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -162,16 +164,26 @@ class MaintenanceWindow:
         object.__setattr__(self, "_cron", cron)
 
     def occurrence(self, now: datetime) -> tuple[datetime, datetime] | None:
-        """The start and end of the occurrence `now` falls in, if any (end excluded)."""
+        """The start and end of the occurrence `now` falls in, if any (end excluded).
+        A recurring window with an `end` (one ended early) has no occurrence after it."""
         if self._cron is None:
             assert self.start is not None
             assert self.end is not None
             return (self.start, self.end) if self.start <= now < self.end else None
+        if self.end is not None and now >= self.end:
+            return None
         # The first start at or after now - duration is the only one whose span can hold now.
         start = self._cron.get_next_fire_time(None, now - self.duration)
         if start is None or not start <= now < start + self.duration:
             return None
-        return start.astimezone(UTC), (start + self.duration).astimezone(UTC)
+        until = start + self.duration
+        if self.end is not None:
+            until = min(until, self.end)
+        return start.astimezone(UTC), until.astimezone(UTC)
+
+    def ended(self, now: datetime) -> bool:
+        """Over for good: a one-off window past its end, or one ended early."""
+        return self.end is not None and self.end <= now
 
     def describe(self) -> str:
         return describe_window(self.name, self.action, self.change)
@@ -616,16 +628,27 @@ def _parse_window(
 
 
 API_WINDOWS = "api"  # the `file` of windows created through the API
+MAX_COMMENT = 4000  # characters of a window's comment
 
 
 def parse_window(text: str) -> MaintenanceWindow:
     """One window given as JSON (or YAML) by the API, checked as in a rule file."""
     findings = Findings("request body")
     m = expect_mapping(findings, load_yaml(text, "request body"), 1, "")
+    comment = None
+    if m is not None and "comment" in m:  # the API's own key; rule files use YAML comments
+        comment = get_str(findings, m, "comment", "window")
+        if comment is not None and len(comment) > MAX_COMMENT:
+            findings.error(
+                m.line_of("comment"),
+                "window.comment",
+                f"at most {MAX_COMMENT} characters, got {len(comment)}",
+            )
+        del m["comment"]
     window = _parse_window(findings, m, "window", API_WINDOWS) if m is not None else None
     findings.raise_if_any()
     assert window is not None
-    return window
+    return replace(window, comment=(comment or "").strip() or None)
 
 
 def _window_action(text: str) -> WindowAction:
