@@ -31,6 +31,7 @@ def no_token_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ITSMD_TOKEN", raising=False)
     monkeypatch.delenv("ITSMD_TOKEN_FILE", raising=False)
     monkeypatch.delenv("ITSMD_URL", raising=False)
+    monkeypatch.setenv("USER", "alice")  # the name recorded beside the token's
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ async def test_the_token_comes_from_a_file(
     daemon: ApiClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await ack(daemon, "--token-file", token_file(tmp_path)) == 0
-    assert await acked_by(daemon) == "acknowledged by oncall: on it"
+    assert await acked_by(daemon) == "acknowledged by alice (token oncall): on it"
     assert capsys.readouterr().err == ""
 
 
@@ -89,7 +90,7 @@ async def test_the_token_file_may_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("ITSMD_TOKEN_FILE", token_file(tmp_path))
     assert await ack(daemon) == 0
-    assert await acked_by(daemon) == "acknowledged by oncall: on it"
+    assert await acked_by(daemon) == "acknowledged by alice (token oncall): on it"
     assert capsys.readouterr().err == ""
 
 
@@ -98,7 +99,7 @@ async def test_the_token_may_come_from_the_environment(
 ) -> None:
     monkeypatch.setenv("ITSMD_TOKEN", SECRET)
     assert await ack(daemon) == 0
-    assert await acked_by(daemon) == "acknowledged by oncall: on it"
+    assert await acked_by(daemon) == "acknowledged by alice (token oncall): on it"
     assert capsys.readouterr().err == ""
 
 
@@ -106,7 +107,7 @@ async def test_a_token_on_the_command_line_works_with_a_warning(
     daemon: ApiClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert await ack(daemon, "--token", SECRET) == 0
-    assert await acked_by(daemon) == "acknowledged by oncall: on it"
+    assert await acked_by(daemon) == "acknowledged by alice (token oncall): on it"
     err = capsys.readouterr().err
     assert err.startswith(WARNING), err
     assert "--token-file" in err
@@ -118,7 +119,7 @@ async def test_the_command_line_wins_over_the_environment(
 ) -> None:
     monkeypatch.setenv("ITSMD_TOKEN", "s3cret-ingest-token")  # may not acknowledge
     assert await ack(daemon, "--token-file", token_file(tmp_path)) == 0
-    assert await acked_by(daemon) == "acknowledged by oncall: on it"
+    assert await acked_by(daemon) == "acknowledged by alice (token oncall): on it"
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from itsmd import __version__
-from itsmd.cli import client
+from itsmd.cli import client, completion, incidents, maintenance, oncall
 from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.models import Alert, AlertStatus, StoredAlert
@@ -30,12 +30,14 @@ EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 _RECORDED_NOW = datetime.max.replace(tzinfo=UTC)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, clock: Callable[[], datetime] | None = None) -> int:
+    """`clock`: what the API commands call now, for the ages they show (tests give one)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not hasattr(args, "func"):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    args.now = (clock or _utcnow)()
     try:
         result: int = args.func(args)
         return result
@@ -131,9 +133,16 @@ def _parser() -> argparse.ArgumentParser:
     _add_settings_args(upgrade)
     upgrade.set_defaults(func=_db_upgrade)
 
-    client.add_commands(sub)
-    client.add_problem_commands(sub)
+    incidents.add_commands(sub)
+    incidents.add_problem_commands(sub)
+    oncall.add_commands(sub)
+    maintenance.add_commands(sub)
+    completion.add_command(sub, p)
     return p
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _add_settings_args(p: argparse.ArgumentParser) -> None:
