@@ -298,7 +298,7 @@ async def test_paths_outside_the_api_are_not_held_to_the_json_rule(
     """The console's forms (outside /api/) carry CSRF tokens instead."""
     client = await make_client()
     resp = await client.post(
-        "/incidents/INC-1",
+        "/incidents/INC-1/nothing",
         data=b"a=b",
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )

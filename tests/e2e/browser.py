@@ -1,7 +1,7 @@
 """A real browser for console tests: Debian's headless Chromium driven by Selenium.
 
-`browser` is a factory fixture: `browser.open(width=375)` starts one Chromium (a
-phone is a narrow window); every window is closed at teardown. Screenshots go to
+`browser` is a factory fixture: `browser.open(width=375)` starts one Chromium (below
+600 px, a phone's screen is emulated); every window is closed at teardown. Screenshots go to
 the test's output folder, `test-output/<test name>/` at the top of the
 repository (or under `ITSMD_TEST_OUTPUT`), kept after the run so a person can
 look at them.
@@ -9,6 +9,7 @@ look at them.
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
@@ -25,6 +27,8 @@ from tests.conftest import require_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 10.0
+PHONE_MAX = 600  # narrower windows are phones
+_GONE = (NoSuchElementException, StaleElementReferenceException)
 
 
 def output_dir(request: pytest.FixtureRequest) -> Path:
@@ -41,17 +45,35 @@ class Browser:
         self.driver = driver
         self._shots = shots
 
-    def screenshot(self, name: str) -> Path:
+    def screenshot(self, name: str, full_page: bool = False) -> Path:
+        """The window, or with `full_page` the whole page however long it is."""
         path = self._shots / f"{name}.png"
-        assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
+        if full_page:
+            shot = self.driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+                "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+            )
+            path.write_bytes(base64.b64decode(shot["data"]))
+        else:
+            assert self.driver.save_screenshot(str(path)), f"no screenshot written to {path}"
         return path
 
     def wait(
         self, condition: Callable[[WebDriver], Any], what: str, timeout_s: float = WAIT_S
     ) -> Any:
-        return WebDriverWait(self.driver, timeout_s, poll_frequency=0.1).until(
-            condition, message=f"waited {timeout_s:g}s for {what}"
-        )
+        """Until `condition` is truthy. An element that vanishes while it is read (a
+        form's answer loading, a live update swapping the page) is read again."""
+        return WebDriverWait(
+            self.driver, timeout_s, poll_frequency=0.1, ignored_exceptions=_GONE
+        ).until(condition, message=f"waited {timeout_s:g}s for {what}")
+
+    def click(self, by: str, value: str, what: str) -> None:
+        """Click the element once it is there, again if a live update replaced it."""
+
+        def clicked(d: WebDriver) -> bool:
+            d.find_element(by, value).click()
+            return True
+
+        self.wait(clicked, what)
 
 
 class BrowserFactory:
@@ -75,6 +97,13 @@ class BrowserFactory:
         ):
             options.add_argument(arg)
         driver = webdriver.Chrome(service=Service(driver_bin), options=options)
+        if width < PHONE_MAX:
+            # Headless Chromium keeps windows at least ~500 px wide: a phone's screen is
+            # emulated instead, as DevTools' device mode does (the viewport meta counts).
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True},
+            )
         browser = Browser(driver, output_dir(self._request))
         self._open.append(browser)
         return browser

@@ -35,6 +35,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import get_free_port, require_binary, wait_until
+from tests.e2e.browser import browser as browser  # the fixture, for every e2e test
 
 if TYPE_CHECKING:
     from tests.e2e.prometheus_peer import PrometheusFactory

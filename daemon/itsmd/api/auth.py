@@ -12,7 +12,14 @@ from browsers):
   comes from (`Origin`, which browsers send), comes from this daemon's own origin.
 
 Paths outside `/api/` (the web console's forms, which carry CSRF tokens) are not
-held to the JSON rule.
+held to the JSON rule, but to the Origin rule all the same.
+
+The console's pages authenticate by a session cookie, never by a header (a browser
+sends Basic credentials it remembers to any page that asks, so a header would let
+another site's form act); the JSON API by a header, never by the cookie. A session
+is the token's name, an expiry and an HMAC of both keyed by the token's secret: any
+replica can check it without shared state, and removing or changing a token ends
+its sessions (docs/console.md).
 
 Repeated wrong tokens from one address refuse it for a while (429), kept in memory.
 """
@@ -21,15 +28,18 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
 import ipaddress
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any, NamedTuple
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple, Protocol
+from urllib.parse import quote, urlsplit
 
 from aiohttp import hdrs, web
 
@@ -40,6 +50,10 @@ from itsmd.config import Role, Settings, Token, split_listen
 log = logging.getLogger(__name__)
 PUBLIC_PATHS = frozenset({"/metrics", "/-/healthy", "/-/ready"})
 INGEST_PATHS = frozenset({"/api/v1/webhooks/alertmanager", "/api/v1/alerts"})
+# Console paths anyone may reach: signing in needs no session, nor do its style sheet
+# and script.
+CONSOLE_OPEN = frozenset({"/login", "/logout"})
+STATIC_PREFIX = "/static/"
 READERS = frozenset({Role.READ, Role.RESPOND, Role.ADMIN})
 RESPONDERS = frozenset({Role.RESPOND, Role.ADMIN})
 INGESTERS = frozenset({Role.INGEST, Role.ADMIN})
@@ -55,7 +69,7 @@ _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="itsmd", Basic realm="itsmd"'}
 
 def required_roles(method: str, path: str) -> frozenset[Role] | None:
     """The roles allowed to make this request; None when it needs no token."""
-    if path in PUBLIC_PATHS:
+    if path in PUBLIC_PATHS or path in CONSOLE_OPEN or path.startswith(STATIC_PREFIX):
         return None
     if path == "/-/reload":
         return ADMINS
@@ -63,8 +77,14 @@ def required_roles(method: str, path: str) -> frozenset[Role] | None:
         return INGESTERS
     if method in SAFE_METHODS:
         return READERS
-    acts = path.startswith(("/api/v1/incidents", "/api/v1/problems"))
+    # Incident and problem actions, of the API and of the console's forms.
+    acts = path.startswith(("/api/v1/incidents", "/api/v1/problems", "/incidents/", "/problems/"))
     return RESPONDERS if acts else ADMINS
+
+
+def is_console(path: str) -> bool:
+    """A page of the web console: authenticated by session cookie, not by header."""
+    return not path.startswith(("/api/", "/-/")) and path not in PUBLIC_PATHS
 
 
 def is_api_write(method: str, path: str) -> bool:
@@ -173,6 +193,109 @@ THROTTLE = web.AppKey("auth_throttle", FailureThrottle)
 REFUSALS = web.AppKey("refusal_log", RefusalLog)
 
 
+class RefusalPage(Protocol):
+    """How the console answers a refusal on one of its paths: a page, not JSON."""
+
+    def __call__(
+        self, request: web.Request, status: int, error: str, headers: Mapping[str, str] | None
+    ) -> web.StreamResponse: ...
+
+
+CONSOLE_REFUSAL = web.AppKey("console_refusal", RefusalPage)
+
+
+# ---- console sessions
+
+SESSION_COOKIE = "itsmd_session"
+SESSION_TTL = timedelta(hours=12)  # an on-call night; a new login after it
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A console session: whose token, until when (Unix seconds), the cookie's value."""
+
+    token: Token
+    expires: int
+    value: str
+
+
+ROLE = web.RequestKey("role", Role)  # the role the request is made with
+SESSION = web.RequestKey("session", Session)  # a console request's session, with tokens
+
+
+def _session_mac(token: Token, expires: int) -> str:
+    message = f"itsmd-session\x00{token.name}\x00{expires}".encode()
+    return hmac.new(token.secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def sign_session(token: Token, now: datetime) -> Session:
+    """A new session of `token`, good for SESSION_TTL."""
+    expires = int((now + SESSION_TTL).timestamp())
+    name = base64.urlsafe_b64encode(token.name.encode()).decode().rstrip("=")
+    return Session(token, expires, f"{name}.{expires}.{_session_mac(token, expires)}")
+
+
+def session_of(value: str | None, tokens: Sequence[Token], now: datetime) -> Session | None:
+    """The session a cookie's value proves, or None: malformed, expired, or signed
+    with a secret no configured token of that name has (any more)."""
+    if not value or len(value) > 512:
+        return None
+    encoded, _, rest = value.partition(".")
+    expires_text, _, mac = rest.partition(".")
+    try:
+        name = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+    if not (expires_text.isascii() and expires_text.isdigit()) or len(expires_text) > 12:
+        return None
+    expires = int(expires_text)
+    token = next((t for t in tokens if t.name == name), None)
+    if token is None or expires <= now.timestamp():
+        return None
+    if not hmac.compare_digest(_session_mac(token, expires).encode(), mac.encode()):
+        return None
+    return Session(token, expires, value)
+
+
+class LoginRefused(Exception):
+    """A console login that failed: the message for the person, and for a throttled
+    address the seconds until it may try again."""
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def log_in(request: web.Request, secret: str) -> Token:
+    """The token a console login's secret names, counted and throttled like a wrong
+    token in a header; raises LoginRefused."""
+    settings = request.app[RUNTIME].settings
+    client = request.remote or "unknown"
+    throttle = request.app[THROTTLE]
+    wait = throttle.retry_after(client)
+    if wait:
+        seconds = math.ceil(wait)
+        raise LoginRefused(
+            f"too many failed sign-ins from {client}: try again in {seconds}s", seconds
+        )
+    token = authenticate(f"Bearer {secret}", settings.tokens) if secret.strip() else None
+    if token is None:
+        _failed(request, "unknown_token", "unauthorized")
+        if throttle.failed(client, settings.max_auth_failures):
+            request.app[REFUSALS](
+                "throttled",
+                f"refusing {client} for {throttle.BLOCK_S:g}s: "
+                f"{settings.max_auth_failures} wrong tokens within a minute",
+            )
+        raise LoginRefused("unknown or wrong token")
+    if token.role not in READERS:
+        _failed(request, "wrong_role", "forbidden")
+        raise LoginRefused(
+            f"token {token.name!r} has role {token.role}; the console needs read, respond or admin"
+        )
+    return token
+
+
 class OwnHosts(NamedTuple):
     accepted: frozenset[str]  # lowercased `Host` values (and origins' host[:port])
     shown: tuple[str, ...]  # what an error lists as expected
@@ -275,8 +398,8 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     if roles is not None and not tokens:
         if not _is_loopback(request.remote):
             _failed(request, "not_loopback", "forbidden")
-            return error_response(
-                403, "no auth tokens are configured: only loopback clients are served"
+            return _answer(
+                request, 403, "no auth tokens are configured: only loopback clients are served"
             )
         problem = foreign_host(request, settings)
         if problem is not None:
@@ -288,13 +411,21 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         problem = not_json(request)
         if problem is not None:
             return _refuse(request, 415, "content_type", problem)
+    elif method not in SAFE_METHODS and is_console(path):
+        # The console's forms: another site's page must not post them (login included).
+        problem = foreign_origin(request, settings)
+        if problem is not None:
+            return _refuse(request, 403, "origin", problem, logged=True)
     if roles is None:
         response = await handler(request)
         return response
     if not tokens:
         request[ACTOR] = "anonymous"
+        request[ROLE] = Role.ADMIN
         response = await handler(request)
         return response
+    if is_console(path):
+        return await _console_session(request, handler, roles)
     client = request.remote or "unknown"
     throttle = request.app[THROTTLE]
     wait = throttle.retry_after(client)
@@ -333,8 +464,49 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
             f"{request.method} {request.path} needs one of: {allowed}",
         )
     request[ACTOR] = token.name
+    request[ROLE] = token.role
     response = await handler(request)
     return response
+
+
+async def _console_session(
+    request: web.Request, handler: Any, roles: frozenset[Role]
+) -> web.StreamResponse:
+    """A console page with tokens configured: the session cookie says who. Without one
+    a page sends the browser to sign in (and back here after), a form is refused."""
+    runtime = request.app[RUNTIME]
+    value = request.cookies.get(SESSION_COOKIE)
+    session = session_of(value, runtime.settings.tokens, runtime.clock())
+    if session is None:
+        if request.method in SAFE_METHODS:
+            target = "/login?next=" + quote(str(request.rel_url), safe="")
+            return web.Response(status=303, headers={hdrs.LOCATION: target})
+        why = "your session has ended" if value else "you are not signed in"
+        return _answer(request, 403, f"{why}: sign in again, then send the form again")
+    token = session.token
+    if token.role not in roles:
+        _failed(request, "wrong_role", "forbidden")
+        allowed = ", ".join(sorted(r.value for r in roles))
+        return _answer(
+            request,
+            403,
+            f"token {token.name!r} has role {token.role}; this needs one of: {allowed}",
+        )
+    request[ACTOR] = token.name
+    request[ROLE] = token.role
+    request[SESSION] = session
+    response: web.StreamResponse = await handler(request)
+    return response
+
+
+def _answer(
+    request: web.Request, status: int, error: str, headers: dict[str, str] | None = None
+) -> web.StreamResponse:
+    """A refusal: a page on the console's paths (once the console is set up), else JSON."""
+    page = request.app.get(CONSOLE_REFUSAL)
+    if page is not None and is_console(request.path):
+        return page(request, status, error, headers)
+    return error_response(status, error, headers=headers)
 
 
 def _failed(request: web.Request, reason: str, rejected: str) -> None:
@@ -351,7 +523,7 @@ def _refuse(
     headers: dict[str, str] | None = None,
     *,
     logged: bool = False,
-) -> web.Response:
+) -> web.StreamResponse:
     request.app[RUNTIME].metrics.http_refused.labels(reason).inc()
     if logged:
         request.app[REFUSALS](
@@ -359,7 +531,7 @@ def _refuse(
         )
     rejected = {403: "forbidden", 415: "unsupported_media_type", 429: "throttled"}[status]
     _reject(request, rejected)
-    return error_response(status, error, headers=headers)
+    return _answer(request, status, error, headers)
 
 
 def _reject(request: web.Request, reason: str) -> None:

@@ -16,9 +16,9 @@ from aiohttp import web
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import SQLAlchemyError
 
-from itsmd.api import auth, incidents, levels, maintenance, notifications, ops, problems
+from itsmd import console
+from itsmd.api import auth, operations, ops, routes
 from itsmd.api.errors import errors_middleware
-from itsmd.api.ingest import ingest_handler
 from itsmd.api.keys import CHECKS, HTTP, OUTBOX, RUNTIME
 from itsmd.checks.jobs import CheckJobs
 from itsmd.checks.runner import CheckRunner
@@ -94,23 +94,10 @@ def build_app(
     app[RUNTIME] = runtime
     app[auth.THROTTLE] = auth.FailureThrottle()
     app[auth.REFUSALS] = auth.RefusalLog(auth.log)
-    for route in SOURCES:
-        app.router.add_post(route.path, ingest_handler(route.source))
-    app.router.add_get("/api/v1/incidents", incidents.list_incidents)
-    app.router.add_get("/api/v1/incidents/{id}", incidents.show_incident)
-    app.router.add_post("/api/v1/incidents/{id}/{action}", incidents.act_on_incident)
-    app.router.add_get("/api/v1/problems", problems.list_problems)
-    app.router.add_get("/api/v1/problems/{id}", problems.show_problem)
-    app.router.add_post("/api/v1/problems/{id}/{action}", problems.act_on_problem)
-    app.router.add_get("/api/v1/maintenance", maintenance.list_windows)
-    app.router.add_post("/api/v1/maintenance", maintenance.create_window)
-    app.router.add_delete("/api/v1/maintenance/{name}", maintenance.delete_window)
-    app.router.add_get("/-/healthy", ops.healthy)
-    app.router.add_get("/-/ready", ops.ready)
-    app.router.add_post("/-/reload", ops.reload)
-    app.router.add_get("/metrics", ops.metrics)
-    app.router.add_get("/api/v1/notifications", notifications.list_notifications)
-    app.router.add_post("/api/v1/notifications/{id}/retry", notifications.retry_notification)
+    operations.mount_sources(app, SOURCES)
+    routes.register(app, operations.API)
+    routes.register(app, console.OPERATIONS)
+    console.setup(app)
     app[OUTBOX] = OutboxWorker(
         lambda: runtime.settings.connectors.routes,
         lambda: runtime.settings.base_url,
@@ -118,10 +105,6 @@ def build_app(
         metrics,
         poll_s=notify_poll_s,
     )
-    app.router.add_get("/api/v1/checks", levels.list_checks)
-    app.router.add_get("/api/v1/availability", levels.availability)
-    app.router.add_get("/api/v1/capacity", levels.capacity)
-    app.router.add_get("/api/v1/sla", levels.sla_summary)
     app[HTTP] = HttpClient()
     app.cleanup_ctx.append(_http_ctx)
     app.cleanup_ctx.append(_store_ctx(migrate))

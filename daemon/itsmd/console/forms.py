@@ -1,0 +1,281 @@
+"""The console's forms (POST): read, check the CSRF token, act through the same use
+cases as the JSON API, then send the browser back to a page (303)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from urllib.parse import parse_qsl, quote
+
+from aiohttp import hdrs, web
+
+from itsmd.api import auth
+from itsmd.api.errors import BadRequest
+from itsmd.api.keys import RUNTIME
+from itsmd.api.maintenance import end_window_now, save_window
+from itsmd.api.params import read_body, writer_of
+from itsmd.api.problems import problem_work
+from itsmd.console.pages import (
+    incident_id,
+    incident_response,
+    load_incident,
+    load_problem,
+    maintenance_response,
+    problem_id,
+    problem_response,
+)
+from itsmd.console.render import HEADERS, error_page, page, render, see_other
+from itsmd.console.session import (
+    CSRF_FIELD,
+    NAME_COOKIE,
+    clean_name,
+    csrf_ok,
+    safe_next,
+    viewer_of,
+)
+from itsmd.correlation.lifecycle import Conflict
+from itsmd.correlation.rules import parse_window
+from itsmd.durations import format_time, parse_duration, parse_time
+from itsmd.runtime.actions import InvalidAction, NotFound, incident_action
+from itsmd.yamlsource import LoadError
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM = 64 * 1024
+MAX_FIELDS = 32
+
+
+class CsrfRefused(Exception):
+    """A form without this session's CSRF token (403)."""
+
+
+async def read_form(request: web.Request, *, csrf: bool = True) -> dict[str, str]:
+    """A form's fields (the first value of each), its CSRF token checked."""
+    media = request.headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower()
+    if media != FORM:
+        raise BadRequest(f"body: expected a form ({FORM}), got {media or 'none'}")
+    raw = await read_body(request, MAX_FORM, "a form's limit")
+    try:
+        pairs = parse_qsl(
+            raw.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FIELDS
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest(f"body: not a form: {exc}") from None
+    fields: dict[str, str] = {}
+    for key, value in pairs:
+        if "\x00" in value:
+            raise BadRequest(f"{key}: must not contain a NUL character")
+        fields.setdefault(key, value)
+    if csrf and not csrf_ok(request, fields.get(CSRF_FIELD, "")):
+        raise CsrfRefused(
+            "this form is out of date or not from this page (its CSRF token does not match "
+            "your session): reload the page and send it again"
+        )
+    return fields
+
+
+# ---- incidents
+
+# The console's action names are the API's (`ack`, not the button's `Acknowledge`).
+INCIDENT_DONE = {
+    "ack": "Acknowledged",
+    "assign": "Assigned",
+    "comment": "Commented on",
+    "resolve": "Resolved",
+    "reopen": "Reopened",
+}
+
+
+@page
+async def act_on_incident(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    action = request.match_info["action"]
+    if action not in INCIDENT_DONE:
+        raise NotFound(f"no action {action!r}; actions: {', '.join(INCIDENT_DONE)}")
+    wanted = incident_id(request.match_info["id"])
+    try:
+        fields = await read_form(request)
+    except CsrfRefused as exc:
+        return error_page(request, 403, str(exc))
+    body: dict[str, str] = {k: fields[k] for k in ("note", "text", "assignee") if k in fields}
+    actor = viewer_of(request).name
+    try:
+        inc = await writer_of(runtime).run(incident_action(wanted, action, actor, body))
+    except (Conflict, InvalidAction) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422
+        loaded = await load_incident(request, request.match_info["id"])
+        return incident_response(request, loaded, status, str(exc))
+    return see_other(f"/incidents/{inc.ref}", f"{INCIDENT_DONE[action]} {inc.ref}")
+
+
+# ---- problems
+
+# action -> (the form's text field, what is done)
+PROBLEM_ACTIONS = {
+    "root_cause": ("text", "Root cause set on"),
+    "known_error": ("workaround", "Known error recorded on"),
+    "resolve": (None, "Resolved"),
+}
+
+
+@page
+async def act_on_problem(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    action = request.match_info["action"]
+    if action not in PROBLEM_ACTIONS:
+        raise NotFound(f"no action {action!r}; actions: {', '.join(PROBLEM_ACTIONS)}")
+    wanted = problem_id(request.match_info["id"])
+    try:
+        fields = await read_form(request)
+    except CsrfRefused as exc:
+        return error_page(request, 403, str(exc))
+    field, done = PROBLEM_ACTIONS[action]
+    text = fields.get(field, "").strip() if field else None
+    try:
+        if field and not text:
+            raise InvalidAction(f"{field}: required and must not be empty")
+        problem = await writer_of(runtime).run(problem_work(wanted, action, text))
+    except (Conflict, InvalidAction) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422
+        found = await load_problem(request, request.match_info["id"])
+        return problem_response(request, found, status, str(exc))
+    return see_other(f"/problems/{problem.ref}", f"{done} {problem.ref}")
+
+
+# ---- maintenance
+
+
+def window_document(fields: dict[str, str], now: datetime) -> str:
+    """The form as a `maintenance:` entry (JSON), starting now and lasting `duration`
+    or until `until`; checked by the same parser as the API's windows."""
+    doc: dict[str, str] = {"name": fields.get("name", "").strip()}
+    doc["match"] = fields.get("match", "").strip()
+    doc["start"] = format_time(now)
+    until_text = fields.get("until", "").strip()
+    duration_text = fields.get("duration", "").strip()
+    if until_text:
+        doc["end"] = _until(until_text)
+    else:
+        try:
+            doc["end"] = format_time(now + parse_duration(duration_text or "nothing"))
+        except ValueError:
+            raise InvalidAction(
+                f"duration: expected a duration like 2h or 30m, got {duration_text!r}; "
+                "or give until"
+            ) from None
+    for key in ("comment", "change"):
+        if fields.get(key, "").strip():
+            doc[key] = fields[key].strip()
+    return json.dumps(doc)
+
+
+def _until(text: str) -> str:
+    """RFC 3339, or the browser's `datetime-local` form (YYYY-MM-DDTHH:MM), read as UTC."""
+    for candidate in (text, f"{text}:00Z", f"{text}Z"):
+        try:
+            return format_time(parse_time(candidate))
+        except ValueError:
+            continue
+    raise InvalidAction(f"until: expected a time like 2026-12-01T04:00:00Z, got {text!r}")
+
+
+@page
+async def create_window(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    try:
+        fields = await read_form(request)
+    except CsrfRefused as exc:
+        return error_page(request, 403, str(exc))
+    kept = {k: v for k, v in fields.items() if k != CSRF_FIELD}
+    try:
+        window = parse_window(window_document(fields, runtime.clock()))
+        await save_window(runtime, window, viewer_of(request).name)
+    except LoadError as exc:
+        error = "; ".join(p.message for p in exc.findings)
+        return maintenance_response(request, 422, error, kept)
+    except (InvalidAction, Conflict) as exc:
+        status = 409 if isinstance(exc, Conflict) else 422
+        return maintenance_response(request, status, str(exc), kept)
+    return see_other("/maintenance", f"Maintenance window {window.name} created")
+
+
+@page
+async def end_window(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    try:
+        await read_form(request)
+    except CsrfRefused as exc:
+        return error_page(request, 403, str(exc))
+    name = request.match_info["name"]
+    try:
+        await end_window_now(runtime, name)
+    except Conflict as exc:
+        return maintenance_response(request, 409, str(exc))
+    return see_other("/maintenance", f"Maintenance window {name} ended")
+
+
+# ---- signing in and out
+
+
+def _secure(request: web.Request) -> bool:
+    external = request.app[RUNTIME].settings.external_url or ""
+    return request.secure or external.startswith("https://")
+
+
+@page
+async def login_page(request: web.Request) -> web.StreamResponse:
+    return render(request, "login.html", next=safe_next(request.query.get("next")), error=None)
+
+
+@page
+async def login(request: web.Request) -> web.StreamResponse:
+    runtime = request.app[RUNTIME]
+    fields = await read_form(request, csrf=False)  # no session yet to bind a token to
+    target = safe_next(fields.get("next"))
+    if not runtime.settings.tokens:
+        response = see_other(target)
+        name = clean_name(fields.get("name", ""))
+        if name:
+            response.set_cookie(
+                NAME_COOKIE,
+                quote(name, safe=""),
+                path="/",
+                httponly=True,
+                samesite="Strict",
+                max_age=int(timedelta(days=30).total_seconds()),
+                secure=_secure(request) or None,
+            )
+        else:
+            response.del_cookie(NAME_COOKIE, path="/")
+        return response
+    try:
+        token = auth.log_in(request, fields.get("token", ""))
+    except auth.LoginRefused as exc:
+        wait = exc.retry_after_s
+        return render(
+            request,
+            "login.html",
+            status=429 if wait else 401,
+            headers={"Retry-After": str(wait)} if wait else None,
+            next=target,
+            error=str(exc),
+        )
+    session = auth.sign_session(token, runtime.clock())
+    response = see_other(target)
+    response.set_cookie(
+        auth.SESSION_COOKIE,
+        session.value,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        max_age=int(auth.SESSION_TTL.total_seconds()),
+        secure=_secure(request) or None,
+    )
+    return response
+
+
+@page
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.Response(status=303, headers={"Location": "/login", **HEADERS})
+    response.del_cookie(auth.SESSION_COOKIE, path="/")
+    response.del_cookie(NAME_COOKIE, path="/")
+    return response

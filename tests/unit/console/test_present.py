@@ -1,0 +1,130 @@
+"""What the pages show, worked out without a page: ages, alert groups, the timeline."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from itsmd.console.present import age_text, alert_view, collapse, distinguishing, span_text
+from itsmd.models import (
+    Action,
+    AlertStatus,
+    Decision,
+    StoredAlert,
+    TimelineEntry,
+    TimelineKind,
+)
+
+T0 = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0, "0 s"),
+        (59, "59 s"),
+        (60, "1 min"),
+        (3599, "59 min"),
+        (3600, "1 h"),
+        (3600 + 5 * 60, "1 h 5 min"),
+        (47 * 3600, "47 h"),
+        (48 * 3600, "2 d"),
+        (50 * 3600, "2 d 2 h"),
+    ],
+)
+def test_span_text(seconds: int, text: str) -> None:
+    assert span_text(timedelta(seconds=seconds)) == text
+
+
+@pytest.mark.parametrize(
+    ("moment", "text"),
+    [
+        (T0 - timedelta(minutes=12), "12 min ago"),
+        (T0 + timedelta(minutes=5), "in 5 min"),
+        (T0, "now"),
+    ],
+)
+def test_age_text(moment: datetime, text: str) -> None:
+    assert age_text(moment, T0) == text
+
+
+def stored(
+    alert_id: int,
+    labels: dict[str, str],
+    *,
+    status: AlertStatus = AlertStatus.FIRING,
+    action: Action = Action.JOINED,
+    starts_at: datetime = T0,
+) -> StoredAlert:
+    return StoredAlert(
+        id=alert_id,
+        fingerprint=f"{alert_id:016x}",
+        starts_at=starts_at,
+        status=status,
+        ends_at=None,
+        labels=labels,
+        annotations={},
+        generator_url="",
+        source="alertmanager",
+        first_received=starts_at,
+        last_received=starts_at,
+        receive_count=1,
+        incident_id=1,
+        decision=Decision(action, "why"),
+    )
+
+
+def test_labels_every_alert_shares_are_common_the_rest_tell_them_apart() -> None:
+    alerts = [
+        stored(1, {"alertname": "Down", "service": "db", "instance": "db-1"}),
+        stored(2, {"alertname": "Down", "service": "db", "instance": "db-2", "zone": "a"}),
+    ]
+    assert distinguishing(alerts) == ({"alertname", "service"}, {"instance", "zone"})
+    assert distinguishing(alerts[:1]) == ({"alertname", "service", "instance"}, set())
+
+
+def test_alerts_are_grouped_firing_first_newest_first_with_what_differs() -> None:
+    later = T0 + timedelta(minutes=5)
+    alerts = [
+        stored(1, {"alertname": "Down", "pod": "a"}, status=AlertStatus.RESOLVED),
+        stored(2, {"alertname": "Down", "pod": "b"}),
+        stored(3, {"alertname": "Down", "pod": "c"}, starts_at=later),
+        stored(4, {"alertname": "Slow", "pod": "d"}, action=Action.ATTACHED),
+    ]
+    view = alert_view(alerts)
+    assert view.common == ()  # alertname differs (Slow), so does pod
+    assert [(g.key, [r.alert.id for r in g.rows]) for g in view.groups] == [
+        ("firing", [3, 2]),
+        ("resolved", [1]),
+        ("symptom", [4]),
+    ]
+    assert view.groups[0].rows[0].labels == (("alertname", "Down"), ("pod", "c"))
+
+
+def entry(minute: int, kind: TimelineKind, message: str, actor: str = "itsmd") -> TimelineEntry:
+    return TimelineEntry(1, T0 + timedelta(minutes=minute), kind, message, actor)
+
+
+def test_the_daemons_repeated_lines_fold_into_the_first_with_a_count() -> None:
+    entries = [
+        entry(0, TimelineKind.OPENED, "opened"),
+        entry(1, TimelineKind.ALERT_RESOLVED, "alert X resolved"),
+        entry(1, TimelineKind.HOLD_STARTED, "hold until 04:01"),
+        entry(2, TimelineKind.ALERT_REFIRED, "alert X fired again"),
+        entry(3, TimelineKind.ALERT_RESOLVED, "alert X resolved"),
+        entry(3, TimelineKind.HOLD_STARTED, "hold until 04:03"),
+        entry(4, TimelineKind.ALERT_REFIRED, "alert X fired again"),
+        entry(5, TimelineKind.COMMENTED, "same", actor="alice"),
+        entry(6, TimelineKind.COMMENTED, "same", actor="alice"),
+    ]
+    lines = collapse(entries)
+    assert [(line.first.message, line.count, line.last_at.minute) for line in lines] == [
+        ("opened", 1, 0),
+        ("alert X resolved", 2, 3),
+        ("hold until 04:01", 1, 1),
+        ("alert X fired again", 2, 4),
+        ("hold until 04:03", 1, 3),
+        ("same", 1, 5),  # what people do is never folded
+        ("same", 1, 6),
+    ]
