@@ -317,6 +317,11 @@ SCHEMAS: dict[str, Schema] = {
                 forecast_ready=_null(_BOOL),
                 forecast_since=_null(_TIME),
                 forecast_reason=_null(_STR),
+                samples={
+                    "type": "array",
+                    "items": {"type": "array", "prefixItems": [_NUM, _NUM], "minItems": 2},
+                    "description": "[unix seconds, value] pairs, oldest first",
+                },
             ),
         }
     ),

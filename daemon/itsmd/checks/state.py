@@ -54,6 +54,21 @@ class SeriesValue:
     forecast_ready: bool | None = None
     forecast_since: datetime | None = None
     forecast_reason: str = ""
+    # At most CHART_SAMPLES of the samples, oldest first, for charts of the series.
+    samples: tuple[tuple[float, float], ...] = ()
+
+
+CHART_SAMPLES: Final = 120
+
+
+def thinned(samples: Sequence[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    """Up to CHART_SAMPLES of `samples` in time order, evenly spaced by position and
+    always with the newest; NaN values (no JSON for them) left out."""
+    ordered = sorted((t, v) for t, v in samples if not math.isnan(v))
+    if len(ordered) <= CHART_SAMPLES:
+        return tuple(ordered)
+    step = (len(ordered) - 1) / (CHART_SAMPLES - 1)
+    return tuple(ordered[round(i * step)] for i in range(CHART_SAMPLES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,16 +251,17 @@ def capacity_series(
     if not samples:
         raise ValueError("a series needs at least one sample")
     value = max(samples)[1]
+    drawn = thinned(samples)
     forecast, target = capacity.forecast, capacity.target
     if forecast is None or target is None:
-        return SeriesValue(dict(labels), value)
+        return SeriesValue(dict(labels), value, samples=drawn)
     since = datetime.fromtimestamp(min(t for t, _ in samples), UTC)
     if not enough(samples, forecast.over.total_seconds()):
         reason = _too_little(samples, forecast.over)
-        return SeriesValue(dict(labels), value, None, False, since, reason)
+        return SeriesValue(dict(labels), value, None, False, since, reason, drawn)
     crossing = crossing_time(samples, target.value, target.direction, now.timestamp())
     exhausts_at = None if crossing is None else datetime.fromtimestamp(crossing, UTC)
-    return SeriesValue(dict(labels), value, exhausts_at, True, since)
+    return SeriesValue(dict(labels), value, exhausts_at, True, since, samples=drawn)
 
 
 def _too_little(samples: Sequence[tuple[float, float]], over: timedelta) -> str:
@@ -269,6 +285,7 @@ def capacity_entry(spec: CheckSpec, series: SeriesValue) -> dict[str, Any]:
         "forecast_ready": series.forecast_ready,
         "forecast_since": format_optional_time(series.forecast_since),
         "forecast_reason": series.forecast_reason or None,
+        "samples": [[round(t, 3), v] for t, v in series.samples],
     }
 
 

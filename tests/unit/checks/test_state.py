@@ -538,6 +538,7 @@ def test_capacity_entry() -> None:
         "forecast_ready": False,
         "forecast_since": "2025-12-31T23:59:00Z",
         "forecast_reason": "2 samples over 1m: ...",
+        "samples": [],
     }
     ready = SeriesValue({"path": "/data"}, 0.31, T0 + 130 * MIN, True, T0 - 90 * MIN)
     entry = capacity_entry(spec, ready)
@@ -548,3 +549,17 @@ def test_capacity_entry() -> None:
     )
     none = capacity_entry(check("type: disk, path: /x, warn: {below: 0.1}"), SeriesValue({}, 0.5))
     assert (none["forecast_ready"], none["forecast_since"]) == (None, None)
+
+
+def test_capacity_series_keeps_a_thinned_copy_of_its_samples_for_charts() -> None:
+    spec = check(DISK)
+    assert spec.capacity is not None
+    many = [(T0.timestamp() + 60 * i, 0.9 - 0.001 * i) for i in range(500)]
+    s = capacity_series(spec.capacity, {"path": "/data"}, list(reversed(many)), T0)
+    assert len(s.samples) == 120
+    assert s.samples[0] == many[0]
+    assert s.samples[-1] == many[-1]  # the newest is always drawn
+    assert list(s.samples) == sorted(s.samples)
+    few = [(T0.timestamp(), 0.5), (T0.timestamp() + 60, float("nan"))]
+    entry = capacity_entry(spec, capacity_series(spec.capacity, {}, few, T0))
+    assert entry["samples"] == [[T0.timestamp(), 0.5]]  # NaN has no JSON
