@@ -393,3 +393,52 @@ async def test_the_query_states_are_the_alert_states(client: ApiClient) -> None:
         assert [a.id for a in only] == [
             a.id for a in everything if alertsearch.state_of(a) is state
         ], state
+
+
+async def _pages(client: ApiClient, q: AlertQuery, **kwargs: Any) -> list[list[str]]:
+    """The pod#id of every page of a search by `search_page`, following `resume_below`."""
+    pages: list[list[str]] = []
+    while True:
+        page = await _read(client, q, **kwargs)
+        pages.append([f"{a.labels['pod']}#{a.id}" for a in page.alerts])
+        if page.resume_below is None:
+            return pages
+        q = AlertQuery(selectors=q.selectors, states=q.states, before_id=page.resume_below)
+
+
+@pytest.mark.parametrize(("limit", "scan"), [(1, None), (2, 3), (3, 2), (50, None)])
+async def test_a_rare_value_is_looked_up_through_its_incidents_with_the_same_answer(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, limit: int, scan: int | None
+) -> None:
+    """`pod="x"` in alerts of two incidents (b twice, a), a suppressed one and two
+    unrouted ones, among others: the pages through `incident_labels` are the pages of a scan."""
+    client = await make_client(RULES)
+    resp = await client.post("/api/v1/maintenance", json=WINDOW)
+    assert resp.status == 201, await resp.text()
+    for n in range(12):
+        service = ["a", "b", "c", "db", None][n % 5]  # db: suppressed; None: unrouted
+        labels = {"pod": "x" if n in (1, 3, 4, 5, 9, 11) else f"p-{n}", "n": str(n)}
+        await client.webhook(alert("Busy", **labels, **({"service": service} if service else {})))
+    for text, count in (('{pod="x"}', 6), ('{pod="x", n=~"1.*"}', 2), ('{pod="x", service=""}', 2)):
+        q = AlertQuery(selectors=(parse_selector(text),))
+        monkeypatch.setattr(alertsearch, "NARROW_INCIDENTS", -1)  # a plain scan
+        scanned = [a for p in await _pages(client, q, limit=limit, scan=scan, chunk=2) for a in p]
+        assert len(scanned) == count, text
+        for indexed in (0, 10_000):  # SQLite: down the table, or through the index
+            monkeypatch.setattr(alertsearch, "NARROW_INCIDENTS", 5000)
+            monkeypatch.setattr(alertsearch, "INDEXED_ALERTS", indexed)
+            narrowed = await _pages(client, q, limit=limit, scan=scan, chunk=2)
+            # Pages end at other places (the scan budget counts other rows), the
+            # alerts they give in turn are the same.
+            assert [a for p in narrowed for a in p] == scanned, (text, indexed)
+            assert all(len(p) <= limit for p in narrowed)
+        monkeypatch.undo()
+
+
+async def test_a_value_no_incident_holds_is_looked_for_among_alerts_of_none(
+    client: ApiClient,
+) -> None:
+    """db-1 was suppressed, web-9 unrouted: no incident holds their values."""
+    for text, pods in (('{pod="db-1"}', ["db-1"]), ('{pod="web-9"}', ["web-9"])):
+        q = AlertQuery(selectors=(parse_selector(text),))
+        assert _pods_of(await _read(client, q, limit=5, chunk=2)) == pods

@@ -4,31 +4,45 @@ Searching alerts).
 Matching is Prometheus's and Alertmanager's exactly because every candidate row is
 tested in Python by the `Selector`s of `correlation.matchers` (RE2, fully anchored
 regexes, a missing label reads as ""). SQL only narrows the candidates where that
-cannot drop a match: states, times and the cursor are columns, and an `=` matcher
-with a non-empty value needs the label to hold exactly that value. Candidates are
-read in chunks of ids going down, so that a rare label never holds the whole table
-in memory; `search_page` also stops after a number of rows looked at, so that one
-request stays short on a large table.
+cannot drop a match: states, times and the cursor are columns, and an alert with the
+value of an `=` matcher is in an incident holding that value (`incident_labels`,
+written by a trigger for every alert that joins an incident) or in none. (Testing
+the label itself in SQL, `json_extract`, costs SQLite four times what reading the
+row and testing it here does.) Candidates are read in chunks of ids going down, so
+that a rare label never holds the whole table in memory; `search_page` also stops
+after a number of rows looked at, so that one request stays short on a large table.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, String, and_, func, literal_column, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    and_,
+    func,
+    intersect,
+    literal_column,
+    or_,
+    select,
+)
 
 from itsmd.correlation.matchers import MatchOp, Selector
 from itsmd.models import Action, AlertStatus, StoredAlert
 from itsmd.store.repo import alert_from_row
-from itsmd.store.tables import alerts
+from itsmd.store.tables import LABEL_VALUE_MAX, alerts, incident_labels, incidents
 
 CHUNK = 1000  # candidate rows read at a time (their ids and labels only)
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+# A value held by at most this many incidents narrows the search to their alerts and
+# those of no incident; their alerts are read through an index up to INDEXED_ALERTS.
+NARROW_INCIDENTS = 5000
+INDEXED_ALERTS = 20_000
 # Decisions that placed the alert nowhere: its state is the decision, not its status.
 _NOT_PLACED = (Action.SUPPRESSED.value, Action.UNROUTED.value)
 
@@ -80,29 +94,79 @@ def search_page(
     than `limit` alerts, even none; `resume_below` is then the last id looked at."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
-    where = _conditions(conn.dialect.name, q)
+    where = [*_conditions(q), *_below(q.before_id)]
     if not q.selectors:  # SQL decides everything: no need to look at labels
-        query = select(alerts).where(*where, *_below(q.before_id))
-        rows = conn.execute(query.order_by(alerts.c.id.desc()).limit(limit + 1)).all()
+        rows = conn.execute(
+            select(alerts).where(*where).order_by(alerts.c.id.desc()).limit(limit + 1)
+        ).all()
         found = [alert_from_row(r) for r in rows[:limit]]
         return Page(found, found[-1].id if len(rows) > limit else None)
-    ids: list[int] = []  # one more than `limit` tells that there are more
-    below, looked = q.before_id, 0
+    narrowed = _held(conn, q)
+    ids, resume = _scan(conn, q, [*where, *narrowed], limit, scan, chunk)
+    if len(ids) > limit:
+        return Page(_load(conn, ids[:limit]), ids[limit - 1])
+    return Page(_load(conn, ids), resume)
+
+
+def _scan(
+    conn: Connection,
+    q: AlertQuery,
+    where: list[ColumnElement[bool]],
+    limit: int,
+    scan: int | None,
+    chunk: int,
+) -> tuple[list[int], int | None]:
+    """Up to `limit` + 1 matching ids going down, and where to resume when the scan
+    stopped before the end (None: nothing more below)."""
+    ids: list[int] = []
+    below, looked = None, 0
     while True:
         size = chunk if scan is None else max(1, min(chunk, scan - looked))
         query = select(alerts.c.id, alerts.c.labels).where(*where, *_below(below))
         rows = conn.execute(query.order_by(alerts.c.id.desc()).limit(size)).all()
         looked += len(rows)
         for row in rows:
-            if all(s.matches(row.labels) for s in q.selectors):
+            if _matches(q, row.labels):
                 ids.append(row.id)
                 if len(ids) > limit:
-                    return Page(_load(conn, ids[:limit]), ids[limit - 1])
+                    return ids, None
         if len(rows) < size:
-            return Page(_load(conn, ids), None)
+            return ids, None
         below = rows[-1].id
         if scan is not None and looked >= scan:
-            return Page(_load(conn, ids), below)
+            return ids, below
+
+
+def _matches(q: AlertQuery, labels: dict[str, str]) -> bool:
+    return all(s.matches(labels) for s in q.selectors)
+
+
+def _held(conn: Connection, q: AlertQuery) -> list[ColumnElement[bool]]:
+    """Where the alerts with the values of the `=` matchers can be: in the incidents
+    holding all of them (`incident_labels`) or in none. [] when those are too many (the
+    matches are then dense, and a plain scan finds them soon) or no value can be held."""
+    held = incident_labels.c
+    each = [
+        select(held.incident_id).where(held.value == value)
+        for _, value in _required_values(q.selectors)
+        if len(value) <= LABEL_VALUE_MAX
+    ]
+    if not each:
+        return []
+    holding = intersect(*each) if len(each) > 1 else each[0]  # incidents holding every one
+    best = list(conn.execute(holding.limit(NARROW_INCIDENTS + 1)).scalars())
+    if len(best) > NARROW_INCIDENTS:
+        return []
+    column: ColumnElement[Any] = alerts.c.incident_id
+    if conn.dialect.name == "sqlite" and best:
+        # SQLite has no statistics to choose a plan by. The few alerts of a few
+        # incidents come fastest through the incident_id index (then sorted); many
+        # come fastest going down the table, testing each row's incident_id (no JSON
+        # to read) without the index: a unary `+` keeps SQLite off it.
+        count = select(func.coalesce(func.sum(incidents.c.alert_count), 0))
+        if conn.execute(count.where(incidents.c.id.in_(best))).scalar_one() > INDEXED_ALERTS:
+            column = literal_column("+alerts.incident_id", Integer)
+    return [or_(column.in_(best), column.is_(None))]
 
 
 def episodes(conn: Connection, fingerprint: str) -> list[StoredAlert]:
@@ -127,14 +191,12 @@ def _below(before_id: int | None) -> list[ColumnElement[bool]]:
     return [] if before_id is None else [alerts.c.id < before_id]
 
 
-def _conditions(dialect: str, q: AlertQuery) -> list[ColumnElement[bool]]:
+def _conditions(q: AlertQuery) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = []
     if q.states and len(q.states) < len(AlertState):
         where.append(or_(*(_state(s) for s in sorted(q.states))))
     if q.since is not None:
         where.append(alerts.c.last_received >= q.since)
-    for name, value in _required_values(q.selectors):
-        where.append(label_value(dialect, name) == value)
     return where
 
 
@@ -155,15 +217,3 @@ def _required_values(selectors: Iterable[Selector]) -> list[tuple[str, str]]:
     return sorted(
         {(m.name, m.value) for s in selectors for m in s.matchers if m.op is MatchOp.EQ and m.value}
     )
-
-
-def label_value(dialect: str, name: str) -> ColumnElement[Any]:
-    """The text of one label, NULL when missing. The name is written into the
-    statement, not bound, so that an expression index on the same expression
-    (`json_extract(labels, '$."pod"')`, `(labels ->> 'pod')`) serves it; label names
-    are `[a-zA-Z_][a-zA-Z0-9_]*`, which cannot break out of the quotes."""
-    if not _LABEL_NAME.fullmatch(name):
-        raise ValueError(f"invalid label name {name!r}")
-    if dialect == "postgresql":
-        return alerts.c.labels.op("->>")(literal_column(f"'{name}'", String))
-    return func.json_extract(alerts.c.labels, literal_column(f"'$.\"{name}\"'", String))
