@@ -85,6 +85,7 @@ def reads(big: int) -> list[tuple[str, str]]:
         ("alerts filter=pod", '/api/v1/alerts?filter=pod="web-7"'),
         ("console /incidents", "/incidents"),
         ("console /incidents/INC-n", f"/incidents/INC-{big}"),
+        ("console /alerts", "/alerts?q=pod%3D%22web-7%22"),
     ]
 
 

@@ -179,6 +179,21 @@ async def test_the_incident_shows_its_known_error_first_and_its_alerts_by_what_d
     assert 'href="http://prometheus.example:9090/graph?g0.expr=up"' in html
 
 
+async def test_a_large_incident_shows_its_newest_alerts_and_all_on_demand(
+    make_console: MakeConsole, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pages, "ALERTS_SHOWN", 2)
+    client = await make_console(RULES)
+    await client.webhook(*(alert("DiskFull", service="db", instance=f"db-{n}") for n in range(5)))
+    html = await client.page("/incidents/INC-1")
+    assert len(re.findall(r'<li class="alert ', html)) == 2
+    assert "Firing (5)" in text_of(html)
+    assert 'href="?alerts=all#alerts"' in html
+    everything = await client.page("/incidents/INC-1?alerts=all")
+    assert len(re.findall(r'<li class="alert ', everything)) == 5
+    assert "alerts=all" not in everything
+
+
 async def test_a_flapping_alerts_repeated_lines_collapse_with_a_count(
     make_console: MakeConsole,
 ) -> None:

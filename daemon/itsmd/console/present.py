@@ -58,7 +58,8 @@ class AlertRow:
 class AlertGroup:
     key: str  # firing | resolved | symptom | suppressed
     title: str
-    rows: tuple[AlertRow, ...]
+    rows: tuple[AlertRow, ...]  # the newest `shown` of them
+    total: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +103,9 @@ def _group_of(alert: StoredAlert) -> str:
     return "firing" if alert.status is AlertStatus.FIRING else "resolved"
 
 
-def alert_view(alerts: Sequence[StoredAlert]) -> AlertView:
+def alert_view(alerts: Sequence[StoredAlert], shown: int | None = None) -> AlertView:
     """The incident's alerts by group, newest episode first within each, with the
-    labels shared by all of them shown once."""
+    labels shared by all of them shown once; at most `shown` of each group (None: all)."""
     common, differing = distinguishing(alerts)
     sample = alerts[0].labels if alerts else {}
     groups = []
@@ -115,8 +116,8 @@ def alert_view(alerts: Sequence[StoredAlert]) -> AlertView:
             reverse=True,
         )
         if members:
-            rows = tuple(AlertRow(a, _ordered(a.labels, differing)) for a in members)
-            groups.append(AlertGroup(key, title, rows))
+            rows = tuple(AlertRow(a, _ordered(a.labels, differing)) for a in members[:shown])
+            groups.append(AlertGroup(key, title, rows, len(members)))
     return AlertView(_ordered(sample, common), tuple(groups))
 
 

@@ -100,6 +100,17 @@ def test_alerts_are_grouped_firing_first_newest_first_with_what_differs() -> Non
         ("symptom", [4]),
     ]
     assert view.groups[0].rows[0].labels == (("alertname", "Down"), ("pod", "c"))
+    assert [g.total for g in view.groups] == [2, 1, 1]
+
+
+def test_a_large_group_shows_its_newest_alerts_and_counts_them_all() -> None:
+    alerts = [
+        stored(n, {"alertname": "Down", "pod": f"p-{n}"}, starts_at=T0 + timedelta(seconds=n))
+        for n in range(1, 8)
+    ]
+    (firing,) = alert_view(alerts, shown=3).groups
+    assert ([r.alert.id for r in firing.rows], firing.total) == ([7, 6, 5], 7)
+    assert len(alert_view(alerts, shown=None).groups[0].rows) == 7
 
 
 def entry(minute: int, kind: TimelineKind, message: str, actor: str = "itsmd") -> TimelineEntry:
