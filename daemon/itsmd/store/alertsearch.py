@@ -154,19 +154,24 @@ def _held(conn: Connection, q: AlertQuery) -> list[ColumnElement[bool]]:
     if not each:
         return []
     holding = intersect(*each) if len(each) > 1 else each[0]  # incidents holding every one
-    best = list(conn.execute(holding.limit(NARROW_INCIDENTS + 1)).scalars())
-    if len(best) > NARROW_INCIDENTS:
+    # The database keeps the list (as a subquery) rather than Python sending it back
+    # as thousands of parameters with every chunk.
+    some = holding.limit(NARROW_INCIDENTS + 1).subquery()
+    found = conn.execute(select(func.count()).select_from(some)).scalar_one()
+    if found > NARROW_INCIDENTS:
         return []
+    if found == 0:
+        return [alerts.c.incident_id.is_(None)]
     column: ColumnElement[Any] = alerts.c.incident_id
-    if conn.dialect.name == "sqlite" and best:
+    if conn.dialect.name == "sqlite":
         # SQLite has no statistics to choose a plan by. The few alerts of a few
         # incidents come fastest through the incident_id index (then sorted); many
         # come fastest going down the table, testing each row's incident_id (no JSON
         # to read) without the index: a unary `+` keeps SQLite off it.
         count = select(func.coalesce(func.sum(incidents.c.alert_count), 0))
-        if conn.execute(count.where(incidents.c.id.in_(best))).scalar_one() > INDEXED_ALERTS:
+        if conn.execute(count.where(incidents.c.id.in_(holding))).scalar_one() > INDEXED_ALERTS:
             column = literal_column("+alerts.incident_id", Integer)
-    return [or_(column.in_(best), column.is_(None))]
+    return [or_(column.in_(holding), column.is_(None))]
 
 
 def episodes(conn: Connection, fingerprint: str) -> list[StoredAlert]:
