@@ -257,6 +257,44 @@ async def test_a_disk_check_reports_capacity_and_alerts_on_its_threshold(
     assert inc["title"] == "scratch: CapacityThreshold"
 
 
+async def test_a_disk_trend_goes_on_after_a_restart(
+    make_client: MakeClient, peer: FakePeer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The samples a disk check stored survive the daemon: the next daemon on the same
+    store forecasts from its first run instead of waiting a quarter of `over` again."""
+    from itsmd.checks import probes
+
+    ratio = [0.5]
+
+    def filling(path: Any) -> Any:
+        ratio[0] -= 0.01  # a hundredth of the disk every run
+        return probes.Probe(True, 0.001), ratio[0]
+
+    monkeypatch.setattr(probes, "probe_disk", filling)
+    more = f"""\
+  - name: data
+    type: disk
+    path: "{tmp_path}"
+    interval: 5m
+    critical: {{below: 0.05}}
+    forecast: {{over: 1h, horizon: 30d}}
+"""
+    first = await client_for(make_client, peer, more)
+    for _ in range(6):  # 25 minutes: over a quarter of the hour, 6 samples
+        await first.run_check("data")
+        first.clock.advance(timedelta(minutes=5))
+    (entry,) = (await first.get_json("/api/v1/capacity"))["capacity"]
+    assert entry["forecast_ready"] is True
+    assert len(entry["samples"]) == 6
+
+    second = await client_for(make_client, peer, more)  # the same store, a new daemon
+    await second.run_check("data")
+    (entry,) = (await second.get_json("/api/v1/capacity"))["capacity"]
+    assert (entry["forecast_ready"], entry["forecast_reason"]) == (True, None)
+    assert len(entry["samples"]) == 7
+    assert entry["exhausts_at"] is not None
+
+
 def matrix(samples: list[tuple[float, float]]) -> Answer:
     """A Prometheus query_range answer: one series of a volume's free ratio."""
     result = [{"metric": {"mountpoint": "/data"}, "values": [[t, f"{v}"] for t, v in samples]}]

@@ -52,6 +52,7 @@ from itsmd.checks.state import (
     restore,
     retire,
     step,
+    stored_samples,
 )
 from itsmd.correlation.rules import RuleSet
 from itsmd.models import Alert
@@ -141,8 +142,27 @@ class CheckRunner:
             state = restore(spec, alerts, now)
             recorded = State.UNKNOWN if state.up is None else State.UP if state.up else State.DOWN
             self._checks[spec.name] = _Check(spec, state, recorded=recorded)
+        await self._resume_trends(now)
         self._retiring = orphans(specs, alerts, now)
         await self.retire_removed()
+
+    async def _resume_trends(self, now: datetime) -> None:
+        """Disk trends go on from the samples the last run stored (up to
+        CHART_SAMPLES of them), so a restart does not start a forecast again."""
+        try:
+            stored = await self._read(checkstore.statuses)
+        except StoreUnavailable as exc:
+            log.warning("disk trends start again: %s", exc)
+            return
+        for status in stored:
+            check = self._checks.get(status.name)
+            p = check.spec.probe if check else None
+            if check is None or not isinstance(p, DiskProbe) or p.capacity.forecast is None:
+                continue
+            since = now.timestamp() - p.capacity.forecast.over.total_seconds()
+            for entry in status.capacity:
+                if entry.get("labels") == {"path": p.path}:
+                    check.samples.extend(stored_samples(entry, since, now.timestamp()))
 
     async def apply(self, specs: Sequence[CheckSpec]) -> tuple[list[str], list[str]]:
         """After a reload: new checks start, changed ones keep their state, removed

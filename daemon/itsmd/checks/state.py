@@ -71,6 +71,20 @@ def thinned(samples: Sequence[tuple[float, float]]) -> tuple[tuple[float, float]
     return tuple(ordered[round(i * step)] for i in range(CHART_SAMPLES))
 
 
+def stored_samples(
+    entry: Mapping[str, Any], since: float, until: float
+) -> list[tuple[float, float]]:
+    """The `samples` of a stored capacity entry taken from `since` to `until` (unix
+    seconds), oldest first; anything malformed is left out."""
+    found = []
+    for item in entry.get("samples") or ():
+        if isinstance(item, list | tuple) and len(item) == 2:
+            t, v = item
+            if isinstance(t, int | float) and isinstance(v, int | float) and since <= t <= until:
+                found.append((float(t), float(v)))
+    return sorted(found)
+
+
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
     """What a probe found. `ok` False means the probe itself failed (CheckFailed);
