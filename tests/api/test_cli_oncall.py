@@ -76,7 +76,12 @@ async def test_alerts_query_takes_matchers_as_amtool_does_and_shows_their_state(
     ):
         code, out, err = await itsmd(client, capsys, "alerts", "query", *matchers)
         assert code == 0, (matchers, err)
-        assert [r[1] for r in rows(out)[1:]] == ["resolved"], matchers
+        assert rows(out)[1:] == [
+            ["INC-1", "resolved", "Down", "env=prod pod=web-7 service=web", "04:00 (5 min ago)"]
+        ], matchers
+    _, out, _ = await itsmd(client, capsys, "alerts", "query", "service=web")
+    assert [r[3] for r in rows(out)[1:-1]] == ["pod=web-8", "pod=web-7"]
+    assert out.splitlines()[-1] == "labels of all of them: env=prod service=web"
     _, out, _ = await itsmd(
         client, capsys, "alerts", "query", "--state", "suppressed", "--state", "unrouted"
     )

@@ -105,7 +105,13 @@ def _alerts_query(args: argparse.Namespace) -> int:
         print_json(page)
         return 0
     alerts = page["alerts"]
-    names = render.differing([a["labels"] for a in alerts], skip=("alertname",))
+    label_sets = [a["labels"] for a in alerts]
+    names = render.differing(label_sets, skip=("alertname",))
+    shared: dict[str, str] = {}
+    if len(alerts) == 1:  # nothing to tell it from: all its labels, as amtool shows them
+        names = sorted(n for n in alerts[0]["labels"] if n != "alertname")
+    elif alerts:
+        shared = {k: v for k, v in label_sets[0].items() if k not in names and k != "alertname"}
     rows = [
         (
             a["incident_id"] or "-",
@@ -117,6 +123,8 @@ def _alerts_query(args: argparse.Namespace) -> int:
         for a in alerts
     ]
     render.table(("INCIDENT", "STATE", "ALERTNAME", "LABELS", "STARTS"), rows, "alerts")
+    if shared:
+        print("labels of all of them:", render.labels_text(shared, sorted(shared)))
     if page["next"]:
         print(
             f"{len(rows)} alerts shown, newest first; the next page: --cursor {page['next']}",
