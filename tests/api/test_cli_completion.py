@@ -12,7 +12,8 @@ import pytest
 from itsmd.cli.main import _parser, main
 
 COMMANDS = [
-    *("alerts", "availability", "checks", "completion", "config", "db", "explain", "export"),
+    *("alerts", "availability", "backup", "checks", "completion", "config", "db", "explain"),
+    *("export", "restore"),
     *("incidents", "maintenance", "notifications", "problems", "replay", "rules", "run", "sla"),
 ]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from itsmd import __version__
-from itsmd.cli import client, completion, incidents, maintenance, oncall
+from itsmd.cli import backup, client, completion, incidents, maintenance, oncall
 from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.models import Alert, AlertStatus, StoredAlert
@@ -132,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = db.add_parser("upgrade", help="create or upgrade the schema")
     _add_settings_args(upgrade)
     upgrade.set_defaults(func=_db_upgrade)
+    backup.add_commands(sub)
 
     incidents.add_commands(sub)
     incidents.add_problem_commands(sub)
