@@ -20,8 +20,15 @@ from itsmd.store.migrate import alembic_config, upgrade
 from itsmd.store.tables import alerts, incidents, metadata, sla_days, timeline
 
 
+def _declared(name: str | None, kind: str, parent: object) -> bool:
+    """What the metadata declares: not the text index of incidents (0015), a SQLite
+    FTS5 virtual table and its shadow tables, made and used by SQL of its own."""
+    return not (kind == "table" and name is not None and name.startswith("incidents_text"))
+
+
 def _differences(conn: Connection) -> list[object]:
-    context = MigrationContext.configure(conn, opts={"compare_type": False})
+    opts = {"compare_type": False, "include_name": _declared}
+    context = MigrationContext.configure(conn, opts=opts)
     return list(compare_metadata(context, metadata))
 
 
@@ -277,5 +284,53 @@ async def test_incidents_resolved_before_0014_count_in_the_sla_summary(db_url: s
             lambda conn: conn.execute(sa.select(sa.func.count()).select_from(sla_days)).scalar_one()
         )
         assert days > 3
+    finally:
+        await db.dispose()
+
+
+async def test_incidents_stored_before_0015_are_found_by_the_text_index(db_url: str) -> None:
+    """0015 indexes the titles and keys already stored (SQLite); later incidents are
+    indexed as they are written, and again when their title changes."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    minute = timedelta(minutes=1)
+    policy = Policy(window=minute, auto_resolve=minute, reopen=minute)
+
+    def add(conn: Connection, key: str, title: str) -> None:
+        inc = Incident(
+            id=None, rule="r", key=key, status=IncidentStatus.OPEN, title=title,
+            description="", priority=Priority.P3, impact=Level.MEDIUM, urgency=Level.MEDIUM,
+            service=None, assignee=None, labels={}, opened_at=t0, acknowledged_at=None,
+            resolved_at=None, alert_count=1, firing_count=1, policy=policy,
+        )  # fmt: skip
+        conn.execute(insert(incidents).values(repo.incident_values(inc)))
+
+    def named(q: str) -> Any:
+        return lambda conn: repo.text_lookup(conn, q)
+
+    def keys(q: str) -> Any:
+        return lambda conn: [i.key for i in repo.list_incidents(conn, repo.IncidentFilter(q=q), 10)]
+
+    sqlite = db_url.startswith("sqlite")
+    try:
+        await upgrade(db, "0014")
+        await db.write(lambda conn: add(conn, "a", "Disk full on db-1"))
+        await upgrade(db)
+        await db.write(lambda conn: add(conn, "b", "Latency of api"))
+        await db.write(
+            lambda conn: conn.execute(
+                incidents.update().where(incidents.c.key == "a").values(title="Disk FULL on db-2")
+            )
+        )
+        assert await db.read(named("disk full")) == ([1] if sqlite else None)
+        assert await db.read(named("db-1")) == ([] if sqlite else None)  # the old title left
+        assert await db.read(named("latency")) == ([2] if sqlite else None)
+        for q, found in [("disk full", ["a"]), ("db-1", []), ("db-2", ["a"]), ("API", ["b"])]:
+            assert await db.read(keys(q)) == found, q
+        await db.write(lambda conn: _downgrade(conn, "0014"))
+        tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
+        assert not {t for t in tables if t.startswith("incidents_text")}
+        await db.write(lambda conn: add(conn, "c", "after the downgrade"))  # no trigger left
+        assert await db.read(keys("after the")) == ["c"]
     finally:
         await db.dispose()
