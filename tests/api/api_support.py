@@ -8,6 +8,7 @@ that a resolve for an unknown alert (which belongs to no incident) was stored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Awaitable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from sqlalchemy import Connection, select
 
 from itsmd.api.keys import CHECKS, RUNTIME
 from itsmd.durations import parse_time
+from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
 from itsmd.runtime.housekeeping import sweep_holds
 from itsmd.runtime.state import Runtime
 from itsmd.store.tables import alerts as alerts_table
@@ -265,3 +267,33 @@ def raw_body(name: str) -> bytes:
 
 def by_kind(timeline: Sequence[Mapping[str, Any]], kind: str) -> list[Mapping[str, Any]]:
     return [entry for entry in timeline if entry["kind"] == kind]
+
+
+def stored_incident(key: str, opened_at: datetime, **fields: Any) -> Incident:
+    """An incident as a store test writes it directly (no correlation): rule "r",
+    title "t", open, P3, one firing alert, holds of a minute; `fields` change any of
+    that, `status` following `resolved_at` unless given."""
+    minute = timedelta(minutes=1)
+    if "status" not in fields and fields.get("resolved_at") is not None:
+        fields["status"] = IncidentStatus.RESOLVED
+    base = Incident(
+        id=None,
+        rule="r",
+        key=key,
+        status=IncidentStatus.OPEN,
+        title="t",
+        description="",
+        priority=Priority.P3,
+        impact=Level.MEDIUM,
+        urgency=Level.MEDIUM,
+        service=None,
+        assignee=None,
+        labels={},
+        opened_at=opened_at,
+        acknowledged_at=None,
+        resolved_at=None,
+        alert_count=1,
+        firing_count=1,
+        policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
+    )
+    return dataclasses.replace(base, **fields)

@@ -9,10 +9,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Connection, insert
 
-from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
+from itsmd.models import Priority
 from itsmd.store import repo
 from itsmd.store.engine import Database
 from itsmd.store.tables import incidents
+from tests.api.api_support import stored_incident
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 TITLES = [
@@ -35,20 +36,17 @@ NEEDLES = [
 @pytest.fixture
 async def stored(db: Database) -> Database:
     minute = timedelta(minutes=1)
-    policy = Policy(window=minute, auto_resolve=minute, reopen=minute)
 
     def add(conn: Connection) -> None:
         for n, title in enumerate(TITLES):
             resolved = n % 3 == 0
-            inc = Incident(
-                id=None, rule="r", key=f"r{{n={n}}}", title=title, description="",
-                status=IncidentStatus.RESOLVED if resolved else IncidentStatus.OPEN,
-                priority=list(Priority)[n % 5], impact=Level.MEDIUM, urgency=Level.MEDIUM,
-                service=None, assignee=None, labels={}, opened_at=T0 + n * minute,
-                acknowledged_at=None, resolved_at=T0 + 9 * minute if resolved else None,
-                alert_count=1, firing_count=1,
-                policy=policy,
-            )  # fmt: skip
+            inc = stored_incident(
+                f"r{{n={n}}}",
+                T0 + n * minute,
+                title=title,
+                priority=list(Priority)[n % 5],
+                resolved_at=T0 + 9 * minute if resolved else None,
+            )
             conn.execute(insert(incidents).values(repo.incident_values(inc)))
 
     await db.write(add)

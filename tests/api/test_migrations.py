@@ -13,11 +13,12 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, insert, inspect
 
 from itsmd.correlation.sla import summarize
-from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
+from itsmd.models import IncidentStatus, Level, Priority
 from itsmd.store import repo, slaclock
 from itsmd.store.engine import Database
 from itsmd.store.migrate import alembic_config, upgrade
 from itsmd.store.tables import alerts, incidents, metadata, sla_days, timeline
+from tests.api.api_support import stored_incident
 
 
 def _declared(name: str | None, kind: str, parent: object) -> bool:
@@ -96,26 +97,10 @@ async def test_earlier_incidents_get_the_first_response_of_a_person(db_url: str)
     minute = timedelta(minutes=1)
 
     def incident(key: str, resolved_at: datetime | None) -> dict[str, object]:
-        inc = Incident(
-            id=None,
-            rule="r",
-            key=key,
-            status=IncidentStatus.OPEN,
-            title="t",
-            description="",
-            priority=Priority.P1,
-            impact=Level.HIGH,
-            urgency=Level.HIGH,
-            service=None,
-            assignee=None,
-            labels={},
-            opened_at=t0,
-            acknowledged_at=None,
-            resolved_at=resolved_at,
-            alert_count=0,
-            firing_count=0,
-            policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
-        )
+        inc = stored_incident(
+            key, t0, priority=Priority.P1, impact=Level.HIGH, urgency=Level.HIGH,
+            resolved_at=resolved_at, status=IncidentStatus.OPEN, alert_count=0, firing_count=0,
+        )  # fmt: skip
         values = repo.incident_values(inc)
         del values["responded_at"]
         return values
@@ -161,30 +146,9 @@ async def test_alerts_stored_before_0014_are_found_by_their_label_values(db_url:
     received = {"first_received": t0, "last_received": t0, "receive_count": 1}
     base = {"starts_at": t0, "status": "firing", **received, "annotations": {}}
     base |= {"generator_url": "", "source": "alertmanager", "action": "joined", "reason": "r"}
-    minute = timedelta(minutes=1)
-    policy = Policy(window=minute, auto_resolve=minute, reopen=minute)
 
     def add_incident(conn: Connection, key: str) -> int:
-        inc = Incident(
-            id=None,
-            rule="r",
-            key=key,
-            status=IncidentStatus.OPEN,
-            title="t",
-            description="",
-            priority=Priority.P3,
-            impact=Level.MEDIUM,
-            urgency=Level.MEDIUM,
-            service=None,
-            assignee=None,
-            labels={},
-            opened_at=t0,
-            acknowledged_at=None,
-            resolved_at=None,
-            alert_count=1,
-            firing_count=1,
-            policy=policy,
-        )
+        inc = stored_incident(key, t0)
         query = insert(incidents).values(repo.incident_values(inc)).returning(incidents.c.id)
         incident_id: int = conn.execute(query).scalar_one()
         return incident_id
@@ -242,26 +206,14 @@ async def test_incidents_resolved_before_0014_count_in_the_sla_summary(db_url: s
             opened = t0 + n * 173 * minute
             resolved = opened + (n % 4) * 20 * minute if n % 5 else None
             responded = opened + (n % 3) * 9 * minute if n % 2 else None
-            inc = Incident(
-                id=None,
-                rule="r",
-                key=f"k{n}",
-                status=IncidentStatus.RESOLVED if resolved else IncidentStatus.OPEN,
-                title="t",
-                description="",
+            inc = stored_incident(
+                f"k{n}",
+                opened,
                 priority=(Priority.P1, Priority.P3, Priority.P5)[n % 3],
                 impact=Level.HIGH,
                 urgency=Level.HIGH,
-                service=None,
-                assignee=None,
-                labels={},
-                opened_at=opened,
-                acknowledged_at=None,
                 responded_at=responded,
                 resolved_at=resolved,
-                alert_count=1,
-                firing_count=1,
-                policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
                 respond_due=opened + 15 * minute if n % 3 != 2 else None,
                 resolve_due=opened + 50 * minute if n % 3 == 0 else None,
             )
@@ -293,16 +245,9 @@ async def test_incidents_stored_before_0015_are_found_by_the_text_index(db_url: 
     indexed as they are written, and again when their title changes."""
     db = Database(db_url, busy_timeout=timedelta(seconds=3))
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
-    minute = timedelta(minutes=1)
-    policy = Policy(window=minute, auto_resolve=minute, reopen=minute)
 
     def add(conn: Connection, key: str, title: str) -> None:
-        inc = Incident(
-            id=None, rule="r", key=key, status=IncidentStatus.OPEN, title=title,
-            description="", priority=Priority.P3, impact=Level.MEDIUM, urgency=Level.MEDIUM,
-            service=None, assignee=None, labels={}, opened_at=t0, acknowledged_at=None,
-            resolved_at=None, alert_count=1, firing_count=1, policy=policy,
-        )  # fmt: skip
+        inc = stored_incident(key, t0, title=title)
         conn.execute(insert(incidents).values(repo.incident_values(inc)))
 
     def named(q: str) -> Any:

@@ -12,12 +12,12 @@ from sqlalchemy import Connection, insert, update
 
 from itsmd.config import parse_config
 from itsmd.correlation.sla import SlaTarget, summarize
-from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
+from itsmd.models import IncidentStatus, Level, Priority
 from itsmd.runtime.housekeeping import mark_sla_breaches
 from itsmd.store import repo, slaclock
 from itsmd.store.engine import Database
 from itsmd.store.tables import incidents
-from tests.api.api_support import ApiClient, MakeClient, alert, resolved
+from tests.api.api_support import ApiClient, MakeClient, alert, resolved, stored_incident
 from tests.conftest import async_wait_until
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer
 
@@ -333,26 +333,15 @@ async def test_the_summary_counted_by_the_store_equals_the_pure_one(db: Database
             resolved_at = at(opened, resolved_after)
             if resolved_at is not None and resolved_at > now:
                 continue
-            inc = Incident(
-                id=None,
-                rule="r",
-                key=f"k{n}",
+            inc = stored_incident(
+                f"k{n}",
+                opened,
                 status=IncidentStatus.OPEN if resolved_at is None else IncidentStatus.RESOLVED,
-                title="t",
-                description="",
                 priority=priority,
                 impact=Level.HIGH,
                 urgency=Level.HIGH,
-                service=None,
-                assignee=None,
-                labels={},
-                opened_at=opened,
-                acknowledged_at=None,
                 responded_at=at(opened, responded),
                 resolved_at=resolved_at,
-                alert_count=1,
-                firing_count=1,
-                policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
                 respond_due=at(opened, respond),
                 resolve_due=at(opened, resolve),
             )
