@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -107,12 +106,7 @@ def _list(args: argparse.Namespace) -> int:
         else "open or acknowledged incidents (--all: resolved too)"
     )
     render.table(header, rows, what)
-    if page["next"]:
-        print(
-            f"{len(rows)} incidents shown, newest first; the next page: --cursor {page['next']} "
-            "(or a larger --limit, up to 500)",
-            file=sys.stderr,
-        )
+    render.more(len(rows), "incidents", page["next"], " (or a larger --limit, up to 500)")
     return 0
 
 
@@ -295,11 +289,7 @@ def _problems_list(args: argparse.Namespace) -> int:
         for p in page["problems"]
     ]
     render.table(("ID", "STATUS", "INCIDENTS", "OPENED", "TITLE"), rows, "problems")
-    if page["next"]:
-        print(
-            f"{len(rows)} problems shown, newest first; the next page: --cursor {page['next']}",
-            file=sys.stderr,
-        )
+    render.more(len(rows), "problems", page["next"])
     return 0
 
 

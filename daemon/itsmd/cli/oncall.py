@@ -6,7 +6,6 @@ reads besides incidents, as tables (`--json` prints the API's answer)."""
 from __future__ import annotations
 
 import argparse
-import sys
 import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
@@ -125,11 +124,7 @@ def _alerts_query(args: argparse.Namespace) -> int:
     render.table(("INCIDENT", "STATE", "ALERTNAME", "LABELS", "STARTS"), rows, "alerts")
     if shared:
         print("labels of all of them:", render.labels_text(shared, sorted(shared)))
-    if page["next"]:
-        print(
-            f"{len(rows)} alerts shown, newest first; the next page: --cursor {page['next']}",
-            file=sys.stderr,
-        )
+    render.more(len(rows), "alerts", page["next"])
     return 0
 
 
@@ -281,12 +276,7 @@ def _notifications(args: argparse.Namespace) -> int:
     ]
     header = ("ID", "STATE", "EVENT", "SUBJECT", "ROUTE", "TRIES", "CREATED", "NEXT", "LAST ERROR")
     render.table(header, rows, "notifications" + (f" {args.state}" if args.state else ""))
-    if page["next"]:
-        print(
-            f"{len(rows)} notifications shown, newest first; the next page: "
-            f"--cursor {page['next']}",
-            file=sys.stderr,
-        )
+    render.more(len(rows), "notifications", page["next"])
     return 0
 
 

@@ -79,6 +79,16 @@ def when(text: str | None, now: datetime) -> str:
     return f"{local(at, now)} ({age(text, now)})"
 
 
+def more(shown: int, what: str, cursor: str | None, hint: str = "") -> None:
+    """After a page of a list: how many were shown and how to get the next page
+    (on stderr, so that the table on stdout stays a table)."""
+    if cursor:
+        print(
+            f"{shown} {what} shown, newest first; the next page: --cursor {cursor}{hint}",
+            file=sys.stderr,
+        )
+
+
 def table(
     header: Sequence[str], rows: Sequence[Sequence[str]], what: str, out: TextIO | None = None
 ) -> None:
