@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import logging
 import os
 import sys
@@ -168,6 +169,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A fatal signal (SIGBUS when SQLite's memory-mapped -shm file cannot be written,
+    # SIGSEGV) kills the process where no Python code runs: the tracebacks of every
+    # thread go to the log first, so the journal says where it died.
+    faulthandler.enable(file=sys.stderr, all_threads=True)
     overrides = Overrides(listen=args.listen, database=args.db, rules=args.rules)
     settings, rules = load_config(args.config, overrides)
     host, port = settings.host_port
