@@ -12,7 +12,13 @@ without blocking the event loop:
   holds it. A read transaction that upgrades to a write would fail at once instead:
   SQLite does not wait there, lest two upgrading readers deadlock.
 - PostgreSQL: asyncpg through SQLAlchemy's asyncio engine, the unit running
-  under `run_sync` with no threads at all.
+  under `run_sync` with no threads at all. Every statement is bounded: a lock
+  waits `busy_timeout` at most (server side), and a statement unanswered for
+  `busy_timeout` + STATEMENT_GRACE fails on the client side, so that a frozen
+  server or a silent network turns into StoreUnavailable (503, a skipped job)
+  instead of a writer stuck behind one statement. (A pooled connection is pinged
+  under the same bound before use: a unit meets a frozen server for at most about
+  twice that.) Migrations alone run unbounded.
 """
 
 from __future__ import annotations
@@ -41,6 +47,9 @@ READER_THREADS = 4
 _SQLITE_BEGIN = "itsmd_sqlite_begin"
 # The row of the leases table the readiness probe writes (docs/operations.md).
 PROBE_JOB = "ready-probe"
+# How long past busy_timeout a PostgreSQL statement may go unanswered: past the
+# server's lock_timeout, so that a lock wait ends with the server's clean error.
+STATEMENT_GRACE = timedelta(seconds=1)
 
 
 class StoreUnavailable(Exception):
@@ -117,6 +126,7 @@ class Database:
             )
         else:
             self._async = _postgres_engine(url, busy_timeout)
+        self._busy_timeout = busy_timeout
 
     @property
     def safe_url(self) -> str:
@@ -130,8 +140,19 @@ class Database:
         if self._sync is not None:
             return await _on_pool(self._writer, _transaction, self._sync, unit, "IMMEDIATE")
         assert self._async is not None
-        async with self._async.begin() as conn:
-            return await conn.run_sync(unit)
+        return await _bounded(self._async, unit)
+
+    async def migrate(self, unit: Unit[T]) -> T:
+        """`write` for schema migrations, whose statements may run for long on a large
+        store: on PostgreSQL on a connection of its own without the statement bound."""
+        if self._sync is not None:
+            return await self.write(unit)
+        engine = _postgres_engine(self.url, self._busy_timeout, bounded=False)
+        try:
+            async with engine.begin() as conn:
+                return await conn.run_sync(unit)
+        finally:
+            await engine.dispose()
 
     async def probe(self, holder: str, now: datetime) -> None:
         """Commit one tiny write (the readiness probe's row, stamped with `holder` and
@@ -154,8 +175,7 @@ class Database:
             if self._sync is not None:
                 return await _on_pool(self._readers, _transaction, self._sync, unit, "DEFERRED")
             assert self._async is not None
-            async with self._async.connect() as conn:
-                return await conn.run_sync(unit)
+            return await _bounded(self._async, unit, write=False)
         except Exception as exc:
             if is_unavailable(exc):
                 raise StoreUnavailable(describe_error(exc)) from exc
@@ -168,6 +188,21 @@ class Database:
             self._sync.dispose()
         if self._async is not None:
             await self._async.dispose()
+
+
+async def _bounded(engine: AsyncEngine, unit: Unit[T], write: bool = True) -> T:
+    """A unit of work on PostgreSQL. A statement that timed out on the client side
+    leaves its connection mid-protocol (the server may never answer): the connection
+    is dropped, not rolled back on (which would wait as long again) nor pooled."""
+    async with engine.connect() as conn:
+        try:
+            if not write:
+                return await conn.run_sync(unit)
+            async with conn.begin():
+                return await conn.run_sync(unit)
+        except TimeoutError:
+            await conn.invalidate()
+            raise
 
 
 async def _on_pool(pool: ThreadPoolExecutor, fn: Callable[..., T], *args: Any) -> T:
@@ -229,15 +264,18 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
     return engine
 
 
-def _postgres_engine(url: str, busy_timeout: timedelta) -> AsyncEngine:
+def _postgres_engine(url: str, busy_timeout: timedelta, bounded: bool = True) -> AsyncEngine:
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
+    connect_args: dict[str, Any] = {
+        "timeout": max(busy_timeout.total_seconds(), 1.0),
+        "server_settings": {"lock_timeout": str(timeout_ms), "application_name": "itsmd"},
+    }
+    if bounded:  # asyncpg's own timeout of every command, COMMIT and ROLLBACK included
+        connect_args["command_timeout"] = (busy_timeout + STATEMENT_GRACE).total_seconds()
     return create_async_engine(
         url,
         pool_pre_ping=True,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
-        connect_args={
-            "timeout": max(busy_timeout.total_seconds(), 1.0),
-            "server_settings": {"lock_timeout": str(timeout_ms), "application_name": "itsmd"},
-        },
+        connect_args=connect_args,
     )

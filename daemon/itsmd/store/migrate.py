@@ -53,4 +53,4 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    await db.write(lambda connection: _upgrade(connection, revision))
+    await db.migrate(lambda connection: _upgrade(connection, revision))
