@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import faulthandler
 import logging
 import os
@@ -172,7 +173,8 @@ def _run(args: argparse.Namespace) -> int:
     # A fatal signal (SIGBUS when SQLite's memory-mapped -shm file cannot be written,
     # SIGSEGV) kills the process where no Python code runs: the tracebacks of every
     # thread go to the log first, so the journal says where it died.
-    faulthandler.enable(file=sys.stderr, all_threads=True)
+    with contextlib.suppress(AttributeError, ValueError):  # a stderr without a file
+        faulthandler.enable(file=sys.stderr, all_threads=True)
     overrides = Overrides(listen=args.listen, database=args.db, rules=args.rules)
     settings, rules = load_config(args.config, overrides)
     host, port = settings.host_port
