@@ -16,8 +16,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/itsmd run --config itsmd.example.yml --migrate
 
+# The in-process tests on every core (pytest-xdist), then the end-to-end ones, which
+# start real daemons, Alertmanagers and browsers, one at a time.
 test: $(STAMP) lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -m 'not e2e' -n auto
+	$(BIN)/pytest -m e2e
 
 test-fast: $(STAMP)
 	$(BIN)/pytest -m 'not e2e' -x -q
