@@ -4,18 +4,15 @@ CLI's and times shown in a local time zone that is not UTC."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
 
-from itsmd.cli.main import main
 from itsmd.config import Role, Token
 from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
 from tests.api.api_support import ApiClient, MakeClient, alert, resolved
+from tests.api.cli_support import berlin, itsmd, rows  # noqa: F401 - berlin: autouse fixture
 
 RULES = """\
 incidents:
@@ -39,34 +36,6 @@ problems:
     title: 'Disk keeps filling on {{ labels.instance }}'
 """
 SLA = {Priority.P1: SlaTarget(respond=timedelta(minutes=15), resolve=timedelta(hours=1))}
-
-
-@pytest.fixture(autouse=True)
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Local time is UTC+1 (T0, 03:00 UTC, reads 04:00); who acts is $USER."""
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    monkeypatch.setenv("USER", "carol")
-    for name in ("ITSMD_TOKEN", "ITSMD_TOKEN_FILE", "ITSMD_URL"):
-        monkeypatch.delenv(name, raising=False)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-async def itsmd(
-    client: ApiClient, capsys: pytest.CaptureFixture[str], *argv: str
-) -> tuple[int, str, str]:
-    """Run `itsmd ARGV --url <daemon>` with the daemon's clock; (exit code, out, err)."""
-    url = str(client.make_url("")).rstrip("/")
-    code = await asyncio.to_thread(main, [*argv, "--url", url], lambda: client.clock.now)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
-
-def rows(out: str) -> list[list[str]]:
-    """A table's lines split on runs of two spaces (cells hold single spaces)."""
-    return [[c.strip() for c in line.split("  ") if c.strip()] for line in out.splitlines()]
 
 
 async def test_the_list_hides_resolved_incidents_and_shows_age_ack_and_alerts(

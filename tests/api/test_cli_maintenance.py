@@ -3,19 +3,15 @@ silence commands (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from itsmd.cli.main import main
 from tests.api import test_maintenance_api
 from tests.api.api_support import ApiClient, MakeClient, alert
-from tests.api.test_cli_incidents import rows
+from tests.api.cli_support import berlin, itsmd, rows  # noqa: F401 - berlin: autouse fixture
 
 # the daemon with the route that ends a window
 make_daemon = test_maintenance_api.make_daemon
@@ -31,27 +27,6 @@ maintenance:
     every: '0 3 * * *'
     duration: 1h
 """
-
-
-@pytest.fixture(autouse=True)
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    monkeypatch.setenv("USER", "carol")
-    for name in ("ITSMD_TOKEN", "ITSMD_TOKEN_FILE", "ITSMD_URL"):
-        monkeypatch.delenv(name, raising=False)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
-
-
-async def itsmd(
-    client: ApiClient, capsys: pytest.CaptureFixture[str], *argv: str
-) -> tuple[int, str, str]:
-    url = str(client.make_url("")).rstrip("/")
-    code = await asyncio.to_thread(main, [*argv, "--url", url], lambda: client.clock.now)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 async def windows(client: ApiClient) -> dict[str, dict[str, Any]]:

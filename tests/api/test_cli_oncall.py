@@ -5,8 +5,7 @@ CLI's and times shown in a local time zone that is not UTC."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -16,7 +15,7 @@ from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
 from itsmd.store.tables import notifications
 from tests.api.api_support import T0, MakeClient, alert, resolved
-from tests.api.test_cli_incidents import itsmd, rows
+from tests.api.cli_support import berlin, itsmd, rows  # noqa: F401 - berlin: autouse fixture
 from tests.connectors.fakes_http import Answer, FakePeer, running_peer
 
 RULES = """\
@@ -34,18 +33,6 @@ maintenance:
     start: 2026-11-28T02:00:00Z
     end: 2026-11-28T06:00:00Z
 """
-
-
-@pytest.fixture(autouse=True)
-def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setenv("TZ", "Europe/Berlin")
-    monkeypatch.setenv("USER", "carol")
-    for name in ("ITSMD_TOKEN", "ITSMD_TOKEN_FILE", "ITSMD_URL"):
-        monkeypatch.delenv(name, raising=False)
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
 
 
 async def test_alerts_query_takes_matchers_as_amtool_does_and_shows_their_state(
