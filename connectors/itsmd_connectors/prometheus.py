@@ -22,7 +22,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-_SNIPPET_CHARS = 200  # of a body that is not the JSON we expected
+from itsmd_connectors.peers import snippet, unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,17 +87,17 @@ class PrometheusClient:
         except TimeoutError:
             raise self._error(f"no answer within {self.timeout_s:g}s") from None
         except aiohttp.ClientError as exc:
-            raise self._error(_unreachable(exc)) from None
+            raise self._error(unreachable(exc)) from None
         return self._series(status, body)
 
     def _series(self, status: int, body: bytes) -> list[Series]:
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
-            raise self._error(f"HTTP {status}, not JSON: {_snippet(body)}") from None
+            raise self._error(f"HTTP {status}, not JSON: {snippet(body)}") from None
         is_error_doc = isinstance(doc, dict) and doc.get("status") == "error"
         if status != 200 and not is_error_doc:
-            raise self._error(f"HTTP {status}: {_snippet(body)}")
+            raise self._error(f"HTTP {status}: {snippet(body)}")
         try:
             return parse_response(doc)
         except PrometheusError as exc:
@@ -163,21 +163,6 @@ def _unix(moment: datetime) -> str:
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment.isoformat()}: pass a timezone-aware one")
     return f"{moment.timestamp():.3f}"  # Prometheus keeps milliseconds
-
-
-def _unreachable(exc: aiohttp.ClientError) -> str:
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        if isinstance(exc.os_error, ConnectionRefusedError):
-            return "connection refused"
-        return f"cannot connect: {exc.os_error.strerror or exc.os_error}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without answering"
-    return f"request failed: {exc or type(exc).__name__}"
-
-
-def _snippet(body: bytes) -> str:
-    text = body[:_SNIPPET_CHARS].decode("utf-8", "replace").strip()
-    return repr(text) + ("..." if len(body) > _SNIPPET_CHARS else "")
 
 
 def _kind(value: object) -> str:

@@ -85,6 +85,7 @@ class TimelineKind(StrEnum):
     ALERT_JOINED = "alert_joined"
     ALERT_RESOLVED = "alert_resolved"
     ALERT_REFIRED = "alert_refired"
+    RECONCILED = "reconciled"  # Alertmanager no longer held it, or never delivered it
     ALERT_MOVED = "alert_moved"
     KNOWN_ERROR = "known_error"
     MAINTENANCE = "maintenance"
@@ -123,6 +124,20 @@ class Alert:
     @property
     def identity(self) -> tuple[str, datetime]:
         return (self.fingerprint, self.starts_at)
+
+
+ACTIVE = "active"  # the state of an alert Alertmanager notifies about
+
+
+@dataclass(frozen=True, slots=True)
+class HeldAlert:
+    """An alert as an Alertmanager holds it (`GET /api/v2/alerts`), for reconciliation:
+    `alert` is firing; `state` is Alertmanager's: `active`, `suppressed` (silenced or
+    inhibited: not sent), `unprocessed` (not routed yet)."""
+
+    alert: Alert
+    state: str
+    receivers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

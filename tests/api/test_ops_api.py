@@ -180,3 +180,18 @@ async def test_reload_with_a_bad_rule_file_keeps_the_old_rules(
     rules.write_text(OTHER_RULES, encoding="utf-8")  # fixed: the next reload recovers
     assert (await client.post("/-/reload")).status == 200
     assert await client.metric("itsmd_rules_last_reload_success") == 1
+
+
+async def test_reconcile_status_without_alertmanagers_configured(make_client: MakeClient) -> None:
+    client = await make_client()
+    answer = await client.get("/api/v1/reconcile")
+    assert answer.status == 200
+    assert await answer.json() == {
+        "configured": False,
+        "alertmanagers": [],
+        "reconcile_every": None,
+        "grace": None,
+        "receiver": None,
+        "leader": False,
+        "last_round": None,
+    }

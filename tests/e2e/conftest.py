@@ -233,11 +233,39 @@ class AlertmanagerProc:
     cluster_port: int | None
     config_path: Path
     log_path: Path
-    proc: subprocess.Popen[bytes]
+    args: list[str]
+    proc: subprocess.Popen[bytes] = field(init=False)  # set by spawn()
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def spawn(self) -> None:
+        """Start the process (again) with the same arguments; wait until ready."""
+        with self.log_path.open("ab") as log_file:
+            self.proc = subprocess.Popen(
+                self.args,
+                cwd=self.config_path.parent,
+                env=_child_env(),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"Alertmanager exited with {self.proc.returncode} before ready\n"
+                    f"args: {self.args}\n--- log ---\n{self.log}"
+                )
+            return probe_status(f"{self.url}/-/ready") == 200
+
+        wait_until(ready, timeout_s=AM_READY_TIMEOUT_S, what=f"Alertmanager {self.url}/-/ready")
+
+    def restart(self) -> None:
+        """Stop and start on the same port: every alert it held is gone (memory only)."""
+        self.stop()
+        self.spawn()
 
     @property
     def log(self) -> str:
@@ -336,6 +364,7 @@ class AlertmanagerFactory:
         cluster: bool = False,
         peers: Sequence[AlertmanagerProc] = (),
         extra_args: Sequence[str] = (),
+        port: int | None = None,
     ) -> AlertmanagerProc:
         """Start an Alertmanager that sends every group to `webhook_url`; wait until ready.
 
@@ -366,7 +395,7 @@ class AlertmanagerFactory:
         )
         _amtool_check(config_path)
 
-        port = get_free_port()
+        port = port or get_free_port()
         cluster_port = get_free_port() if cluster else None
         args = [
             binary,
@@ -378,33 +407,16 @@ class AlertmanagerFactory:
             *extra_args,
         ]
         log_path = workdir / "alertmanager.log"
-        with log_path.open("ab") as log_file:
-            proc = subprocess.Popen(
-                args,
-                cwd=workdir,
-                env=_child_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        am = AlertmanagerProc(port, cluster_port, config_path, log_path, proc)
+        am = AlertmanagerProc(port, cluster_port, config_path, log_path, args)
         self._started.append(am)
         _remember_log(self._request, f"alertmanager {am.url} log", log_path)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(
-                    f"Alertmanager exited with {proc.returncode} before ready\n"
-                    f"args: {args}\n--- log ---\n{am.log}"
-                )
-            return probe_status(f"{am.url}/-/ready") == 200
-
-        wait_until(ready, timeout_s=AM_READY_TIMEOUT_S, what=f"Alertmanager {am.url}/-/ready")
+        am.spawn()
         return am
 
     def close(self) -> None:
         for am in reversed(self._started):
-            am.stop()
+            if hasattr(am, "proc"):
+                am.stop()
 
 
 def _am_config(

@@ -1020,3 +1020,111 @@ def test_run_refuses_what_config_check_refuses_without_a_traceback(
     assert capsys.readouterr().err == (
         f"command line or environment:0: database: {ACCEPTED} a mysql:// URL\n"
     )
+
+
+# --- connectors.alertmanager (reconciliation) ----------------------------------------------------
+
+
+def test_alertmanager_reconciliation_settings() -> None:
+    text = """\
+connectors:
+  alertmanager:
+    urls: [http://am-1:9093/, https://am-2:9093]
+    reconcile_every: 30s
+    grace: 2m
+    timeout: 5s
+    receiver: itsmd
+    basic_auth: {username: itsmd, password_env: AM_PASSWORD}
+"""
+    peers = parse(text, {"AM_PASSWORD": "s3cret"}).connectors.alertmanager
+    assert peers is not None
+    assert peers.urls == ("http://am-1:9093", "https://am-2:9093")
+    assert (peers.reconcile_every, peers.grace, peers.timeout_s) == (
+        timedelta(seconds=30),
+        timedelta(minutes=2),
+        5.0,
+    )
+    assert peers.receiver == "itsmd"
+    assert peers.headers == {"Authorization": "Basic aXRzbWQ6czNjcmV0"}
+
+
+def test_alertmanager_defaults_and_a_bearer_token() -> None:
+    text = "connectors:\n  alertmanager: {urls: [http://am:9093], bearer_token_env: T}\n"
+    peers = parse(text, {"T": "abc"}).connectors.alertmanager
+    assert peers is not None
+    assert (peers.reconcile_every, peers.grace, peers.timeout_s, peers.receiver) == (
+        timedelta(minutes=1),
+        timedelta(minutes=5),
+        10.0,
+        None,
+    )
+    assert peers.headers == {"Authorization": "Bearer abc"}
+    assert parse("connectors: {}\n").connectors.alertmanager is None
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            "{}",
+            ["3: connectors.alertmanager.urls: expected the URL of every Alertmanager"],
+            id="no-urls",
+        ),
+        pytest.param(
+            "{urls: [am:9093]}",
+            ["3: connectors.alertmanager.urls[0]: expected an http(s):// URL"],
+            id="not-a-url",
+        ),
+        pytest.param(
+            "{urls: [http://a, http://a]}",
+            ["3: connectors.alertmanager.urls: lists an Alertmanager twice"],
+            id="twice",
+        ),
+        pytest.param(
+            "{urls: [http://a], grace: 0s}",
+            ["3: connectors.alertmanager.grace: expected a positive duration"],
+            id="zero-grace",
+        ),
+        pytest.param(
+            "{urls: [http://a], reconcile_every: 10s, timeout: 10s}",
+            [
+                "3: connectors.alertmanager.timeout: expected less than reconcile_every "
+                "(10s): a round must end before the next one starts"
+            ],
+            id="timeout-too-long",
+        ),
+        pytest.param(
+            "{urls: [http://a], bearer_token: x}",
+            [
+                "3: connectors.alertmanager.bearer_token: unknown key (did you mean "
+                "'bearer_token_env'?)",
+                "3: connectors.alertmanager.bearer_token: secrets are never inline: "
+                "use bearer_token_env or bearer_token_file",
+            ],
+            id="inline-token",
+        ),
+        pytest.param(
+            "{urls: [http://a], basic_auth: {username: u, password: p}}",
+            [
+                "3: connectors.alertmanager.basic_auth.password: unknown key (did you mean "
+                "'password_env'?)",
+                "3: connectors.alertmanager.basic_auth.password: secrets are never inline: "
+                "use password_env or password_file",
+            ],
+            id="inline-password",
+        ),
+        pytest.param(
+            "{urls: [http://a], bearer_token_env: T, basic_auth: {username: u, password_env: T}}",
+            ["3: connectors.alertmanager.basic_auth: give a bearer token or basic_auth"],
+            id="two-auths",
+        ),
+        pytest.param(
+            "{urls: [http://a], reconcile: 1m}",
+            ["3: connectors.alertmanager.reconcile: unknown key (did you mean 'reconcile_every'?)"],
+            id="unknown-key",
+        ),
+    ],
+)
+def test_bad_alertmanager_section(body: str, expected: list[str]) -> None:
+    text = f"connectors:\n  # reconciliation\n  alertmanager: {body}\n"
+    assert errors(text, {"T": "tok"}) == [f"{F}:{e}" for e in expected]

@@ -395,6 +395,15 @@ _OPERATIONAL = (
         response={"type": "object"},
     ),
     Operation(
+        "GET",
+        "/api/v1/reconcile",
+        ops.reconcile_status,
+        "Reconciliation with Alertmanager: settings and the last round",
+        Role.READ,
+        "operational",
+        response=ref("Reconcile"),
+    ),
+    Operation(
         "POST",
         "/-/reload",
         ops.reload,

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from itsmd.api.errors import error_response, store_cause
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import RECONCILE, RUNTIME
 from itsmd.runtime.state import Runtime
 from itsmd.store import repo
 from itsmd.store.engine import StoreUnavailable, describe_error
@@ -98,6 +98,11 @@ async def metrics(request: web.Request) -> web.Response:
             log.debug("could not count open incidents: %s", exc)
     body = generate_latest(runtime.metrics.registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def reconcile_status(request: web.Request) -> web.Response:
+    """The reconciliation with Alertmanager: its settings and this replica's last round."""
+    return web.json_response(request.app[RECONCILE].status())
 
 
 async def reload(request: web.Request) -> web.Response:

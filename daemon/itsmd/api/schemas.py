@@ -301,6 +301,31 @@ SCHEMAS: dict[str, Schema] = {
     "Notification": _NOTIFICATION,
     "NotificationList": _list_of("notifications", _link("Notification")),
     "CheckList": _list_of("checks", _CHECK, paged=False),
+    "Reconcile": _object(
+        configured=_BOOL,
+        alertmanagers={"type": "array", "items": _STR},
+        reconcile_every=_null(_STR),
+        grace=_null(_STR),
+        receiver=_null(_STR),
+        leader=_BOOL,
+        last_round=_null(
+            _object(
+                at=_TIME,
+                duration_s=_NUM,
+                complete=_BOOL,
+                alertmanagers={
+                    "type": "array",
+                    "items": _object(
+                        url=_STR, answered=_BOOL, alerts=_null(_INT), error=_null(_STR)
+                    ),
+                },
+                resolved=_INT,
+                ingested=_INT,
+                missing=_INT,
+                unseen=_INT,
+            )
+        ),
+    ),
     "Availability": _object(
         services={"type": "array", "items": _LEVEL},
         checks={"type": "array", "items": _LEVEL},

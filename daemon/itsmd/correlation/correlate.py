@@ -256,7 +256,25 @@ class Correlator:
         self.ws.events.append(Event(EventKind.ORPHAN))
         return Outcome(IngestAction.ORPHAN, None)
 
-    def _alert_resolved(self, row: StoredAlert, now: datetime) -> None:
+    def resolve_absent(self, identity: Identity, ended: datetime, why: str, now: datetime) -> bool:
+        """Reconciliation: a stored firing episode that no Alertmanager holds any more
+        ended at `ended`; False when it is no longer firing (a resolve came first)."""
+        stored = self.ws.alerts.get(identity)
+        if stored is None or stored.status is RESOLVED:
+            return False
+        row = evolve(stored, status=RESOLVED, ends_at=max(ended, stored.starts_at))
+        self.ws.put_alert(row)
+        how = f"resolved by reconciliation: {why}"
+        self._alert_resolved(row, now, TimelineKind.RECONCILED, how)
+        return True
+
+    def _alert_resolved(
+        self,
+        row: StoredAlert,
+        now: datetime,
+        kind: TimelineKind = TimelineKind.ALERT_RESOLVED,
+        how: str = "resolved",
+    ) -> None:
         inc = self.ws.incidents.get(row.incident_id) if row.incident_id is not None else None
         if inc is None:
             return
@@ -267,8 +285,8 @@ class Correlator:
         self.ws.note(
             inc,
             now,
-            TimelineKind.ALERT_RESOLVED,
-            f"alert {alertname} ({row.fingerprint}) resolved; {firing} still firing",
+            kind,
+            f"alert {alertname} ({row.fingerprint}) {how}; {firing} still firing",
             row.id,
         )
         if firing == 0 and inc.status is not IncidentStatus.RESOLVED:

@@ -16,8 +16,16 @@ from typing import Any
 import aiohttp
 
 from itsmd.correlation.matchers import MatcherError, Selector, parse_selectors
-from itsmd.durations import parse_duration
-from itsmd.notify.connector import EVENTS, Sink, SinkConfigError, SinkEnv, SinkKind, SinkOptions
+from itsmd.durations import format_duration, parse_duration
+from itsmd.notify.connector import (
+    EVENTS,
+    Sink,
+    SinkConfigError,
+    SinkEnv,
+    SinkKind,
+    SinkOptions,
+    basic_auth,
+)
 from itsmd.notify.routes import UNLESS, Route
 from itsmd.yamlsource import (
     Findings,
@@ -35,8 +43,11 @@ from itsmd.yamlsource import (
 # Options every sink instance takes; the rest belong to its kind.
 COMMON_SINK_KEYS = ("type", "timeout", "max_attempts", "concurrency", "backoff", "max_backoff")
 ROUTE_KEYS = ("name", "match", "events", "to", "continue", "after", "unless")
-CONNECTOR_KEYS = ("prometheus", "sinks")
-PROMETHEUS_KEYS = ("url", "timeout", "bearer_token_env", "bearer_token_file")
+CONNECTOR_KEYS = ("prometheus", "alertmanager", "sinks")
+AUTH_KEYS = ("bearer_token_env", "bearer_token_file", "basic_auth")
+BASIC_AUTH_KEYS = ("username", "password_env", "password_file")
+PROMETHEUS_KEYS = ("url", "timeout", *AUTH_KEYS)
+ALERTMANAGER_KEYS = ("urls", "reconcile_every", "grace", "timeout", "receiver", *AUTH_KEYS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +74,21 @@ class PrometheusSource:
 
 
 @dataclass(frozen=True, slots=True)
+class AlertmanagerPeers:
+    """The Alertmanagers that send to itsmd, asked for what they hold (reconciliation)."""
+
+    urls: tuple[str, ...]
+    reconcile_every: timedelta = timedelta(minutes=1)
+    grace: timedelta = timedelta(minutes=5)
+    timeout_s: float = 10.0
+    receiver: str | None = None  # only alerts routed to this receiver are ingested
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Connectors:
     prometheus: PrometheusSource | None = None
+    alertmanager: AlertmanagerPeers | None = None
     sinks: Mapping[str, SinkSpec] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
 
@@ -81,17 +105,18 @@ def parse_connectors(
     kinds: Mapping[str, SinkKind] | Callable[[], Mapping[str, SinkKind]],
 ) -> Connectors:
     section = top.get("connectors")
-    prometheus, sinks, m = None, {}, None
+    prometheus, alertmanager, sinks, m = None, None, {}, None
     if section is not None:
         m = expect_mapping(findings, section, top.line_of("connectors"), "connectors")
         if m is not None:
             check_keys(findings, m, CONNECTOR_KEYS, "connectors")
             prometheus = _prometheus(findings, m, env, base)
+            alertmanager = _alertmanager(findings, m, env, base)
             if m.get("sinks") and callable(kinds):
                 kinds = kinds()  # import the sink modules only when sinks are configured
             sinks = _sinks(findings, m, env, base, kinds if isinstance(kinds, Mapping) else {})
     declared = set(m["sinks"]) if m is not None and isinstance(m.get("sinks"), LocDict) else set()
-    return Connectors(prometheus, sinks, _routes(findings, top, declared))
+    return Connectors(prometheus, alertmanager, sinks, _routes(findings, top, declared))
 
 
 def _prometheus(
@@ -108,12 +133,85 @@ def _prometheus(
     if not url.startswith(("http://", "https://")):
         findings.error(p.line_of("url"), join(path, "url"), "expected an http:// or https:// URL")
     timeout = convert(findings, p, "timeout", path, timedelta(seconds=10), parse_duration)
-    options = SinkOptions({k: v for k, v in p.items() if k.startswith("bearer_token")}, env, base)
+    headers = _auth_headers(findings, p, path, env, base)
+    return PrometheusSource(url.rstrip("/"), timeout.total_seconds(), headers)
+
+
+def _alertmanager(
+    findings: Findings, m: LocDict, env: Mapping[str, str], base: Path
+) -> AlertmanagerPeers | None:
+    if m.get("alertmanager") is None:
+        return None
+    path = "connectors.alertmanager"
+    a = expect_mapping(findings, m["alertmanager"], m.line_of("alertmanager"), path)
+    if a is None:
+        return None
+    check_keys(findings, a, ALERTMANAGER_KEYS, path)
+    urls = get_str_list(findings, a, "urls", path) or []
+    if not urls:
+        findings.error(
+            a.line_of("urls"), join(path, "urls"), "expected the URL of every Alertmanager"
+        )
+    for index, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            findings.error(
+                a.line_of("urls"), join(path, f"urls[{index}]"), "expected an http(s):// URL"
+            )
+    if len(set(urls)) != len(urls):
+        findings.error(a.line_of("urls"), join(path, "urls"), "lists an Alertmanager twice")
+    every = convert(findings, a, "reconcile_every", path, timedelta(minutes=1), parse_duration)
+    grace = convert(findings, a, "grace", path, timedelta(minutes=5), parse_duration)
+    timeout = convert(findings, a, "timeout", path, timedelta(seconds=10), parse_duration)
+    for key, value in (("reconcile_every", every), ("grace", grace), ("timeout", timeout)):
+        if value <= timedelta(0):
+            findings.error(a.line_of(key), join(path, key), "expected a positive duration")
+    if timeout >= every > timedelta(0):
+        findings.error(
+            a.line_of("timeout"),
+            join(path, "timeout"),
+            f"expected less than reconcile_every ({format_duration(every)}): "
+            "a round must end before the next one starts",
+        )
+    receiver = get_str(findings, a, "receiver", path) if "receiver" in a else None
+    return AlertmanagerPeers(
+        tuple(u.rstrip("/") for u in urls),
+        every,
+        grace,
+        timeout.total_seconds(),
+        receiver,
+        _auth_headers(findings, a, path, env, base),
+    )
+
+
+def _auth_headers(
+    findings: Findings, m: LocDict, path: str, env: Mapping[str, str], base: Path
+) -> dict[str, str]:
+    """`bearer_token_env`/`_file` or `basic_auth: {username, password_env|_file}`, as
+    Prometheus' own `http_config` takes them; secrets never inline."""
+    options = SinkOptions({k: v for k, v in m.items() if k.startswith("bearer_token")}, env, base)
     token = options.secret("bearer_token", required=False)
     for key, message in options.problems:
-        findings.error(p.line_of(key), join(path, key), message)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return PrometheusSource(url.rstrip("/"), timeout.total_seconds(), headers)
+        findings.error(m.line_of(key), join(path, key), message)
+    basic = None
+    if m.get("basic_auth") is not None:
+        where = join(path, "basic_auth")
+        b = expect_mapping(findings, m["basic_auth"], m.line_of("basic_auth"), where)
+        if b is not None:
+            check_keys(findings, b, BASIC_AUTH_KEYS, where)
+            user = get_str(findings, b, "username", where) or ""
+            secret = SinkOptions(dict(b), env, base)
+            password = secret.secret("password")
+            for key, message in secret.problems:
+                findings.error(b.line_of(key), join(where, key), message)
+            if user and password:
+                basic = basic_auth(user, password)
+    if token and basic:
+        findings.error(
+            m.line_of("basic_auth"), join(path, "basic_auth"), "give a bearer token or basic_auth"
+        )
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    return {"Authorization": basic} if basic else {}
 
 
 def _sinks(

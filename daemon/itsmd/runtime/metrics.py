@@ -187,6 +187,24 @@ class Metrics:
             ["job"],
             registry=r,
         )
+        self.reconcile_repairs = Counter(
+            "itsmd_reconcile_repairs",
+            "Differences with Alertmanager repaired by reconciliation, by kind: resolved "
+            "(no Alertmanager held the alert), ingested (held, never delivered).",
+            ["kind"],
+            registry=r,
+        )
+        self.reconcile_errors = Counter(
+            "itsmd_reconcile_errors",
+            "Alertmanagers that did not answer a reconciliation round (that round "
+            "resolves nothing).",
+            registry=r,
+        )
+        self.reconcile_last_complete = Gauge(
+            "itsmd_reconcile_last_complete_timestamp_seconds",
+            "When a reconciliation round last heard from every Alertmanager.",
+            registry=r,
+        )
         self.auth_failures = Counter(
             "itsmd_auth_failures",
             "Requests that failed authentication, by reason: missing, unknown_token, "
@@ -204,6 +222,8 @@ class Metrics:
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)
+        for kind in ("resolved", "ingested"):
+            self.reconcile_repairs.labels(kind).inc(0)
 
     def record(self, events: Iterable[Event]) -> None:
         """Count what a committed transaction did."""

@@ -19,19 +19,20 @@ from sqlalchemy.exc import SQLAlchemyError
 from itsmd import console
 from itsmd.api import auth, operations, ops, routes
 from itsmd.api.errors import errors_middleware
-from itsmd.api.keys import CHECKS, HTTP, OUTBOX, RUNTIME
+from itsmd.api.keys import CHECKS, HTTP, OUTBOX, RECONCILE, RUNTIME
 from itsmd.checks.jobs import CheckJobs
 from itsmd.checks.runner import CheckRunner
 from itsmd.config import Overrides, Settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.models import Alert
-from itsmd.notify.config import build_sink
+from itsmd.notify.config import AlertmanagerPeers, build_sink
 from itsmd.notify.connector import SinkEnv, installed_kinds
 from itsmd.notify.worker import OutboxWorker, SinkRunner
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
 from itsmd.runtime.metrics import Metrics
+from itsmd.runtime.reconcile import Reconciliation
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
 from itsmd.server.serve import request_clock
@@ -40,6 +41,7 @@ from itsmd.store import checkstore, repo
 from itsmd.store.engine import Database, StoreUnavailable
 from itsmd.store.migrate import SchemaState, head_revision, schema_state, upgrade
 from itsmd_connectors.alertmanager import AlertmanagerSource
+from itsmd_connectors.alertmanager_api import AlertmanagerAPI
 from itsmd_connectors.generic import GenericSource
 from itsmd_connectors.prometheus import PrometheusClient
 
@@ -111,6 +113,7 @@ def build_app(
     app.cleanup_ctx.append(_readiness_ctx)
     app.cleanup_ctx.append(_notify_ctx)
     app.cleanup_ctx.append(_checks_ctx(run_checks))
+    app.cleanup_ctx.append(_reconcile_ctx)
     app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
     return app
 
@@ -242,6 +245,22 @@ async def _checks(app: web.Application, run_checks: bool) -> AsyncIterator[None]
     await jobs.stop()
     if observing:
         await asyncio.wait(observing, timeout=5)
+
+
+async def _reconcile_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Rounds against the configured Alertmanagers, run by the replica that leads the
+    checks (one at a time; docs/connectors.md, "Reconciliation with Alertmanager")."""
+    runtime, http, jobs = app[RUNTIME], app[HTTP], app[CHECK_JOBS]
+
+    def views(peers: AlertmanagerPeers) -> list[AlertmanagerAPI]:
+        return [AlertmanagerAPI(http, url, peers.timeout_s, peers.headers) for url in peers.urls]
+
+    reconciliation = Reconciliation(runtime, views, leads=lambda: jobs.runner.leader)
+    app[RECONCILE] = reconciliation
+    runtime.on_reload.append(reconciliation.reloaded)
+    reconciliation.start()
+    yield
+    await reconciliation.stop()
 
 
 async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
