@@ -77,6 +77,30 @@ async def test_one_holder_at_a_time_and_a_lapsed_lease_is_taken_over(db: Databas
     assert await hold("b", T0 + timedelta(seconds=45)) is Lease.TAKEN  # its own, lapsed
 
 
+async def test_a_released_lease_is_taken_at_once_and_only_its_holder_releases_it(
+    db: Database,
+) -> None:
+    ttl = timedelta(seconds=15)
+
+    async def hold(holder: str, at: datetime) -> checkstore.Lease:
+        lease: checkstore.Lease = await db.write(
+            lambda conn: checkstore.hold_lease(conn, "checks", holder, at, ttl)
+        )
+        return lease
+
+    async def release(holder: str, at: datetime) -> bool:
+        done: bool = await db.write(
+            lambda conn: checkstore.release_lease(conn, "checks", holder, at)
+        )
+        return done
+
+    assert await hold("a", T0) is checkstore.Lease.TAKEN
+    assert await release("b", T0 + timedelta(seconds=1)) is False  # not b's to give
+    assert await hold("b", T0 + timedelta(seconds=2)) is checkstore.Lease.LOST
+    assert await release("a", T0 + timedelta(seconds=3)) is True
+    assert await hold("b", T0 + timedelta(seconds=3)) is checkstore.Lease.TAKEN
+
+
 async def test_a_long_window_joins_the_aggregates_and_the_raw_history_at_midnight(
     db: Database,
 ) -> None:

@@ -36,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import get_free_port, require_binary, wait_until
 from tests.e2e.browser import browser as browser  # the fixture, for every e2e test
+from tests.e2e.hook_peer import peer as peer  # the fixture, for every e2e test
 
 if TYPE_CHECKING:
     from tests.e2e.prometheus_peer import PrometheusFactory
@@ -353,7 +354,7 @@ class AlertmanagerFactory:
 
     def start(
         self,
-        webhook_url: str,
+        webhook_url: str | Sequence[str],
         *,
         bearer: str | None = None,
         basic: tuple[str, str] | None = None,
@@ -366,7 +367,8 @@ class AlertmanagerFactory:
         extra_args: Sequence[str] = (),
         port: int | None = None,
     ) -> AlertmanagerProc:
-        """Start an Alertmanager that sends every group to `webhook_url`; wait until ready.
+        """Start an Alertmanager that sends every group to `webhook_url` (to each of
+        several, as one receiver with a webhook config per URL); wait until ready.
 
         `cluster=False` turns HA off (`--cluster.listen-address=`); with `cluster=True` it
         gossips on a free loopback port with `peers` (fast gossip, 1 s settle timeout).
@@ -420,7 +422,7 @@ class AlertmanagerFactory:
 
 
 def _am_config(
-    webhook_url: str,
+    webhook_url: str | Sequence[str],
     *,
     bearer: str | None,
     basic: tuple[str, str] | None,
@@ -429,11 +431,15 @@ def _am_config(
     group_interval: str,
     repeat_interval: str,
 ) -> dict[str, Any]:
-    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True, "max_alerts": 0}
-    if bearer is not None:
-        webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer}}
-    if basic is not None:
-        webhook["http_config"] = {"basic_auth": {"username": basic[0], "password": basic[1]}}
+    urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
+    webhooks: list[dict[str, Any]] = []
+    for url in urls:
+        webhook: dict[str, Any] = {"url": url, "send_resolved": True, "max_alerts": 0}
+        if bearer is not None:
+            webhook["http_config"] = {"authorization": {"type": "Bearer", "credentials": bearer}}
+        if basic is not None:
+            webhook["http_config"] = {"basic_auth": {"username": basic[0], "password": basic[1]}}
+        webhooks.append(webhook)
     return {
         "route": {
             "receiver": "itsmd",
@@ -442,7 +448,7 @@ def _am_config(
             "group_interval": group_interval,
             "repeat_interval": repeat_interval,
         },
-        "receivers": [{"name": "itsmd", "webhook_configs": [webhook]}],
+        "receivers": [{"name": "itsmd", "webhook_configs": webhooks}],
     }
 
 
@@ -469,9 +475,9 @@ def _cluster_args(cluster_port: int | None, peers: Sequence[AlertmanagerProc]) -
         "--cluster.gossip-interval=50ms",
         "--cluster.settle-timeout=1s",
     ]
-    for peer in peers:
-        assert peer.cluster_port is not None, f"peer {peer.url} was started without cluster"
-        args.append(f"--cluster.peer=127.0.0.1:{peer.cluster_port}")
+    for other in peers:
+        assert other.cluster_port is not None, f"peer {other.url} was started without cluster"
+        args.append(f"--cluster.peer=127.0.0.1:{other.cluster_port}")
     return args
 
 

@@ -73,6 +73,22 @@ class CheckJobs:
         self.scheduler.shutdown(wait=False)
         if self._reloads:
             await asyncio.wait(self._reloads, timeout=5)
+        if not self.sole_writer and self.runner.leader:
+            await self._release_lease()
+
+    async def _release_lease(self) -> None:
+        """A clean stop hands the lead over at once, not when the lease runs out."""
+        holder = self.holder
+        try:
+            await self._writer().run(
+                lambda conn, now: checkstore.release_lease(conn, "checks", holder, now)
+            )
+        except StoreUnavailable as exc:
+            log.warning("checks lease not released (it runs out by itself): %s", exc)
+            return
+        self.runner.leader = False
+        self.runtime.metrics.leader.labels("checks").set(0)
+        log.info("checks: lead released for another replica")
 
     def _job(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[None]]:
         """A scheduled job that the stop may cut off quietly: the scheduler cancels
