@@ -38,8 +38,8 @@ ASK_EVERY = timedelta(hours=1)  # how often each replica asks whether a run is d
 FIRST_ASK = timedelta(minutes=1)  # after start: a run soon, not during start-up
 SIZE_EVERY = timedelta(minutes=5)
 # Per transaction: ingestion waits behind one of these at most (bench/RESULTS.md).
-INCIDENT_BATCH = 200
-ROW_CHUNK = 1000
+INCIDENT_BATCH = 50
+ROW_CHUNK = 250
 VACUUM_PAGES = 1000  # pages given back to the file system per transaction (about 10 ms)
 
 
@@ -48,6 +48,7 @@ class RunSummary:
     deleted: Counter[Kind] = field(default_factory=Counter)
     complete: bool = False  # False: cut short (store unavailable, shutdown)
     seconds: float = 0.0
+    longest_s: float = 0.0  # the longest of its transactions: what an ingest waited at most
     store_bytes: int | None = None
 
 
@@ -59,6 +60,7 @@ class Retention:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = False
+        self.longest_s = 0.0
         for kind in Kind:
             runtime.metrics.retention_deleted.labels(kind.value).inc(0)
 
@@ -108,6 +110,7 @@ class Retention:
         """Delete what is older than the horizons (from the app's clock now)."""
         settings, now = self.runtime.settings.retention, self.runtime.clock()
         summary, started = RunSummary(), time.monotonic()
+        self.longest_s = 0.0
         try:
             await self._incidents(now - settings.incidents, summary.deleted)
             await self._loose_alerts(now - settings.incidents, summary.deleted)
@@ -120,11 +123,13 @@ class Retention:
         except StoreUnavailable as exc:
             log.warning("retention run cut short (again at the next run): %s", exc)
         summary.seconds = time.monotonic() - started
+        summary.longest_s = self.longest_s
         summary.store_bytes = await self.measure()
         log.info(
-            "retention: deleted %s in %.1f s%s",
+            "retention: deleted %s in %.1f s (transactions of %.0f ms at most)%s",
             ", ".join(f"{summary.deleted[k]} {k}" for k in Kind),
             summary.seconds,
+            summary.longest_s * 1000,
             "" if summary.store_bytes is None else f"; store {summary.store_bytes} bytes",
         )
         return summary
@@ -229,8 +234,23 @@ class Retention:
             self.runtime.metrics.retention_deleted.labels(kind.value).inc(n)
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
-        """One transaction through the writer queue, behind what ingestion queued."""
-        return await self._writer().run(lambda conn, _: work(conn), timeout_s=60.0)
+        """One transaction through the writer queue, behind what ingestion queued;
+        then a pause as long as it took, so that the run takes at most half of the
+        writer's time however much it has to delete."""
+        took = 0.0
+
+        def unit(conn: Connection, _: datetime) -> T:
+            nonlocal took
+            started = time.perf_counter()
+            try:
+                return work(conn)
+            finally:
+                took = time.perf_counter() - started
+
+        result = await self._writer().run(unit, timeout_s=60.0)
+        self.longest_s = max(self.longest_s, took)
+        await asyncio.sleep(took)
+        return result
 
     def _writer(self) -> Writer:
         writer = self.runtime.writer
