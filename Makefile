@@ -45,10 +45,12 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/console.py --runs 1
+	$(BIN)/python bench/storage.py
 
 bench-smoke: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-disable -q -p no:cacheprovider
 	$(BIN)/python bench/run.py --smoke
+	$(BIN)/python bench/storage.py --smoke --store sqlite --incidents 500 --alerts 5000 --baseline-s 2
 
 # --- installing as a service (docs/operations.md, "Installing as a service") ---------------
 # `sudo make install` puts itsmd in a virtualenv of its own and beside it what systemd needs;

@@ -56,6 +56,7 @@ TOP_KEYS = (
     "storage",
     "connectors",
     "routes",
+    "retention",
 )
 
 TOKEN_KEYS = ("name", "role", "secret_env", "secret_file")
@@ -71,6 +72,10 @@ MIN_SECRET_LENGTH = 16
 # The shortest limits.read_timeout: a shorter one cuts off ordinary clients.
 MIN_READ_TIMEOUT = timedelta(seconds=1)
 STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous")
+RETENTION_KEYS = ("incidents", "notifications")
+# The shortest retention: shorter would delete what the reopen window and the
+# delivery worker may still need.
+MIN_RETENTION = timedelta(days=1)
 SLA_TARGET_KEYS = ("respond", "resolve", "business_hours")
 BUSINESS_HOURS_KEYS = ("timezone", "days", "hours", "holidays")
 # Every nested section and its keys (tests check each one is in docs/configuration.md).
@@ -79,6 +84,7 @@ SECTION_KEYS = {
     "auth.tokens[]": TOKEN_KEYS,
     "limits": LIMIT_KEYS,
     "storage": STORAGE_KEYS,
+    "retention": RETENTION_KEYS,
     "sla.P1": SLA_TARGET_KEYS,
     "sla.business_hours": BUSINESS_HOURS_KEYS,
 }
@@ -102,6 +108,14 @@ class Token:
 
 
 @dataclass(frozen=True, slots=True)
+class Retention:
+    """How long history is kept (see docs/operations.md, Retention)."""
+
+    incidents: timedelta = timedelta(days=400)  # since resolution, with alerts and timeline
+    notifications: timedelta = timedelta(days=30)  # delivered, dead or cancelled outbox rows
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     listen: str = DEFAULT_LISTEN
     database: str = DEFAULT_DATABASE
@@ -121,6 +135,7 @@ class Settings:
     watch_rules: timedelta | None = None  # how often to look for changed rule files
     external_url: str | None = None  # where humans reach this daemon (links in notifications)
     connectors: Connectors = field(default_factory=Connectors)
+    retention: Retention = field(default_factory=Retention)
 
     @property
     def base_url(self) -> str:
@@ -305,6 +320,7 @@ def _parse(
         watch_rules=_watch(findings, top),
         external_url=_external_url(findings, top),
         connectors=parse_connectors(findings, top, env, base, kinds or installed_kinds),
+        retention=_retention(findings, top),
     )
     return settings, findings, top
 
@@ -553,6 +569,28 @@ def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str]:
         _synchronous,
     )
     return busy, synchronous
+
+
+def _retention(findings: Findings, top: LocDict) -> Retention:
+    default = Retention()
+    section = expect_mapping(
+        findings, top.get("retention", LocDict()), top.line_of("retention"), "retention"
+    )
+    if section is None:
+        return default
+    check_keys(findings, section, RETENTION_KEYS, "retention")
+    kept: dict[str, timedelta] = {}
+    for key in RETENTION_KEYS:
+        value = convert(findings, section, key, "retention", getattr(default, key), parse_duration)
+        if value < MIN_RETENTION:
+            findings.error(
+                section.line_of(key),
+                f"retention.{key}",
+                f"at least {format_duration(MIN_RETENTION)}, got {format_duration(value)}",
+            )
+            value = getattr(default, key)
+        kept[key] = value
+    return Retention(**kept)
 
 
 def _synchronous(text: str) -> str:

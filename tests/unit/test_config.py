@@ -638,6 +638,47 @@ def test_bad_storage(text: str, expected: list[str]) -> None:
     assert errors(text) == [f"{F}:{e}" for e in expected]
 
 
+@pytest.mark.parametrize(
+    ("text", "incidents", "notifications"),
+    [
+        ("", timedelta(days=400), timedelta(days=30)),
+        ("retention: {}\n", timedelta(days=400), timedelta(days=30)),
+        ("retention: {incidents: 2y}\n", timedelta(days=730), timedelta(days=30)),
+        ("retention: {incidents: 90d, notifications: 1w}\n", timedelta(days=90), timedelta(days=7)),
+        ("retention: {notifications: 24h}\n", timedelta(days=400), timedelta(days=1)),
+    ],
+)
+def test_retention(text: str, incidents: timedelta, notifications: timedelta) -> None:
+    kept = parse(text).retention
+    assert (kept.incidents, kept.notifications) == (incidents, notifications)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "retention:\n  incidents: 400\n",
+            ["2: retention.incidents: not a duration: '400' (expected e.g. 90s, 15m, 1h30m, 7d)"],
+        ),
+        (
+            "retention:\n  incidents: 400d\n  notifications: 12h\n",
+            ["3: retention.notifications: at least 1d, got 12h"],
+        ),
+        (
+            "retention:\n  incidents: 0\n",
+            ["2: retention.incidents: at least 1d, got 0s"],
+        ),
+        (
+            "retention:\n  alerts: 30d\n",
+            ["2: retention.alerts: unknown key (allowed: incidents, notifications)"],
+        ),
+        ("retention: 400d\n", ["1: retention: expected a mapping, got str '400d'"]),
+    ],
+)
+def test_bad_retention(text: str, expected: list[str]) -> None:
+    assert errors(text) == [f"{F}:{e}" for e in expected]
+
+
 # --- top level -----------------------------------------------------------------------------------
 
 

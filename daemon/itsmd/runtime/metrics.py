@@ -219,6 +219,24 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.retention_deleted = Counter(
+            "itsmd_retention_deleted",
+            "Rows the retention job deleted, by kind: incidents, alerts, timeline, "
+            "notifications, problems.",
+            ["kind"],
+            registry=r,
+        )
+        self.retention_last_run = Gauge(
+            "itsmd_retention_last_run_timestamp_seconds",
+            "When the last daily retention run began, on whichever replica.",
+            registry=r,
+        )
+        self.store_bytes = Gauge(
+            "itsmd_store_bytes",
+            "Size of the store on disk (SQLite: the database file and its WAL; "
+            "PostgreSQL: the database).",
+            registry=r,
+        )
         for priority in Priority:
             self.incidents_open.labels(priority.value).set(0)
         self.alerts_unrouted.inc(0)

@@ -33,6 +33,7 @@ from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
 from itsmd.runtime.metrics import Metrics
 from itsmd.runtime.reconcile import Reconciliation
+from itsmd.runtime.retention import Retention
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
 from itsmd.server.serve import request_clock
@@ -46,6 +47,7 @@ from itsmd_connectors.generic import GenericSource
 from itsmd_connectors.prometheus import PrometheusClient
 
 CHECK_JOBS = web.AppKey("check_jobs", CheckJobs)
+RETENTION = web.AppKey("retention", Retention)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -115,6 +117,7 @@ def build_app(
     app.cleanup_ctx.append(_checks_ctx(run_checks))
     app.cleanup_ctx.append(_reconcile_ctx)
     app.cleanup_ctx.append(_scheduler_ctx(sweep_interval))
+    app.cleanup_ctx.append(_retention_ctx)
     return app
 
 
@@ -149,6 +152,14 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         log.info("store closed (%d queued writes finished on the way out)", drained)
 
     return store
+
+
+async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The daily retention run and the size of the store (runtime/retention.py)."""
+    app[RETENTION] = job = Retention(app[RUNTIME])
+    job.start()
+    yield
+    await job.stop()
 
 
 async def _readiness_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -247,6 +247,10 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
         # unit of work too (the driver would only begin at the first write).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        # Before the first table of a new file: the space retention frees can then be
+        # given back to the file system (PRAGMA incremental_vacuum). A file made
+        # without it keeps its mode (only a VACUUM changes it) and reuses free pages.
+        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; FULL also survives power loss.
         cursor.execute(f"PRAGMA synchronous={synchronous}")

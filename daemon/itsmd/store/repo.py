@@ -346,6 +346,12 @@ def _touch(conn: Connection, incident_ids: Iterable[int]) -> None:
     conn.info.setdefault(_TOUCHED, set()).update(incident_ids)
 
 
+def touch_incidents(conn: Connection, incident_ids: Iterable[int]) -> None:
+    """Incidents written (or deleted) outside `flush`: the writer forgets the
+    current incidents it keeps in memory."""
+    _touch(conn, incident_ids)
+
+
 def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     """Write the changes of a working set; returns the temporary -> real incident ids."""
     changed = [i for i in sorted(ws.dirty_incidents, reverse=True) if i > 0]

@@ -171,6 +171,7 @@ incident_labels = Table(
     metadata,
     Column("value", String(LABEL_VALUE_MAX), primary_key=True),
     Column("incident_id", Integer, primary_key=True),
+    Index(None, "incident_id"),  # retention deletes an incident's values
     sqlite_with_rowid=False,
 )
 
