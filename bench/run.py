@@ -52,6 +52,7 @@ class Scenario:
     database: str = "sqlite"  # or "postgresql": a fresh database on ITSMD_BENCH_PG
     replicas: int = 1  # daemons on the same database, the senders spread over them
     config: str = ""  # more of itsmd.yml (connectors and routes: bench/outbox.py)
+    server: str = "itsmd"  # or "floor": bench/floor.py, the bare durable receiver
 
 
 # 100,000 firing alerts in 10,000 open incidents; the measured load adds new alerts
@@ -63,6 +64,9 @@ NEW_INSTANCES = 1_000_000
 SCENARIOS = [
     Scenario("single-1", Load(requests=6000, alerts_per_request=1)),
     Scenario("batch-20", Load(requests=1500, alerts_per_request=20)),
+    # The same loads on the floor of any durable receiver (bench/floor.py), in this run.
+    Scenario("floor-single-1", Load(requests=6000, alerts_per_request=1), server="floor"),
+    Scenario("floor-batch-20", Load(requests=1500, alerts_per_request=20), server="floor"),
     Scenario("dup90-1", Load(requests=6000, alerts_per_request=1, duplicate_share=0.9)),
     Scenario("dup90-20", Load(requests=1500, alerts_per_request=20, duplicate_share=0.9)),
     Scenario("rules1000-1", Load(requests=6000, alerts_per_request=1), extra_rules=1000),
@@ -79,11 +83,14 @@ SCENARIOS = [
     ),
     Scenario("pg-single-1", Load(requests=3000, alerts_per_request=1), database="postgresql"),
     Scenario("pg-batch-20", Load(requests=750, alerts_per_request=20), database="postgresql"),
-    Scenario(
-        "pg2-batch-20",
-        Load(requests=750, alerts_per_request=20),
-        database="postgresql",
-        replicas=2,
+    # Scale-out: 1, 2 and 3 replicas on one PostgreSQL, the senders spread over them.
+    *(
+        Scenario(f"pg{n}-{shape}", load, database="postgresql", replicas=n)
+        for n in (2, 3)
+        for shape, load in (
+            ("single-1", Load(requests=3000, alerts_per_request=1)),
+            ("batch-20", Load(requests=750, alerts_per_request=20)),
+        )
     ),
 ]
 PG_ADMIN = os.environ.get("ITSMD_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -122,7 +129,12 @@ class SqliteStore:
     def counts(self) -> dict[str, int]:
         with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
             alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()[0]
-            incidents = conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            incidents = (
+                conn.execute("SELECT count(*) FROM incidents").fetchone()[0]
+                if "incidents" in tables  # the floor keeps none
+                else 0
+            )
         return {"stored_alerts": alerts, "stored_incidents": incidents}
 
     def drop(self) -> None:
@@ -186,8 +198,12 @@ class Daemon:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (workdir / "itsmd.log").open("w")
         started = time.perf_counter()
-        self.proc = subprocess.Popen(
-            [
+        if scenario.server == "floor":
+            path = db_url.removeprefix("sqlite+aiosqlite:///")
+            command = [sys.executable, str(ROOT / "bench" / "floor.py"), "--db", path]
+            command += ["--port", str(self.port)]
+        else:
+            command = [
                 sys.executable,
                 "-m",
                 "itsmd",
@@ -200,7 +216,9 @@ class Daemon:
                 db_url,
                 "--log-level",
                 "warning",
-            ],
+            ]
+        self.proc = subprocess.Popen(
+            command,
             cwd=workdir,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -333,6 +351,8 @@ def run_once(
     # One severity per service: one rule, one incident per group. Groups are numbered
     # from 0, so the state's groups include the load's.
     expected_incidents = max(result.distinct_groups, seeded.groups if seeded else 0)
+    if scenario.server == "floor":
+        expected_incidents = 0
     expected_alerts = result.distinct_alerts + (seeded.alerts if seeded else 0)
     honest = (
         stored["stored_alerts"] == expected_alerts
@@ -438,12 +458,29 @@ def write_table(env: dict[str, Any], runs: int, medians: list[dict[str, Any]]) -
             f"{m['stored_incidents']:,} / {m['expected_incidents']:,} | {m['ready_s']:.2f} | "
             f"{m['rss_mb']:.0f} | {m['cpu_s']:.1f} |"
         )
-    lines.append(TABLE_END)
+    lines += ["", *floor_ratios(medians), TABLE_END]
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else f"{TABLE_BEGIN}\n{TABLE_END}\n"
     head, _, rest = text.partition(TABLE_BEGIN)
     _, _, tail = rest.partition(TABLE_END)
     path.write_text(head + "\n".join(lines) + tail)
+
+
+def floor_ratios(medians: list[dict[str, Any]]) -> list[str]:
+    """itsmd's alerts/s as a share of the floor's under the same load, in this run."""
+    by_name = {m["scenario"]: m for m in medians}
+    shares = []
+    for shape in ("single-1", "batch-20"):
+        ours, floor = by_name.get(shape), by_name.get(f"floor-{shape}")
+        if ours and floor and floor["alerts_per_s"]:
+            share = ours["alerts_per_s"] / floor["alerts_per_s"]
+            shares.append(
+                f"{shape} {share:.2f} ({ours['alerts_per_s']:,.0f} / "
+                f"{floor['alerts_per_s']:,.0f} alerts/s)"
+            )
+    if not shares:
+        return []
+    return ["itsmd against the floor of a durable receiver (`floor-*`): " + ", ".join(shares)]
 
 
 def _median(rows: list[dict[str, Any]]) -> dict[str, Any]:
