@@ -155,13 +155,11 @@ def _service(svc: Mapping[str, Any]) -> Markup:
     ]
     if svc["slo"] is not None:
         verdict = {True: "met", False: "not met", None: "not measured"}[a["meets_slo"]]
-        parts.append(
-            f"<p>Objective {escape(number(svc['slo']))} %: <strong>{verdict}</strong>.</p>"
-        )
+        parts.append(f"<p>Objective {svc['slo']:g} %: <strong>{verdict}</strong>.</p>")
     if svc["sla"]:
         parts.append(
             '<table class="sla"><tr><th>priority</th><th>respond met</th><th>breached</th>'
-            "<th>not needed</th><th>pending</th><th>resolve met</th><th>breached</th>"
+            "<th>pending</th><th>not needed</th><th>resolve met</th><th>breached</th>"
             "<th>pending</th></tr>"
         )
         for p, s in svc["sla"].items():

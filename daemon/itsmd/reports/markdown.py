@@ -133,10 +133,10 @@ def _service(svc: Mapping[str, Any]) -> list[str]:
     lines += _table(["figure", "this period", "previous", "change"], rows)
     if svc["slo"] is not None:
         verdict = {True: "met", False: "**not met**", None: "not measured"}[a["meets_slo"]]
-        lines += [f"Objective {number(svc['slo'])} %: {verdict}.", ""]
+        lines += [f"Objective {svc['slo']:g} %: {verdict}.", ""]
     if svc["sla"]:
         lines += [
-            "SLA targets (respond: met / breached / not needed / pending; "
+            "SLA targets (respond: met / breached / pending / not needed; "
             "resolve: met / breached / pending):",
             "",
         ]
