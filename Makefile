@@ -46,6 +46,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/outbox.py
 	$(BIN)/python bench/console.py --runs 1
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/report.py --runs 3
 
 bench-smoke: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-disable -q -p no:cacheprovider

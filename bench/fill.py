@@ -76,7 +76,12 @@ def alert_counts(rng: random.Random, incidents: int, total: int) -> list[int]:
 
 
 def fill(
-    conn: Connection, now: datetime, incident_total: int, alert_total: int, seed: int = 7
+    conn: Connection,
+    now: datetime,
+    incident_total: int,
+    alert_total: int,
+    seed: int = 7,
+    span: timedelta = SPAN,
 ) -> Filled:
     rng = random.Random(seed)
     counts = alert_counts(rng, incident_total, alert_total)
@@ -89,7 +94,7 @@ def fill(
     breaches: list[dict[str, Any]] = []
     active: set[str] = set()
     for n in range(incident_total):
-        opened = now - SPAN + SPAN * (n + rng.random()) / incident_total
+        opened = now - span + span * (n + rng.random()) / incident_total
         service = rng.choices(SERVICES, weights)[0]
         row = _incident(rng, n + 1, opened, service, counts[n], n in unresolved, now)
         if row["active_key"] is not None:

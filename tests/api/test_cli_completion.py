@@ -13,7 +13,7 @@ from itsmd.cli.main import _parser, main
 
 COMMANDS = [
     *("alerts", "availability", "backup", "checks", "completion", "config", "db", "explain"),
-    *("export", "restore"),
+    *("export", "report", "restore"),
     *("incidents", "maintenance", "notifications", "problems", "replay", "rules", "run", "sla"),
 ]
 

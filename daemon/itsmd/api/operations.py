@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from itsmd.api import alerts, incidents, levels, maintenance, notifications, openapi, ops, problems
+from itsmd.api import (
+    alerts,
+    incidents,
+    levels,
+    maintenance,
+    notifications,
+    openapi,
+    ops,
+    problems,
+    reports,
+)
 from itsmd.api.ingest import ingest_handler
 from itsmd.api.params import DEFAULT_LIMIT, MAX_LIMIT
 from itsmd.api.routes import Handler, Operation, Param
@@ -384,6 +394,50 @@ _LEVELS = (
     ),
 )
 
+_FORMAT = Param(
+    "format",
+    "`json` (the default), `md` (Markdown) or `html` (a page with its charts)",
+    schema={**_enum(*reports.FORMATS), "default": "json"},
+)
+
+_REPORTS = (
+    Operation(
+        "GET",
+        "/api/v1/reports/review",
+        reports.service_review,
+        "Service review of a period beside the previous one",
+        Role.READ,
+        "reports",
+        description="Per service and per rule, each figure beside the previous period's "
+        "and its change, with the actions the figures suggest (docs/reports.md). The period "
+        "is half-open, `[from, to)`, in the time zone `tz`.",
+        params=(
+            Param(
+                "from",
+                "first day (`2026-11-01`, its midnight in `tz`) or an RFC 3339 time",
+                required=True,
+            ),
+            Param("to", "the day after the last (`2026-12-01`) or an RFC 3339 time", required=True),
+            Param("service", "one service only"),
+            Param("tz", "IANA time zone of the days and weeks (default `UTC`)"),
+            _FORMAT,
+        ),
+        response=ref("ServiceReview"),
+        errors=(400,),
+    ),
+    Operation(
+        "GET",
+        "/api/v1/reports/incidents/{id}",
+        reports.incident_review,
+        "Post-incident review skeleton of one incident",
+        Role.READ,
+        "reports",
+        params=(_INCIDENT_ID, _FORMAT),
+        response=ref("IncidentReview"),
+        errors=(400, 404),
+    ),
+)
+
 _OPERATIONAL = (
     Operation(
         "GET",
@@ -443,5 +497,6 @@ API: tuple[Operation, ...] = (
     *_MAINTENANCE,
     *_NOTIFICATIONS,
     *_LEVELS,
+    *_REPORTS,
     *_OPERATIONAL,
 )

@@ -213,6 +213,40 @@ _LEVEL = {
     "description": "One service or check (checks add `check`); ratios per window (1d, 7d, 30d).",
 }
 
+# A report's figure beside the previous period's (docs/reports.md).
+_FIGURE = _object(value=_null(_NUM), previous=_null(_NUM), change=_null(_NUM))
+_TIMING = _object(median=_FIGURE, p90=_FIGURE, count=_FIGURE)
+_PERIOD = _object(
+    **{"from": _TIME, "to": _TIME},
+    tz=_STR,
+    local_from=_STR,
+    local_to=_STR,
+    days=_NUM,
+    hours=_NUM,
+)
+_REVIEW_SERVICE = _object(
+    service=_null(_STR),
+    slo=_null(_NUM),
+    incidents=_FIGURE,
+    by_priority={"type": "object", "additionalProperties": _FIGURE},
+    mtta_s=_TIMING,
+    mttr_s=_TIMING,
+    sla={"type": "object", "description": "per priority: `respond` and `resolve` verdicts"},
+    availability={"type": "object", "description": "ratio, coverage, error_budget_used"},
+    problems={"type": "array", "items": {"type": "object"}},
+    capacity={"type": "array", "items": {"type": "object"}},
+)
+_REVIEW_RULE = _object(
+    rule=_STR,
+    in_rules=_BOOL,
+    matched=_null(_BOOL),
+    alerts=_FIGURE,
+    incidents=_FIGURE,
+    alerts_per_incident=_FIGURE,
+    auto_resolved=_FIGURE,
+    reopened=_FIGURE,
+)
+
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         **_object(error=_STR, detail={}),
@@ -363,6 +397,48 @@ SCHEMAS: dict[str, Schema] = {
                 mttr_s=_null(_NUM),
             ),
         },
+    ),
+    "ServiceReview": _object(
+        period=_PERIOD,
+        previous_period=_PERIOD,
+        service=_null(_STR),
+        generated_at=_TIME,
+        percentile={"const": "nearest-rank"},
+        totals={"type": "object"},
+        services={"type": "array", "items": _REVIEW_SERVICE},
+        rules={"type": "array", "items": _REVIEW_RULE},
+        unmatched_rules={"type": "array", "items": _STR},
+        noisy_alertnames={"type": "array", "items": {"type": "object"}},
+        weeks={"type": "array", "items": {"type": "object"}},
+        suggestions={
+            "type": "array",
+            "items": _object(
+                kind=_enum(
+                    "rule_never_matched", "rule_reopens", "below_slo", "problem_without_known_error"
+                ),
+                subject=_null(_STR),
+                text=_STR,
+            ),
+        },
+    ),
+    "IncidentReview": _object(
+        incident=_INCIDENT,
+        impact=_object(**{"from": _TIME}, to=_null(_TIME), duration_s=_null(_NUM), ongoing=_BOOL),
+        services={"type": "array", "items": _STR},
+        parent={"type": ["object", "null"]},
+        symptoms={"type": "array", "items": {"type": "object"}},
+        common_labels=_LABELS,
+        alerts={"type": "array", "items": {"type": "object"}},
+        timeline={"type": "array", "items": {"type": "object"}},
+        sla={"type": "object"},
+        problem={"type": ["object", "null"]},
+        known_error=_null(_STR),
+        sections=_object(
+            root_cause=_STR,
+            what_went_well=_STR,
+            what_did_not=_STR,
+            follow_ups={"type": "array", "items": _STR},
+        ),
     ),
     "ReloadResult": _object(
         status={"const": "reloaded"},

@@ -86,6 +86,18 @@ def _checked(token: str, source: str) -> str:
 def request(args: argparse.Namespace, method: str, where: str, body: Any = None) -> Any:
     """One request; the answer's JSON (None for 204). A refusal raises ClientError with
     the method, path, status and the API's `error`."""
+    raw = _send(args, method, where, body)
+    return json.loads(raw) if raw else None
+
+
+def fetch_text(args: argparse.Namespace, where: str) -> str:
+    """A GET whose answer is text (a report in Markdown or HTML), as UTF-8."""
+    return _send(args, "GET", where, None, timeout_s=60).decode("utf-8")
+
+
+def _send(
+    args: argparse.Namespace, method: str, where: str, body: Any, timeout_s: float = 10
+) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(args.url.rstrip("/") + where, data=data, method=method)  # noqa: S310
     req.add_header("Accept", "application/json")
@@ -95,9 +107,9 @@ def request(args: argparse.Namespace, method: str, where: str, body: Any = None)
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - operator-given URL
-            raw = resp.read()
-            return json.loads(raw) if raw else None
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:  # noqa: S310 - operator-given URL
+            raw: bytes = resp.read()
+            return raw
     except urllib.error.HTTPError as exc:
         try:
             message = json.load(exc).get("error", exc.reason)

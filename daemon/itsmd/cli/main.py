@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from itsmd import __version__
-from itsmd.cli import backup, client, completion, incidents, maintenance, oncall
+from itsmd.cli import backup, client, completion, incidents, maintenance, oncall, reports
 from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.models import Alert, AlertStatus, StoredAlert
@@ -140,6 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     incidents.add_problem_commands(sub)
     oncall.add_commands(sub)
     maintenance.add_commands(sub)
+    reports.add_commands(sub)
     completion.add_command(sub, p)
     return p
 

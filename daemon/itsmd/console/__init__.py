@@ -16,7 +16,7 @@ from aiohttp import web
 from itsmd.api import auth
 from itsmd.api.routes import HTML, Operation, Param
 from itsmd.config import Role
-from itsmd.console import forms, levels, pages
+from itsmd.console import forms, levels, pages, reports
 from itsmd.console.render import JINJA, Handler, environment, error_page
 from itsmd.console.session import PROCESS_KEY, new_process_key
 
@@ -89,6 +89,15 @@ OPERATIONS: tuple[Operation, ...] = (
     _form("/problems/{id}/{action}", forms.act_on_problem, "Problem action", Role.RESPOND),
     _page("/services", levels.services, "Availability and checks per service"),
     _page("/capacity", levels.capacity, "Capacity forecasts with charts"),
+    _page(
+        "/reports",
+        reports.reports,
+        "The service review of a period",
+        Param("from", "first day, 2026-11-01 (default: the first of last month)"),
+        Param("to", "the day after the last (default: the first of this month)"),
+        Param("service", "one service only"),
+        Param("tz", "time zone of the days (default UTC)"),
+    ),
     _page("/maintenance", pages.maintenance, "Maintenance windows"),
     _form("/maintenance", forms.create_window, "Create a maintenance window", Role.ADMIN),
     _form("/maintenance/{name}/end", forms.end_window, "End a window now", Role.ADMIN),
