@@ -250,7 +250,10 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
         # Before the first table of a new file: the space retention frees can then be
         # given back to the file system (PRAGMA incremental_vacuum). A file made
         # without it keeps its mode (only a VACUUM changes it) and reuses free pages.
-        cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # Only on an empty file: on one in use the pragma would wait for the write
+        # lock, and a reader must never wait for a writer.
+        if cursor.execute("PRAGMA page_count").fetchone()[0] == 0:
+            cursor.execute("PRAGMA auto_vacuum=INCREMENTAL")
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; FULL also survives power loss.
         cursor.execute(f"PRAGMA synchronous={synchronous}")
