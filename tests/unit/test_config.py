@@ -1101,6 +1101,10 @@ def test_alertmanager_defaults_and_a_bearer_token() -> None:
     )
     assert peers.headers == {"Authorization": "Bearer abc"}
     assert parse("connectors: {}\n").connectors.alertmanager is None
+    # As Prometheus' scrape_timeout: never longer than the interval unless asked.
+    short = parse("connectors:\n  alertmanager: {urls: [http://a], reconcile_every: 4s}\n")
+    assert short.connectors.alertmanager is not None
+    assert short.connectors.alertmanager.timeout_s == 4.0
 
 
 @pytest.mark.parametrize(
@@ -1127,9 +1131,9 @@ def test_alertmanager_defaults_and_a_bearer_token() -> None:
             id="zero-grace",
         ),
         pytest.param(
-            "{urls: [http://a], reconcile_every: 10s, timeout: 10s}",
+            "{urls: [http://a], reconcile_every: 10s, timeout: 11s}",
             [
-                "3: connectors.alertmanager.timeout: expected less than reconcile_every "
+                "3: connectors.alertmanager.timeout: expected at most reconcile_every "
                 "(10s): a round must end before the next one starts"
             ],
             id="timeout-too-long",

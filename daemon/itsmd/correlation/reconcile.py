@@ -122,7 +122,7 @@ class Reconciler:
                 waiting += 1
                 continue
             why = (
-                f"no Alertmanager asked ({asked}) has held it since {format_time(since)} "
+                f"no Alertmanager asked ({asked}) has held it since {_seconds(since)} "
                 f"(grace {format_duration(self.grace)})"
             )
             resolve.append(Resolve(f, since, why))
@@ -162,7 +162,7 @@ class Reconciler:
             taken.add(identity[0])
             why = (
                 f"held as active by {', '.join(holders[identity])} since at least "
-                f"{format_time(since)} but never received"
+                f"{_seconds(since)} but never received"
             )
             ingest.append(Ingest(h.alert, why))
             del self.unseen_since[identity]
@@ -173,3 +173,8 @@ class Reconciler:
             for h in answer.held:
                 if h.state == ACTIVE and (self.receiver is None or self.receiver in h.receivers):
                     yield h
+
+
+def _seconds(moment: datetime) -> str:
+    """A round's time in a message: to the second is what a reader needs."""
+    return format_time(moment.replace(microsecond=0))

@@ -161,15 +161,17 @@ def _alertmanager(
         findings.error(a.line_of("urls"), join(path, "urls"), "lists an Alertmanager twice")
     every = convert(findings, a, "reconcile_every", path, timedelta(minutes=1), parse_duration)
     grace = convert(findings, a, "grace", path, timedelta(minutes=5), parse_duration)
-    timeout = convert(findings, a, "timeout", path, timedelta(seconds=10), parse_duration)
+    # As Prometheus' scrape_timeout: 10s by default, but never longer than the interval.
+    default_timeout = min(timedelta(seconds=10), every) if every > timedelta(0) else every
+    timeout = convert(findings, a, "timeout", path, default_timeout, parse_duration)
     for key, value in (("reconcile_every", every), ("grace", grace), ("timeout", timeout)):
         if value <= timedelta(0):
             findings.error(a.line_of(key), join(path, key), "expected a positive duration")
-    if timeout >= every > timedelta(0):
+    if timeout > every > timedelta(0):
         findings.error(
             a.line_of("timeout"),
             join(path, "timeout"),
-            f"expected less than reconcile_every ({format_duration(every)}): "
+            f"expected at most reconcile_every ({format_duration(every)}): "
             "a round must end before the next one starts",
         )
     receiver = get_str(findings, a, "receiver", path) if "receiver" in a else None
