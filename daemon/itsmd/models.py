@@ -304,6 +304,10 @@ class ProblemRecord:
     root_cause: str | None
     workaround: str | None
     incident_count: int
+    # Who did it: a token's name, or the name typed without tokens.
+    root_cause_by: str | None = None
+    workaround_by: str | None = None
+    resolved_by: str | None = None
 
     @property
     def ref(self) -> str:

@@ -111,6 +111,9 @@ def problem_json(p: ProblemRecord) -> dict[str, Any]:
         "opened_at": format_time(p.opened_at),
         "resolved_at": format_optional_time(p.resolved_at),
         "root_cause": p.root_cause,
+        "root_cause_by": p.root_cause_by,
         "workaround": p.workaround,
+        "workaround_by": p.workaround_by,
+        "resolved_by": p.resolved_by,
         "incident_count": p.incident_count,
     }

@@ -214,11 +214,13 @@ async def test_every_problem_action_works_from_the_command_line(
         "resolved",
     )
     code, out, _ = await itsmd(client, capsys, "problems", "show", "PRB-1")
-    assert out.splitlines()[:3] == [
+    assert out.splitlines()[:4] == [
         "PRB-1  resolved  Disk keeps filling on db-1",
-        "  workaround  run logrotate -f",
-        "  root cause  log rotation is off",
+        "  workaround  run logrotate -f (by carol)",  # who acts is $USER
+        "  root cause  log rotation is off (by carol)",
+        f"  opened      {out.splitlines()[3].split(maxsplit=1)[1]}",
     ]
+    assert out.splitlines()[4].endswith("(by carol)")  # resolved
     code, _, err = await itsmd(client, capsys, "problems", "resolve", "PRB-1")
     assert code == 1
     assert err == "itsmd: POST /api/v1/problems/PRB-1/resolve: 409 PRB-1 is resolved\n"

@@ -155,9 +155,11 @@ async def test_a_permanent_failure_becomes_a_dead_letter_that_an_admin_can_send_
     assert dead["last_error"].startswith("HTTP 400")
     assert dead["attempts"] == 1
 
-    resp = await client.post(f"/api/v1/notifications/{dead['id']}/retry")
+    assert dead["retried_by"] is None
+    resp = await client.post(f"/api/v1/notifications/{dead['id']}/retry", json={"actor": "ana"})
     assert resp.status == 200
     assert (await resp.json())["state"] == "pending"
+    assert (await resp.json())["retried_by"] == "ana"
     bodies = await seen(peer, 2)
     assert bodies[1]["event_id"] == bodies[0]["event_id"]
     assert [n["id"] for n in await notifications(client, "sent")] == [dead["id"]]

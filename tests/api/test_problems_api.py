@@ -58,7 +58,10 @@ async def test_the_third_incident_within_the_span_opens_a_problem(
         "opened_at": None,
         "resolved_at": None,
         "root_cause": None,
+        "root_cause_by": None,
         "workaround": None,
+        "workaround_by": None,
+        "resolved_by": None,
         "incident_count": 3,
     }
     assert await client.metric("itsmd_problems_opened_total", rule="recurring-disk-full") == 1
@@ -102,11 +105,13 @@ async def test_a_known_error_problem_lends_its_workaround_then_resolves(
     for _ in range(3):
         await _episode(client)
 
-    resp = await _act(client, "root_cause", {"text": "log rotation disabled"})
-    assert (await resp.json())["root_cause"] == "log rotation disabled"
+    resp = await _act(client, "root_cause", {"text": "log rotation disabled", "actor": "ana"})
+    body = await resp.json()
+    assert (body["root_cause"], body["root_cause_by"]) == ("log rotation disabled", "ana")
     assert (await _act(client, "known_error")).status == 422
     resp = await _act(client, "known_error", {"workaround": "logrotate -f /etc/logrotate.conf"})
-    assert (await resp.json())["status"] == "known_error"
+    body = await resp.json()
+    assert (body["status"], body["workaround_by"]) == ("known_error", "anonymous")
 
     await _episode(client)  # INC-4 links to the known error
 
@@ -115,9 +120,10 @@ async def test_a_known_error_problem_lends_its_workaround_then_resolves(
     (entry,) = by_kind(inc["timeline"], "known_error")
     assert entry["message"].startswith("known error PRB-1: workaround attached")
 
-    resp = await _act(client, "resolve")
+    resp = await _act(client, "resolve", {"actor": "bo"})
     body = await resp.json()
     assert (body["status"], body["resolved_at"] is not None) == ("resolved", True)
+    assert (body["resolved_by"], body["root_cause_by"]) == ("bo", "ana")
     assert (await _act(client, "resolve")).status == 409
     assert (await client.post("/api/v1/problems/PRB-1/close", json={})).status == 404
 

@@ -175,7 +175,12 @@ async def test_problem_actions_set_root_cause_and_known_error_then_resolve(
     assert (await client.submit(f"{page}/resolve", {}, on=page)).status == 303
     body = await (await client.get("/api/v1/problems/PRB-1", headers=headers)).json()
     assert body["status"] == "resolved"
-    assert 'id="actions"' not in await client.page(page)
+    # Recorded under the signed-in token's name, and shown on the page.
+    assert (body["root_cause_by"], body["workaround_by"], body["resolved_by"]) == ("oncall",) * 3
+    html = await client.page(page)
+    assert 'id="actions"' not in html
+    assert "(set by oncall)" in html
+    assert '<span class="by" id="resolved-by">by oncall</span>' in html
 
 
 async def test_an_admin_creates_and_ends_a_maintenance_window(make_console: MakeConsole) -> None:

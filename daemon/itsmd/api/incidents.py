@@ -9,9 +9,10 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from itsmd.api.errors import BadRequest
-from itsmd.api.keys import ACTOR, RUNTIME
+from itsmd.api.keys import RUNTIME
 from itsmd.api.params import (
     MAX_ID,
+    acting,
     json_object,
     page_limit,
     since_param,
@@ -83,11 +84,7 @@ async def act_on_incident(request: web.Request) -> web.Response:
     if action not in ACTIONS:
         raise NotFound(f"no action {action!r}; actions: {', '.join(ACTIONS)}")
     body = await json_object(request)
-    actor = request.get(ACTOR, "anonymous")
-    if isinstance(body.get("actor"), str) and body["actor"].strip():
-        by = body["actor"].strip()[:100]
-        actor = by if actor == "anonymous" else f"{by} (token {actor})"
-    work = incident_action(_incident_id(request), action, actor, body)
+    work = incident_action(_incident_id(request), action, acting(request, body), body)
     inc = await writer_of(runtime).run(work)
     return web.json_response(incident_json(inc, runtime.clock()))
 

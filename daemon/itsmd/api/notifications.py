@@ -12,8 +12,10 @@ from itsmd.api.errors import BadRequest
 from itsmd.api.keys import OUTBOX, RUNTIME
 from itsmd.api.params import (
     MAX_ID,
+    acting,
     decode_cursor,
     encode_cursor,
+    json_object,
     page_limit,
     store_of,
     writer_of,
@@ -47,9 +49,10 @@ async def retry_notification(request: web.Request) -> web.Response:
     if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > MAX_ID:
         raise NotFound(f"no notification {text}")
     notification_id = int(text)
+    actor = acting(request, await json_object(request))
 
     def work(conn: Connection, now: datetime) -> dict[str, Any]:
-        done = outbox.retry_dead(conn, notification_id, now)
+        done = outbox.retry_dead(conn, notification_id, now, actor)
         if done is not None:
             return done
         if not outbox.exists(conn, notification_id):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -24,7 +25,7 @@ from itsmd.api.errors import (
     UnreadableBody,
     payload_problem,
 )
-from itsmd.api.keys import RUNTIME
+from itsmd.api.keys import ACTOR, RUNTIME
 from itsmd.durations import parse_since
 from itsmd.runtime.state import Runtime
 from itsmd.runtime.writer import Writer
@@ -107,6 +108,18 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequest("body: expected a JSON object")
     return body
+
+
+def acting(request: web.Request, body: Mapping[str, Any]) -> str:
+    """Who acts: the token's name, or the `actor` a client names in the body (the CLI's
+    `--as`, default $USER) when the daemon has no tokens; with a token, the named
+    person and the token both (`ana (token oncall)`)."""
+    actor = request.get(ACTOR, "anonymous")
+    named = body.get("actor")
+    if isinstance(named, str) and named.strip():
+        by = named.strip()[:100]
+        actor = by if actor == "anonymous" else f"{by} (token {actor})"
+    return str(actor)
 
 
 def page_limit(text: str | None) -> int:

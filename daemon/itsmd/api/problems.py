@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import (
     MAX_ID,
+    acting,
     decode_cursor,
     encode_cursor,
     json_object,
@@ -87,13 +88,16 @@ async def act_on_problem(request: web.Request) -> web.Response:
     if field and (not isinstance(text, str) or not text.strip()):
         raise InvalidAction(f'{action} needs {{"{field}": "..."}}')
 
-    done = await writer_of(runtime).run(problem_work(problem_id, action, text))
+    actor = acting(request, body)
+    done = await writer_of(runtime).run(problem_work(problem_id, action, text, actor))
     return web.json_response(problem_json(done))
 
 
-def problem_work(problem_ref: int, action: str, text: str | None) -> UnitOfWork[ProblemRecord]:
-    """The unit of work of a problem action (its text already checked), for the API
-    and the console's forms alike."""
+def problem_work(
+    problem_ref: int, action: str, text: str | None, actor: str
+) -> UnitOfWork[ProblemRecord]:
+    """The unit of work of a problem action (its text already checked) by `actor`, for
+    the API and the console's forms alike."""
 
     def work(conn: Connection, now: datetime) -> ProblemRecord:
         found = repo.get_problem(conn, problem_ref)
@@ -102,14 +106,22 @@ def problem_work(problem_ref: int, action: str, text: str | None) -> UnitOfWork[
         if found[0].status is ProblemStatus.RESOLVED:
             raise Conflict(f"{found[0].ref} is resolved")
         if action == "root_cause":
-            repo.update_problem(conn, problem_ref, root_cause=text)
+            repo.update_problem(conn, problem_ref, root_cause=text, root_cause_by=actor)
         elif action == "known_error":
             repo.update_problem(
-                conn, problem_ref, status=ProblemStatus.KNOWN_ERROR.value, workaround=text
+                conn,
+                problem_ref,
+                status=ProblemStatus.KNOWN_ERROR.value,
+                workaround=text,
+                workaround_by=actor,
             )
         else:
             repo.update_problem(
-                conn, problem_ref, status=ProblemStatus.RESOLVED.value, resolved_at=now
+                conn,
+                problem_ref,
+                status=ProblemStatus.RESOLVED.value,
+                resolved_at=now,
+                resolved_by=actor,
             )
             note_problem(conn, "problem_resolved", problem_ref, now)
         updated = repo.get_problem(conn, problem_ref)

@@ -131,7 +131,10 @@ _PROBLEM = _object(
     opened_at=_TIME,
     resolved_at=_null(_TIME),
     root_cause=_null(_STR),
+    root_cause_by=_null(_STR),
     workaround=_null(_STR),
+    workaround_by=_null(_STR),
+    resolved_by=_null(_STR),
     incident_count=_INT,
 )
 _WINDOW = _object(
@@ -186,6 +189,7 @@ _NOTIFICATION = _object(
     sent_at=_null(_TIME),
     last_error=_null(_STR),
     unless=_null(_STR),
+    retried_by=_null(_STR),
 )
 _CHECK = _object(
     name=_STR,

@@ -293,6 +293,11 @@ def _problems_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _by(what: str | None, who: str | None) -> str | None:
+    """`what (by who)`: who did it, when the daemon recorded someone."""
+    return f"{what} (by {who})" if what and who else what
+
+
 def _problem_show(args: argparse.Namespace) -> int:
     problem = request(args, "GET", api_path("/api/v1/problems/{}", args.id))
     if args.json:
@@ -301,10 +306,10 @@ def _problem_show(args: argparse.Namespace) -> int:
     now = args.now
     print(f"{problem['id']}  {problem['status']}  {problem['title']}")
     for name, value in (
-        ("workaround", problem["workaround"]),
-        ("root cause", problem["root_cause"]),
+        ("workaround", _by(problem["workaround"], problem["workaround_by"])),
+        ("root cause", _by(problem["root_cause"], problem["root_cause_by"])),
         ("opened", render.when(problem["opened_at"], now)),
-        ("resolved", render.when(problem["resolved_at"], now)),
+        ("resolved", _by(render.when(problem["resolved_at"], now), problem["resolved_by"])),
         ("incidents", problem["incident_count"]),
         ("rule", problem["rule"]),
         ("key", problem["key"]),

@@ -133,7 +133,8 @@ async def act_on_problem(request: web.Request) -> web.StreamResponse:
     try:
         if field and not text:
             raise InvalidAction(f"{field}: required and must not be empty")
-        problem = await writer_of(runtime).run(problem_work(wanted, action, text))
+        actor = viewer_of(request).name
+        problem = await writer_of(runtime).run(problem_work(wanted, action, text, actor))
     except (Conflict, InvalidAction) as exc:
         status = 409 if isinstance(exc, Conflict) else 422
         found = await load_problem(request, request.match_info["id"])

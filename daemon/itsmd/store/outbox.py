@@ -314,6 +314,7 @@ def notification_json(r: Row[Any]) -> dict[str, Any]:
         "sent_at": format_optional_time(r.sent_at),
         "last_error": r.last_error,
         "unless": r.unless,
+        "retried_by": r.retried_by,
     }
 
 
@@ -322,12 +323,14 @@ def exists(conn: Connection, notification_id: int) -> bool:
     return conn.execute(query).first() is not None
 
 
-def retry_dead(conn: Connection, notification_id: int, now: datetime) -> dict[str, Any] | None:
-    """Send a dead letter again: pending, due now, a fresh attempt count."""
+def retry_dead(
+    conn: Connection, notification_id: int, now: datetime, actor: str
+) -> dict[str, Any] | None:
+    """`actor` sends a dead letter again: pending, due now, a fresh attempt count."""
     done = conn.execute(
         update(notifications)
         .where(notifications.c.id == notification_id, notifications.c.state == "dead")
-        .values(state="pending", due_at=now, attempts=0, claimed_until=None)
+        .values(state="pending", due_at=now, attempts=0, claimed_until=None, retried_by=actor)
     )
     if done.rowcount == 0:
         return None

@@ -887,6 +887,9 @@ def problem_from_row(row: Row[Any]) -> ProblemRecord:
         root_cause=m["root_cause"],
         workaround=m["workaround"],
         incident_count=m["incident_count"],
+        root_cause_by=m["root_cause_by"],
+        workaround_by=m["workaround_by"],
+        resolved_by=m["resolved_by"],
     )
 
 

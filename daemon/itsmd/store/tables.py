@@ -223,6 +223,10 @@ problems = Table(
     Column("root_cause", Text, nullable=True),
     Column("workaround", Text, nullable=True),
     Column("incident_count", Integer, nullable=False),
+    # Who set the root cause, recorded the known error, resolved it (migration 0017).
+    Column("root_cause_by", String(200), nullable=True),
+    Column("workaround_by", String(200), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
     Index(None, "key", "status"),
 )
 
@@ -248,6 +252,7 @@ notifications = Table(
     Column("last_error", Text, nullable=True),
     Column("sent_at", UTCDateTime, nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),  # a replica is sending it
+    Column("retried_by", String(200), nullable=True),  # who sent a dead letter again
     # The claim's "is an earlier row of this subject and sink pending?". A full index,
     # not a partial one: SQLite's planner (without ANALYZE statistics) prefers
     # (state, id) over a partial index and then scans every earlier pending row.
