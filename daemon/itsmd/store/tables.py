@@ -223,7 +223,7 @@ problems = Table(
     Column("root_cause", Text, nullable=True),
     Column("workaround", Text, nullable=True),
     Column("incident_count", Integer, nullable=False),
-    # Who set the root cause, recorded the known error, resolved it (migration 0017).
+    # Who set the root cause, recorded the known error, resolved it (migration 0018).
     Column("root_cause_by", String(200), nullable=True),
     Column("workaround_by", String(200), nullable=True),
     Column("resolved_by", String(200), nullable=True),
