@@ -47,20 +47,22 @@ def _today() -> datetime:
 def filled(home: Path, end: datetime) -> Path:
     """The store of the year before `end`, filled once per `end` in `home`."""
     path = home / f"report-{end.date().isoformat()}.db"
-    if path.exists():
-        print(f"reusing {path}", flush=True)
-        return path
+    reused = path.exists()
 
     async def run() -> None:
         db = Database(f"sqlite+aiosqlite:///{path}", busy_timeout=timedelta(seconds=30))
         try:
-            await upgrade(db)
-            await db.write(lambda conn: fill(conn, end, INCIDENTS, ALERTS, span=SPAN))
+            await upgrade(db)  # a reused store made by an earlier schema too
+            if not reused:
+                await db.write(lambda conn: fill(conn, end, INCIDENTS, ALERTS, span=SPAN))
         finally:
             await db.dispose()
 
     started = time.perf_counter()
     asyncio.run(run())
+    if reused:
+        print(f"reusing {path} (upgraded in {time.perf_counter() - started:.0f} s)", flush=True)
+        return path
     print(f"filled {path} in {time.perf_counter() - started:.0f} s", flush=True)
     return path
 

@@ -17,7 +17,15 @@ from itsmd.models import IncidentStatus, Level, Priority
 from itsmd.store import repo, slaclock
 from itsmd.store.engine import Database
 from itsmd.store.migrate import alembic_config, upgrade
-from itsmd.store.tables import alerts, incidents, metadata, sla_days, timeline
+from itsmd.store.tables import (
+    QUARTER_S,
+    alert_counts,
+    alerts,
+    incidents,
+    metadata,
+    sla_days,
+    timeline,
+)
 from tests.api.api_support import stored_incident
 
 
@@ -276,6 +284,115 @@ async def test_incidents_stored_before_0015_are_found_by_the_text_index(db_url: 
         tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
         assert not {t for t in tables if t.startswith("incidents_text")}
         await db.write(lambda conn: add(conn, "c", "after the downgrade"))  # no trigger left
+        await upgrade(db)  # (the store reads the columns of later revisions too)
         assert await db.read(keys("after the")) == ["c"]
+    finally:
+        await db.dispose()
+
+
+def _scanned_counts(conn: Connection) -> dict[tuple[int, str, str], int]:
+    """What alert_counts should hold: the stored alerts counted per quarter hour,
+    rule and alertname, in Python."""
+    out: dict[tuple[int, str, str], int] = {}
+    for starts_at, rule, labels in conn.execute(
+        sa.select(alerts.c.starts_at, alerts.c.rule, alerts.c.labels)
+    ):
+        quarter = int(starts_at.timestamp()) // QUARTER_S * QUARTER_S
+        key = (quarter, rule or "", labels.get("alertname") or "")
+        out[key] = out.get(key, 0) + 1
+    return out
+
+
+def _counts(conn: Connection) -> dict[tuple[int, str, str], int]:
+    c = alert_counts.c
+    rows = conn.execute(sa.select(c.quarter, c.rule, c.alertname, c.alerts))
+    return {(q, r, n): count for q, r, n, count in rows}
+
+
+def _marks(conn: Connection) -> dict[str, tuple[int, str | None]]:
+    c = incidents.c
+    rows = conn.execute(sa.select(c.key, c.reopens, c.resolved_by))
+    return {key: (reopens, by) for key, reopens, by in rows}
+
+
+async def test_alerts_and_timelines_before_0017_are_counted_and_marked(db_url: str) -> None:
+    """0017 counts the alerts already stored per quarter hour, rule and alertname, and
+    marks the incidents their timelines reopened or resolved; triggers then keep both
+    as alerts are written, re-routed and deleted and as timelines grow."""
+    db = Database(db_url, busy_timeout=timedelta(seconds=3))
+    t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    received = {"first_received": t0, "last_received": t0, "receive_count": 1}
+    base = {"status": "firing", **received, "annotations": {}, "generator_url": ""}
+    base |= {"source": "alertmanager", "action": "joined", "reason": "r"}
+    # The last instant of a quarter hour, and the first of the next.
+    edge = t0 + timedelta(minutes=14, seconds=59, microseconds=999_999)
+
+    def alert(fp: str, starts_at: datetime, rule: str | None, **labels: str) -> dict[str, Any]:
+        return {**base, "fingerprint": fp, "starts_at": starts_at, "rule": rule, "labels": labels}
+
+    def entry(incident_id: int, kind: str) -> dict[str, object]:
+        return {"incident_id": incident_id, "at": t0, "kind": kind, "message": "m", "actor": "a"}
+
+    def add_incident(conn: Connection, key: str) -> int:
+        inc = stored_incident(key, t0)
+        query = insert(incidents).values(repo.incident_values(inc)).returning(incidents.c.id)
+        incident_id: int = conn.execute(query).scalar_one()
+        return incident_id
+
+    def old_rows(conn: Connection) -> None:
+        conn.execute(
+            alerts.insert(),
+            [
+                alert("a1", t0, "db", alertname="Down"),
+                alert("a2", t0 + timedelta(minutes=3), "db", alertname="Down"),
+                alert("a3", edge, "db", alertname="Down"),
+                alert("a4", edge + timedelta(microseconds=1), "db", alertname="Down"),
+                alert("a5", t0, None, alertname="Down"),  # unrouted
+                alert("a6", t0, "db"),  # no alertname
+            ],
+        )
+        a, b, c = (add_incident(conn, k) for k in "abc")
+        conn.execute(
+            insert(timeline),
+            [
+                entry(a, "resolved"),
+                entry(a, "reopened"),
+                entry(a, "auto_resolved"),
+                entry(b, "auto_resolved"),
+                entry(b, "reopened"),
+                entry(b, "reopened"),
+                entry(b, "resolved"),
+                entry(c, "commented"),
+            ],
+        )
+
+    def new_rows(conn: Connection) -> None:
+        conn.execute(alerts.insert(), [alert("a7", t0, "db", alertname="Down")])
+        conn.execute(alerts.update().where(alerts.c.fingerprint == "a5").values(rule="web"))
+        conn.execute(alerts.update().where(alerts.c.fingerprint == "a1").values(status="resolved"))
+        conn.execute(alerts.delete().where(alerts.c.fingerprint.in_(["a2", "a6"])))
+        ids = {key: id_ for key, id_ in conn.execute(sa.select(incidents.c.key, incidents.c.id))}
+        conn.execute(insert(timeline), [entry(ids["a"], "reopened"), entry(ids["c"], "resolved")])
+
+    quarter = int(t0.timestamp())
+    try:
+        await upgrade(db, "0016")
+        await db.write(old_rows)
+        await upgrade(db)
+        assert await db.read(_counts) == {
+            (quarter, "db", "Down"): 3,
+            (quarter + QUARTER_S, "db", "Down"): 1,
+            (quarter, "", "Down"): 1,
+            (quarter, "db", ""): 1,
+        }
+        assert await db.read(_marks) == {"a": (1, "auto"), "b": (2, "manual"), "c": (0, None)}
+        await db.write(new_rows)
+        assert await db.read(_counts) == {
+            (quarter, "db", "Down"): 3,
+            (quarter + QUARTER_S, "db", "Down"): 1,
+            (quarter, "web", "Down"): 1,
+        }
+        assert await db.read(_counts) == await db.read(_scanned_counts)
+        assert await db.read(_marks) == {"a": (2, "auto"), "b": (2, "manual"), "c": (0, "manual")}
     finally:
         await db.dispose()

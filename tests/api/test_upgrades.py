@@ -41,13 +41,22 @@ from itsmd.models import (
     Level,
     Priority,
     ProblemStatus,
+    ResolvedBy,
     TimelineKind,
 )
 from itsmd.notify.routes import UNLESS
 from itsmd.store import checkstore, outbox, repo
 from itsmd.store.engine import Database
 from itsmd.store.migrate import SchemaState, alembic_config, head_revision, schema_state, upgrade
-from itsmd.store.tables import UTCDateTime, metadata
+from itsmd.store.tables import (
+    QUARTER_S,
+    UTCDateTime,
+    alert_counts,
+    alerts,
+    incidents,
+    metadata,
+    timeline,
+)
 from itsmd.views import incident_json
 
 REVISIONS = [
@@ -153,13 +162,16 @@ COHERENT: dict[str, Callable[[Row, int], None]] = {
     "maintenance_windows": _window,
 }
 
-# Tables only triggers write (0014), from the rows of incidents and alerts: filled
+# Tables only triggers write (0014, 0017), from the rows of incidents and alerts: filled
 # through those, as the daemon fills them.
-DERIVED = {"incident_labels", "sla_days"}
+DERIVED = {"incident_labels", "sla_days", "alert_counts"}
+# Columns only triggers write (0017, from the timeline): left to them.
+DERIVED_COLUMNS = {("incidents", "reopens"), ("incidents", "resolved_by")}
 
 # Columns whose stored values an upgrade changes on purpose: (table, column) -> the
 # migration and why. None so far: every data step fills a column or a table it adds
-# itself (FILLED; 0014 fills incident_labels and sla_days, 0015 the text index).
+# itself (FILLED; 0014 fills incident_labels and sla_days, 0015 the text index, 0017
+# alert_counts).
 REWRITTEN: dict[tuple[str, str], str] = {}
 # Columns an upgrade adds and fills from the rows already stored (some value in the
 # rows made here, so the data step ran on them); every other column an upgrade adds
@@ -168,6 +180,8 @@ FILLED: dict[tuple[str, str], str] = {
     ("alerts", "suppressed_by"): "0011: the window's name, parsed from the reason",
     ("alerts", "change"): "0011: the window's change id, parsed from the reason",
     ("incidents", "responded_at"): "0012: a person's first response, from the timeline",
+    ("incidents", "reopens"): "0017: times reopened, from the timeline (0 if never)",
+    ("incidents", "resolved_by"): "0017: who resolved it last, from the timeline",
 }
 
 
@@ -254,6 +268,8 @@ def _row(shape: Shape, n: int, made: dict[str, list[Row]]) -> Row:
     row: Row = {}
     for i, (column, type_) in enumerate(shape.types.items()):
         if column in local_keys or (shape.generated_key and column == shape.key[0]):
+            continue
+        if (shape.name, column) in DERIVED_COLUMNS:
             continue
         domain = DOMAIN.get((shape.name, column))
         if column in shape.nullable and n == NULL_ROW:
@@ -364,6 +380,38 @@ def _read_by_the_store(conn: Connection, before: Rows) -> None:
         assert len(read(conn)) == len(before.get(table, {})), table
 
 
+def _derived_agree(conn: Connection) -> None:
+    """What 0017 fills and its triggers keep agrees with the rows it is made from: the
+    alerts per quarter hour, rule and alertname; each incident's times reopened and who
+    resolved it last, from its timeline."""
+    counted: dict[tuple[int, str, str], int] = {}
+    for starts_at, rule, labels in conn.execute(
+        sa.select(alerts.c.starts_at, alerts.c.rule, alerts.c.labels)
+    ):
+        key = (
+            int(starts_at.timestamp()) // QUARTER_S * QUARTER_S,
+            rule or "",
+            labels.get("alertname") or "",
+        )
+        counted[key] = counted.get(key, 0) + 1
+    c = alert_counts.c
+    stored = conn.execute(sa.select(c.quarter, c.rule, c.alertname, c.alerts))
+    assert {(q, r, n): count for q, r, n, count in stored} == counted
+    marks: dict[int, tuple[int, str | None]] = {}
+    entries = sa.select(timeline.c.incident_id, timeline.c.kind).order_by(timeline.c.id)
+    for incident_id, kind in conn.execute(entries):
+        reopens, by = marks.get(incident_id, (0, None))
+        if kind == TimelineKind.REOPENED:
+            reopens += 1
+        elif kind in (TimelineKind.RESOLVED, TimelineKind.AUTO_RESOLVED):
+            by = ResolvedBy.AUTO if kind == TimelineKind.AUTO_RESOLVED else ResolvedBy.MANUAL
+        marks[incident_id] = (reopens, by)
+    i = incidents.c
+    for incident_id, reopens, by in conn.execute(sa.select(i.id, i.reopens, i.resolved_by)):
+        assert (reopens, by) == marks.get(incident_id, (0, None)), incident_id
+    assert any(by is not None for _, by in marks.values())  # the fill had something to do
+
+
 def _database(url: str) -> Database:
     return Database(url, busy_timeout=timedelta(seconds=3))
 
@@ -405,5 +453,6 @@ async def test_a_database_of_every_revision_upgrades_with_its_rows(
         assert _changes(before, after) == []
         assert _filled(before, after) == []
         await db.read(lambda conn: _read_by_the_store(conn, before))
+        await db.read(_derived_agree)
     finally:
         await db.dispose()

@@ -18,15 +18,13 @@ from sqlalchemy import ColumnElement, Connection, String, and_, case, func, sele
 
 from itsmd.checks.availability import State, Uptime, aggregate
 from itsmd.correlation.sla import resolve_verdict, respond_verdict
-from itsmd.models import Incident, ProblemRecord, StoredAlert, TimelineEntry, TimelineKind
+from itsmd.models import Incident, ProblemRecord, ResolvedBy, StoredAlert, TimelineEntry
 from itsmd.reports.figures import AlertGroup, IncidentFact, PeriodFacts, ProblemFact
 from itsmd.reports.periods import Period
 from itsmd.store import checkstore, repo
-from itsmd.store.tables import alerts, incidents, problems, timeline
+from itsmd.store.tables import QUARTER_S, alert_counts, alerts, incidents, problems
 
-# Timeline entries that say how an incident ended, or that it came back.
-_ENDINGS = (TimelineKind.RESOLVED.value, TimelineKind.AUTO_RESOLVED.value)
-_FLAGS = (*_ENDINGS, TimelineKind.REOPENED.value)
+_AUTO = ResolvedBy.AUTO.value
 
 
 def review_facts(
@@ -63,70 +61,64 @@ def _raw(conn: Connection, column: ColumnElement[Any]) -> ColumnElement[Any]:
     return type_coerce(column, String) if conn.dialect.name == "sqlite" else column
 
 
-def _naive(value: Any) -> datetime | None:
+def _naive(value: datetime) -> datetime:
     """A stored time as a naive UTC datetime (compared with others of its kind only)."""
-    if value is None:
-        return None
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(value: Any) -> datetime:
+    """A stored time (not NULL) as an aware UTC datetime: parsing the text with its
+    offset costs a fifth of replacing the zone of the naive one."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC).replace(tzinfo=None)
-    return datetime.fromisoformat(value)
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(f"{value}+00:00")
 
 
 def incident_facts(
     conn: Connection, p: Period, service: str | None, now: datetime
 ) -> list[IncidentFact]:
     """The incidents opened in `p`, with the verdicts of `correlation.sla` as of `now`
-    (worked out on naive UTC times: the same comparisons, a third of the cost)."""
+    (worked out on naive UTC times: the same comparisons, a third of the cost), and the
+    marks the timeline leaves on each (`reopens`, `resolved_by`: migration 0017)."""
     c = incidents.c
-    where = _opened_in(p, service)
-    flags = _flags(conn, where)
     times = [c.opened_at, c.responded_at, c.resolved_at, c.respond_due, c.resolve_due]
     query = select(
-        c.id, c.service, c.rule, c.priority, c.problem_id, *(_raw(conn, t) for t in times)
-    ).where(*where)
+        c.id,
+        c.service,
+        c.rule,
+        c.priority,
+        c.problem_id,
+        c.reopens,
+        c.resolved_by,
+        *(_raw(conn, t) for t in times),
+    ).where(*_opened_in(p, service))
     at = now.astimezone(UTC).replace(tzinfo=None)
+    # SQLite's UTC text parses to the naive time at once (500,000 values: called as
+    # few times as there are values, the parse is most of the cost).
+    naive = datetime.fromisoformat if conn.dialect.name == "sqlite" else _naive
     out = []
-    for id_, svc, rule, priority, problem_id, *raw in conn.execute(query):
-        opened, responded, resolved, respond_due, resolve_due = map(_naive, raw)
-        assert opened is not None
+    for id_, svc, rule, priority, problem_id, reopens, by, *raw in conn.execute(query).all():
+        opened_raw, responded_raw, resolved_raw, respond_raw, resolve_raw = raw
+        opened = naive(opened_raw)
+        responded = responded_raw and naive(responded_raw)
+        resolved = resolved_raw and naive(resolved_raw)
         answered = responded is not None and (resolved is None or responded <= resolved)
-        reopened, auto = flags.get(id_, (False, False))
         out.append(
             IncidentFact(
-                id=id_,
-                service=svc,
-                rule=rule,
-                priority=priority,
-                opened_at=opened.replace(tzinfo=UTC),
-                ack_s=(responded - opened).total_seconds() if answered and responded else None,
-                fix_s=None if resolved is None else (resolved - opened).total_seconds(),
-                respond=respond_verdict(respond_due, responded, resolved, at),
-                resolve=resolve_verdict(resolve_due, resolved, at),
-                reopened=reopened,
-                auto_resolved=auto and resolved is not None,
-                problem_id=problem_id,
+                id_,
+                svc,
+                rule,
+                priority,
+                _aware(opened_raw),
+                (responded - opened).total_seconds() if answered and responded else None,
+                None if resolved is None else (resolved - opened).total_seconds(),
+                respond_verdict(respond_raw and naive(respond_raw), responded, resolved, at),
+                resolve_verdict(resolve_raw and naive(resolve_raw), resolved, at),
+                reopens > 0,
+                by == _AUTO and resolved is not None,
+                problem_id,
             )
         )
-    return out
-
-
-def _flags(conn: Connection, where: list[ColumnElement[bool]]) -> dict[int, tuple[bool, bool]]:
-    """Per incident: (reopened at least once, last resolved automatically)."""
-    t = timeline.c
-    ids = select(incidents.c.id).where(*where)
-    query = (
-        select(t.incident_id, t.kind)
-        .where(t.kind.in_(_FLAGS), t.incident_id.in_(ids))
-        .order_by(t.incident_id, t.id)
-    )
-    out: dict[int, tuple[bool, bool]] = {}
-    for incident_id, kind in conn.execute(query):
-        reopened, auto = out.get(incident_id, (False, False))
-        if kind == TimelineKind.REOPENED.value:
-            reopened = True
-        else:
-            auto = kind == TimelineKind.AUTO_RESOLVED.value
-        out[incident_id] = (reopened, auto)
     return out
 
 
@@ -134,8 +126,45 @@ def alert_groups(
     conn: Connection, periods: Sequence[Period], service: str | None
 ) -> list[list[AlertGroup]]:
     """Per period, the alerts whose episode started in it, per rule and alertname; with
-    `service`, only the alerts of that service's incidents. One pass over the alerts
-    of all the periods (no index leads to them by time)."""
+    `service`, only the alerts of that service's incidents. From the quarter-hour
+    counts (`alert_counts`) when the period's ends fall on quarter hours and it is not
+    one service's; else from the alerts themselves, in one pass over the alerts of all
+    such periods (no index leads to them by time)."""
+    counted = service is None
+    out: dict[int, list[AlertGroup]] = {}
+    scanned: list[int] = []
+    for index, p in enumerate(periods):
+        if counted and _on_quarters(p):
+            out[index] = _counted_groups(conn, p)
+        else:
+            scanned.append(index)
+    if scanned:
+        groups = _scanned_groups(conn, [periods[i] for i in scanned], service)
+        out.update(zip(scanned, groups, strict=True))
+    return [out[i] for i in range(len(periods))]
+
+
+def _on_quarters(p: Period) -> bool:
+    return all(t.timestamp() % QUARTER_S == 0 for t in (p.start, p.end))
+
+
+def _counted_groups(conn: Connection, p: Period) -> list[AlertGroup]:
+    q = alert_counts.c
+    query = (
+        select(q.rule, q.alertname, func.sum(q.alerts))
+        .where(q.quarter >= int(p.start.timestamp()), q.quarter < int(p.end.timestamp()))
+        .group_by(q.rule, q.alertname)
+    )
+    return [
+        AlertGroup(rule or None, alertname or None, int(count))
+        for rule, alertname, count in conn.execute(query)
+        if count
+    ]
+
+
+def _scanned_groups(
+    conn: Connection, periods: Sequence[Period], service: str | None
+) -> list[list[AlertGroup]]:
     a = alerts.c
     name = a.labels["alertname"].as_string()
     which = case(

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Dialect,
@@ -114,6 +115,10 @@ incidents = Table(
     Column("problem_id", Integer, nullable=True),
     Column("problem_key", Text, nullable=True),
     Column("known_error", Text, nullable=True),
+    # The timeline's marks, kept by a trigger on `timeline` (migration 0017): times
+    # reopened, and who resolved it last (models.ResolvedBy; NULL before a resolution).
+    Column("reopens", Integer, nullable=False, server_default=text("0")),
+    Column("resolved_by", String(8), nullable=True),
     UniqueConstraint("active_key"),
     # With the id: the lists page through one (status, priority) range newest first
     # without sorting it (SQLite adds the rowid to an index anyway, PostgreSQL does not).
@@ -299,6 +304,21 @@ sla_days = Table(
     Column("ack_s", Float, nullable=False),  # and its sum of seconds
     Column("fixes", Integer, nullable=False),
     Column("fix_s", Float, nullable=False),
+)
+
+# The alerts that started in each quarter hour (`quarter`: its Unix time), per rule
+# ('' for none) and alertname ('' for none): what the service review counts for the
+# periods whose ends fall on quarter hours, as every local midnight does, instead of
+# reading every alert. Kept by triggers on `alerts` (migration 0017).
+QUARTER_S = 900
+alert_counts = Table(
+    "alert_counts",
+    metadata,
+    Column("quarter", BigInteger, primary_key=True),
+    Column("rule", String(200), primary_key=True),
+    Column("alertname", Text, primary_key=True),
+    Column("alerts", Integer, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 # Availability history: each check's and service's state changes (kept
