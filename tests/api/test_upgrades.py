@@ -395,8 +395,12 @@ def _derived_agree(conn: Connection) -> None:
         )
         counted[key] = counted.get(key, 0) + 1
     c = alert_counts.c
-    stored = conn.execute(sa.select(c.quarter, c.rule, c.alertname, c.alerts))
-    assert {(q, r, n): count for q, r, n, count in stored} == counted
+    stored = conn.execute(
+        sa.select(c.quarter, c.rule, c.alertname, sa.func.sum(c.alerts)).group_by(
+            c.quarter, c.rule, c.alertname
+        )
+    )
+    assert {(q, r, n): int(count) for q, r, n, count in stored if count} == counted
     marks: dict[int, tuple[int, str | None]] = {}
     entries = sa.select(timeline.c.incident_id, timeline.c.kind).order_by(timeline.c.id)
     for incident_id, kind in conn.execute(entries):

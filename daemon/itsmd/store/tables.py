@@ -309,7 +309,9 @@ sla_days = Table(
 # The alerts that started in each quarter hour (`quarter`: its Unix time), per rule
 # ('' for none) and alertname ('' for none): what the service review counts for the
 # periods whose ends fall on quarter hours, as every local midnight does, instead of
-# reading every alert. Kept by triggers on `alerts` (migration 0017).
+# reading every alert. Kept by triggers on `alerts` (migration 0017), each writer in
+# rows of its own (`writer`: PostgreSQL's backend pid, 0 on SQLite), so that replicas
+# never update one row; a count is the sum over writers, and one writer's may be < 0.
 QUARTER_S = 900
 alert_counts = Table(
     "alert_counts",
@@ -317,6 +319,7 @@ alert_counts = Table(
     Column("quarter", BigInteger, primary_key=True),
     Column("rule", String(200), primary_key=True),
     Column("alertname", Text, primary_key=True),
+    Column("writer", BigInteger, primary_key=True),
     Column("alerts", Integer, nullable=False),
     sqlite_with_rowid=False,
 )

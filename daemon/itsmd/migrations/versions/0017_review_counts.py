@@ -9,6 +9,12 @@ every alert of the period (their labels too) and the timeline of every incident.
 A quarter hour is the largest span every local midnight falls on (the time zones
 of today are whole quarter hours off UTC).
 
+Each writer keeps counts of its own (`writer`: PostgreSQL's backend process id, 0 on
+SQLite, whose writer is one): replicas on one PostgreSQL all count the same few
+rows (every alert of a rule and alertname in a quarter hour), and one shared row
+would make each replica's transaction conflict with every other's and retry. A
+count goes down by a negative count in the writer's own row; readers add them up.
+
 A later migration that rebuilds `alerts`, `incidents` or `timeline` on SQLite
 (batch_alter_table copies the table) drops their triggers with it and must create
 them again.
@@ -29,8 +35,8 @@ depends_on = None
 
 QUARTER_S = 900
 
-# ---- alert_counts: one row per (quarter, rule, alertname) with alerts; '' for an
-# alert of no rule (unrouted) or no alertname: key columns are never NULL.
+# ---- alert_counts: one row per (quarter, rule, alertname, writer) with alerts; '' for
+# an alert of no rule (unrouted) or no alertname: key columns are never NULL.
 
 
 def _key(r: str, sqlite: bool) -> tuple[str, str, str]:
@@ -49,21 +55,33 @@ def _key(r: str, sqlite: bool) -> tuple[str, str, str]:
     )
 
 
+def _writer(sqlite: bool) -> str:
+    return "0" if sqlite else "pg_backend_pid()"
+
+
 def _add(r: str, sqlite: bool) -> str:
     return (
-        "INSERT INTO alert_counts (quarter, rule, alertname, alerts) "  # noqa: S608 - constants
-        f"VALUES ({', '.join(_key(r, sqlite))}, 1) "
-        "ON CONFLICT (quarter, rule, alertname) DO UPDATE SET alerts = alert_counts.alerts + 1;"
+        "INSERT INTO alert_counts (quarter, rule, alertname, writer, alerts) "  # noqa: S608
+        f"VALUES ({', '.join(_key(r, sqlite))}, {_writer(sqlite)}, 1) "
+        "ON CONFLICT (quarter, rule, alertname, writer) "
+        "DO UPDATE SET alerts = alert_counts.alerts + 1;"
     )
 
 
 def _take(r: str, sqlite: bool) -> str:
-    """Take row `r` away; a count that reaches 0 goes."""
+    """Take row `r` away in this writer's count (it may go below 0: another writer
+    counted the alert); a count that reaches 0 goes."""
     quarter, rule, name = _key(r, sqlite)
-    key = f"quarter = {quarter} AND rule = {rule} AND alertname = {name}"
+    key = (
+        f"quarter = {quarter} AND rule = {rule} AND alertname = {name} "
+        f"AND writer = {_writer(sqlite)}"
+    )
     return (
-        f"UPDATE alert_counts SET alerts = alerts - 1 WHERE {key}; "  # noqa: S608 - constants
-        f"DELETE FROM alert_counts WHERE {key} AND alerts <= 0;"
+        "INSERT INTO alert_counts (quarter, rule, alertname, writer, alerts) "  # noqa: S608
+        f"VALUES ({quarter}, {rule}, {name}, {_writer(sqlite)}, -1) "
+        "ON CONFLICT (quarter, rule, alertname, writer) "
+        "DO UPDATE SET alerts = alert_counts.alerts - 1; "
+        f"DELETE FROM alert_counts WHERE {key} AND alerts = 0;"
     )
 
 
@@ -102,8 +120,8 @@ def _fill_counts(sqlite: bool) -> str:
     """The alerts stored before this revision."""
     key = ", ".join(_key("a", sqlite))
     return (
-        "INSERT INTO alert_counts (quarter, rule, alertname, alerts) "  # noqa: S608 - constants
-        f"SELECT {key}, count(*) FROM alerts AS a GROUP BY 1, 2, 3"
+        "INSERT INTO alert_counts (quarter, rule, alertname, writer, alerts) "  # noqa: S608
+        f"SELECT {key}, 0, count(*) FROM alerts AS a GROUP BY 1, 2, 3"
     )
 
 
@@ -154,8 +172,11 @@ def upgrade() -> None:
         sa.Column("quarter", sa.BigInteger(), nullable=False),
         sa.Column("rule", sa.String(200), nullable=False),
         sa.Column("alertname", sa.Text(), nullable=False),
+        sa.Column("writer", sa.BigInteger(), nullable=False),
         sa.Column("alerts", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("quarter", "rule", "alertname", name=op.f("pk_alert_counts")),
+        sa.PrimaryKeyConstraint(
+            "quarter", "rule", "alertname", "writer", name=op.f("pk_alert_counts")
+        ),
         sqlite_with_rowid=False,
     )
     op.execute(_fill_counts(sqlite))
