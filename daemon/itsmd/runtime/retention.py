@@ -38,8 +38,8 @@ ASK_EVERY = timedelta(hours=1)  # how often each replica asks whether a run is d
 FIRST_ASK = timedelta(minutes=1)  # after start: a run soon, not during start-up
 SIZE_EVERY = timedelta(minutes=5)
 # Per transaction: ingestion waits behind one of these at most (bench/RESULTS.md).
-INCIDENT_BATCH = 50
-ROW_CHUNK = 250
+INCIDENT_BATCH = 20
+ROW_CHUNK = 100
 VACUUM_PAGES = 1000  # pages given back to the file system per transaction (about 10 ms)
 
 
