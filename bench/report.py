@@ -82,6 +82,8 @@ def main() -> int:
     args = parser.parse_args()
     end = _today()
     start = end - SPAN
+    if args.keep is not None:
+        args.keep.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="itsmd-report-") as tmp:
         store = filled(args.keep or Path(tmp), end)
         (Path(tmp) / "daemon").mkdir()
