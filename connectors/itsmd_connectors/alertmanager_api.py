@@ -14,11 +14,8 @@ must not take an alert it could not read for an absent one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-
 import aiohttp
 import orjson
-from yarl import URL
 
 from itsmd.correlation.fingerprint import fingerprint
 from itsmd.models import Alert, AlertStatus, HeldAlert
@@ -32,28 +29,15 @@ from itsmd_connectors.alertmanager import (
     check_time,
     describe,
 )
-from itsmd_connectors.peers import snippet, unreachable
+from itsmd_connectors.peers import Peer, snippet, unreachable
 
 
 class AlertmanagerError(Exception):
     pass
 
 
-class AlertmanagerAPI:
-    """One Alertmanager; `headers` carry auth (Bearer/Basic) prepared by the caller."""
-
-    def __init__(
-        self,
-        session_factory: Callable[[], aiohttp.ClientSession],
-        url: str,
-        timeout_s: float,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self._session_factory = session_factory
-        self._base = url.rstrip("/")
-        self.url = str(URL(self._base).with_user(None))  # shown: never the credentials
-        self.timeout_s = timeout_s
-        self._headers = dict(headers or {})
+class AlertmanagerAPI(Peer):
+    """One Alertmanager (`Peer`: its URL, timeout and auth headers)."""
 
     async def held(self) -> tuple[HeldAlert, ...]:
         try:

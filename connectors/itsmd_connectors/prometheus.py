@@ -14,15 +14,13 @@ Prometheus is also told our timeout, so it stops evaluating a query nobody waits
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import aiohttp
 import orjson
-from yarl import URL
 
-from itsmd_connectors.peers import snippet, unreachable
+from itsmd_connectors.peers import Peer, snippet, unreachable
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,25 +38,8 @@ class PrometheusError(Exception):
         self.error_type = error_type
 
 
-class PrometheusClient:
-    """Queries one Prometheus; `headers` carry auth (Bearer/Basic) prepared by the caller.
-
-    `session_factory` is called per request, so the client can be built before the
-    application's HTTP session exists and never owns (or closes) it.
-    """
-
-    def __init__(
-        self,
-        session_factory: Callable[[], aiohttp.ClientSession],
-        url: str,
-        timeout_s: float,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        self._session_factory = session_factory
-        self._base = url.rstrip("/")
-        self._shown = str(URL(self._base).with_user(None))  # never print credentials
-        self.timeout_s = timeout_s
-        self._headers = dict(headers or {})
+class PrometheusClient(Peer):
+    """Queries one Prometheus (`Peer`: its URL, timeout and auth headers)."""
 
     async def query(self, expr: str, at: datetime | None = None) -> list[Series]:
         """Instant query: one sample per series. Without `at`, Prometheus' clock decides."""
@@ -105,7 +86,7 @@ class PrometheusClient:
             raise self._error(detail, exc.error_type) from None
 
     def _error(self, detail: str, error_type: str = "") -> PrometheusError:
-        return PrometheusError(f"Prometheus at {self._shown}: {detail}", error_type)
+        return PrometheusError(f"Prometheus at {self.url}: {detail}", error_type)
 
 
 def parse_response(doc: object) -> list[Series]:

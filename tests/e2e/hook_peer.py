@@ -29,6 +29,19 @@ class Peer:
     lock: threading.Lock = field(default_factory=threading.Lock)
     port: int = 0
 
+    def sink(self, **more: object) -> dict[str, object]:
+        """The webhook sink that sends to this peer, retrying fast (config
+        `connectors.sinks`; the daemon needs HOOK_SECRET=SECRET in its env)."""
+        return {
+            "type": "webhook",
+            "url": f"http://127.0.0.1:{self.port}/hook",
+            "secret_env": "HOOK_SECRET",
+            "timeout": "2s",
+            "backoff": "100ms",
+            "max_backoff": "300ms",
+            **more,
+        }
+
     def take(self, headers: Any, body: bytes) -> int:
         expected = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
         doc = json.loads(body)

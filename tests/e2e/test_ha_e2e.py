@@ -199,16 +199,7 @@ def test_a_killed_replica_hands_over_checks_sla_outbox_and_reconciliation(
                 "grace": f"{GRACE_S}s",
                 "timeout": "500ms",
             },
-            "sinks": {
-                "hook": {
-                    "type": "webhook",
-                    "url": f"http://127.0.0.1:{peer.port}/hook",
-                    "secret_env": "HOOK_SECRET",
-                    "timeout": "2s",
-                    "backoff": "100ms",
-                    "max_backoff": "300ms",
-                }
-            },
+            "sinks": {"hook": peer.sink()},
         },
         "routes": [{"name": "all", "to": ["hook"]}],
     }

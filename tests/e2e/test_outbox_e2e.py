@@ -30,19 +30,7 @@ def start(itsmd_server: ItsmdFactory, peer: Peer, tmp_path: Any) -> ItsmdProc:
     rules_dir.mkdir()
     (rules_dir / "rules.yml").write_text(json.dumps(RULES))
     config = {
-        "connectors": {
-            "sinks": {
-                "hook": {
-                    "type": "webhook",
-                    "url": f"http://127.0.0.1:{peer.port}/hook",
-                    "secret_env": "HOOK_SECRET",
-                    "timeout": "2s",
-                    "backoff": "100ms",
-                    "max_backoff": "300ms",
-                    "max_attempts": 10_000,
-                }
-            }
-        },
+        "connectors": {"sinks": {"hook": peer.sink(max_attempts=10_000)}},
         "routes": [{"name": "all", "to": ["hook"]}],
     }
     return itsmd_server.start(rules_dir=rules_dir, config=config, env={"HOOK_SECRET": SECRET})
