@@ -353,6 +353,9 @@ async def test_the_post_incident_review_has_every_fact_and_empty_sections(
     for section in ("## Timeline", "## Root cause", "## Follow-up actions", "## Alerts"):
         assert section in text
     assert '`{pod="b"}`' in text
+    # Times for a reader, to the second (the JSON keeps them exact).
+    assert "- **Impact window**: 2026-11-09 10:00:00 UTC to ongoing" in text
+    assert "| 2026-11-09 10:40:00 UTC | firing |" in text
 
 
 @pytest.mark.parametrize("ref", ["INC-99", "INC-x", "PRB-1"])

@@ -40,6 +40,14 @@ def duration(value: float | None) -> str:
 seconds = duration
 
 
+def moment(text: str | None, missing: str = "–") -> str:
+    """An RFC 3339 UTC time of the document for a reader: `2026-12-06 23:26:00 UTC`
+    (to the second; the JSON keeps the precise one)."""
+    if not text:
+        return missing
+    return f"{text[:10]} {text[11:19]} UTC"
+
+
 def change(f: Mapping[str, Any], show: Show = number) -> str:
     """`+3`, `-12m 5s`, `+1.5 %` (points), `=`, or a dash when unknown."""
     delta = f.get("change")

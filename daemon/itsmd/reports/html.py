@@ -10,7 +10,7 @@ from typing import Any
 from markupsafe import Markup, escape
 
 from itsmd.reports import charts
-from itsmd.reports.format import change, number, percent, period_title, seconds
+from itsmd.reports.format import change, moment, number, percent, period_title, seconds
 
 _STYLE = (
     "body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:1000px;"
@@ -204,11 +204,11 @@ def incident_fragment(doc: Mapping[str, Any]) -> Markup:
         ("Service", inc["service"] or "–"),
         ("Services touched", ", ".join(doc["services"]) or "–"),
         ("Rule", inc["rule"]),
-        ("Opened", inc["opened_at"]),
-        ("Resolved", inc["resolved_at"] or "not yet"),
+        ("Opened", moment(inc["opened_at"])),
+        ("Resolved", moment(inc["resolved_at"], "not yet")),
         (
             "Impact window",
-            f"{impact['from']} to {impact['to'] or 'ongoing'}"
+            f"{moment(impact['from'])} to {moment(impact['to'], 'ongoing')}"
             + (f" ({seconds(impact['duration_s'])})" if impact["duration_s"] is not None else ""),
         ),
         ("Alerts", str(inc["alert_count"])),
@@ -223,8 +223,8 @@ def incident_fragment(doc: Mapping[str, Any]) -> Markup:
         s = sla[kind]
         verdict = (s["verdict"] or "no target").replace("_", " ")
         parts.append(
-            f"<li><strong>{kind}</strong>: {escape(verdict)} (due {escape(s['due'] or '–')}, "
-            f"done {escape(s['at'] or '–')})</li>"
+            f"<li><strong>{kind}</strong>: {escape(verdict)} (due {escape(moment(s['due']))}, "
+            f"done {escape(moment(s['at']))})</li>"
         )
     parts.append("</ul><h2>Problem and known error</h2><ul>")
     if doc["problem"]:
@@ -246,7 +246,8 @@ def incident_fragment(doc: Mapping[str, Any]) -> Markup:
     )
     for al in doc["alerts"]:
         parts.append(
-            f"<tr><td>{escape(al['startsAt'])}</td><td>{escape(al['endsAt'] or 'firing')}</td>"
+            f"<tr><td>{escape(moment(al['startsAt']))}</td>"
+            f"<td>{escape(moment(al['endsAt'], 'firing'))}</td>"
             f"<td><code>{escape(al['alertname'] or '')}</code></td>"
             f"<td><code>{escape(_labels(al['labels']))}</code></td><td>{escape(al['action'])}</td></tr>"
         )
@@ -256,7 +257,7 @@ def incident_fragment(doc: Mapping[str, Any]) -> Markup:
     )
     for e in doc["timeline"]:
         parts.append(
-            f"<tr><td>{escape(e['at'])}</td><td>{escape(e['actor'])}</td>"
+            f"<tr><td>{escape(moment(e['at']))}</td><td>{escape(e['actor'])}</td>"
             f"<td>{escape(e['message'])}</td></tr>"
         )
     parts.append("</table>")

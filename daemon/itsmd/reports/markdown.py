@@ -6,7 +6,15 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from itsmd.reports.format import change, duration, number, percent, period_title, seconds
+from itsmd.reports.format import (
+    change,
+    duration,
+    moment,
+    number,
+    percent,
+    period_title,
+    seconds,
+)
 
 PRIORITIES = ("P1", "P2", "P3", "P4", "P5")
 
@@ -186,11 +194,11 @@ def incident(doc: Mapping[str, Any]) -> str:
         ("Service", inc["service"] or "–"),
         ("Services touched", ", ".join(doc["services"]) or "–"),
         ("Rule", f"`{inc['rule']}`"),
-        ("Opened", inc["opened_at"]),
-        ("Resolved", inc["resolved_at"] or "not yet"),
+        ("Opened", moment(inc["opened_at"])),
+        ("Resolved", moment(inc["resolved_at"], "not yet")),
         (
             "Impact window",
-            f"{impact['from']} to {impact['to'] or 'ongoing'}"
+            f"{moment(impact['from'])} to {moment(impact['to'], 'ongoing')}"
             + (f" ({duration(impact['duration_s'])})" if impact["duration_s"] is not None else ""),
         ),
         ("Alerts", str(inc["alert_count"])),
@@ -212,7 +220,7 @@ def incident(doc: Mapping[str, Any]) -> str:
     for kind in ("respond", "resolve"):
         s = sla[kind]
         verdict = (s["verdict"] or "no target").replace("_", " ")
-        lines.append(f"- **{kind}**: {verdict} (due {s['due'] or '–'}, done {s['at'] or '–'})")
+        lines.append(f"- **{kind}**: {verdict} (due {moment(s['due'])}, done {moment(s['at'])})")
     lines.append("")
     lines += ["## Problem and known error", ""]
     problem = doc["problem"]
@@ -229,8 +237,8 @@ def incident(doc: Mapping[str, Any]) -> str:
         ["started", "ended", "alertname", "labels that differ", "decision"],
         [
             [
-                a["startsAt"],
-                a["endsAt"] or "firing",
+                moment(a["startsAt"]),
+                moment(a["endsAt"], "firing"),
                 f"`{a['alertname'] or ''}`",
                 f"`{_labels(a['labels'])}`" if a["labels"] else "",
                 a["action"],
@@ -242,7 +250,7 @@ def incident(doc: Mapping[str, Any]) -> str:
     lines += _table(
         ["at", "who", "what"],
         [
-            [e["at"], e["actor"] if e["by_person"] else "itsmd", e["message"]]
+            [moment(e["at"]), e["actor"] if e["by_person"] else "itsmd", e["message"]]
             for e in doc["timeline"]
         ],
     )
