@@ -120,8 +120,10 @@ def parse_since(text: str, now: datetime) -> datetime:
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds only when present."""
     # isoformat, not strftime: %Y does not pad years before 1000 to four digits on glibc.
-    moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds") + "Z"
+    spec = "microseconds" if moment.microsecond else "seconds"
+    if moment.tzinfo is UTC:  # what the store gives: "+00:00" becomes "Z", no copy made
+        return moment.isoformat(timespec=spec)[:-6] + "Z"
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def format_optional_time(moment: datetime | None) -> str | None:
