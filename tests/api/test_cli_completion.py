@@ -13,7 +13,7 @@ from itsmd.cli.main import _parser, main
 
 COMMANDS = [
     *("alerts", "availability", "backup", "checks", "completion", "config", "db", "explain"),
-    *("export", "report", "restore"),
+    *("export", "reconcile", "report", "restore"),
     *("incidents", "maintenance", "notifications", "problems", "replay", "rules", "run", "sla"),
 ]
 

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, insert
 
+from itsmd.api.keys import RECONCILE
 from itsmd.correlation.sla import SlaTarget
 from itsmd.models import Priority
+from itsmd.notify.config import AlertmanagerPeers, Connectors
 from itsmd.store.tables import notifications
 from tests.api.api_support import T0, MakeClient, alert, resolved
 from tests.api.cli_support import berlin, itsmd, rows  # noqa: F401 - berlin: autouse fixture
@@ -284,3 +287,30 @@ async def test_notifications_list_by_state_and_a_dead_letter_is_retried(
     code, _, err = await itsmd(client, capsys, "notifications", "retry", "1")
     assert code == 1
     assert "409 notification 1 is not dead" in err
+
+
+async def test_reconcile_shows_the_last_round_and_each_alertmanager(
+    make_client: MakeClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    held = (Path(__file__).parents[1] / "fixtures/alertmanager-api/v2-alerts.json").read_text()
+    async with running_peer(Answer(body=held, content_type="application/json")) as am:
+        url = am.url().rstrip("/")
+        peers = AlertmanagerPeers((url, "http://127.0.0.1:9"), grace=timedelta(minutes=5))
+        client = await make_client(RULES, connectors=Connectors(alertmanager=peers))
+        await client.app[RECONCILE].round()
+        code, out, err = await itsmd(client, capsys, "reconcile")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "every 1m, grace 5m; this replica reconciles"
+    assert lines[1].startswith("last round 04:00 (just now): INCOMPLETE: resolved nothing;")
+    assert lines[1].endswith("within grace: 0 missing, 2 never received")
+    table = rows("\n".join(lines[2:]))
+    assert table[0] == ["ALERTMANAGER", "ANSWERED", "ALERTS", "ERROR"]
+    assert table[1] == [url, "yes", "3"]
+    assert table[2][:3] == ["http://127.0.0.1:9", "NO", "-"]
+    assert "Alertmanager at http://127.0.0.1:9: connection refused" in lines[-1]
+
+    # A second daemon on the same store (PostgreSQL: it stands by) without the section.
+    off = await make_client(RULES)
+    code, out, err = await itsmd(off, capsys, "reconcile")
+    assert (code, out) == (0, "reconciliation is off: no connectors.alertmanager in the config\n")

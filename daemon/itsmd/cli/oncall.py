@@ -28,6 +28,12 @@ def add_commands(sub: Any) -> None:
     common(checks)
     checks.set_defaults(func=_checks)
 
+    reconcile = sub.add_parser(
+        "reconcile", help="reconciliation with Alertmanager: its last round and what it repaired"
+    )
+    common(reconcile)
+    reconcile.set_defaults(func=_reconcile)
+
     availability = sub.add_parser(
         "availability", help="availability of services and checks against their objectives"
     )
@@ -177,6 +183,41 @@ def _checks(args: argparse.Namespace) -> int:
     ]
     header = ("NAME", "TYPE", "SERVICE", "STATE", "LAST RUN", "FAILS", "TOOK", "RUNS", "LAST ERROR")
     render.table(header, rows, "checks")
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    status = request(args, "GET", "/api/v1/reconcile")
+    if args.json:
+        print_json(status)
+        return 0
+    if not status["configured"]:
+        print("reconciliation is off: no connectors.alertmanager in the config")
+        return 0
+    print(
+        f"every {status['reconcile_every']}, grace {status['grace']}; this replica "
+        + ("reconciles" if status["leader"] else "stands by (another one reconciles)")
+    )
+    last = status["last_round"]
+    if last is None:
+        print("no round yet on this replica")
+        return 0
+    print(
+        f"last round {render.when(last['at'], args.now)}: "
+        + ("every Alertmanager answered" if last["complete"] else "INCOMPLETE: resolved nothing")
+        + f"; resolved {last['resolved']}, ingested {last['ingested']}; "
+        f"within grace: {last['missing']} missing, {last['unseen']} never received"
+    )
+    rows = [
+        (
+            a["url"],
+            "yes" if a["answered"] else "NO",
+            "-" if a["alerts"] is None else str(a["alerts"]),
+            a["error"] or "",
+        )
+        for a in last["alertmanagers"]
+    ]
+    render.table(("ALERTMANAGER", "ANSWERED", "ALERTS", "ERROR"), rows, "Alertmanagers")
     return 0
 
 
