@@ -302,7 +302,10 @@ async def test_reconcile_shows_the_last_round_and_each_alertmanager(
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "every 1m, grace 5m; this replica reconciles"
-    assert lines[1].startswith("last round 04:00 (just now): INCOMPLETE: resolved nothing;")
+    assert lines[1].startswith(
+        "last round 04:00 (just now): INCOMPLETE, an Alertmanager did not answer: "
+        "nothing resolved; ingested 0;"
+    )
     assert lines[1].endswith("within grace: 0 missing, 2 never received")
     table = rows("\n".join(lines[2:]))
     assert table[0] == ["ALERTMANAGER", "ANSWERED", "ALERTS", "ERROR"]

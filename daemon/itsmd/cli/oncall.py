@@ -202,11 +202,15 @@ def _reconcile(args: argparse.Namespace) -> int:
     if last is None:
         print("no round yet on this replica")
         return 0
+    outcome = (
+        f"every Alertmanager answered; resolved {last['resolved']}"
+        if last["complete"]
+        else "INCOMPLETE, an Alertmanager did not answer: nothing resolved"
+    )
     print(
-        f"last round {render.when(last['at'], args.now)}: "
-        + ("every Alertmanager answered" if last["complete"] else "INCOMPLETE: resolved nothing")
-        + f"; resolved {last['resolved']}, ingested {last['ingested']}; "
-        f"within grace: {last['missing']} missing, {last['unseen']} never received"
+        f"last round {render.when(last['at'], args.now)}: {outcome}; ingested "
+        f"{last['ingested']}; within grace: {last['missing']} missing, "
+        f"{last['unseen']} never received"
     )
     rows = [
         (
