@@ -80,10 +80,13 @@ class CheckJobs:
         """A clean stop hands the lead over at once, not when the lease runs out."""
         holder = self.holder
         try:
-            await self._writer().run(
-                lambda conn, now: checkstore.release_lease(conn, "checks", holder, now)
+            await asyncio.wait_for(
+                self._writer().run(
+                    lambda conn, now: checkstore.release_lease(conn, "checks", holder, now)
+                ),
+                STOP_GRACE_S,  # a stop never waits long for a store out of reach
             )
-        except StoreUnavailable as exc:
+        except (StoreUnavailable, TimeoutError) as exc:
             log.warning("checks lease not released (it runs out by itself): %s", exc)
             return
         self.runner.leader = False

@@ -85,12 +85,15 @@ class Retention:
         self, first: timedelta, every: timedelta, job: Callable[[], Awaitable[object]]
     ) -> None:
         await asyncio.sleep(first.total_seconds())
-        while True:
+        # The flag as well as the cancel: Python 3.11's wait_for (inside the writer's
+        # wait) loses a cancel that lands as its inner task finishes.
+        while not self._stopping:
             try:
                 await job()
             except Exception:  # a faulty statement: logged, and the next round runs
                 log.exception("retention job failed")
-            await asyncio.sleep(every.total_seconds())
+            if not self._stopping:
+                await asyncio.sleep(every.total_seconds())
 
     async def run_if_due(self) -> RunSummary | None:
         """Run if no replica ran in the last RUN_EVERY; None when not due."""

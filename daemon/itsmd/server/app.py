@@ -167,14 +167,20 @@ async def _readiness_ctx(app: web.Application) -> AsyncIterator[None]:
     answers what the last probe found (docs/operations.md, Readiness)."""
     runtime = app[RUNTIME]
     await ops.probe_store(runtime)
+    stopping = asyncio.Event()
 
     async def probe_every() -> None:
-        while True:
+        # The flag as well as the cancel: Python 3.11's wait_for (inside the probe)
+        # loses a cancel that lands as its inner task finishes, and the loop would
+        # then run on and hold up the stop.
+        while not stopping.is_set():
             await asyncio.sleep(READY_PROBE_INTERVAL.total_seconds())
-            await ops.probe_store(runtime)
+            if not stopping.is_set():
+                await ops.probe_store(runtime)
 
     task = asyncio.create_task(probe_every(), name="itsmd-ready-probe")
     yield
+    stopping.set()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
