@@ -87,7 +87,8 @@ class CheckJobs:
                 STOP_GRACE_S,  # a stop never waits long for a store out of reach
             )
         except (StoreUnavailable, TimeoutError) as exc:
-            log.warning("checks lease not released (it runs out by itself): %s", exc)
+            why = exc or f"no answer within {STOP_GRACE_S:g}s"
+            log.warning("checks lease not released (it runs out by itself): %s", why)
             return
         self.runner.leader = False
         self.runtime.metrics.leader.labels("checks").set(0)
