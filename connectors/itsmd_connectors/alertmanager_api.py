@@ -14,7 +14,6 @@ must not take an alert it could not read for an absent one.
 
 from __future__ import annotations
 
-import aiohttp
 import orjson
 
 from itsmd.correlation.fingerprint import fingerprint
@@ -29,7 +28,7 @@ from itsmd_connectors.alertmanager import (
     check_time,
     describe,
 )
-from itsmd_connectors.peers import Peer, snippet, unreachable
+from itsmd_connectors.peers import Peer, snippet
 
 
 class AlertmanagerError(Exception):
@@ -40,17 +39,7 @@ class AlertmanagerAPI(Peer):
     """One Alertmanager (`Peer`: its URL, timeout and auth headers)."""
 
     async def held(self) -> tuple[HeldAlert, ...]:
-        try:
-            async with self._session_factory().get(
-                self._base + "/api/v2/alerts",
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            ) as response:
-                status, body = response.status, await response.read()
-        except TimeoutError:
-            raise self._error(f"no answer within {self.timeout_s:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise self._error(unreachable(exc)) from None
+        status, body = await self._send("GET", "/api/v2/alerts")
         if status != 200:
             raise self._error(f"HTTP {status}: {snippet(body)}")
         try:

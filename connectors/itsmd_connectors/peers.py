@@ -31,6 +31,29 @@ class Peer:
         self.timeout_s = timeout_s
         self._headers = dict(headers or {})
 
+    async def _send(
+        self, method: str, path: str, form: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes]:
+        """The status and body of one request; a timeout or a network failure raises
+        what `_error` makes of it."""
+        try:
+            async with self._session_factory().request(
+                method,
+                self._base + path,
+                data=form,
+                headers=self._headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            ) as response:
+                return response.status, await response.read()
+        except TimeoutError:
+            raise self._error(f"no answer within {self.timeout_s:g}s") from None
+        except aiohttp.ClientError as exc:
+            raise self._error(unreachable(exc)) from None
+
+    def _error(self, detail: str) -> Exception:
+        """The client's own exception, naming the peer (never its credentials)."""
+        raise NotImplementedError
+
 
 def unreachable(exc: aiohttp.ClientError) -> str:
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -17,10 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import aiohttp
 import orjson
 
-from itsmd_connectors.peers import Peer, snippet, unreachable
+from itsmd_connectors.peers import Peer, snippet
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,19 +56,7 @@ class PrometheusClient(Peer):
 
     async def _post(self, path: str, form: dict[str, str]) -> list[Series]:
         form["timeout"] = f"{self.timeout_s:g}s"
-        try:
-            async with self._session_factory().post(
-                self._base + path,
-                data=form,
-                headers=self._headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            ) as response:
-                status, body = response.status, await response.read()
-        except TimeoutError:
-            raise self._error(f"no answer within {self.timeout_s:g}s") from None
-        except aiohttp.ClientError as exc:
-            raise self._error(unreachable(exc)) from None
-        return self._series(status, body)
+        return self._series(*await self._send("POST", path, form))
 
     def _series(self, status: int, body: bytes) -> list[Series]:
         try:

@@ -12,7 +12,6 @@ while itsmd was down and the Alertmanagers restarted is repaired by reconciliati
 from __future__ import annotations
 
 import subprocess
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -271,13 +270,11 @@ def test_a_killed_replica_hands_over_checks_sla_outbox_and_reconciliation(
         am.wait_cluster_ready(2)
     assert all(am.alerts() == [] for am in ams)
     survivor.restart()
-    back = time.monotonic()
     wait_until(
         lambda: survivor.get(f"/api/v1/incidents/{ref}").json()["status"] == "resolved",
         timeout_s=GRACE_S + EVERY_S + 10,
         what=f"{ref} resolved by reconciliation",
     )
-    assert time.monotonic() - back < GRACE_S + EVERY_S + 10
     detail = survivor.get(f"/api/v1/incidents/{ref}").json()
     assert [t["kind"] for t in detail["timeline"]].count("reconciled") == PER_GROUP
     assert detail["firing_count"] == 0

@@ -42,7 +42,6 @@ class Firing:
 
     fingerprint: str
     starts_at: datetime
-    alertname: str
 
     @property
     def identity(self) -> Identity:

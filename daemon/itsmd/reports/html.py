@@ -182,7 +182,7 @@ def _service(svc: Mapping[str, Any]) -> Markup:
         parts.append("<p>Capacity risks (as of now):</p><ul>")
         parts += [
             f"<li><code>{escape(str(c.get('check')))}</code> reaches its threshold at "
-            f"{escape(str(c.get('exhausts_at')))}</li>"
+            f"{escape(moment(c.get('exhausts_at')))}</li>"
             for c in svc["capacity"]
         ]
         parts.append("</ul>")

@@ -171,7 +171,7 @@ def _service(svc: Mapping[str, Any]) -> list[str]:
         lines += ["Capacity risks (as of now):", ""]
         lines += [
             f"- `{c.get('check')}` {_labels(c.get('labels') or {})} reaches its threshold "
-            f"at {c.get('exhausts_at')}"
+            f"at {moment(c.get('exhausts_at'))}"
             for c in svc["capacity"]
         ]
         lines.append("")

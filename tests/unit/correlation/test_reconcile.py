@@ -19,7 +19,7 @@ def labels(name: str) -> dict[str, str]:
 
 
 def firing(name: str, start: datetime = T0) -> Firing:
-    return Firing(fingerprint(labels(name)), start, name)
+    return Firing(fingerprint(labels(name)), start)
 
 
 def held(
@@ -49,7 +49,7 @@ def test_an_alert_no_alertmanager_holds_is_resolved_once_grace_has_passed() -> N
     assert r.plan(stored, {}, answers, T0 + MIN + GRACE - timedelta(seconds=1)).resolve == ()
 
     due = r.plan(stored, {}, answers, T0 + MIN + GRACE)
-    assert [x.firing.alertname for x in due.resolve] == ["Down"]
+    assert [x.firing for x in due.resolve] == [firing("Down")]
     assert due.resolve[0].since == T0 + MIN  # the first round that found it missing
     assert AM1 in due.resolve[0].why
     assert AM2 in due.resolve[0].why
@@ -83,8 +83,8 @@ def test_an_unreachable_alertmanager_proves_no_absence() -> None:
     r.plan(stored, {}, up, T0 + MIN)  # the clock starts here
     plan = r.plan(stored, {}, down, T0 + MIN + GRACE)
     assert plan.resolve == ()  # a running clock keeps running, but proves nothing now
-    assert [x.firing.alertname for x in r.plan(stored, {}, up, T0 + 2 * MIN + GRACE).resolve] == [
-        "Down"
+    assert [x.firing for x in r.plan(stored, {}, up, T0 + 2 * MIN + GRACE).resolve] == [
+        firing("Down")
     ]
 
 
