@@ -442,3 +442,38 @@ async def test_a_value_no_incident_holds_is_looked_for_among_alerts_of_none(
     for text, pods in (('{pod="db-1"}', ["db-1"]), ('{pod="web-9"}', ["web-9"])):
         q = AlertQuery(selectors=(parse_selector(text),))
         assert _pods_of(await _read(client, q, limit=5, chunk=2)) == pods
+
+
+async def test_a_value_found_in_the_labels_text_must_still_match_its_label(
+    make_client: MakeClient,
+) -> None:
+    """The JSON-text test in SQL only drops rows that cannot match: `"x"` as another
+    label's value, or as a label name, is looked at and left out by the matcher; values
+    it does not look for (non-ASCII, quotes, backslashes) are found as before."""
+    client = await make_client(RULES)
+    for labels in (
+        {"pod": "x"},
+        {"pod": "y", "owner": "x"},
+        {"x": "pod", "pod": "z"},
+        {"pod": "wéb-1"},
+        {"pod": 'a"b\\c'},
+        {"pod": "x", "n": "2"},
+    ):
+        await client.webhook(alert("Busy", service="s", **labels))
+    for text, pods in (
+        ('{pod="x"}', ["x", "x"]),
+        ('{pod="x", n="2"}', ["x"]),
+        ('{owner="x"}', ["y"]),
+        ('{pod="wéb-1"}', ["wéb-1"]),
+        ('{pod="a\\"b\\\\c"}', ['a"b\\c']),
+    ):
+        q = AlertQuery(selectors=(parse_selector(text),))
+        for chunk in (1, 2, 1000):
+            assert _pods_of(await _read(client, q, limit=10, chunk=chunk)) == pods, (text, chunk)
+        page = await _read(client, q, limit=1, scan=1, chunk=1)
+        assert len(page.alerts) <= 1
+
+
+def test_only_plain_ascii_values_of_equality_matchers_are_looked_for_in_the_text() -> None:
+    selector = parse_selector('{pod="x-1", a=~"b", c="wé", d="", e!="f", g="h\\"i"}')
+    assert alertsearch._json_strings((selector,)) == ['"x-1"']
