@@ -6,14 +6,19 @@ summary, the alert search, the console pages) from a store of 100,000 incidents 
     python bench/console.py --runs 1 --keep /tmp/c   # fill once into /tmp/c, reuse it
     python bench/console.py --database postgresql    # on ITSMD_BENCH_PG
     python bench/console.py --profile                # py-spy on the daemon, storm + reads
+    python bench/console.py --rate 40                # 40 reads a second during the storm
+    python bench/console.py --closed 2               # two readers without pause instead
 
 The store is filled through SQLAlchemy Core into the schema the migrations make
 (bench/fill.py), then each run starts `itsmd run` on a fresh copy of it. A run is two
-daemons one after the other: the storm alone, then the same storm while two readers
-request every read in turn. The reads are also timed on the quiet daemon before its
-storm. A run fails when a read answers other than 200 (a read whose route does not
-answer at all is reported and left out) or the store holds other alerts than were
-sent.
+daemons one after the other: the storm alone, then the same storm while readers
+request every read in turn. By default the reads come at a fixed rate (`--rate`, 20
+a second, an open loop as wrk2 sends: a slow answer does not hold the next request
+back); `--closed N` runs N readers that each send the next read as soon as the last
+one answered, which saturates the daemon (a stress figure, not a use). The reads are
+also timed on the quiet daemon before its storm. A run fails when a read answers
+other than 200 (a read whose route does not answer at all is reported and left out)
+or the store holds other alerts than were sent.
 """
 
 from __future__ import annotations
@@ -55,7 +60,9 @@ from itsmd.store.migrate import upgrade  # noqa: E402
 INCIDENTS, ALERTS = 100_000, 1_000_000
 # About 160,000 new alerts, 20 per request, into 100 groups: 15 to 25 s of storm here.
 STORM = Load(requests=8000, alerts_per_request=20, first_instance=50_000_000)
-READERS = 2  # concurrent readers during the storm (people at consoles)
+# Reads a second during the storm. The console refreshes an open page every 15 s, so
+# 20 a second is 300 open consoles, or fewer people with scripts polling the API.
+READ_RATE = 20.0
 QUIET_SAMPLES = 40
 SLA_CONFIG = """\
 sla:
@@ -151,22 +158,54 @@ async def quiet(base: str, paths: list[tuple[str, str]]) -> Timings:
     return timings
 
 
-async def storm(base: str, paths: list[tuple[str, str]]) -> tuple[LoadResult, Timings]:
-    """The storm, and READERS readers going through `paths` in turn until it ends."""
+@dataclass(frozen=True)
+class Readers:
+    """How the reads come during the storm: `rate` a second in an open loop, or
+    `closed` readers each sending its next read when the last one answered."""
+
+    rate: float = READ_RATE
+    closed: int = 0
+
+    def describe(self) -> str:
+        if self.closed:
+            return f"{self.closed} readers without pause (closed loop)"
+        return f"{self.rate:g} reads a second (open loop)"
+
+
+async def storm(
+    base: str, paths: list[tuple[str, str]], readers: Readers
+) -> tuple[LoadResult, Timings]:
+    """The storm, and the reads going through `paths` in turn until it ends."""
     timings = Timings()
     done = asyncio.Event()
 
-    async def reader(offset: int) -> None:
+    async def read(session: aiohttp.ClientSession, n: int) -> None:
+        name, path = paths[n % len(paths)]
+        status, elapsed = await _get(session, base + path)
+        if status != 200:
+            timings.failed[name] = status
+        else:
+            timings.add(name, elapsed)
+
+    async def closed_reader(offset: int) -> None:
         async with aiohttp.ClientSession() as session:
             n = offset
             while not done.is_set():
-                name, path = paths[n % len(paths)]
-                status, elapsed = await _get(session, base + path)
-                if status != 200:
-                    timings.failed[name] = status
-                else:
-                    timings.add(name, elapsed)
+                await read(session, n)
                 n += 1
+
+    async def open_loop() -> None:
+        loop = asyncio.get_running_loop()
+        connector = aiohttp.TCPConnector(limit=0)  # a slow read never queues the next
+        async with aiohttp.ClientSession(connector=connector) as session:
+            started, n, pending = loop.time(), 0, set()
+            while not done.is_set():
+                task = asyncio.create_task(read(session, n))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+                n += 1
+                await asyncio.sleep(max(0.0, started + n / readers.rate - loop.time()))
+            await asyncio.gather(*pending)
 
     async def load() -> LoadResult:
         try:
@@ -174,9 +213,12 @@ async def storm(base: str, paths: list[tuple[str, str]]) -> tuple[LoadResult, Ti
         finally:
             done.set()
 
-    readers = [asyncio.create_task(reader(i * 7)) for i in range(READERS)]
+    if readers.closed:
+        tasks = [asyncio.create_task(closed_reader(i * 7)) for i in range(readers.closed)]
+    else:
+        tasks = [asyncio.create_task(open_loop())]
     result = await load()
-    await asyncio.gather(*readers)
+    await asyncio.gather(*tasks)
     return result, timings
 
 
@@ -195,6 +237,7 @@ class FilledStore:
         if keep is not None and meta.exists():
             self.filled = Filled(**json.loads(meta.read_text()))
             print(f"reusing the store filled in {self.home}", flush=True)
+            asyncio.run(self._upgrade())  # filled by an older schema, maybe
             return
         started = time.perf_counter()
         self.filled = asyncio.run(self._fill())
@@ -206,6 +249,13 @@ class FilledStore:
         if self.database == "sqlite":
             return f"sqlite+aiosqlite:///{self.home / 'filled.db'}"
         return _pg_url(self.pg_name)
+
+    async def _upgrade(self) -> None:
+        db = Database(self.url, busy_timeout=timedelta(seconds=30))
+        try:
+            await upgrade(db)
+        finally:
+            await db.dispose()
 
     async def _fill(self) -> Filled:
         if self.database == "postgresql":
@@ -252,8 +302,12 @@ def _stored_alerts(url: str) -> int:
 
 
 def run_once(
-    store: FilledStore, with_reads: bool, profile: bool, without: Sequence[str] = ()
+    store: FilledStore,
+    readers: Readers | None,
+    profile: bool = False,
+    without: Sequence[str] = (),
 ) -> dict[str, Any]:
+    """The storm alone (`readers` None), or with the reads."""
     scenario = Scenario("console", STORM, database=store.database, config=SLA_CONFIG)
     paths = [(n, p) for n, p in reads(store.filled.big_incident) if n not in without]
     with tempfile.TemporaryDirectory(prefix="itsmd-console-") as tmp:
@@ -263,7 +317,7 @@ def run_once(
             daemon = Daemon(Path(tmp) / "daemon", scenario, url)
             try:
                 out: dict[str, Any] = {"ready_s": round(daemon.ready_s, 2)}
-                if with_reads:
+                if readers is not None:
                     silent = Timings()
                     live = asyncio.run(answering(daemon.url, paths, silent))
                     calm = asyncio.run(quiet(daemon.url, live)) if live else Timings()
@@ -272,7 +326,7 @@ def run_once(
                     profiler = (
                         Profiler(daemon.proc.pid, Path(tmp) / "profile.txt") if profile else None
                     )
-                    result, busy = asyncio.run(storm(daemon.url, live))
+                    result, busy = asyncio.run(storm(daemon.url, live, readers))
                     if profiler is not None:
                         print(f"profile (py-spy), storm with reads:\n{profiler.top(40)}")
                     out["storm"] = busy.summary()
@@ -310,15 +364,18 @@ def main() -> int:
     parser.add_argument(
         "--without", action="append", default=[], help="leave out this read (repeatable)"
     )
+    parser.add_argument("--rate", type=float, default=READ_RATE, help="reads a second")
+    parser.add_argument("--closed", type=int, default=0, help="N readers without pause instead")
     args = parser.parse_args()
+    readers = Readers(args.rate, args.closed)
     env = environment()
     with tempfile.TemporaryDirectory(prefix="itsmd-console-store-") as tmp:
         store = FilledStore(args.database, args.keep, Path(tmp))
         alone, with_reads = [], []
         for _ in range(args.runs):
-            alone.append(run_once(store, False, False))
+            alone.append(run_once(store, None))
             print(f"storm alone: {alone[-1]['ingest']['alerts_per_s']:,.0f} alerts/s", flush=True)
-            with_reads.append(run_once(store, True, args.profile, args.without))
+            with_reads.append(run_once(store, readers, args.profile, args.without))
             print(
                 f"storm with reads: {with_reads[-1]['ingest']['alerts_per_s']:,.0f} alerts/s",
                 flush=True,
@@ -329,7 +386,7 @@ def main() -> int:
         "database": args.database,
         "filled": asdict(store.filled),
         "storm": asdict(STORM),
-        "readers": READERS,
+        "readers": asdict(readers),
         "without": args.without,
         "alone": alone,
         "with_reads": with_reads,
@@ -337,6 +394,7 @@ def main() -> int:
     RESULTS.mkdir(exist_ok=True)
     with (RESULTS / "results.jsonl").open("a") as f:
         f.write(json.dumps(row) + "\n")
+    print(f"Reads during the storm: {readers.describe()}.")
     print(table(alone, with_reads))
     honest = all(r["honest"] for r in alone + with_reads)
     if not honest:
