@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsmd.models import Action, AlertStatus, StoredAlert, TimelineEntry
+from itsmd.models import Action, AlertStatus, StoredAlert, TimelineEntry, TimelineKind
 
 # Labels every alert of an incident has in common say nothing about one of them; of the
 # labels that differ, these say the most and come first.
@@ -126,28 +126,55 @@ def alert_view(alerts: Sequence[StoredAlert], shown: int | None = None) -> Alert
 SYSTEM = "itsmd"  # the actor of the daemon's own timeline entries
 
 
+# Lines the daemon writes for one alert each. A run of them (an alert storm joining
+# one incident) folds into one line: each alert's own decision is under Alerts.
+_PER_ALERT = frozenset(
+    {
+        TimelineKind.ALERT_JOINED,
+        TimelineKind.ALERT_RESOLVED,
+        TimelineKind.ALERT_REFIRED,
+        TimelineKind.SYMPTOM_ATTACHED,
+        TimelineKind.RECONCILED,
+    }
+)
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineLine:
     first: TimelineEntry
     last_at: datetime
     count: int = 1
+    alerts: bool = False  # a run of per-alert lines: `first` is the first of `count`
 
 
 def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
     """The daemon's own lines that say exactly what an earlier one said (same kind and
     message) fold into that one, with a count and the time of the last: a flapping
-    alert's re-fires read as one line "x40", not forty. What people did is never
-    folded: each act is its own line."""
+    alert's re-fires read as one line "x40", not forty. A run of the daemon's lines of
+    one per-alert kind, with nothing else between them, folds into its first line:
+    500 alerts joining in a storm read as "500 alerts", the first one's line shown.
+    What people did is never folded: each act is its own line."""
     lines: list[TimelineLine] = []
     seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in lines
     for entry in entries:
+        system = entry.actor == SYSTEM
+        last = lines[-1] if lines else None
+        if (
+            system
+            and entry.kind in _PER_ALERT
+            and last is not None
+            and last.first.kind is entry.kind
+            and last.first.actor == SYSTEM
+        ):
+            lines[-1] = TimelineLine(last.first, entry.at, last.count + 1, alerts=True)
+            continue
         key = (entry.kind.value, entry.message)
-        at = seen.get(key) if entry.actor == SYSTEM else None
+        at = seen.get(key) if system else None
         if at is not None:
             line = lines[at]
-            lines[at] = TimelineLine(line.first, entry.at, line.count + 1)
+            lines[at] = TimelineLine(line.first, entry.at, line.count + 1, line.alerts)
             continue
-        if entry.actor == SYSTEM:
+        if system:
             seen[key] = len(lines)
         lines.append(TimelineLine(entry, entry.at))
     return lines

@@ -139,3 +139,23 @@ def test_the_daemons_repeated_lines_fold_into_the_first_with_a_count() -> None:
         ("same", 1, 5),  # what people do is never folded
         ("same", 1, 6),
     ]
+
+
+def test_a_run_of_per_alert_lines_folds_into_its_first() -> None:
+    entries = [
+        entry(0, TimelineKind.OPENED, "opened"),
+        *(entry(1, TimelineKind.ALERT_JOINED, f"alert A{n} joined") for n in range(40)),
+        entry(2, TimelineKind.PRIORITY_RAISED, "P3 -> P2"),
+        *(entry(3, TimelineKind.ALERT_JOINED, f"alert B{n} joined") for n in range(3)),
+        entry(4, TimelineKind.ALERT_RESOLVED, "alert A0 resolved"),
+        entry(5, TimelineKind.ALERT_JOINED, "alert C joined", actor="alice"),
+    ]
+    lines = collapse(entries)
+    assert [(ln.first.message, ln.count, ln.alerts, ln.last_at.minute) for ln in lines] == [
+        ("opened", 1, False, 0),
+        ("alert A0 joined", 40, True, 1),
+        ("P3 -> P2", 1, False, 2),
+        ("alert B0 joined", 3, True, 3),  # a run ends where another kind of line comes
+        ("alert A0 resolved", 1, False, 4),
+        ("alert C joined", 1, False, 5),  # not the daemon's: never folded
+    ]
