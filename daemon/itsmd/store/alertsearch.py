@@ -247,7 +247,28 @@ def _held(conn: Connection, q: AlertQuery) -> list[ColumnElement[bool]]:
         count = select(func.coalesce(func.sum(incidents.c.alert_count), 0))
         if conn.execute(count.where(incidents.c.id.in_(holding))).scalar_one() > INDEXED_ALERTS:
             column = literal_column("+alerts.incident_id", Integer)
+            # Going down the table starts at the newest alert that can match: the
+            # alerts of other incidents above it (a storm elsewhere) are not walked.
+            newest = _newest_alert(conn, holding.subquery())
+            return [or_(column.in_(holding), column.is_(None)), alerts.c.id <= newest]
     return [or_(column.in_(holding), column.is_(None))]
+
+
+def _newest_alert(conn: Connection, holding: Any) -> int:
+    """The id of the newest alert of the incidents `holding` names or of none (0 when
+    there is none): one seek of the incident_id index per incident."""
+    newest_of = (
+        select(alerts.c.id)
+        .where(alerts.c.incident_id == holding.c.incident_id)
+        .order_by(alerts.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    held = conn.execute(select(func.max(newest_of)).select_from(holding)).scalar()
+    unplaced = conn.execute(
+        select(func.max(alerts.c.id)).where(alerts.c.incident_id.is_(None))
+    ).scalar()
+    return max(held or 0, unplaced or 0)
 
 
 def episodes(conn: Connection, fingerprint: str) -> list[StoredAlert]:
