@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
+
 _DURATION_UNITS_S = {
     "y": 365 * 86400,
     "w": 7 * 86400,
@@ -119,10 +121,12 @@ def parse_since(text: str, now: datetime) -> datetime:
 
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with a `Z`, microseconds only when present."""
+    if moment.tzinfo is UTC:
+        # What the store gives, written by orjson (RFC 3339, four-digit years, "Z"):
+        # 0.8 us against isoformat's 3.6; an incident of 500 alerts has 2,000 times.
+        return orjson.dumps(moment, option=orjson.OPT_UTC_Z)[1:-1].decode()
     # isoformat, not strftime: %Y does not pad years before 1000 to four digits on glibc.
     spec = "microseconds" if moment.microsecond else "seconds"
-    if moment.tzinfo is UTC:  # what the store gives: "+00:00" becomes "Z", no copy made
-        return moment.isoformat(timespec=spec)[:-6] + "Z"
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
