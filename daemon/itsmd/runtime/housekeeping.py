@@ -40,7 +40,8 @@ async def sweep_holds(runtime: Runtime) -> int:
     try:
         resolved = await writer.run(work)
         if runtime.db is not None:  # windows another replica created or deleted
-            runtime.set_api_windows(await runtime.db.read(repo.api_windows))
+            version = runtime.windows_version
+            runtime.set_api_windows(await runtime.db.read(repo.api_windows), read_at=version)
     except StoreUnavailable as exc:
         log.warning("auto-resolve sweep skipped: %s", exc)
         return 0

@@ -72,11 +72,22 @@ class Runtime:
     ready: bool = False  # started and not stopping
     readiness: Readiness = field(default_factory=Readiness)
     api_windows: tuple[MaintenanceWindow, ...] = ()
+    windows_version: int = 0  # counts the changes of api_windows made on this replica
     # Called after a successful reload (sinks, checks): the composition root adds them.
     on_reload: list[Callable[[], None]] = field(default_factory=list)
 
-    def set_api_windows(self, windows: Sequence[MaintenanceWindow]) -> None:
-        """Maintenance windows created through the API join those of the rule files."""
+    def set_api_windows(
+        self, windows: Sequence[MaintenanceWindow], read_at: int | None = None
+    ) -> None:
+        """Maintenance windows created through the API join those of the rule files.
+
+        `read_at`: the `windows_version` at which a read of the stored windows began
+        (the periodic one that brings in other replicas' changes). It is dropped when a
+        change was made here since: it may have read the store before that change."""
+        if read_at is not None and read_at != self.windows_version:
+            return
+        if read_at is None:
+            self.windows_version += 1
         if tuple(windows) != self.api_windows:
             self.api_windows = tuple(windows)
             self.rules = _with_windows(self.rules, self.api_windows)

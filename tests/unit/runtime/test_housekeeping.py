@@ -1,4 +1,5 @@
-"""watch_rules: changed rule files reload, all or nothing, once per change."""
+"""watch_rules: changed rule files reload, all or nothing, once per change; the
+maintenance windows of the API a replica reads back from the store."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from itsmd.config import Overrides, load_settings
-from itsmd.correlation.rules import load_rules, rule_files
+from itsmd.correlation.matchers import parse_selector
+from itsmd.correlation.rules import API_WINDOWS, MaintenanceWindow, load_rules, rule_files
 from itsmd.runtime.housekeeping import RuleWatch
 from itsmd.runtime.metrics import Metrics
 from itsmd.runtime.state import Runtime
@@ -90,3 +92,20 @@ async def test_a_reload_refuses_what_a_start_refuses(tmp_path: Path) -> None:
     assert not result.ok
     assert "needs connectors.prometheus" in "\n".join(result.errors)
     assert runtime.rules.checks == ()
+
+
+def test_a_read_of_the_windows_begun_before_a_change_here_is_dropped(tmp_path: Path) -> None:
+    """The periodic read brings other replicas' windows in; one that began before this
+    replica ended a window must not put the window back until the next read."""
+    runtime = _runtime(tmp_path)
+    nightly = MaintenanceWindow(
+        "nightly", (parse_selector("{}"),), every="0 3 * * *", file=API_WINDOWS
+    )
+    runtime.set_api_windows([nightly])
+    before = runtime.windows_version
+    runtime.set_api_windows([])  # ended here while the periodic read was under way
+    runtime.set_api_windows([nightly], read_at=before)  # what that read found
+    assert runtime.api_windows == ()
+    runtime.set_api_windows([nightly], read_at=runtime.windows_version)  # another replica's
+    assert [w.name for w in runtime.api_windows] == ["nightly"]
+    assert [w.name for w in runtime.rules.maintenance] == ["nightly"]
