@@ -373,7 +373,7 @@ def _read_by_the_store(conn: Connection, before: Rows) -> None:
         assert repo.get_incident(conn, inc.id) == inc
         incident_json(inc, NOW)
         alerts += repo.alerts_of(conn, inc.id)
-        entries += repo.timeline_of(conn, inc.id)
+        entries += repo.timeline_of(conn, inc.id, repo.alerts_of(conn, inc.id))
     placed = [r for r in before["alerts"].values() if r["incident_id"] is not None]
     assert len(alerts) == len(placed)
     # Every row, and the placement of each placed alert its incident has no row of

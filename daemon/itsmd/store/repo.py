@@ -524,21 +524,12 @@ def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:
     return [alert_from_row(r) for r in rows]
 
 
-_PLACED = sorted(a.value for a in joins.PLACED)
-_PLACED_ALERTS = select(
-    alerts.c.id,
-    alerts.c.labels["alertname"].as_string().label("alertname"),
-    alerts.c.fingerprint,
-    alerts.c.reason,
-    alerts.c.rule,
-    alerts.c.action,
-    alerts.c.first_received,
-).where(alerts.c.incident_id == bindparam("incident"), alerts.c.action.in_(_PLACED))
-
-
-def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
+def timeline_of(
+    conn: Connection, incident_id: int, alerts_read: Sequence[StoredAlert]
+) -> list[TimelineEntry]:
     """The incident's timeline: its rows in time order (written order at one moment),
-    with the placements its alerts hold and no row repeats (correlation/joins.py)."""
+    with the placements its alerts (`alerts_of`, read by the caller) hold and no row
+    repeats (correlation/joins.py)."""
     rows = conn.execute(
         select(timeline)
         .where(timeline.c.incident_id == incident_id)
@@ -547,18 +538,9 @@ def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
     stored = [timeline_from_row(r) for r in rows]
     placed = {e.alert_id for e in stored if e.kind in joins.PLACEMENT_KINDS}
     implicit = [
-        joins.placement(
-            incident_id,
-            a.id,
-            a.alertname,
-            a.fingerprint,
-            a.reason,
-            a.rule,
-            joins.kind_of(Action(a.action)),
-            a.first_received,
-        )
-        for a in conn.execute(_PLACED_ALERTS, {"incident": incident_id})
-        if a.id not in placed
+        joins.implicit_entry(a)
+        for a in alerts_read
+        if a.decision.action in joins.PLACED and a.id not in placed
     ]
     return joins.in_order(stored, implicit)
 
