@@ -63,6 +63,9 @@ class WorkingSet:
     # service -> its newest unresolved incident, among those loaded (attach_to_upstream)
     open_by_service: dict[str, int] = field(default_factory=dict)
     seen_fingerprints: set[str] = field(default_factory=set)
+    # fingerprint -> the identities of its episodes in `alerts` (firing_episode looks
+    # here: scanning every alert for each new one made a batch quadratic)
+    episodes: dict[str, set[Identity]] = field(default_factory=dict)
     # Rows as loaded, so that the store writes only the columns that changed.
     loaded_alerts: dict[Identity, StoredAlert] = field(default_factory=dict)
     loaded_incidents: dict[int, Incident] = field(default_factory=dict)
@@ -86,6 +89,7 @@ class WorkingSet:
     def load_alert(self, alert: StoredAlert) -> None:
         self.alerts[alert.identity] = self.loaded_alerts[alert.identity] = alert
         self.seen_fingerprints.add(alert.fingerprint)
+        self.episodes.setdefault(alert.fingerprint, set()).add(alert.identity)
 
     def load_incident(self, inc: Incident) -> None:
         assert inc.id is not None
@@ -112,6 +116,7 @@ class WorkingSet:
         self.alerts[alert.identity] = alert
         self.dirty_alerts[alert.identity] = None
         self.seen_fingerprints.add(alert.fingerprint)
+        self.episodes.setdefault(alert.fingerprint, set()).add(alert.identity)
 
     def _supersede(self, old: StoredAlert) -> None:
         """`old`'s decision gives way to another: its placement, if implicit, needs a
@@ -173,10 +178,9 @@ class WorkingSet:
 
     def firing_episode(self, fingerprint: str) -> StoredAlert | None:
         """The latest firing episode of a fingerprint, if one is loaded."""
-        episodes = [
-            a for a in self.alerts.values() if a.fingerprint == fingerprint and a.status is FIRING
-        ]
-        return max(episodes, key=lambda a: a.starts_at, default=None)
+        loaded = (self.alerts[identity] for identity in self.episodes.get(fingerprint, ()))
+        firing = [a for a in loaded if a.status is FIRING]
+        return max(firing, key=lambda a: a.starts_at, default=None)
 
 
 @dataclass(frozen=True, slots=True)
