@@ -6,9 +6,8 @@ The shape follows a busy production store over 30 days: about 5% of the incident
 open or acknowledged (most of them recent), priorities from P1 (5%) to P5, services
 of very unequal size, 1 to 500 alerts per incident (most have a few), each alert
 with alertname/service/severity/env/namespace/pod/instance labels, and a timeline
-entry per opening and per human act (a joining alert's entry is its own row's
-decision, as the daemon stores it: correlation/joins.py). Seeded: the same
-arguments give the same store.
+entry per joining alert and per human act. Seeded: the same arguments give the
+same store.
 """
 
 from __future__ import annotations
@@ -247,9 +246,12 @@ def _alerts(
 
 
 def _timeline(rows: list[dict[str, Any]], counts: list[int]) -> Iterator[dict[str, Any]]:
-    for row, _count in zip(rows, counts, strict=True):
+    for row, count in zip(rows, counts, strict=True):
         base = {"incident_id": row["id"], "alert_id": None, "rule": row["rule"]}
         yield {**base, "at": row["opened_at"], "kind": "opened", "message": "opened"}
+        for k in range(count):
+            at = row["opened_at"] + timedelta(seconds=k * 2)
+            yield {**base, "at": at, "kind": "alert_joined", "message": f"alert {k} joined"}
         if row["acknowledged_at"] is not None:
             yield {**base, "at": row["acknowledged_at"], "kind": "acknowledged"}
         if row["resolved_at"] is not None:
@@ -271,5 +273,5 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
     """Timeline rows need a message and an actor; the others are complete."""
     if "kind" in row:
         row.setdefault("message", row["kind"])
-        row.setdefault("actor", "itsmd" if row["kind"] == "opened" else "bob")
+        row.setdefault("actor", "itsmd" if row["kind"] in ("opened", "alert_joined") else "bob")
     return row

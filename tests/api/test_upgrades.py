@@ -32,7 +32,6 @@ from sqlalchemy.types import TypeEngine
 from itsmd.checks.availability import State
 from itsmd.checks.spec import CheckType
 from itsmd.cli.main import main
-from itsmd.correlation import joins
 from itsmd.correlation.rules import WindowAction
 from itsmd.models import (
     Action,
@@ -373,19 +372,10 @@ def _read_by_the_store(conn: Connection, before: Rows) -> None:
         assert repo.get_incident(conn, inc.id) == inc
         incident_json(inc, NOW)
         alerts += repo.alerts_of(conn, inc.id)
-        entries += repo.timeline_of(conn, inc.id, repo.alerts_of(conn, inc.id))
+        entries += repo.timeline_of(conn, inc.id)
     placed = [r for r in before["alerts"].values() if r["incident_id"] is not None]
     assert len(alerts) == len(placed)
-    # Every row, and the placement of each placed alert its incident has no row of
-    # (none in a store the daemon wrote: it wrote a row for every placement then).
-    rows = {(r["incident_id"], r["alert_id"], r["kind"]) for r in before["timeline"].values()}
-    implicit = [
-        a
-        for a in placed
-        if a["action"] in joins.PLACED
-        and not any((a["incident_id"], a["id"], k) in rows for k in joins.PLACEMENT_KINDS)
-    ]
-    assert len(entries) == len(before["timeline"]) + len(implicit)
+    assert len(entries) == len(before["timeline"])
     for table, read in READS.items():
         assert len(read(conn)) == len(before.get(table, {})), table
 

@@ -27,7 +27,6 @@ from sqlalchemy import (
     update,
 )
 
-from itsmd.correlation import joins
 from itsmd.correlation.correlate import WorkingSet
 from itsmd.correlation.matchers import MatcherError, parse_selectors
 from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
@@ -372,37 +371,11 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
         ids[temp] = result.scalar_one()
     _touch(conn, ids.values())
     alert_ids = _flush_alerts(conn, ws, ids)
-    implicit = set(ws.implicit.values())  # the alert rows hold them
-    rows = [
-        _timeline_values(e, ids, alert_ids) for i, e in enumerate(ws.timeline) if i not in implicit
-    ]
-    if ws.superseded:
-        rows[:0] = [_timeline_values(e, {}, {}) for e in _unwritten(conn, ws.superseded)]
-    if rows:
+    if ws.timeline:
+        rows = [_timeline_values(e, ids, alert_ids) for e in ws.timeline]
         conn.execute(_INSERT_TIMELINE, rows)
         note_timeline(conn, rows)
     return ids
-
-
-_PLACEMENT_KINDS = sorted(k.value for k in joins.PLACEMENT_KINDS)
-_PLACEMENT_ROWS = select(timeline.c.incident_id, timeline.c.alert_id).where(
-    timeline.c.incident_id.in_(bindparam("incidents", expanding=True)),
-    timeline.c.alert_id.in_(bindparam("alerts", expanding=True)),
-    timeline.c.kind.in_(_PLACEMENT_KINDS),
-)
-
-
-def _unwritten(conn: Connection, superseded: Sequence[TimelineEntry]) -> list[TimelineEntry]:
-    """The superseded placements that were implicit: those whose incident has no
-    placement row of their alert (correlation/joins.py)."""
-    stored: set[tuple[int, int | None]] = set()
-    for chunk in _chunks(superseded):
-        params = {
-            "incidents": sorted({e.incident_id for e in chunk}),
-            "alerts": sorted({e.alert_id for e in chunk if e.alert_id is not None}),
-        }
-        stored.update((i, a) for i, a in conn.execute(_PLACEMENT_ROWS, params))
-    return [e for e in superseded if (e.incident_id, e.alert_id) not in stored]
 
 
 def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict[int, int]:
@@ -524,25 +497,11 @@ def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:
     return [alert_from_row(r) for r in rows]
 
 
-def timeline_of(
-    conn: Connection, incident_id: int, alerts_read: Sequence[StoredAlert]
-) -> list[TimelineEntry]:
-    """The incident's timeline: its rows in time order (written order at one moment),
-    with the placements its alerts (`alerts_of`, read by the caller) hold and no row
-    repeats (correlation/joins.py)."""
+def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
     rows = conn.execute(
-        select(timeline)
-        .where(timeline.c.incident_id == incident_id)
-        .order_by(timeline.c.at, timeline.c.id)
+        select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
     )
-    stored = [timeline_from_row(r) for r in rows]
-    placed = {e.alert_id for e in stored if e.kind in joins.PLACEMENT_KINDS}
-    implicit = [
-        joins.implicit_entry(a)
-        for a in alerts_read
-        if a.decision.action in joins.PLACED and a.id not in placed
-    ]
-    return joins.in_order(stored, implicit)
+    return [timeline_from_row(r) for r in rows]
 
 
 class IncidentOrder(StrEnum):

@@ -202,9 +202,7 @@ timeline = Table(
     Column("actor", String(200), nullable=False),
     Column("alert_id", Integer, nullable=True),
     Column("rule", String(200), nullable=True),
-    # An incident's timeline, and whether it has a placement row of an alert (the
-    # placements alert rows hold: correlation/joins.py).
-    Index(None, "incident_id", "alert_id"),
+    Index(None, "incident_id"),
 )
 
 __all__ = ["alerts", "incidents", "metadata", "timeline"]
