@@ -474,6 +474,38 @@ async def test_a_value_found_in_the_labels_text_must_still_match_its_label(
         assert len(page.alerts) <= 1
 
 
+@pytest.mark.parametrize(("chunk", "scan"), [(4, None), (1000, None), (4, 5)])
+async def test_a_dense_value_reads_the_rows_of_a_page_not_of_a_chunk(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, chunk: int, scan: int | None
+) -> None:
+    """`{env="prod"}` on most of 20 alerts (every fourth has env="dev" and "prod" as
+    another label's value: the text test lets it through, the matcher drops it). A page
+    of 2 holds the 2 newest matches and reads 4 rows in full, not every passing row of
+    its chunk; its pages go down through all 15 without gaps or repeats."""
+    client = await make_client(RULES)
+    for n in range(20):
+        env = {"env": "dev", "owner": "prod"} if n % 4 == 1 else {"env": "prod"}
+        await client.webhook(alert("Busy", service="s", pod=f"p-{n}", **env))
+    prod = [f"p-{n}" for n in range(19, -1, -1) if n % 4 != 1]
+    q = AlertQuery(selectors=(parse_selector('{env="prod"}'),))
+    loaded: list[int] = []
+    load = alertsearch._load
+
+    def counted(conn: Connection, ids: list[int]) -> list[StoredAlert]:
+        loaded.append(len(ids))
+        return load(conn, ids)
+
+    monkeypatch.setattr(alertsearch, "_load", counted)
+    first = await _read(client, q, limit=2, scan=scan, chunk=chunk)
+    assert _pods_of(first.alerts) == prod[:2]
+    assert loaded == [3, 1]  # p-19, p-18, p-17 (dropped), then p-16: one more than a page
+    pages = await _pages(client, q, limit=2, scan=scan, chunk=chunk)
+    assert [a.split("#")[0] for p in pages for a in p] == prod
+    assert all(len(p) <= 2 for p in pages)
+    if scan is None:
+        assert [len(p) for p in pages] == [2] * 7 + [1]
+
+
 def test_only_plain_ascii_values_of_equality_matchers_are_looked_for_in_the_text() -> None:
     selector = parse_selector('{pod="x-1", a=~"b", c="wé", d="", e!="f", g="h\\"i"}')
     assert alertsearch._json_strings((selector,)) == ['"x-1"']

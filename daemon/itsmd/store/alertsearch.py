@@ -178,11 +178,12 @@ def _scan_text(
             select(func.count(), func.min(candidates.c.id), passing)
         ).one()
         looked += rows
-        for alert in _load(conn, _parse_ids(passed)):
-            if _matches(q, alert.labels):
-                found.append(alert)
-                if len(found) > limit:
-                    return found, None
+        ids = sorted(_parse_ids(passed), reverse=True)
+        while ids and len(found) <= limit:  # read no more rows than the page needs
+            take, ids = ids[: limit + 1 - len(found)], ids[limit + 1 - len(found) :]
+            found += [a for a in _load(conn, take) if _matches(q, a.labels)]
+        if len(found) > limit:
+            return found, None
         if rows < size:
             return found, None
         below = lowest
