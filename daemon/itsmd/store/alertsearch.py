@@ -1,30 +1,36 @@
 """Stored alerts found by label matchers, state and time, newest first (docs/api.md,
 Searching alerts).
 
-Matching is Prometheus's and Alertmanager's exactly because every candidate row is
-tested in Python by the `Selector`s of `correlation.matchers` (RE2, fully anchored
-regexes, a missing label reads as ""). SQL only narrows the candidates where that
-cannot drop a match: states, times and the cursor are columns, and an alert with the
-value of an `=` matcher is in an incident holding that value (`incident_labels`,
-written by a trigger for every alert that joins an incident) or in none. (Testing
-the label itself in SQL, `json_extract`, costs SQLite four times what reading the
-row and testing it here does.) Candidates are read in chunks of ids going down, so
-that a rare label never holds the whole table in memory; `search_page` also stops
-after a number of rows looked at, so that one request stays short on a large table.
+Matching is Prometheus's and Alertmanager's exactly because every match is tested in
+Python by the `Selector`s of `correlation.matchers` (RE2, fully anchored regexes, a
+missing label reads as ""). SQL only drops candidates that cannot match. States,
+times and the cursor are columns. An alert with the value of an `=` matcher is in an
+incident holding that value (`incident_labels`, written by a trigger for every alert
+that joins an incident) or in none, so no newer than their newest alert
+(`_newest_alert`: where SQLite walks down the table from when those incidents hold
+many alerts). Its labels' JSON text holds the value in quotes, when the value is
+plain ASCII (`_json_strings`): a substring test, where extracting the label
+(`json_extract`) would cost SQLite four times what reading the row and testing it
+here does. Candidates are read in chunks of ids going down, so that a rare label
+never holds the whole table in memory, and of those passing the text test only as
+many rows as the page still needs are read in full; `search_page` also stops after
+a number of rows looked at, so that one request stays short on a large table.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from itertools import islice
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Integer,
+    Select,
     Text,
     and_,
     case,
@@ -104,17 +110,25 @@ def search_page(
         ).all()
         found = [alert_from_row(r) for r in rows[:limit]]
         return Page(found, found[-1].id if len(rows) > limit else None)
-    narrowed = _held(conn, q)
-    texts = _json_strings(q.selectors)
-    if texts:
-        found, resume = _scan_text(conn, q, [*where, *narrowed], texts, limit, scan, chunk)
+    where += _held(conn, q)
+    if _json_strings(q.selectors):
+        found, resume = _scan(conn, q, where, limit, scan, chunk, _alerts_matching)
         if len(found) > limit:
             return Page(found[:limit], found[limit - 1].id)
         return Page(found, resume)
-    ids, resume = _scan(conn, q, [*where, *narrowed], limit, scan, chunk)
+    ids, resume = _scan(conn, q, where, limit, scan, chunk, _ids_matching)
     if len(ids) > limit:
         return Page(_load(conn, ids[:limit]), ids[limit - 1])
     return Page(_load(conn, ids), resume)
+
+
+_Match = TypeVar("_Match")  # what a scan finds: ids, or the rows it read
+# How a chunk of candidates is tested: (conn, q, the chunk's query of ids going down,
+# how many matches are still wanted) -> (rows looked at, the lowest id among them, the
+# matches going down, no more than wanted).
+_ChunkTest = Callable[
+    [Connection, AlertQuery, Select[Any], int], tuple[int, int | None, list[_Match]]
+]
 
 
 def _scan(
@@ -124,71 +138,51 @@ def _scan(
     limit: int,
     scan: int | None,
     chunk: int,
-) -> tuple[list[int], int | None]:
-    """Up to `limit` + 1 matching ids going down, and where to resume when the scan
-    stopped before the end (None: nothing more below)."""
-    ids: list[int] = []
+    test: _ChunkTest[_Match],
+) -> tuple[list[_Match], int | None]:
+    """Up to `limit` + 1 matches going down, chunk by chunk of candidates, and where to
+    resume when the scan stopped before the end (None: nothing more below)."""
+    found: list[_Match] = []
     below, looked = None, 0
     while True:
         size = chunk if scan is None else max(1, min(chunk, scan - looked))
-        query = select(alerts.c.id, alerts.c.labels).where(*where, *_below(below))
-        rows = conn.execute(query.order_by(alerts.c.id.desc()).limit(size)).all()
-        looked += len(rows)
-        for row in rows:
-            if _matches(q, row.labels):
-                ids.append(row.id)
-                if len(ids) > limit:
-                    return ids, None
-        if len(rows) < size:
-            return ids, None
-        below = rows[-1].id
-        if scan is not None and looked >= scan:
-            return ids, below
-
-
-def _scan_text(
-    conn: Connection,
-    q: AlertQuery,
-    where: list[ColumnElement[bool]],
-    texts: list[str],
-    limit: int,
-    scan: int | None,
-    chunk: int,
-) -> tuple[list[StoredAlert], int | None]:
-    """`_scan` with the JSON-string test in SQL: per chunk of candidates, one row of
-    (rows looked at, the lowest id, the ids holding every text), then the rows of
-    those ids, tested here by the matchers. Chunks and the scan budget are `_scan`'s."""
-    found: list[StoredAlert] = []
-    below, looked = None, 0
-    text = cast(alerts.c.labels, Text)
-    holds = and_(*(func.strpos(text, t) > 0 for t in texts))
-    if conn.dialect.name == "sqlite":
-        holds = and_(*(func.instr(text, t) > 0 for t in texts))
-    while True:
-        size = chunk if scan is None else max(1, min(chunk, scan - looked))
-        candidates = (
-            select(alerts.c.id, holds.label("holds"))
-            .where(*where, *_below(below))
-            .order_by(alerts.c.id.desc())
-            .limit(size)
-            .subquery()
-        )
-        passing = _ids_where(conn, candidates.c.id, candidates.c.holds)
-        rows, lowest, passed = conn.execute(
-            select(func.count(), func.min(candidates.c.id), passing)
-        ).one()
-        looked += rows
-        ids = sorted(_parse_ids(passed), reverse=True)
-        while ids and len(found) <= limit:  # read no more rows than the page needs
-            take, ids = ids[: limit + 1 - len(found)], ids[limit + 1 - len(found) :]
-            found += [a for a in _load(conn, take) if _matches(q, a.labels)]
-        if len(found) > limit:
+        candidates = select(alerts.c.id).where(*where, *_below(below)).order_by(alerts.c.id.desc())
+        seen, lowest, matches = test(conn, q, candidates.limit(size), limit + 1 - len(found))
+        found += matches
+        if len(found) > limit or seen < size:
             return found, None
-        if rows < size:
-            return found, None
+        looked += seen
         below = lowest
         if scan is not None and looked >= scan:
             return found, below
+
+
+def _ids_matching(
+    conn: Connection, q: AlertQuery, candidates: Select[Any], wanted: int
+) -> tuple[int, int | None, list[int]]:
+    """The candidates' labels read and tested here, up to the `wanted`-th match."""
+    rows = conn.execute(candidates.add_columns(alerts.c.labels)).all()
+    ids = islice((row.id for row in rows if _matches(q, row.labels)), wanted)
+    return len(rows), rows[-1].id if rows else None, list(ids)
+
+
+def _alerts_matching(
+    conn: Connection, q: AlertQuery, candidates: Select[Any], wanted: int
+) -> tuple[int, int | None, list[StoredAlert]]:
+    """The JSON-string test in SQL, one row for the chunk (rows looked at, the lowest
+    id, the ids holding every text); then the rows of those ids, read going down no
+    more at a time than are still wanted, tested here by the matchers."""
+    text = cast(alerts.c.labels, Text)
+    holds = and_(*(_contains(conn.dialect.name, text, t) for t in _json_strings(q.selectors)))
+    chunk = candidates.add_columns(holds.label("holds")).subquery()
+    passing = _ids_where(conn, chunk.c.id, chunk.c.holds)
+    rows, lowest, passed = conn.execute(select(func.count(), func.min(chunk.c.id), passing)).one()
+    ids = sorted(_parse_ids(passed), reverse=True)
+    found: list[StoredAlert] = []
+    while ids and len(found) < wanted:
+        take, ids = ids[: wanted - len(found)], ids[wanted - len(found) :]
+        found += [a for a in _load(conn, take) if _matches(q, a.labels)]
+    return rows, lowest, found
 
 
 def _ids_where(conn: Connection, ids: Any, condition: Any) -> ColumnElement[Any]:
@@ -196,6 +190,12 @@ def _ids_where(conn: Connection, ids: Any, condition: Any) -> ColumnElement[Any]
     if conn.dialect.name == "sqlite":
         return func.group_concat(case((condition, ids)))
     return func.string_agg(cast(ids, Text), ",").filter(condition)
+
+
+def _contains(dialect: str, text: ColumnElement[str], literal: str) -> ColumnElement[bool]:
+    """`literal` is part of `text`."""
+    where_in = func.instr if dialect == "sqlite" else func.strpos
+    return where_in(text, literal) > 0
 
 
 def _parse_ids(text: str | None) -> list[int]:
