@@ -126,17 +126,10 @@ def alert_view(alerts: Sequence[StoredAlert], shown: int | None = None) -> Alert
 SYSTEM = "itsmd"  # the actor of the daemon's own timeline entries
 
 
-# Lines the daemon writes for one alert each. A run of them (an alert storm joining
-# one incident) folds into one line: each alert's own decision is under Alerts.
-_PER_ALERT = frozenset(
-    {
-        TimelineKind.ALERT_JOINED,
-        TimelineKind.ALERT_RESOLVED,
-        TimelineKind.ALERT_REFIRED,
-        TimelineKind.SYMPTOM_ATTACHED,
-        TimelineKind.RECONCILED,
-    }
-)
+# Lines that place one alert each. A run of them (an alert storm joining one incident)
+# folds into one line: each alert's placement and its reason are under Alerts. Other
+# per-alert lines (resolved, re-fired, reconciled) say what the alert list does not.
+_PER_ALERT = frozenset({TimelineKind.ALERT_JOINED, TimelineKind.SYMPTOM_ATTACHED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,9 +143,10 @@ class TimelineLine:
 def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
     """The daemon's own lines that say exactly what an earlier one said (same kind and
     message) fold into that one, with a count and the time of the last: a flapping
-    alert's re-fires read as one line "x40", not forty. A run of the daemon's lines of
-    one per-alert kind, with nothing else between them, folds into its first line:
-    500 alerts joining in a storm read as "500 alerts", the first one's line shown.
+    alert's re-fires read as one line "x40", not forty. A run of the daemon's lines
+    placing alerts, of one kind with nothing else between them, folds into its first
+    line: 500 alerts joining in a storm read as "500 alerts", the first one's line
+    shown; a run grows from a run or a single line, never from a repeat's count.
     What people did is never folded: each act is its own line."""
     lines: list[TimelineLine] = []
     seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in lines
@@ -165,6 +159,7 @@ def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
             and last is not None
             and last.first.kind is entry.kind
             and last.first.actor == SYSTEM
+            and (last.alerts or last.count == 1)
         ):
             lines[-1] = TimelineLine(last.first, entry.at, last.count + 1, alerts=True)
             continue

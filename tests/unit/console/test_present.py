@@ -159,3 +159,42 @@ def test_a_run_of_per_alert_lines_folds_into_its_first() -> None:
         ("alert A0 resolved", 1, False, 4),
         ("alert C joined", 1, False, 5),  # not the daemon's: never folded
     ]
+
+
+def test_only_placements_fold_as_a_run() -> None:
+    """The alert list shows the decision that placed each alert, not why it resolved,
+    fired again or was reconciled: those lines stay one each (docs/operations.md sends
+    operators to the `reconciled` ones)."""
+    entries = [
+        *(entry(1, TimelineKind.SYMPTOM_ATTACHED, f"alert S{n} attached") for n in range(3)),
+        *(entry(2, TimelineKind.ALERT_RESOLVED, f"alert A{n} resolved") for n in range(3)),
+        *(entry(3, TimelineKind.RECONCILED, f"alert B{n} resolved while down") for n in range(2)),
+        *(entry(4, TimelineKind.ALERT_REFIRED, f"alert A{n} fired again") for n in range(2)),
+    ]
+    lines = collapse(entries)
+    assert [(ln.first.message, ln.count, ln.alerts) for ln in lines] == [
+        ("alert S0 attached", 3, True),
+        *((e.message, 1, False) for e in entries[3:]),
+    ]
+
+
+def test_a_repeated_placement_and_a_run_keep_their_counts_apart() -> None:
+    entries = [
+        entry(0, TimelineKind.ALERT_JOINED, "alert A joined"),
+        entry(1, TimelineKind.PRIORITY_RAISED, "P3 -> P2"),
+        entry(2, TimelineKind.ALERT_JOINED, "alert A joined"),  # a repeat of the first
+        entry(3, TimelineKind.ALERT_JOINED, "alert B joined"),
+        entry(4, TimelineKind.ALERT_JOINED, "alert C joined"),
+        entry(5, TimelineKind.PRIORITY_RAISED, "P2 -> P1"),
+        entry(6, TimelineKind.ALERT_JOINED, "alert D joined"),
+        entry(7, TimelineKind.ALERT_JOINED, "alert D joined"),  # word for word, next: a run
+        entry(8, TimelineKind.ALERT_JOINED, "alert E joined"),
+    ]
+    lines = collapse(entries)
+    assert [(ln.first.message, ln.count, ln.alerts, ln.last_at.minute) for ln in lines] == [
+        ("alert A joined", 2, False, 2),  # "x2": the repeat
+        ("P3 -> P2", 1, False, 1),
+        ("alert B joined", 2, True, 4),  # a run of its own, not more of the repeat's count
+        ("P2 -> P1", 1, False, 5),
+        ("alert D joined", 3, True, 8),
+    ]
