@@ -1,6 +1,8 @@
 """sla indexes: the SLA summary reads the incidents it counts one by one (the
 unresolved ones by status, those of its first, partial day by time) from two
-covering indexes instead of looking up each row: 11 -> 5 ms on 100,000 incidents
+covering indexes instead of looking up each row. On 100,000 incidents its two
+per-incident counts went from 11 and 5 ms to 5 and 4 ms (the whole summary, with
+its statements built once, 21 -> 11 ms).
 
 Revision ID: 0019
 Revises: 0018
