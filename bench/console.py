@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import shutil
 import statistics
 import sys
@@ -367,6 +368,10 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=READ_RATE, help="reads a second")
     parser.add_argument("--closed", type=int, default=0, help="N readers without pause instead")
     args = parser.parse_args()
+    if not (args.rate > 0 and math.isfinite(args.rate)):  # NaN fails both
+        parser.error(f"--rate: reads a second must be a number above 0, got {args.rate:g}")
+    if args.closed < 0:
+        parser.error(f"--closed: the number of readers must be 0 or more, got {args.closed}")
     readers = Readers(args.rate, args.closed)
     env = environment()
     with tempfile.TemporaryDirectory(prefix="itsmd-console-store-") as tmp:
