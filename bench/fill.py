@@ -6,8 +6,9 @@ The shape follows a busy production store over 30 days: about 5% of the incident
 open or acknowledged (most of them recent), priorities from P1 (5%) to P5, services
 of very unequal size, 1 to 500 alerts per incident (most have a few), each alert
 with alertname/service/severity/env/namespace/pod/instance labels, and a timeline
-entry per joining alert and per human act. Seeded: the same arguments give the
-same store.
+entry per opening and per human act (a joining alert's entry is derived from its
+own row, as the daemon stores it: correlation/joins.py). Seeded: the same arguments
+give the same store.
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ def fill(
     for chunk in _batches(_timeline(rows, counts)):
         conn.execute(insert(timeline), chunk)
         timeline_rows += len(chunk)
+    # Each placed alert's entry comes right after its incident's opening, as the
+    # writer places those it writes no row for (correlation/joins.py).
+    conn.execute(
+        text(
+            "UPDATE alerts SET placed_after = (SELECT min(t.id) FROM timeline AS t "
+            "WHERE t.incident_id = alerts.incident_id) WHERE incident_id IS NOT NULL"
+        )
+    )
     return Filled(
         incidents=incident_total,
         alerts=alert_rows,
@@ -246,12 +255,9 @@ def _alerts(
 
 
 def _timeline(rows: list[dict[str, Any]], counts: list[int]) -> Iterator[dict[str, Any]]:
-    for row, count in zip(rows, counts, strict=True):
+    for row, _count in zip(rows, counts, strict=True):
         base = {"incident_id": row["id"], "alert_id": None, "rule": row["rule"]}
         yield {**base, "at": row["opened_at"], "kind": "opened", "message": "opened"}
-        for k in range(count):
-            at = row["opened_at"] + timedelta(seconds=k * 2)
-            yield {**base, "at": at, "kind": "alert_joined", "message": f"alert {k} joined"}
         if row["acknowledged_at"] is not None:
             yield {**base, "at": row["acknowledged_at"], "kind": "acknowledged"}
         if row["resolved_at"] is not None:
@@ -273,5 +279,5 @@ def _complete(row: dict[str, Any]) -> dict[str, Any]:
     """Timeline rows need a message and an actor; the others are complete."""
     if "kind" in row:
         row.setdefault("message", row["kind"])
-        row.setdefault("actor", "itsmd" if row["kind"] in ("opened", "alert_joined") else "bob")
+        row.setdefault("actor", "itsmd" if row["kind"] == "opened" else "bob")
     return row

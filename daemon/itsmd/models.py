@@ -183,6 +183,9 @@ class StoredAlert:
     receive_count: int
     incident_id: int | None
     decision: Decision
+    # Its placement's timeline entry, when no row holds it (correlation/joins.py): the
+    # id of the timeline row written just before it, which orders it.
+    placed_after: int | None = None
 
     @property
     def identity(self) -> tuple[str, datetime]:
@@ -252,6 +255,8 @@ class TimelineEntry:
     actor: str = "itsmd"
     alert_id: int | None = None
     rule: str | None = None
+    # A placement written out after the fact: the place it had (correlation/joins.py).
+    placed_after: int | None = None
 
 
 def format_incident_id(incident_id: int | None) -> str:

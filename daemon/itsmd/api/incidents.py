@@ -68,7 +68,8 @@ async def show_incident(request: web.Request) -> web.Response:
         inc = repo.get_incident(conn, incident_id)
         if inc is None:
             return None, [], []
-        return inc, repo.alerts_of(conn, incident_id), repo.timeline_of(conn, incident_id)
+        alerts = repo.alerts_of(conn, incident_id)
+        return inc, alerts, repo.timeline_of(conn, incident_id, alerts)
 
     inc, alerts, timeline = await store_of(runtime).read(load)
     if inc is None:

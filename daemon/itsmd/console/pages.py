@@ -158,10 +158,11 @@ async def load_incident(request: web.Request, ref: str) -> IncidentPage:
             return None
         found = repo.get_problem(conn, inc.problem_id) if inc.problem_id else None
         parent = repo.get_incident(conn, inc.parent_id) if inc.parent_id else None
+        alerts = repo.alerts_of(conn, wanted)
         return IncidentPage(
             inc,
-            repo.alerts_of(conn, wanted),
-            repo.timeline_of(conn, wanted),
+            alerts,
+            repo.timeline_of(conn, wanted, alerts),
             found[0] if found else None,
             parent,
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from itsmd.correlation import lifecycle
+from itsmd.correlation import joins, lifecycle
 from itsmd.correlation.priority import more_urgent, priority_of, urgency_from_severity
 from itsmd.correlation.rules import (
     TIER_IMPACT,
@@ -73,6 +73,12 @@ class WorkingSet:
     dirty_alerts: dict[Identity, None] = field(default_factory=dict)  # ordered set
     dirty_incidents: set[int] = field(default_factory=set)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # Placements the alert rows hold (correlation/joins.py): the index of each in
+    # `timeline`, by alert identity; the store writes no row for them.
+    implicit: dict[Identity, int] = field(default_factory=dict)
+    # Implicit placements of earlier batches that this one superseded: the store
+    # writes each out as a row, in the place it had.
+    superseded: list[TimelineEntry] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     _next_temp: int = -1
 
@@ -104,10 +110,31 @@ class WorkingSet:
             del self.open_by_service[inc.service]
 
     def put_alert(self, alert: StoredAlert) -> None:
+        old = self.alerts.get(alert.identity)
+        if old is not None and old.decision is not alert.decision:
+            self._supersede(old)
+            if alert.placed_after is not None:  # its placement is a row now
+                alert = evolve(alert, placed_after=None)
         self.alerts[alert.identity] = alert
         self.dirty_alerts[alert.identity] = None
         self.seen_fingerprints.add(alert.fingerprint)
         self.episodes.setdefault(alert.fingerprint, set()).add(alert.identity)
+
+    def _supersede(self, old: StoredAlert) -> None:
+        """`old`'s decision gives way to another: its placement, if implicit, needs a
+        row of its own now (the alert row will hold the new decision)."""
+        if self.implicit.pop(old.identity, None) is not None:
+            return  # made by this batch: its entry in `timeline` is written after all
+        if old.placed_after is not None:  # an earlier batch's: written out where it was
+            entry = joins.implicit_entry(old)
+            self.superseded.append(evolve(entry, placed_after=old.placed_after))
+
+    def place(self, row: StoredAlert, kind: TimelineKind, at: datetime, implicit: bool) -> None:
+        """The timeline entry of `row`'s placement (`implicit`: at its first receipt,
+        held by the alert row alone unless superseded)."""
+        if implicit:
+            self.implicit[row.identity] = len(self.timeline)
+        self.timeline.append(joins.entry_of(row, kind, at))
 
     def put_incident(self, inc: Incident) -> None:
         assert inc.id is not None
@@ -396,7 +423,7 @@ class Correlator:
             last_received=now,
             receive_count=1,
             incident_id=None,
-            decision=Decision(Action.UNROUTED, "not correlated yet"),
+            decision=_UNDECIDED,
         )
 
     def _place(self, row: StoredAlert, now: datetime, prefix: str = "") -> Outcome:
@@ -525,6 +552,8 @@ class Correlator:
         """`rule`: the alert's own rule, when it joins an incident of that rule."""
         assert inc.id is not None
         new_alert = row.incident_id != inc.id
+        # Placed at its first receipt: the alert row says all its timeline entry would.
+        implicit = row.decision is _UNDECIDED and row.first_received == now
         if inc.auto_resolve_at is not None:
             self.ws.note(
                 inc,
@@ -543,8 +572,8 @@ class Correlator:
         decision = Decision(action, reason, inc.rule, inc.key)
         row = evolve(row, incident_id=inc.id, decision=decision)
         self.ws.put_alert(row)
-        alertname = row.labels.get("alertname", row.fingerprint)
-        self.ws.note(inc, now, kind, f"alert {alertname} ({row.fingerprint}): {reason}", row.id)
+        assert not implicit or kind is joins.kind_of(action)
+        self.ws.place(row, kind, now, implicit)
         if rule is not None and rule.name == inc.rule and rule.urgency_follows_severity:
             inc = self._raise_urgency(inc, row, now)
         if inc.known_error is None and self.router.rules.known_errors:
@@ -718,6 +747,10 @@ class Correlator:
             )
         self._take(inc, row, now, Action.OPENED, reason)
         return Outcome(IngestAction.NEW, inc.id)
+
+
+# The decision of an alert not correlated yet (`_new_row`).
+_UNDECIDED = Decision(Action.UNROUTED, "not correlated yet")
 
 
 def _suppressed_by(decision: Decision) -> str:

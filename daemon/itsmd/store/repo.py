@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 
+from itsmd.correlation import joins
 from itsmd.correlation.correlate import WorkingSet
 from itsmd.correlation.matchers import MatcherError, parse_selectors
 from itsmd.correlation.problems import JoinProblem, OpenNewProblem, OpenProblem, recurrence
@@ -47,6 +48,7 @@ from itsmd.models import (
     StoredAlert,
     TimelineEntry,
     TimelineKind,
+    evolve,
 )
 from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
@@ -160,6 +162,7 @@ def alert_from_row(row: Row[Any]) -> StoredAlert:
         decision=Decision(
             Action(m["action"]), m["reason"], m["rule"], m["key"], m["suppressed_by"], m["change"]
         ),
+        placed_after=m["placed_after"],
     )
 
 
@@ -183,6 +186,7 @@ def alert_values(a: StoredAlert) -> dict[str, Any]:
         "reason": a.decision.reason,
         "suppressed_by": a.decision.suppressed_by,
         "change": a.decision.change,
+        "placed_after": a.placed_after,
     }
 
 
@@ -196,6 +200,7 @@ def timeline_from_row(row: Row[Any]) -> TimelineEntry:
         actor=m["actor"],
         alert_id=m["alert_id"],
         rule=m["rule"],
+        placed_after=m["placed_after"],
     )
 
 
@@ -370,12 +375,44 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
         result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
         ids[temp] = result.scalar_one()
     _touch(conn, ids.values())
+    implicit = set(ws.implicit.values())  # indexes in ws.timeline the alert rows hold
+    written = [i for i in range(len(ws.timeline)) if i not in implicit]
+    row_ids: list[int | None] = [None] * len(written)
+    if implicit:  # their places: the ids of the rows written before them
+        before, reserved = _reserve_timeline_ids(conn, len(written))
+        row_ids = list(reserved)
+        places = joins.places(ws.timeline, implicit, reserved, before)
+        for identity, index in ws.implicit.items():
+            ws.alerts[identity] = evolve(ws.alerts[identity], placed_after=places[index])
     alert_ids = _flush_alerts(conn, ws, ids)
-    if ws.timeline:
-        rows = [_timeline_values(e, ids, alert_ids) for e in ws.timeline]
-        conn.execute(_INSERT_TIMELINE, rows)
-        note_timeline(conn, rows)
+    rows = [
+        _timeline_values(ws.timeline[i], ids, alert_ids, row_id)
+        for i, row_id in zip(written, row_ids, strict=True)
+    ]
+    # Superseded implicit placements keep their places (placed_after); written after
+    # the rows of reserved ids, as SQLite gives a row without one the next free id.
+    written_out = [_timeline_values(e, {}, {}) for e in ws.superseded]
+    for batch in (rows, written_out):
+        if batch:
+            conn.execute(_INSERT_TIMELINE, batch)
+    note_timeline(conn, rows + written_out)
     return ids
+
+
+def _reserve_timeline_ids(conn: Connection, count: int) -> tuple[int, list[int]]:
+    """An id below every timeline row written so far, and `count` ids for rows of this
+    transaction, above it and in order. SQLite (one writer): the next ids of the
+    table. PostgreSQL: taken from the table's sequence, which replicas share."""
+    if conn.dialect.name == "sqlite":
+        top = conn.execute(select(func.coalesce(func.max(timeline.c.id), 0))).scalar_one()
+        return top, list(range(top + 1, top + 1 + count))
+    taken = sorted(conn.execute(_NEXT_TIMELINE_IDS, {"n": count + 1}).scalars())
+    return taken[0], taken[1:]
+
+
+_NEXT_TIMELINE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('timeline', 'id')) FROM generate_series(1, :n)"
+)
 
 
 def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict[int, int]:
@@ -441,12 +478,13 @@ def _with_incident(values: dict[str, Any], ids: dict[int, int]) -> dict[str, Any
 
 
 def _timeline_values(
-    e: TimelineEntry, ids: dict[int, int], alert_ids: dict[int, int]
+    e: TimelineEntry, ids: dict[int, int], alert_ids: dict[int, int], row_id: int | None = None
 ) -> dict[str, Any]:
     alert_id = e.alert_id
     if alert_id is not None and alert_id < 0:
         alert_id = alert_ids.get(alert_id)
     return {
+        **({} if row_id is None else {"id": row_id}),
         "incident_id": ids.get(e.incident_id, e.incident_id),
         "at": e.at,
         "kind": e.kind.value,
@@ -454,6 +492,7 @@ def _timeline_values(
         "actor": e.actor,
         "alert_id": alert_id,
         "rule": e.rule,
+        "placed_after": e.placed_after,
     }
 
 
@@ -497,11 +536,16 @@ def alerts_of(conn: Connection, incident_id: int) -> list[StoredAlert]:
     return [alert_from_row(r) for r in rows]
 
 
-def timeline_of(conn: Connection, incident_id: int) -> list[TimelineEntry]:
+def timeline_of(
+    conn: Connection, incident_id: int, alerts_read: Sequence[StoredAlert]
+) -> list[TimelineEntry]:
+    """The incident's timeline in the order it was written: its rows, and the
+    placements its alerts (`alerts_of`, read by the caller) hold (correlation/joins.py)."""
     rows = conn.execute(
         select(timeline).where(timeline.c.incident_id == incident_id).order_by(timeline.c.id)
     )
-    return [timeline_from_row(r) for r in rows]
+    stored = [(r.id, timeline_from_row(r)) for r in rows]
+    return joins.in_order(stored, (a for a in alerts_read if a.incident_id == incident_id))
 
 
 class IncidentOrder(StrEnum):

@@ -267,10 +267,11 @@ def incident_review(conn: Connection, incident_id: int) -> IncidentRecord | None
     symptoms = conn.execute(
         select(incidents).where(incidents.c.parent_id == incident_id).order_by(incidents.c.id)
     )
+    alerts = repo.alerts_of(conn, incident_id)
     return IncidentRecord(
         inc,
-        repo.alerts_of(conn, incident_id),
-        repo.timeline_of(conn, incident_id),
+        alerts,
+        repo.timeline_of(conn, incident_id, alerts),
         found[0] if found else None,
         parent,
         [repo.incident_from_row(r) for r in symptoms],

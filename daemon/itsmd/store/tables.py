@@ -164,6 +164,9 @@ alerts = Table(
     # The maintenance window that suppressed it: name and change id.
     Column("suppressed_by", String(200), nullable=True),
     Column("change", String(200), nullable=True),
+    # Its placement's timeline entry, when no row holds it: the id of the timeline row
+    # written just before it (correlation/joins.py).
+    Column("placed_after", Integer, nullable=True),
     # The identity of an alert: one row per firing episode, however often re-sent.
     # It also serves lookups by fingerprint alone: an alert has few episodes.
     UniqueConstraint("fingerprint", "starts_at"),
@@ -202,6 +205,8 @@ timeline = Table(
     Column("actor", String(200), nullable=False),
     Column("alert_id", Integer, nullable=True),
     Column("rule", String(200), nullable=True),
+    # A placement written out after the fact: the place it had (correlation/joins.py).
+    Column("placed_after", Integer, nullable=True),
     Index(None, "incident_id"),
 )
 
