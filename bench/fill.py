@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, text
+from sqlalchemy import Connection, func, insert, select, text
 
 from itsmd.store.tables import alerts, incidents, sla_breaches, timeline
 
@@ -113,20 +113,22 @@ def fill(
         )
     conn.execute(insert(sla_breaches), breaches)
     alert_rows = timeline_rows = 0
-    for chunk in _batches(_alerts(rng, rows, counts, now)):
-        conn.execute(insert(alerts), chunk)
-        alert_rows += len(chunk)
     for chunk in _batches(_timeline(rows, counts)):
         conn.execute(insert(timeline), chunk)
         timeline_rows += len(chunk)
     # Each placed alert's entry comes right after its incident's opening, as the
-    # writer places those it writes no row for (correlation/joins.py).
-    conn.execute(
-        text(
-            "UPDATE alerts SET placed_after = (SELECT min(t.id) FROM timeline AS t "
-            "WHERE t.incident_id = alerts.incident_id) WHERE incident_id IS NOT NULL"
-        )
+    # writer places those it writes no row for (correlation/joins.py); set as the
+    # rows go in (an UPDATE would leave PostgreSQL a dead copy of every alert).
+    opening = dict(
+        conn.execute(
+            select(timeline.c.incident_id, func.min(timeline.c.id)).group_by(timeline.c.incident_id)
+        ).all()
     )
+    for chunk in _batches(_alerts(rng, rows, counts, now)):
+        for alert in chunk:
+            alert["placed_after"] = opening[alert["incident_id"]]
+        conn.execute(insert(alerts), chunk)
+        alert_rows += len(chunk)
     return Filled(
         incidents=incident_total,
         alerts=alert_rows,
