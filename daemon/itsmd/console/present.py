@@ -146,8 +146,7 @@ def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
     alert's re-fires read as one line "x40", not forty. A run of the daemon's lines
     placing alerts, of one kind with nothing else between them, folds into its first
     line: 500 alerts joining in a storm read as "500 alerts", the first one's line
-    shown; a run grows from a run or a single line, never from a repeat's count.
-    What people did is never folded: each act is its own line."""
+    shown. What people did is never folded: each act is its own line."""
     lines: list[TimelineLine] = []
     seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in lines
     for entry in entries:
@@ -159,7 +158,6 @@ def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
             and last is not None
             and last.first.kind is entry.kind
             and last.first.actor == SYSTEM
-            and (last.alerts or last.count == 1)
         ):
             lines[-1] = TimelineLine(last.first, entry.at, last.count + 1, alerts=True)
             continue

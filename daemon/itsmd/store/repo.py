@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -48,7 +48,6 @@ from itsmd.models import (
     StoredAlert,
     TimelineEntry,
     TimelineKind,
-    evolve,
 )
 from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
@@ -378,13 +377,13 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
     implicit = set(ws.implicit.values())  # indexes in ws.timeline the alert rows hold
     written = [i for i in range(len(ws.timeline)) if i not in implicit]
     row_ids: list[int | None] = [None] * len(written)
+    placed: dict[Identity, int] = {}  # alert -> placed_after, of the implicit ones
     if implicit:  # their places: the ids of the rows written before them
         before, reserved = _reserve_timeline_ids(conn, len(written))
         row_ids = list(reserved)
         places = joins.places(ws.timeline, implicit, reserved, before)
-        for identity, index in ws.implicit.items():
-            ws.alerts[identity] = evolve(ws.alerts[identity], placed_after=places[index])
-    alert_ids = _flush_alerts(conn, ws, ids)
+        placed = {identity: places[index] for identity, index in ws.implicit.items()}
+    alert_ids = _flush_alerts(conn, ws, ids, placed)
     rows = [
         _timeline_values(ws.timeline[i], ids, alert_ids, row_id)
         for i, row_id in zip(written, row_ids, strict=True)
@@ -415,13 +414,20 @@ _NEXT_TIMELINE_IDS = text(
 )
 
 
-def _flush_alerts(conn: Connection, ws: WorkingSet, ids: dict[int, int]) -> dict[int, int]:
+def _flush_alerts(
+    conn: Connection, ws: WorkingSet, ids: dict[int, int], placed: Mapping[Identity, int]
+) -> dict[int, int]:
+    """`placed`: the places of the implicit placements, all of new alerts (first receipt)."""
     rows = [ws.alerts[identity] for identity in ws.dirty_alerts]
     new = [a for a in rows if a.id is None or a.id < 0]
     old = [a for a in rows if a.id is not None and a.id > 0]
     alert_ids: dict[int, int] = {}
     if new:
-        result = conn.execute(_INSERT_ALERTS, [_with_incident(alert_values(a), ids) for a in new])
+        values = [_with_incident(alert_values(a), ids) for a in new]
+        if placed:
+            for alert, row in zip(new, values, strict=True):
+                row["placed_after"] = placed.get(alert.identity)
+        result = conn.execute(_INSERT_ALERTS, values)
         real = {(fp, starts_at): id_ for id_, fp, starts_at in result}
         for alert in new:
             assert alert.id is not None
