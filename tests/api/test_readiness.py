@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
@@ -163,54 +164,94 @@ async def test_a_full_disk_turns_ready_503_and_back(
 
 class PostgresProxy:
     """A TCP proxy to the test PostgreSQL: `cut()` closes its port and drops every
-    session through it, as a database server that goes away; `restore()` listens again."""
+    session through it, as a database server that goes away; `restore()` listens again.
+
+    It relays on threads of its own with blocking sockets that it closes itself, so
+    a cut is over when `cut()` returns (no session accepted just before it reaches
+    the real server afterwards) and no socket is left for the test loop's collector."""
 
     def __init__(self) -> None:
         self.port = get_free_port()
-        self._server: asyncio.Server | None = None
-        self._open: set[asyncio.StreamWriter] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._live: set[socket.socket] = set()
+        self._threads: list[threading.Thread] = []
 
-    async def restore(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+    def restore(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self._start(self._accept_loop, self._listener)
 
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
-        self._server = None
+    def cut(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            live = list(self._live)
+        assert listener is not None
+        for sock in [listener, *live]:
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes accept() and recv() alike
+        while threads := self._running():
+            for thread in threads:
+                thread.join()
 
-    async def _serve(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
-        try:
-            server_r, server_w = await asyncio.open_connection(PG_HOST, PG_PORT)
-        except OSError:
-            client_w.transport.abort()
-            return
-        self._open |= {client_w, server_w}
-        await asyncio.gather(
-            self._pipe(client_r, server_w), self._pipe(server_r, client_w), return_exceptions=True
-        )
+    def _running(self) -> list[threading.Thread]:
+        with self._lock:
+            self._threads = [thread for thread in self._threads if thread.is_alive()]
+            return list(self._threads)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._open.discard(writer)
-            writer.transport.abort()
+    def _start(self, target: Callable[..., None], *args: socket.socket) -> threading.Thread:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+        return thread
+
+    def _accept_loop(self, listener: socket.socket) -> None:
+        with listener:
+            while True:
+                try:
+                    client, _ = listener.accept()
+                except OSError:  # shut down by cut()
+                    return
+                self._start(self._session, listener, client)
+
+    def _session(self, listener: socket.socket, client: socket.socket) -> None:
+        with client:
+            try:
+                server = socket.create_connection((PG_HOST, PG_PORT))
+            except OSError:
+                return
+            with server:
+                with self._lock:
+                    if self._listener is not listener:  # cut while connecting
+                        return
+                    self._live |= {client, server}
+                try:
+                    back = self._start(self._relay, server, client)
+                    self._relay(client, server)
+                    back.join()
+                finally:
+                    with self._lock:
+                        self._live -= {client, server}
+
+    @staticmethod
+    def _relay(source: socket.socket, target: socket.socket) -> None:
+        with suppress(OSError):
+            while data := source.recv(65536):
+                target.sendall(data)
+        for sock in (source, target):  # a session ends when either side ends
+            with suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
 
 @pytest.fixture
-async def pg_proxy() -> AsyncIterator[PostgresProxy]:
+def pg_proxy() -> Iterator[PostgresProxy]:
     proxy = PostgresProxy()
-    await proxy.restore()
+    proxy.restore()
     try:
         yield proxy
     finally:
         with suppress(AssertionError):
-            await proxy.cut()
+            proxy.cut()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -227,13 +268,13 @@ async def test_a_postgresql_outage_turns_ready_503_and_back(
     client = await make_client(database=through_proxy, busy_timeout=timedelta(milliseconds=500))
     assert (await _ready(client))[0] == 200
 
-    await pg_proxy.cut()
+    pg_proxy.cut()
     took, text = await _until(client, 503, within_s=5)
     assert "the store cannot take a write" in text
     resp = await client.post_raw(WEBHOOK, raw_body("firing-single.json"))
     assert resp.status == 503, "what ready said: nothing can be stored"
 
-    await pg_proxy.restore()
+    pg_proxy.restore()
     back, _ = await _until(client, 200, within_s=5)
     await client.webhook(alert("Down", service="api"))  # and it stores again
 
