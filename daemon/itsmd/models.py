@@ -246,13 +246,16 @@ class Incident:
         return format_incident_id(self.id)
 
 
+SYSTEM_ACTOR = "itsmd"  # the actor of the daemon's own timeline entries
+
+
 @dataclass(frozen=True, slots=True)
 class TimelineEntry:
     incident_id: int
     at: datetime
     kind: TimelineKind
     message: str
-    actor: str = "itsmd"
+    actor: str = SYSTEM_ACTOR
     alert_id: int | None = None
     rule: str | None = None
     # A placement written out after the fact: the place it had (correlation/joins.py).

@@ -64,9 +64,14 @@ def test_the_labels_that_differ_include_those_some_alerts_lack() -> None:
     assert render.labels_text(sets[0], ["zone"]) == "-"
 
 
-def test_entries_that_differ_only_in_a_fingerprint_or_a_count_fold() -> None:
-    def entry(message: str, kind: str = "alert_joined", at: str = "t1") -> dict[str, str]:
-        return {"kind": kind, "actor": "itsmd", "message": message, "at": at}
+def _entry(
+    message: str, kind: str = "alert_joined", at: str = "t1", actor: str = "itsmd"
+) -> dict[str, str]:
+    return {"kind": kind, "actor": actor, "message": message, "at": at}
+
+
+def test_placements_that_differ_only_in_a_fingerprint_or_a_count_fold() -> None:
+    entry = _entry
 
     entries = [
         entry("opened", "opened"),
@@ -82,6 +87,26 @@ def test_entries_that_differ_only_in_a_fingerprint_or_a_count_fold() -> None:
         ("alert Down (0123456789abcdef): joined (1 firing)", 3, "t3"),
         ("alert Latency (aaaaaaaaaaaaaaaa): joined (4 firing)", 1, "t4"),
         ("alert Down (bbbbbbbbbbbbbbbb): joined (5 firing)", 1, "t5"),  # not next to its kin
+    ]
+
+
+def test_other_entries_fold_only_word_for_word_and_never_what_people_did() -> None:
+    resolved = "alert_resolved"
+    entries = [
+        _entry("alert Down (0123456789abcdef) resolved; 2 still firing", resolved, "t1"),
+        _entry("alert Down (fedcba9876543210) resolved; 1 still firing", resolved, "t2"),
+        _entry("alert Down (0123456789abcdef) fired again", "alert_refired", "t3"),
+        _entry("alert Down (0123456789abcdef) fired again", "alert_refired", "t4"),
+        _entry("looking", "commented", "t5", actor="ana"),
+        _entry("looking", "commented", "t6", actor="ana"),
+    ]
+    folded = [(e["message"], count, last) for e, count, last in render.folded(entries)]
+    assert folded == [
+        ("alert Down (0123456789abcdef) resolved; 2 still firing", 1, "t1"),
+        ("alert Down (fedcba9876543210) resolved; 1 still firing", 1, "t2"),
+        ("alert Down (0123456789abcdef) fired again", 2, "t4"),
+        ("looking", 1, "t5"),
+        ("looking", 1, "t6"),
     ]
 
 

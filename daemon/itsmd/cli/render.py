@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
+from itsmd.models import SYSTEM_ACTOR, TimelineKind
+
 
 def parse(text: str | None) -> datetime | None:
     """An RFC 3339 time of the API (`...Z`), or None."""
@@ -116,19 +118,28 @@ def labels_text(labels: Mapping[str, str], names: Iterable[str]) -> str:
     return " ".join(f"{n}={labels[n]}" for n in names if n in labels) or "-"
 
 
-# A fingerprint in parentheses and numbers: what changes between timeline entries
-# that say the same thing ("alert Down (a1b2...) resolved; 3 still firing").
+# A fingerprint in parentheses and numbers: what changes between the entries of a run
+# placing alerts ("alert Down (a1b2...): joined ... (3 firing)").
 _VARYING = re.compile(r"\([0-9a-f]{16}\)|\d+")
+# Entries that place one alert each: what each says is also in its alert's decision.
+_PER_ALERT = frozenset({TimelineKind.ALERT_JOINED.value, TimelineKind.SYMPTOM_ATTACHED.value})
 
 
 def folded(entries: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int, str]]:
-    """Runs of timeline entries of one kind and actor whose messages differ only in a
-    fingerprint or a number, as (first entry, how many, the last one's time)."""
+    """Runs of the daemon's timeline entries that say the same thing, as (first entry,
+    how many, the last one's time): entries placing alerts whose messages differ only
+    in a fingerprint or a number (each alert's decision is listed under its alerts),
+    any other entry word for word (a flapping alert's re-fires). A resolve's "2 still
+    firing" is news each time, so it never folds into another resolve; what people
+    did never folds (as in the console, docs/console.md)."""
     out: list[tuple[Mapping[str, Any], int, str]] = []
     key: tuple[Any, ...] | None = None
     for entry in entries:
-        this = (entry["kind"], entry["actor"], _VARYING.sub("#", entry["message"]))
-        if out and this == key:
+        kind, message = entry["kind"], entry["message"]
+        if kind in _PER_ALERT:
+            message = _VARYING.sub("#", message)
+        this = (kind, message) if entry["actor"] == SYSTEM_ACTOR else None
+        if out and this is not None and this == key:
             first, count, _ = out[-1]
             out[-1] = (first, count + 1, entry["at"])
         else:

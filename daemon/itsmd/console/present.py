@@ -10,7 +10,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsmd.models import Action, AlertStatus, StoredAlert, TimelineEntry, TimelineKind
+from itsmd.models import (
+    SYSTEM_ACTOR,
+    Action,
+    AlertStatus,
+    StoredAlert,
+    TimelineEntry,
+    TimelineKind,
+)
 
 # Labels every alert of an incident has in common say nothing about one of them; of the
 # labels that differ, these say the most and come first.
@@ -123,9 +130,6 @@ def alert_view(alerts: Sequence[StoredAlert], shown: int | None = None) -> Alert
 
 # ---- timeline
 
-SYSTEM = "itsmd"  # the actor of the daemon's own timeline entries
-
-
 # Lines that place one alert each. A run of them (an alert storm joining one incident)
 # folds into one line: each alert's placement and its reason are under Alerts. Other
 # per-alert lines (resolved, re-fired, reconciled) say what the alert list does not.
@@ -150,14 +154,14 @@ def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
     lines: list[TimelineLine] = []
     seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in lines
     for entry in entries:
-        system = entry.actor == SYSTEM
+        system = entry.actor == SYSTEM_ACTOR
         last = lines[-1] if lines else None
         if (
             system
             and entry.kind in _PER_ALERT
             and last is not None
             and last.first.kind is entry.kind
-            and last.first.actor == SYSTEM
+            and last.first.actor == SYSTEM_ACTOR
         ):
             lines[-1] = TimelineLine(last.first, entry.at, last.count + 1, alerts=True)
             continue

@@ -14,10 +14,9 @@ from typing import Any
 
 from itsmd.correlation.sla import sla_state
 from itsmd.durations import format_optional_time, format_time
-from itsmd.models import Incident, ProblemRecord, StoredAlert, TimelineEntry
+from itsmd.models import SYSTEM_ACTOR, Incident, ProblemRecord, StoredAlert, TimelineEntry
 from itsmd.views import incident_json, problem_json
 
-SYSTEM_ACTOR = "itsmd"
 SECTIONS = ("root_cause", "what_went_well", "what_did_not", "follow_ups")
 
 
