@@ -342,7 +342,8 @@ class Correlator:
                 now,
                 TimelineKind.HOLD_STARTED,
                 f"all alerts resolved; resolves automatically at "
-                f"{format_time(now + hold)} unless an alert fires within "
+                # Whole seconds for the reader: the incident keeps the exact time.
+                f"{format_time((now + hold).replace(microsecond=0))} unless an alert fires within "
                 f"{format_duration(hold)}",
             )
 

@@ -12,6 +12,7 @@ from itsmd.correlation.correlate import Correlator, Outcome, Router, WorkingSet
 from itsmd.correlation.fingerprint import fingerprint
 from itsmd.correlation.rules import RuleSet, parse_rule_file
 from itsmd.correlation.sla import SlaTarget
+from itsmd.durations import format_time
 from itsmd.models import (
     Action,
     Alert,
@@ -435,6 +436,22 @@ def test_every_decision_leaves_a_timeline_entry() -> None:
         TimelineKind.HOLD_STARTED,
         TimelineKind.AUTO_RESOLVED,
     ]
+
+
+def test_the_hold_names_its_end_in_whole_seconds_and_the_incident_keeps_it_exact() -> (
+    None
+):
+    e = Engine()
+    opened = e.send(alert(), T0)
+    resolved_at = T0 + MIN + timedelta(microseconds=250_000)
+    e.send(alert("resolved"), resolved_at)
+    inc = e.incident(opened)
+    hold = [t for t in e.ws.timeline if t.kind is TimelineKind.HOLD_STARTED]
+    assert inc.auto_resolve_at == resolved_at + 5 * MIN
+    assert len(hold) == 1
+    assert hold[0].message.startswith(
+        f"all alerts resolved; resolves automatically at {format_time(T0 + 6 * MIN)} unless"
+    )
 
 
 def test_router_routes_each_fingerprint_once() -> None:
