@@ -46,3 +46,42 @@ async def test_an_action_from_the_command_line_keeps_its_note(
     assert last["message"].startswith(message)
     if "--note" in argv:
         assert last["message"].endswith(argv[-1])
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("notaurl", "expected http://HOST:PORT"),
+        ("ftp://itsmd.example", "expected http://HOST:PORT"),
+        ("http://", "expected http://HOST:PORT"),
+        ("http://[::1", "Invalid IPv6 URL"),
+        ("http://127.0.0.1:abc", "Port could not be cast to integer"),
+        ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://itsmd example:9877", "has spaces or control characters"),
+        ("http://127.0.0.1:9877/\x01", "has spaces or control characters"),
+    ],
+)
+def test_a_url_that_cannot_be_one_is_an_error_line_not_a_traceback(
+    url: str, says: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ITSMD_TOKEN", raising=False)
+    monkeypatch.delenv("ITSMD_TOKEN_FILE", raising=False)
+    monkeypatch.setenv("ITSMD_URL", url)
+
+    assert main(["incidents", "list"]) == 1
+
+    err = capsys.readouterr().err
+    assert err.startswith(f"itsmd: the itsmd URL {url!r} (--url or ITSMD_URL)"), err
+    assert says in err
+    assert "Traceback" not in err
+
+
+def test_a_token_that_is_not_ascii_is_an_error_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ITSMD_TOKEN_FILE", raising=False)
+    monkeypatch.setenv("ITSMD_TOKEN", "t\u00f6ken\u20ac")
+
+    assert main(["incidents", "list", "--url", "http://127.0.0.1:9"]) == 1
+
+    assert capsys.readouterr().err == "itsmd: ITSMD_TOKEN: a token is ASCII text\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import http.client
 import json
 import os
 import sys
@@ -80,7 +81,30 @@ def _checked(token: str, source: str) -> str:
         raise ClientError(f"{source} is empty")
     if any(c.isspace() or not c.isprintable() for c in token):
         raise ClientError(f"{source}: a token has no spaces or control characters")
+    if not token.isascii():  # an HTTP header carries it
+        raise ClientError(f"{source}: a token is ASCII text")
     return token
+
+
+def base_url(args: argparse.Namespace) -> str:
+    """`--url` (or `ITSMD_URL`), checked before any request: http or https, a host,
+    a port that is a number."""
+    url: str = args.url
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ClientError(
+            f"the itsmd URL {url!r} (--url or ITSMD_URL) has spaces or control characters"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+    except ValueError as exc:
+        raise ClientError(f"the itsmd URL {url!r} (--url or ITSMD_URL): {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ClientError(
+            f"the itsmd URL {url!r} (--url or ITSMD_URL): expected http://HOST:PORT "
+            f"or https://..., such as {DEFAULT_URL}"
+        )
+    return url.rstrip("/")
 
 
 def request(args: argparse.Namespace, method: str, where: str, body: Any = None) -> Any:
@@ -99,7 +123,7 @@ def _send(
     args: argparse.Namespace, method: str, where: str, body: Any, timeout_s: float = 10
 ) -> bytes:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(args.url.rstrip("/") + where, data=data, method=method)  # noqa: S310
+    req = urllib.request.Request(base_url(args) + where, data=data, method=method)  # noqa: S310
     req.add_header("Accept", "application/json")
     if data is not None:
         req.add_header("Content-Type", "application/json")
@@ -119,6 +143,8 @@ def _send(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ClientError(f"cannot reach itsmd at {args.url}: {reason}") from None
+    except (ValueError, http.client.InvalidURL) as exc:  # what the checks above let through
+        raise ClientError(f"the itsmd URL {args.url!r} (--url or ITSMD_URL): {exc}") from None
 
 
 def add_actor(p: argparse.ArgumentParser) -> None:
