@@ -56,6 +56,42 @@ async def test_exported_alerts_replay_into_the_same_incidents(
     assert sorted(o.incident.key for o in opened) == sorted(i["key"] for i in stored)
 
 
+async def test_an_export_replays_whole_with_what_alertmanager_sends_at_its_edges(
+    make_client: MakeClient, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A resolve whose endsAt is before its startsAt (Alertmanager sends those) and a
+    resolve of an alert never seen firing: the export of both replays, and the replay
+    opens what the daemon opened, and nothing for the lone resolve."""
+    client = await make_client(RULES)
+    early = alert("Down", service="api")
+    await client.webhook(early)
+    client.clock.advance(timedelta(minutes=1))
+    await client.webhook(resolved(early, client.clock.now - timedelta(hours=1)))
+    await client.webhook(resolved(alert("Gone", service="never-seen"), client.clock.now))
+    stored = await client.incidents()
+    assert [i["key"] for i in stored] == ['svc{service="api"}']
+    capsys.readouterr()
+
+    code = await asyncio.to_thread(main, ["export", "alerts", "--since", "3650d", "--db", db_url])
+
+    assert code == 0
+    lines = capsys.readouterr().out.splitlines()
+    lone = [json.loads(line) for line in lines if "never-seen" in line]
+    assert [r.get("firingReceived") for r in lone] == [False]
+    recording = tmp_path / "alerts.jsonl"
+    recording.write_text("\n".join(lines) + "\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "rules.yml").write_text(RULES)
+    capsys.readouterr()
+    code = await asyncio.to_thread(
+        main, ["replay", "--rules", str(tmp_path / "rules"), str(recording)]
+    )
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert out.out.splitlines()[-1] == "2 alerts, 1 incidents"
+    assert 'svc{service="api"}' in out.out
+
+
 async def test_a_bad_since_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "alerts", "--since", "last tuesday"]) == 1
     assert "--since" in capsys.readouterr().err

@@ -18,7 +18,8 @@ from itsmd import __version__
 from itsmd.cli import backup, client, completion, incidents, maintenance, oncall, reports
 from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
-from itsmd.models import Alert, AlertStatus, StoredAlert
+from itsmd.durations import parse_time
+from itsmd.models import Action, Alert, AlertStatus, StoredAlert
 from itsmd.yamlsource import LoadError
 
 if TYPE_CHECKING:
@@ -383,7 +384,28 @@ def _parse_alerts(body: object, now: datetime) -> Sequence[Alert]:
     webhook, generic = (route.source for route in SOURCES)
     if isinstance(body, dict) and "alerts" in body:
         return webhook.parse(body, now)
-    return generic.parse(body if isinstance(body, list) else [body], now)
+    return generic.parse(
+        [_as_recorded(a) for a in (body if isinstance(body, list) else [body])], now
+    )
+
+
+def _as_recorded(item: object) -> object:
+    """A recorded alert as the generic source takes it. Alertmanager sends some
+    resolves with an endsAt before the startsAt (the webhook source stores them as
+    sent, and the export writes them so); the generic source, like Alertmanager's
+    API, refuses that in a request. Replay resolves such an alert at its start
+    (`replay.events`), so here it ends there."""
+    if not isinstance(item, dict):
+        return item
+    starts, ends = item.get("startsAt"), item.get("endsAt")
+    if not (isinstance(starts, str) and isinstance(ends, str)):
+        return item
+    try:
+        if parse_time(ends) >= parse_time(starts):
+            return item
+    except ValueError:
+        return item  # the source names what is wrong
+    return {**item, "endsAt": starts}
 
 
 def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
@@ -409,6 +431,7 @@ def _export_alerts(args: argparse.Namespace) -> int:
     import orjson
 
     from itsmd.durations import parse_since
+    from itsmd.ruletools import replay
     from itsmd.store import repo
     from itsmd.store.engine import Database
 
@@ -430,7 +453,7 @@ def _export_alerts(args: argparse.Namespace) -> int:
     except Exception as exc:  # noqa: BLE001 - a clean message for operators
         return _fail(f"cannot read the store: {exc}")
     for alert in stored:
-        record = {
+        record: dict[str, object] = {
             "labels": alert.labels,
             "annotations": alert.annotations,
             "startsAt": alert.starts_at.isoformat().replace("+00:00", "Z"),
@@ -440,6 +463,8 @@ def _export_alerts(args: argparse.Namespace) -> int:
         }
         if alert.ends_at is not None:
             record["endsAt"] = alert.ends_at.isoformat().replace("+00:00", "Z")
+        if alert.decision.action is Action.ORPHAN_RESOLVE:
+            record[replay.FIRING_RECEIVED] = False  # replay sends only its resolve
         sys.stdout.buffer.write(orjson.dumps(record) + b"\n")
     return EXIT_OK
 

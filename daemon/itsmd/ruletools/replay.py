@@ -1,7 +1,10 @@
 """`itsmd replay`: recorded alerts through a rule set in virtual time, touching no store.
 
 Each recorded alert fires at its `startsAt` and, when it was resolved, resolves at
-its `endsAt`; the daemon's correlation runs on an in-memory store in that order.
+its `endsAt`; the daemon's correlation runs on an in-memory store in that order. A
+resolve the daemon received for an alert it never saw firing is recorded with
+`"firingReceived": false` (`itsmd export alerts`) and replays as that resolve alone,
+so that it opens nothing, as it did in the daemon.
 With a second rule set, the incidents of both runs are paired by the alert that
 opened them, so a renamed rule or a changed key still reads as a change.
 """
@@ -18,6 +21,7 @@ from itsmd.models import Action, Alert, AlertStatus, Incident, evolve
 from itsmd.ruletools.simulate import Simulation
 
 Identity = tuple[str, datetime]
+FIRING_RECEIVED = "firingReceived"  # false on a recorded resolve that came alone
 COMPARED = ("key", "rule", "title", "priority", "status", "alert_count")
 
 
@@ -40,8 +44,10 @@ def events(alerts: Iterable[Alert]) -> list[tuple[datetime, Alert]]:
     """When each recorded alert fired and resolved, in time order."""
     out = []
     for alert in alerts:
-        out.append((alert.starts_at, evolve(alert, status=AlertStatus.FIRING, ends_at=None)))
-        if alert.status is AlertStatus.RESOLVED and alert.ends_at is not None:
+        resolved = alert.status is AlertStatus.RESOLVED and alert.ends_at is not None
+        if not (resolved and alert.raw.get(FIRING_RECEIVED) is False):
+            out.append((alert.starts_at, evolve(alert, status=AlertStatus.FIRING, ends_at=None)))
+        if resolved and alert.ends_at is not None:
             out.append((max(alert.ends_at, alert.starts_at), alert))
     out.sort(key=lambda e: e[0])  # stable: a line's firing stays before its resolve
     return out
