@@ -40,6 +40,10 @@ async def test_the_third_incident_within_the_span_opens_a_problem(
     make_client: MakeClient,
 ) -> None:
     client = await make_client(RULES)
+    # Before any problem, the rule's series is there at 0: a rate over it reads 0.
+    assert 'itsmd_problems_opened_total{rule="recurring-disk-full"} 0.0' in (
+        await client.metrics_text()
+    )
     await _episode(client)
     await _episode(client)
     await _episode(client, instance="db-2")  # another key: not counted

@@ -269,6 +269,12 @@ class Metrics:
                 case EventKind.ORPHAN:
                     self.alerts_orphan_resolved.inc()
 
+    def know_problem_rules(self, names: Iterable[str]) -> None:
+        """A series at 0 for every problem rule in force, so that a rate over the
+        opened problems reads 0, not nothing, before the first one opens."""
+        for name in names:
+            self.problems_opened.labels(name).inc(0)
+
     def forget_check(self, name: str) -> None:
         """A check removed from the rules leaves the exposition."""
         for family in (self.check_up, self.check_duration, self.capacity_exhaustion):

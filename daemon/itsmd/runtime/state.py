@@ -125,6 +125,7 @@ class Runtime:
 
     def record_rules_loaded(self) -> None:
         self.metrics.rules_loaded.set(len(self.rules))
+        self.metrics.know_problem_rules(rule.name for rule in self.rules.problem_rules)
         self.metrics.rules_last_reload_success.set(1)
         self.metrics.rules_last_reload_timestamp.set(self.clock().timestamp())
 
