@@ -3,7 +3,8 @@ test server, against a real store (SQLite and PostgreSQL, through `db_url`).
 
 `make_console(rules_yaml, remote=..., **settings)` returns a started `ConsoleClient`: the API
 client's shortcuts plus signing in (`login_as(name)`, which forgets the previous
-session first: one client, one cookie jar, one person at a time), reading pages and
+session first: one client, one cookie jar, one person at a time; `sign_in(fields)`
+sends the form of /login as it is), reading pages and
 sending forms with the CSRF token of the page they are on. Redirects are never
 followed, so that a test sees each 303 and where it leads.
 """
@@ -35,18 +36,20 @@ TOKENS = (  # secrets of 16 characters or more, as the config requires
     Token("root", Role.ADMIN, "s3cret-admin-0123456789"),
 )
 SECRETS = {t.name: t.secret for t in TOKENS}
-_CSRF = re.compile(r'name="csrf" value="([0-9a-f]*)"')
+_CSRF = re.compile(r'name="csrf" value="([^"]*)"')
 
 
 class ConsoleClient(ApiClient):
     async def login_as(self, name: str) -> ClientResponse:
         """Sign in with the token of that name (its secret on /login), fresh."""
         self.session.cookie_jar.clear()
-        resp = await self.post(
-            "/login", data={"token": SECRETS[name], "next": "/incidents"}, allow_redirects=False
-        )
+        resp = await self.sign_in({"token": SECRETS[name], "next": "/incidents"})
         assert resp.status == 303, await resp.text()
         return resp
+
+    async def sign_in(self, fields: Mapping[str, str]) -> ClientResponse:
+        """Send the sign-in form as a browser would from /login (its CSRF token)."""
+        return await self.submit("/login", fields, on="/login")
 
     async def page(self, path: str, status: int = 200) -> str:
         resp = await self.get(path, allow_redirects=False)

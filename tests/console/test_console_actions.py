@@ -102,7 +102,7 @@ async def test_without_tokens_actions_are_recorded_under_the_local_user(
     (entry,) = by_kind((await client.api_incident("INC-1"))["timeline"], "acknowledged")
     assert entry["actor"] == getpass.getuser()
 
-    resp = await client.post("/login", data={"name": "Dana <on call>"}, allow_redirects=False)
+    resp = await client.sign_in({"name": "Dana <on call>"})
     assert resp.status == 303
     assert "Dana &lt;on call&gt;" in await client.page("/incidents")
     await client.submit("/incidents/INC-1/comment", {"text": "hi"}, on="/incidents/INC-1")

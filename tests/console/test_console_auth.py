@@ -11,6 +11,7 @@ from itsmd import console
 from itsmd.api import auth
 from itsmd.api.routes import Operation
 from itsmd.config import Role
+from itsmd.console import forms
 from tests.api.api_support import alert, metric_value, webhook_body
 from tests.console.conftest import SECRETS, TOKENS, ConsoleClient, MakeConsole, text_of
 
@@ -87,11 +88,7 @@ async def test_an_admin_sees_the_maintenance_form(client: ConsoleClient) -> None
 
 
 async def test_signing_in_sets_a_strict_http_only_session_cookie(client: ConsoleClient) -> None:
-    resp = await client.post(
-        "/login",
-        data={"token": SECRETS["oncall"], "next": "/incidents/INC-1"},
-        allow_redirects=False,
-    )
+    resp = await client.sign_in({"token": SECRETS["oncall"], "next": "/incidents/INC-1"})
     assert resp.status == 303
     assert resp.headers["Location"] == "/incidents/INC-1"
     cookie = resp.cookies[auth.SESSION_COOKIE]
@@ -106,14 +103,23 @@ async def test_the_cookie_is_secure_behind_an_https_external_url(
     make_console: MakeConsole,
 ) -> None:
     client = await make_console(tokens=TOKENS, external_url="https://itsmd.example.com")
-    resp = await client.post("/login", data={"token": SECRETS["viewer"]}, allow_redirects=False)
+    form = await client.get("/login")
+    login_cookie = form.cookies[forms.LOGIN_COOKIE]
+    assert login_cookie["secure"] is True
+    # The client speaks plain HTTP and so keeps no Secure cookie: it sends it back itself.
+    resp = await client.post(
+        "/login",
+        data={"token": SECRETS["viewer"], "csrf": login_cookie.value},
+        cookies={forms.LOGIN_COOKIE: login_cookie.value},
+        allow_redirects=False,
+    )
     assert resp.cookies[auth.SESSION_COOKIE]["secure"] is True
 
 
 async def test_a_wrong_token_shows_the_login_page_again_and_counts(
     client: ConsoleClient,
 ) -> None:
-    resp = await client.post("/login", data={"token": "wrong-wrong-wrong-wrong"})
+    resp = await client.sign_in({"token": "wrong-wrong-wrong-wrong"})
     assert resp.status == 401
     html = await resp.text()
     assert 'id="login-form"' in html
@@ -124,7 +130,7 @@ async def test_a_wrong_token_shows_the_login_page_again_and_counts(
 
 
 async def test_an_ingest_token_cannot_sign_in(client: ConsoleClient) -> None:
-    resp = await client.post("/login", data={"token": SECRETS["alertmanager"]})
+    resp = await client.sign_in({"token": SECRETS["alertmanager"]})
     assert resp.status == 401
     assert "has role ingest" in text_of(await resp.text())
 
@@ -132,8 +138,8 @@ async def test_an_ingest_token_cannot_sign_in(client: ConsoleClient) -> None:
 async def test_wrong_tokens_are_throttled_like_the_apis(make_console: MakeConsole) -> None:
     client = await make_console(tokens=TOKENS, max_auth_failures=2)
     for _ in range(2):
-        assert (await client.post("/login", data={"token": "nope"})).status == 401
-    resp = await client.post("/login", data={"token": SECRETS["root"]})
+        assert (await client.sign_in({"token": "nope"})).status == 401
+    resp = await client.sign_in({"token": SECRETS["root"]})
     assert resp.status == 429
     assert int(resp.headers["Retry-After"]) > 0
     assert "too many failed sign-ins" in await resp.text()
@@ -153,19 +159,54 @@ async def test_wrong_tokens_are_throttled_like_the_apis(make_console: MakeConsol
 async def test_signing_in_goes_back_to_a_path_of_this_daemon_only(
     client: ConsoleClient, target: str, lands: str
 ) -> None:
-    resp = await client.post(
-        "/login", data={"token": SECRETS["viewer"], "next": target}, allow_redirects=False
-    )
+    resp = await client.sign_in({"token": SECRETS["viewer"], "next": target})
     assert resp.status == 303
     assert resp.headers["Location"] == lands
 
 
 async def test_signing_out_ends_the_session(client: ConsoleClient) -> None:
     await client.login_as("viewer")
-    resp = await client.post("/logout", allow_redirects=False)
+    resp = await client.submit("/logout", {}, on="/incidents")
     assert resp.status == 303
     assert resp.headers["Location"] == "/login"
     assert (await client.get("/incidents", allow_redirects=False)).status == 303
+
+
+async def test_the_sign_in_form_is_refused_without_its_own_csrf_token(
+    client: ConsoleClient,
+) -> None:
+    """Another site's page cannot sign a browser in under its own token."""
+    await client.page("/login")  # the form's cookie is set: only the field is missing
+    resp = await client.post("/login", data={"token": SECRETS["viewer"]}, allow_redirects=False)
+    assert resp.status == 403
+    assert auth.SESSION_COOKIE not in resp.cookies
+    assert "this sign-in form is out of date or not from this page" in text_of(await resp.text())
+    forged = await client.sign_in({"token": SECRETS["viewer"], "csrf": "guessed"})
+    assert forged.status == 403
+    client.session.cookie_jar.clear()  # a form whose cookie is gone (an hour later)
+    resp = await client.post(
+        "/login", data={"token": SECRETS["viewer"], "csrf": "x" * 43}, allow_redirects=False
+    )
+    assert resp.status == 403
+    assert (await client.sign_in({"token": SECRETS["viewer"]})).status == 303  # the new form
+
+
+async def test_sign_out_wants_the_sessions_csrf_token(client: ConsoleClient) -> None:
+    await client.login_as("viewer")
+    resp = await client.post("/logout", data={"csrf": "guessed"}, allow_redirects=False)
+    assert resp.status == 403
+    assert "sign out again" in text_of(await resp.text())
+    await client.page("/incidents")  # still signed in
+
+
+async def test_get_logout_is_a_page_with_the_sign_out_button(client: ConsoleClient) -> None:
+    assert (await client.get("/logout", allow_redirects=False)).headers["Location"] == "/login"
+    await client.login_as("oncall")
+    html = await client.page("/logout")
+    assert 'id="logout-page-form"' in html
+    assert "Signed in as oncall" in text_of(html)
+    resp = await client.submit("/logout", {}, on="/logout")
+    assert (resp.status, resp.headers["Location"]) == (303, "/login")
 
 
 async def test_a_session_ends_after_its_time(client: ConsoleClient) -> None:

@@ -417,6 +417,8 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
         if problem is not None:
             return _refuse(request, 403, "origin", problem, logged=True)
     if roles is None:
+        if tokens and path in CONSOLE_OPEN:
+            _attach_session(request)  # none needed, but /logout checks whose form it is
         response = await handler(request)
         return response
     if not tokens:
@@ -467,6 +469,18 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     request[ROLE] = token.role
     response = await handler(request)
     return response
+
+
+def _attach_session(request: web.Request) -> None:
+    """The session of the cookie, when it is a valid one, on a page that needs none."""
+    runtime = request.app[RUNTIME]
+    session = session_of(
+        request.cookies.get(SESSION_COOKIE), runtime.settings.tokens, runtime.clock()
+    )
+    if session is not None:
+        request[ACTOR] = session.token.name
+        request[ROLE] = session.token.role
+        request[SESSION] = session
 
 
 async def _console_session(

@@ -103,6 +103,7 @@ OPERATIONS: tuple[Operation, ...] = (
     _form("/maintenance/{name}/end", forms.end_window, "End a window now", Role.ADMIN),
     Operation("GET", "/login", forms.login_page, "Sign-in page", None, _TAG, content=HTML),
     _form("/login", forms.login, "Sign in", None),
+    Operation("GET", "/logout", forms.logout_page, "Sign-out page", None, _TAG, content=HTML),
     _form("/logout", forms.logout, "Sign out", None),
     Operation(
         "GET",

@@ -3,7 +3,9 @@ cases as the JSON API, then send the browser back to a page (303)."""
 
 from __future__ import annotations
 
+import hmac
 import json
+import secrets
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, quote
 
@@ -222,18 +224,61 @@ def _secure(request: web.Request) -> bool:
     return request.secure or external.startswith("https://")
 
 
+# The sign-in form's CSRF token: there is no session yet to bind one to, so the token
+# is a random value in a cookie of its own, sent again in the form (double submit).
+LOGIN_COOKIE = "itsmd_login"
+LOGIN_FORM_TTL = timedelta(hours=1)
+
+
 @page
 async def login_page(request: web.Request) -> web.StreamResponse:
-    return render(request, "login.html", next=safe_next(request.query.get("next")), error=None)
+    return _login_form(request, next_=safe_next(request.query.get("next")))
+
+
+def _login_form(
+    request: web.Request,
+    *,
+    next_: str,
+    status: int = 200,
+    error: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> web.StreamResponse:
+    token = secrets.token_urlsafe(32)
+    response = render(
+        request, "login.html", status, headers, next=next_, error=error, login_csrf=token
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        path="/login",
+        httponly=True,
+        samesite="Strict",
+        max_age=int(LOGIN_FORM_TTL.total_seconds()),
+        secure=_secure(request) or None,
+    )
+    return response
+
+
+def _login_csrf_ok(request: web.Request, sent: str) -> bool:
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    return bool(expected) and hmac.compare_digest(expected.encode(), sent.encode())
 
 
 @page
 async def login(request: web.Request) -> web.StreamResponse:
     runtime = request.app[RUNTIME]
-    fields = await read_form(request, csrf=False)  # no session yet to bind a token to
+    fields = await read_form(request, csrf=False)  # checked against the form's own cookie
     target = safe_next(fields.get("next"))
+    if not _login_csrf_ok(request, fields.get(CSRF_FIELD, "")):
+        return _login_form(
+            request,
+            next_=target,
+            status=403,
+            error="this sign-in form is out of date or not from this page: sign in again",
+        )
     if not runtime.settings.tokens:
         response = see_other(target)
+        response.del_cookie(LOGIN_COOKIE, path="/login")
         name = clean_name(fields.get("name", ""))
         if name:
             response.set_cookie(
@@ -252,16 +297,16 @@ async def login(request: web.Request) -> web.StreamResponse:
         token = auth.log_in(request, fields.get("token", ""))
     except auth.LoginRefused as exc:
         wait = exc.retry_after_s
-        return render(
+        return _login_form(
             request,
-            "login.html",
+            next_=target,
             status=429 if wait else 401,
             headers={"Retry-After": str(wait)} if wait else None,
-            next=target,
             error=str(exc),
         )
     session = auth.sign_session(token, runtime.clock())
     response = see_other(target)
+    response.del_cookie(LOGIN_COOKIE, path="/login")
     response.set_cookie(
         auth.SESSION_COOKIE,
         session.value,
@@ -275,7 +320,24 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 @page
+async def logout_page(request: web.Request) -> web.StreamResponse:
+    """`GET /logout`: the sign-out button alone (signing out changes state: a POST)."""
+    if not viewer_of(request).signed_in:
+        return see_other("/login")
+    return render(request, "logout.html")
+
+
+@page
 async def logout(request: web.Request) -> web.StreamResponse:
+    fields = await read_form(request, csrf=False)
+    if viewer_of(request).signed_in and not csrf_ok(request, fields.get(CSRF_FIELD, "")):
+        # Without a session there is nothing to end: the cookies go all the same.
+        return error_page(
+            request,
+            403,
+            "this sign-out form is out of date or not from this page (its CSRF token does "
+            "not match your session): reload the page and sign out again",
+        )
     response = web.Response(status=303, headers={"Location": "/login", **HEADERS})
     response.del_cookie(auth.SESSION_COOKIE, path="/")
     response.del_cookie(NAME_COOKIE, path="/")
