@@ -328,12 +328,19 @@ def _quote(value: str) -> str:
 
 
 def rule_files(spec: str | Path | Sequence[str | Path]) -> list[Path]:
-    """A directory means all its *.yml and *.yaml files in name order."""
+    """A directory means all its *.yml and *.yaml files in name order, hidden ones
+    (`.name`: an editor's lock or swap file, `.#10-a.yaml`) left out."""
     paths: list[Path] = []
     for item in [spec] if isinstance(spec, str | Path) else spec:
         path = Path(item)
         if path.is_dir():
-            paths.extend(sorted(p for p in path.iterdir() if p.suffix in (".yml", ".yaml")))
+            paths.extend(
+                sorted(
+                    p
+                    for p in path.iterdir()
+                    if p.suffix in (".yml", ".yaml") and not p.name.startswith(".")
+                )
+            )
         else:
             paths.append(path)
     return paths

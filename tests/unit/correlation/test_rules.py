@@ -604,8 +604,10 @@ def test_a_directory_means_its_yml_and_yaml_files_in_name_order(tmp_path: Path) 
         "notes.txt",
         "c.yml.bak",
         "README.md",
+        ".00-hidden.yml",
     ]:
         write(tmp_path, name, "")
+    (tmp_path / ".#10-first.yml").symlink_to("nobody@host.1234")  # an Emacs lock file
     (tmp_path / "sub").mkdir()
     write(tmp_path / "sub", "nested.yml", "")
     # Name order is plain string order: "10-" sorts before "99-", and digits before letters.
