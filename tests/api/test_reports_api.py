@@ -133,6 +133,27 @@ async def history(make_client: MakeClient) -> ApiClient:
     return client
 
 
+async def test_alerts_per_incident_are_each_incidents_own_alerts(
+    make_client: MakeClient,
+) -> None:
+    """An alert that started before the period opened an incident in it: the period
+    has no alert of that rule, and the incident still has its alert."""
+    client = await make_client(RULES, sla=SLA)
+    client.clock.now = at("2026-11-01 00:10")
+    await client.webhook(
+        alert("Down", severity="critical", service="api", starts_at=at("2026-10-31 23:50"))
+    )
+    client.clock.now = at("2026-12-01 01:00")
+
+    doc = await client.get_json(REVIEW, {"from": "2026-11-01", "to": "2026-12-01"})
+
+    paging = {r["rule"]: r for r in doc["rules"]}["paging"]
+    assert paging["alerts"]["value"] == 0  # it started in October
+    assert paging["incidents"]["value"] == 1
+    assert paging["alerts_per_incident"]["value"] == 1.0
+    assert doc["totals"]["alerts_per_incident"]["value"] == 1.0
+
+
 def fig(value: Any, previous: Any, change: Any) -> dict[str, Any]:
     return {"value": value, "previous": previous, "change": change}
 

@@ -50,6 +50,7 @@ class IncidentFact:
     reopened: bool = False  # reopened at least once
     auto_resolved: bool = False  # its last resolution was the auto_resolve hold's
     problem_id: int | None = None
+    alert_count: int = 0  # its alerts, whenever they started
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +184,7 @@ def _totals(now: PeriodFacts, before: PeriodFacts) -> dict[str, Any]:
     return {
         "incidents": figure(len(now.incidents), len(before.incidents)),
         "alerts": figure(alerts, alerts_before),
-        "alerts_per_incident": figure(
-            _ratio(alerts, len(now.incidents)), _ratio(alerts_before, len(before.incidents))
-        ),
+        "alerts_per_incident": figure(_compression(now.incidents), _compression(before.incidents)),
         "mtta_s": _timing(now.incidents, before.incidents, "ack_s"),
         "mttr_s": _timing(now.incidents, before.incidents, "fix_s"),
     }
@@ -193,6 +192,13 @@ def _totals(now: PeriodFacts, before: PeriodFacts) -> dict[str, Any]:
 
 def _ratio(a: float, b: float) -> float | None:
     return None if b == 0 else a / b
+
+
+def _compression(incidents: Sequence[IncidentFact]) -> float | None:
+    """Alerts per incident opened: each incident's own alerts, whenever they started.
+    The period's alerts over its incidents would mix two sets (an alert that started
+    before the period, then opened or reopened an incident in it, reads as 0)."""
+    return _ratio(sum(i.alert_count for i in incidents), len(incidents))
 
 
 def _by_service(facts: PeriodFacts) -> dict[str | None, list[IncidentFact]]:
@@ -341,9 +347,7 @@ def _rules(
                 "matched": None if filtered else matched,
                 "alerts": figure(alerts_a.get(name, 0), alerts_b.get(name, 0)),
                 "incidents": figure(len(a), len(b)),
-                "alerts_per_incident": figure(
-                    _ratio(alerts_a.get(name, 0), len(a)), _ratio(alerts_b.get(name, 0), len(b))
-                ),
+                "alerts_per_incident": figure(_compression(a), _compression(b)),
                 "auto_resolved": figure(
                     share(sum(i.auto_resolved for i in a), len(a)),
                     share(sum(i.auto_resolved for i in b), len(b)),

@@ -90,6 +90,7 @@ def incident_facts(
         c.problem_id,
         c.reopens,
         c.resolved_by,
+        c.alert_count,
         *(_raw(conn, t) for t in times),
     ).where(*_opened_in(p, service))
     at = now.astimezone(UTC).replace(tzinfo=None)
@@ -97,7 +98,9 @@ def incident_facts(
     # few times as there are values, the parse is most of the cost).
     naive = datetime.fromisoformat if conn.dialect.name == "sqlite" else _naive
     out = []
-    for id_, svc, rule, priority, problem_id, reopens, by, *raw in conn.execute(query).all():
+    for id_, svc, rule, priority, problem_id, reopens, by, alert_count, *raw in conn.execute(
+        query
+    ).all():
         opened_raw, responded_raw, resolved_raw, respond_raw, resolve_raw = raw
         opened = naive(opened_raw)
         responded = responded_raw and naive(responded_raw)
@@ -117,6 +120,7 @@ def incident_facts(
                 reopens > 0,
                 by == _AUTO and resolved is not None,
                 problem_id,
+                alert_count,
             )
         )
     return out

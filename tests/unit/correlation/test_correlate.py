@@ -438,9 +438,7 @@ def test_every_decision_leaves_a_timeline_entry() -> None:
     ]
 
 
-def test_the_hold_names_its_end_in_whole_seconds_and_the_incident_keeps_it_exact() -> (
-    None
-):
+def test_the_hold_names_its_end_in_whole_seconds_and_the_incident_keeps_it_exact() -> None:
     e = Engine()
     opened = e.send(alert(), T0)
     resolved_at = T0 + MIN + timedelta(microseconds=250_000)
