@@ -160,10 +160,19 @@ class Settings:
 
 
 def split_listen(listen: str) -> tuple[str, int]:
+    """`HOST:PORT`; an IPv6 address in brackets (`[::1]:9877`), as in a URL."""
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdecimal() or not 0 < int(port) < 65536:
         raise ValueError(f"expected HOST:PORT, got {listen!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)  # noqa: S104 - empty host means all
+    if host.startswith("["):
+        host = host[1:-1] if host.endswith("]") else ""
+        if not host or "[" in host or "]" in host:
+            raise ValueError(f"expected HOST:PORT with an IPv6 host in brackets, got {listen!r}")
+    elif "[" in host or "]" in host or ":" in host:
+        raise ValueError(
+            f"expected HOST:PORT, got {listen!r} (an IPv6 host goes in brackets: [::1]:9877)"
+        )
+    return host or "0.0.0.0", int(port)  # noqa: S104 - empty host means all
 
 
 @dataclass(frozen=True, slots=True)

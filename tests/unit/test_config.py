@@ -220,6 +220,17 @@ def test_split_listen() -> None:
         split_listen("x")
 
 
+@pytest.mark.parametrize("listen", ["[::1:9877", "::1]:9877", "[]:9877", "[[::1]]:9877"])
+def test_an_ipv6_host_needs_its_brackets_whole(listen: str) -> None:
+    with pytest.raises(ValueError, match="IPv6 host"):
+        split_listen(listen)
+
+
+def test_an_ipv6_host_without_brackets_is_refused_with_the_way_to_write_it() -> None:
+    with pytest.raises(ValueError, match=r"an IPv6 host goes in brackets: \[::1\]:9877"):
+        split_listen("::1:9877")
+
+
 # --- database ------------------------------------------------------------------------------------
 
 
