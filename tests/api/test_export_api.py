@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
@@ -95,3 +96,20 @@ async def test_an_export_replays_whole_with_what_alertmanager_sends_at_its_edges
 async def test_a_bad_since_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["export", "alerts", "--since", "last tuesday"]) == 1
     assert "--since" in capsys.readouterr().err
+
+
+def test_a_store_that_is_not_there_or_not_itsmds_is_named_not_opened(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "none.db"
+    argv = ["export", "alerts", "--since", "1h", "--db", f"sqlite+aiosqlite:///{missing}"]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"itsmd: --db: no database file {missing}\n"
+    assert not missing.exists()  # opening it would have made an empty store
+
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE x (a)").connection.close()
+    assert main(["export", "alerts", "--since", "1h", "--db", f"sqlite+aiosqlite:///{other}"]) == 1
+    err = capsys.readouterr().err
+    assert "is not an itsmd store of this version" in err
+    assert "[SQL:" not in err

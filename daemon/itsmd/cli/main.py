@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from itsmd.correlation.correlate import WorkingSet
+    from itsmd.store.engine import Database
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 # `now` for recorded alerts: they carry their own times; one without an end time
@@ -280,15 +281,9 @@ def _explain(args: argparse.Namespace) -> int:
         for alert in alerts:
             print("\n".join(explain(alert, rules, settings.sla, now)))
         return EXIT_OK
-    from itsmd.config import database_problem
-    from itsmd.store.engine import is_sqlite
-
-    problem = database_problem(args.db)
+    problem = _store_problem(args.db)
     if problem is not None:
-        return _fail(f"--db: {problem}")
-    if is_sqlite(args.db) and not Path(args.db.split(":///", 1)[1]).is_file():
-        # Opening a missing SQLite file would create an empty store.
-        return _fail(f"--db: no database file {args.db.split(':///', 1)[1]}")
+        return _fail(problem)
     try:
         shown, states = asyncio.run(_stored_states(args.db, settings, rules, alerts))
     except _StoreError as exc:
@@ -302,28 +297,53 @@ class _StoreError(Exception):
     pass
 
 
+def _store_problem(url: str) -> str | None:
+    """Why `url` is no store to read from, before opening it (opening a missing SQLite
+    file would create an empty store)."""
+    from itsmd.config import database_problem
+    from itsmd.store.engine import is_sqlite
+
+    problem = database_problem(url)
+    if problem is not None:
+        return f"--db: {problem}"
+    if is_sqlite(url) and not Path(url.split(":///", 1)[1]).is_file():
+        return f"--db: no database file {url.split(':///', 1)[1]}"
+    return None
+
+
+async def _current_schema(db: Database) -> None:
+    """Raise _StoreError unless `db` is an itsmd store of this version."""
+    from itsmd.store.migrate import SchemaState, schema_state
+
+    state, revision = await schema_state(db)
+    if state is not SchemaState.CURRENT:
+        raise _StoreError(
+            f"the store at {db.safe_url} is not an itsmd store of this version "
+            f"({state}, revision {revision}): run `itsmd db upgrade --db URL` first"
+        )
+
+
+def _first_line(exc: Exception) -> str:
+    """A database error without the statement and the link SQLAlchemy add to it."""
+    return str(exc).split("\n", 1)[0]
+
+
 async def _stored_states(
     url: str, settings: Settings, rules: RuleSet, alerts: Sequence[Alert]
 ) -> tuple[str, list[WorkingSet]]:
     """For each alert, what the store holds that it may touch, read as the daemon's
     writer reads it before correlating (in a read transaction: nothing is written)."""
     from itsmd.store.engine import Database
-    from itsmd.store.migrate import SchemaState, schema_state
 
     db = Database(url, busy_timeout=settings.busy_timeout)
     shown = db.safe_url
     try:
-        state, revision = await schema_state(db)
-        if state is not SchemaState.CURRENT:
-            raise _StoreError(
-                f"the store at {shown} is not an itsmd store of this version "
-                f"({state}, revision {revision}): run `itsmd db upgrade --db URL` first"
-            )
+        await _current_schema(db)
         return shown, [await db.read(_loader(alert, rules)) for alert in alerts]
     except _StoreError:
         raise
     except Exception as exc:  # noqa: BLE001 - a clean message for operators
-        raise _StoreError(f"cannot read the store at {shown}: {exc}") from None
+        raise _StoreError(f"cannot read the store at {shown}: {_first_line(exc)}") from None
     finally:
         await db.dispose()
 
@@ -441,17 +461,24 @@ def _export_alerts(args: argparse.Namespace) -> int:
         return _fail(f"--since: {exc}")
     settings, _ = _settings(args)
 
+    problem = _store_problem(settings.database)
+    if problem is not None:
+        return _fail(problem)
+
     async def read() -> list[StoredAlert]:
         db = Database(settings.database, busy_timeout=settings.busy_timeout)
         try:
+            await _current_schema(db)
             return await db.read(lambda conn: repo.alerts_received_since(conn, since))
         finally:
             await db.dispose()
 
     try:
         stored = asyncio.run(read())
+    except _StoreError as exc:
+        return _fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a clean message for operators
-        return _fail(f"cannot read the store: {exc}")
+        return _fail(f"cannot read the store: {_first_line(exc)}")
     for alert in stored:
         record: dict[str, object] = {
             "labels": alert.labels,
