@@ -592,8 +592,10 @@ def _parse_window(
             f"unknown time zone {timezone!r} (e.g. Europe/Berlin)",
         )
         timezone = "UTC"
+    told = len(findings.errors)
     start = convert(findings, m, "start", path, None, parse_time)
     end = convert(findings, m, "end", path, None, parse_time)
+    told_times = len(findings.errors) != told  # a start or end given but wrong
     every = get_str(findings, m, "every", path)
     duration = _duration(findings, m, "duration", path, timedelta(0))
     if every is not None:
@@ -614,7 +616,10 @@ def _parse_window(
             )
             every = None
     elif start is None or end is None:
-        findings.error(m.line, path, "needs start and end (RFC 3339), or every (cron) and duration")
+        if not told_times or "start" not in m or "end" not in m:
+            findings.error(
+                m.line, path, "needs start and end (RFC 3339), or every (cron) and duration"
+            )
     elif end <= start:
         findings.error(m.line_of("end"), join(path, "end"), "must be after start")
     if len(findings.errors) != before:

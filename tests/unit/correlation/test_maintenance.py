@@ -159,3 +159,31 @@ def test_mistakes_are_reported_with_the_window(tmp_path: Path, body: str, messag
     assert any(
         message in str(p) and "maintenance[0] (w)" in str(p) for p in raised.value.findings
     ), raised.value
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        "    start: 2026-12-01 02:00\n    end: 2026-12-01T04:00:00Z\n",
+        "    start: 2026-12-01T02:00:00Z\n    end: tomorrow\n",
+    ],
+)
+def test_a_time_given_but_wrong_is_the_one_finding(tmp_path: Path, times: str) -> None:
+    """Not also "needs start and end": it was given, it did not parse."""
+    path = tmp_path / "rules.yml"
+    path.write_text("maintenance:\n  - name: w\n    match: '{}'\n" + times)
+    with pytest.raises(LoadError) as raised:
+        load_rules([path])
+    (finding,) = raised.value.findings
+    assert "not an RFC 3339 time" in str(finding)
+
+
+def test_a_wrong_start_and_no_end_are_two_findings(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text("maintenance:\n  - name: w\n    match: '{}'\n    start: 2026-12-01 02:00\n")
+    with pytest.raises(LoadError) as raised:
+        load_rules([path])
+    assert [str(f).split(": ", 1)[1] for f in raised.value.findings] == [
+        "maintenance[0] (w): needs start and end (RFC 3339), or every (cron) and duration",
+        "maintenance[0] (w).start: not an RFC 3339 time: '2026-12-01 02:00'",
+    ]
