@@ -295,3 +295,13 @@ async def test_without_tokens_a_foreign_host_is_refused(make_console: MakeConsol
     resp = await client.get("/incidents", headers={"Host": "rebound.example:9877"})
     assert resp.status == 403
     assert "is not this daemon's" in text_of(await resp.text())
+
+
+async def test_a_second_sign_in_tab_keeps_the_first_ones_form_good(client: ConsoleClient) -> None:
+    first = await client.csrf("/login")
+    second = await client.csrf("/login")
+    assert first == second
+    resp = await client.post(
+        "/login", data={"token": SECRETS["viewer"], "csrf": first}, allow_redirects=False
+    )
+    assert resp.status == 303

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from datetime import datetime, timedelta
 from urllib.parse import parse_qsl, quote
@@ -228,6 +229,7 @@ def _secure(request: web.Request) -> bool:
 # is a random value in a cookie of its own, sent again in the form (double submit).
 LOGIN_COOKIE = "itsmd_login"
 LOGIN_FORM_TTL = timedelta(hours=1)
+_LOGIN_TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 
 
 @page
@@ -243,7 +245,10 @@ def _login_form(
     error: str | None = None,
     headers: dict[str, str] | None = None,
 ) -> web.StreamResponse:
-    token = secrets.token_urlsafe(32)
+    # The browser's token when it has one: a second tab's form keeps the first one good.
+    token = request.cookies.get(LOGIN_COOKIE, "")
+    if not _LOGIN_TOKEN.fullmatch(token):
+        token = secrets.token_urlsafe(32)
     response = render(
         request, "login.html", status, headers, next=next_, error=error, login_csrf=token
     )
