@@ -117,6 +117,10 @@ async def test_show_puts_the_workaround_first_and_groups_the_alerts(
     assert "    firing    pod=web-0   since 04:00 (12 min ago)" in lines
     assert "    … and 10 more (--json shows all)" in lines
     assert "  Latency: 1 alerts, 1 firing" in lines
+    # Why the 30 OOMKilled alerts are here: the opener's reason, then the others' once.
+    why = [line for line in lines if line.startswith("    why: ")]
+    assert [line.split(": ", 2)[1] for line in why] == ["opened", "joined", "joined"]
+    assert why[1].endswith(" … ×29")
     # the labels that tell the alerts apart; not those they share, nor the fingerprint
     assert "env=prod" not in out
     fingerprints = [a["fingerprint"] for a in (await client.incident("INC-1"))["alerts"]]

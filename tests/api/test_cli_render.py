@@ -13,6 +13,9 @@ import pytest
 from itsmd.cli import render
 from itsmd.cli.client import ClientError
 from itsmd.cli.selectors import selector
+from itsmd.console.present import collapse
+from itsmd.durations import format_time
+from tests.unit.correlation.test_correlate import MIN, T0, Engine, alert
 
 NOW = datetime(2026, 11, 28, 3, 0, tzinfo=UTC)
 
@@ -90,24 +93,45 @@ def test_placements_that_differ_only_in_a_fingerprint_or_a_count_fold() -> None:
     ]
 
 
-def test_other_entries_fold_only_word_for_word_and_never_what_people_did() -> None:
+def test_other_entries_fold_word_for_word_and_never_what_people_did() -> None:
     resolved = "alert_resolved"
     entries = [
         _entry("alert Down (0123456789abcdef) resolved; 2 still firing", resolved, "t1"),
         _entry("alert Down (fedcba9876543210) resolved; 1 still firing", resolved, "t2"),
-        _entry("alert Down (0123456789abcdef) fired again", "alert_refired", "t3"),
-        _entry("alert Down (0123456789abcdef) fired again", "alert_refired", "t4"),
-        _entry("looking", "commented", "t5", actor="ana"),
-        _entry("looking", "commented", "t6", actor="ana"),
+        _entry("looking", "commented", "t3", actor="ana"),
+        _entry("looking", "commented", "t4", actor="ana"),
+        _entry("alert Down (fedcba9876543210) resolved; 1 still firing", resolved, "t5"),
     ]
     folded = [(e["message"], count, last) for e, count, last in render.folded(entries)]
     assert folded == [
         ("alert Down (0123456789abcdef) resolved; 2 still firing", 1, "t1"),
-        ("alert Down (fedcba9876543210) resolved; 1 still firing", 1, "t2"),
-        ("alert Down (0123456789abcdef) fired again", 2, "t4"),
-        ("looking", 1, "t5"),
-        ("looking", 1, "t6"),
+        ("alert Down (fedcba9876543210) resolved; 1 still firing", 2, "t5"),  # not next to it
+        ("looking", 1, "t3"),
+        ("looking", 1, "t4"),
     ]
+
+
+def test_a_flapping_alert_folds_in_the_cli_as_in_the_console() -> None:
+    """The timeline the daemon writes for an alert that fires and resolves three times:
+    the CLI folds the same lines as the console, with the same counts."""
+    engine = Engine()
+    opened = engine.send(alert(instance="a"), T0)
+    for flap in range(3):
+        engine.send(alert("resolved", instance="a"), T0 + (2 * flap + 1) * MIN)
+        if flap < 2:
+            engine.send(alert(instance="a"), T0 + (2 * flap + 2) * MIN)
+    entries = [e for e in engine.ws.timeline if e.incident_id == opened.incident_id]
+    as_json = [
+        {"kind": e.kind.value, "actor": e.actor, "message": e.message, "at": format_time(e.at)}
+        for e in entries
+    ]
+
+    cli = [(e["kind"], count) for e, count, _ in render.folded(as_json)]
+    console = [(line.first.kind.value, line.count) for line in collapse(entries)]
+
+    assert cli == console
+    assert ("alert_resolved", 3) in cli
+    assert ("hold_cancelled", 2) in cli
 
 
 @pytest.mark.parametrize(

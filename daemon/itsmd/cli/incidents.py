@@ -199,12 +199,9 @@ def _alerts(inc: Mapping[str, Any], now: datetime) -> None:
     for alertname, members in groups.items():
         on = sum(a["status"] == "firing" for a in members)
         print(f"  {alertname}: {len(members)} alerts, {on} firing")
-        reasons = [
-            {"kind": "", "actor": "", "message": f"{d['action']}: {d['reason']}", "at": ""}
-            for d in (a["decision"] for a in members)
-        ]
-        for reason, count, _ in render.folded(reasons):
-            print(f"    why: {reason['message']}" + (f" … ×{count}" if count > 1 else ""))
+        decisions = (a["decision"] for a in members)
+        for reason, count in render.reasons(f"{d['action']}: {d['reason']}" for d in decisions):
+            print(f"    why: {reason}" + (f" … ×{count}" if count > 1 else ""))
         width = max(len(render.labels_text(a["labels"], names)) for a in members)
         for a in members[:SHOWN_PER_GROUP]:
             line = f"    {a['status']:8}  {render.labels_text(a['labels'], names):{width}}"

@@ -126,23 +126,46 @@ _PER_ALERT = frozenset({TimelineKind.ALERT_JOINED.value, TimelineKind.SYMPTOM_AT
 
 
 def folded(entries: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int, str]]:
-    """Runs of the daemon's timeline entries that say the same thing, as (first entry,
-    how many, the last one's time): entries placing alerts whose messages differ only
-    in a fingerprint or a number (each alert's decision is listed under its alerts),
-    any other entry word for word (a flapping alert's re-fires). A resolve's "2 still
-    firing" is news each time, so it never folds into another resolve; what people
-    did never folds (as in the console, docs/console.md)."""
+    """The timeline as the console folds it (docs/console.md), as (first entry, how
+    many, the last one's time): a run of the daemon's entries placing alerts whose
+    messages differ only in a fingerprint or a number folds into its first (each
+    alert's decision is listed under its alerts); any other entry of the daemon folds
+    into an earlier one that says the same word for word, wherever it is (a flapping
+    alert's re-fires and resolves). A resolve's "2 still firing" is news each time, so
+    it never folds into another resolve; what people did never folds."""
     out: list[tuple[Mapping[str, Any], int, str]] = []
-    key: tuple[Any, ...] | None = None
+    seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in out
+    run: tuple[str, str] | None = None  # the placement run `out[-1]` is, if any
     for entry in entries:
         kind, message = entry["kind"], entry["message"]
-        if kind in _PER_ALERT:
-            message = _VARYING.sub("#", message)
-        this = (kind, message) if entry["actor"] == SYSTEM_ACTOR else None
-        if out and this is not None and this == key:
-            first, count, _ = out[-1]
-            out[-1] = (first, count + 1, entry["at"])
-        else:
+        system = entry["actor"] == SYSTEM_ACTOR
+        if system and kind in _PER_ALERT:
+            key = (kind, _VARYING.sub("#", message))
+            if key == run:
+                first, count, _ = out[-1]
+                out[-1] = (first, count + 1, entry["at"])
+                continue
+            run = key
             out.append((entry, 1, entry["at"]))
-        key = this
+            continue
+        run = None
+        at = seen.get((kind, message)) if system else None
+        if at is not None:
+            first, count, _ = out[at]
+            out[at] = (first, count + 1, entry["at"])
+            continue
+        if system:
+            seen[(kind, message)] = len(out)
+        out.append((entry, 1, entry["at"]))
     return out
+
+
+def reasons(messages: Iterable[str]) -> list[tuple[str, int]]:
+    """Decisions' reasons, each once with how many alerts gave it, in first-seen order;
+    reasons that differ only in a fingerprint or a number ("(3 firing)") are one."""
+    found: dict[str, tuple[str, int]] = {}
+    for message in messages:
+        key = _VARYING.sub("#", message)
+        first, count = found.get(key, (message, 0))
+        found[key] = (first, count + 1)
+    return list(found.values())
