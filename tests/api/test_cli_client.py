@@ -57,6 +57,7 @@ async def test_an_action_from_the_command_line_keeps_its_note(
         ("http://[::1", "Invalid IPv6 URL"),
         ("http://127.0.0.1:abc", "Port could not be cast to integer"),
         ("http://127.0.0.1:99999", "Port out of range"),
+        ("http://127.0.0.1:0", "port 0 is no port"),
         ("http://itsmd example:9877", "has spaces or control characters"),
         ("http://127.0.0.1:9877/\x01", "has spaces or control characters"),
     ],

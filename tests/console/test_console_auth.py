@@ -191,6 +191,11 @@ async def test_the_sign_in_form_is_refused_without_its_own_csrf_token(
     assert (await client.sign_in({"token": SECRETS["viewer"]})).status == 303  # the new form
 
 
+async def test_signing_out_without_a_session_needs_no_form(client: ConsoleClient) -> None:
+    resp = await client.post("/logout", allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (303, "/login")
+
+
 async def test_sign_out_wants_the_sessions_csrf_token(client: ConsoleClient) -> None:
     await client.login_as("viewer")
     resp = await client.post("/logout", data={"csrf": "guessed"}, allow_redirects=False)

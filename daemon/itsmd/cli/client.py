@@ -96,9 +96,11 @@ def base_url(args: argparse.Namespace) -> str:
         )
     try:
         parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # a port that is not a number raises here
+        port = parts.port  # a port that is not a number raises here
     except ValueError as exc:
         raise ClientError(f"the itsmd URL {url!r} (--url or ITSMD_URL): {exc}") from None
+    if port == 0:
+        raise ClientError(f"the itsmd URL {url!r} (--url or ITSMD_URL): port 0 is no port")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ClientError(
             f"the itsmd URL {url!r} (--url or ITSMD_URL): expected http://HOST:PORT "

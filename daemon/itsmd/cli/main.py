@@ -396,7 +396,7 @@ def _replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_alerts(body: object, now: datetime) -> Sequence[Alert]:
+def _parse_alerts(body: object, now: datetime, *, recorded: bool = False) -> Sequence[Alert]:
     """A webhook payload, a list of alerts, or one alert (Alertmanager's shape),
     through the daemon's own sources."""
     from itsmd.server.app import SOURCES
@@ -404,9 +404,10 @@ def _parse_alerts(body: object, now: datetime) -> Sequence[Alert]:
     webhook, generic = (route.source for route in SOURCES)
     if isinstance(body, dict) and "alerts" in body:
         return webhook.parse(body, now)
-    return generic.parse(
-        [_as_recorded(a) for a in (body if isinstance(body, list) else [body])], now
-    )
+    items = body if isinstance(body, list) else [body]
+    if recorded:  # replay: what the daemon stored, not a request
+        items = [_as_recorded(item) for item in items]
+    return generic.parse(items, now)
 
 
 def _as_recorded(item: object) -> object:
@@ -439,7 +440,7 @@ def _recorded_alerts(lines: Iterable[str], name: str) -> list[Alert]:
         if not line.strip():
             continue
         try:
-            alerts.extend(_parse_alerts(orjson.loads(line), _RECORDED_NOW))
+            alerts.extend(_parse_alerts(orjson.loads(line), _RECORDED_NOW, recorded=True))
         except orjson.JSONDecodeError as exc:
             raise ValueError(f"{name}:{number}: malformed JSON: {exc}") from None
         except PayloadError as exc:

@@ -334,9 +334,10 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 
 @page
 async def logout(request: web.Request) -> web.StreamResponse:
-    fields = await read_form(request, csrf=False)
-    if viewer_of(request).signed_in and not csrf_ok(request, fields.get(CSRF_FIELD, "")):
-        # Without a session there is nothing to end: the cookies go all the same.
+    # Without a session there is nothing to end and no form to read: the cookies go.
+    signed_in = viewer_of(request).signed_in
+    fields = await read_form(request, csrf=False) if signed_in else {}
+    if signed_in and not csrf_ok(request, fields.get(CSRF_FIELD, "")):
         return error_page(
             request,
             403,

@@ -129,7 +129,16 @@ def test_an_sres_own_rule_file_does_not_change_what_the_tests_see(tmp_path: Path
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [("{not json", "malformed JSON"), ('{"labels": ["a"]}', "labels")],
+    [
+        ("{not json", "malformed JSON"),
+        ('{"labels": ["a"]}', "labels"),
+        # Refused as the daemon's /api/v1/alerts refuses it (replay alone takes it).
+        (
+            '{"labels": {"alertname": "A"}, "startsAt": "2026-12-01T02:00:00Z",'
+            ' "endsAt": "2026-12-01T01:00:00Z"}',
+            "endsAt: expected a time not before startsAt",
+        ),
+    ],
 )
 def test_the_command_says_what_is_wrong_with_the_file(
     tmp_path: Path,
