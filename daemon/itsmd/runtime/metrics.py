@@ -50,6 +50,7 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self._problem_rules: set[str] = set()  # the rules `problems_opened` has series of
         self.alerts_deduplicated = Counter(
             "itsmd_alerts_deduplicated",
             "Alerts received again unchanged (re-sends, retries, HA replicas).",
@@ -271,9 +272,15 @@ class Metrics:
 
     def know_problem_rules(self, names: Iterable[str]) -> None:
         """A series at 0 for every problem rule in force, so that a rate over the
-        opened problems reads 0, not nothing, before the first one opens."""
-        for name in names:
+        opened problems reads 0, not nothing, before the first one opens; the series
+        of a rule a reload removed leaves, as a removed check's do."""
+        wanted = set(names)
+        for gone in self._problem_rules - wanted:
+            with contextlib.suppress(KeyError):
+                self.problems_opened.remove(gone)
+        for name in wanted:
             self.problems_opened.labels(name).inc(0)
+        self._problem_rules = wanted
 
     def forget_check(self, name: str) -> None:
         """A check removed from the rules leaves the exposition."""
