@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
-from itsmd.models import SYSTEM_ACTOR, TimelineKind
+from itsmd.folding import fold
 
 
 def parse(text: str | None) -> datetime | None:
@@ -121,43 +121,20 @@ def labels_text(labels: Mapping[str, str], names: Iterable[str]) -> str:
 # A fingerprint in parentheses and numbers: what changes between the entries of a run
 # placing alerts ("alert Down (a1b2...): joined ... (3 firing)").
 _VARYING = re.compile(r"\([0-9a-f]{16}\)|\d+")
-# Entries that place one alert each: what each says is also in its alert's decision.
-_PER_ALERT = frozenset({TimelineKind.ALERT_JOINED.value, TimelineKind.SYMPTOM_ATTACHED.value})
 
 
 def folded(entries: Sequence[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], int, str]]:
-    """The timeline as the console folds it (docs/console.md), as (first entry, how
-    many, the last one's time): a run of the daemon's entries placing alerts whose
-    messages differ only in a fingerprint or a number folds into its first (each
-    alert's decision is listed under its alerts); any other entry of the daemon folds
-    into an earlier one that says the same word for word, wherever it is (a flapping
-    alert's re-fires and resolves). A resolve's "2 still firing" is news each time, so
-    it never folds into another resolve; what people did never folds."""
-    out: list[tuple[Mapping[str, Any], int, str]] = []
-    seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in out
-    run: tuple[str, str] | None = None  # the placement run `out[-1]` is, if any
-    for entry in entries:
-        kind, message = entry["kind"], entry["message"]
-        system = entry["actor"] == SYSTEM_ACTOR
-        if system and kind in _PER_ALERT:
-            key = (kind, _VARYING.sub("#", message))
-            if key == run:
-                first, count, _ = out[-1]
-                out[-1] = (first, count + 1, entry["at"])
-                continue
-            run = key
-            out.append((entry, 1, entry["at"]))
-            continue
-        run = None
-        at = seen.get((kind, message)) if system else None
-        if at is not None:
-            first, count, _ = out[at]
-            out[at] = (first, count + 1, entry["at"])
-            continue
-        if system:
-            seen[(kind, message)] = len(out)
-        out.append((entry, 1, entry["at"]))
-    return out
+    """The timeline as the console folds it (`itsmd.folding`), as (first entry, how
+    many, the last one's time); a run of placements goes on here only while the
+    messages differ in nothing but a fingerprint or a number (one line per alertname)."""
+    return [
+        (f.first, f.count, f.last["at"])
+        for f in fold(
+            entries,
+            lambda e: (e["kind"], e["actor"], e["message"]),
+            lambda kind, message: (kind, _VARYING.sub("#", message)),
+        )
+    ]
 
 
 def reasons(messages: Iterable[str]) -> list[tuple[str, int]]:

@@ -10,14 +10,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsmd.models import (
-    SYSTEM_ACTOR,
-    Action,
-    AlertStatus,
-    StoredAlert,
-    TimelineEntry,
-    TimelineKind,
-)
+from itsmd.folding import fold
+from itsmd.models import Action, AlertStatus, StoredAlert, TimelineEntry
 
 # Labels every alert of an incident has in common say nothing about one of them; of the
 # labels that differ, these say the most and come first.
@@ -130,11 +124,6 @@ def alert_view(alerts: Sequence[StoredAlert], shown: int | None = None) -> Alert
 
 # ---- timeline
 
-# Lines that place one alert each. A run of them (an alert storm joining one incident)
-# folds into one line: each alert's placement and its reason are under Alerts. Other
-# per-alert lines (resolved, re-fired, reconciled) say what the alert list does not.
-_PER_ALERT = frozenset({TimelineKind.ALERT_JOINED, TimelineKind.SYMPTOM_ATTACHED})
-
 
 @dataclass(frozen=True, slots=True)
 class TimelineLine:
@@ -145,33 +134,10 @@ class TimelineLine:
 
 
 def collapse(entries: Sequence[TimelineEntry]) -> list[TimelineLine]:
-    """The daemon's own lines that say exactly what an earlier one said (same kind and
-    message) fold into that one, with a count and the time of the last: a flapping
-    alert's re-fires read as one line "x40", not forty. A run of the daemon's lines
-    placing alerts, of one kind with nothing else between them, folds into its first
-    line: 500 alerts joining in a storm read as "500 alerts", the first one's line
-    shown. What people did is never folded: each act is its own line."""
-    lines: list[TimelineLine] = []
-    seen: dict[tuple[str, str], int] = {}  # (kind, message) -> index in lines
-    for entry in entries:
-        system = entry.actor == SYSTEM_ACTOR
-        last = lines[-1] if lines else None
-        if (
-            system
-            and entry.kind in _PER_ALERT
-            and last is not None
-            and last.first.kind is entry.kind
-            and last.first.actor == SYSTEM_ACTOR
-        ):
-            lines[-1] = TimelineLine(last.first, entry.at, last.count + 1, alerts=True)
-            continue
-        key = (entry.kind.value, entry.message)
-        at = seen.get(key) if system else None
-        if at is not None:
-            line = lines[at]
-            lines[at] = TimelineLine(line.first, entry.at, line.count + 1, line.alerts)
-            continue
-        if system:
-            seen[key] = len(lines)
-        lines.append(TimelineLine(entry, entry.at))
-    return lines
+    """The timeline folded as `itsmd.folding` says: a flapping alert's re-fires read
+    as one line "x40", 500 alerts joining in a storm as one line and "500 alerts"; what
+    people did is never folded."""
+    return [
+        TimelineLine(f.first, f.last.at, f.count, f.run)
+        for f in fold(entries, lambda e: (e.kind.value, e.actor, e.message))
+    ]
