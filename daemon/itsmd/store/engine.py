@@ -37,7 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from itsmd.store.tables import leases
+from itsmd.store.tables import json_text, leases
 
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
@@ -227,17 +227,13 @@ def _stamp_probe_row(conn: Connection, holder: str, now: datetime) -> None:
         pass
 
 
-def _json_dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
 def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engine:
     # The URL's driver (e.g. +aiosqlite) is replaced by the standard library's.
     engine = create_engine(
         url.set(drivername="sqlite"),
         connect_args={"check_same_thread": False, "timeout": busy_timeout.total_seconds()},
         pool_size=READER_THREADS + 1,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
     )
 
@@ -282,7 +278,7 @@ def _postgres_engine(url: str, busy_timeout: timedelta, bounded: bool = True) ->
     return create_async_engine(
         url,
         pool_pre_ping=True,
-        json_serializer=_json_dumps,
+        json_serializer=json_text,
         json_deserializer=orjson.loads,
         connect_args=connect_args,
     )

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -46,13 +47,9 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
-        if value.tzinfo is not UTC:
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to the store")
-            value = value.astimezone(UTC)
         if dialect.name == "sqlite":
-            return _sqlite_text(value)
-        return value
+            return sqlite_time(value)
+        return _utc(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -63,6 +60,24 @@ class UTCDateTime(TypeDecorator[datetime]):
             return datetime.fromisoformat(value + "+00:00")
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as stored (the engines' serializer)."""
+    return orjson.dumps(value).decode()
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is not UTC:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+    return value
+
+
+def sqlite_time(value: datetime) -> str:
+    """A time as SQLite stores it (UTCDateTime): fixed-width UTC text."""
+    return _sqlite_text(_utc(value))
 
 
 @lru_cache(maxsize=4096)  # a batch repeats its receive time and often its startsAt
