@@ -235,6 +235,9 @@ class Service:
     line: int = 0
 
 
+ROUTES_REMEMBERED = 10_000
+
+
 @dataclass(frozen=True, slots=True)
 class RuleSet:
     incident_rules: tuple[IncidentRule, ...] = ()
@@ -249,10 +252,20 @@ class RuleSet:
     _known: SelectorIndex[KnownError] = field(init=False, repr=False, compare=False)
     _services: dict[str, Service] = field(init=False, repr=False, compare=False)
     _upstream: dict[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
+    # Every label an incident rule's selectors or group_by read: alerts alike in these
+    # route alike, so a storm of one group routes once (`route`).
+    _routed_by: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _routes: dict[tuple[str | None, ...], RuleMatch | None] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         index = SelectorIndex([(rule, rule.match) for rule in self.incident_rules])
         object.__setattr__(self, "_index", index)
+        read = {m.name for rule in self.incident_rules for sel in rule.match for m in sel.matchers}
+        read.update(name for rule in self.incident_rules for name in rule.group_by)
+        object.__setattr__(self, "_routed_by", tuple(sorted(read)))
+        object.__setattr__(self, "_routes", {})
         known = SelectorIndex([(k, k.match) for k in self.known_errors])
         object.__setattr__(self, "_known", known)
         object.__setattr__(self, "_services", {svc.name: svc for svc in self.services})
@@ -296,12 +309,20 @@ class RuleSet:
         return None
 
     def route(self, labels: Mapping[str, str]) -> RuleMatch | None:
-        """First matching incident rule wins (found through the index, not a scan)."""
+        """First matching incident rule wins (found through the index, not a scan).
+        The answer depends only on the labels the rules read, and is remembered by
+        their values (a missing label and an empty one may be remembered apart)."""
+        read = tuple(map(labels.get, self._routed_by))
+        try:
+            return self._routes[read]
+        except KeyError:
+            pass
         rule = self._index.first(labels)
-        if rule is None:
-            return None
-        key, group = rule.key_for(labels)
-        return RuleMatch(rule, key, group)
+        found = None if rule is None else RuleMatch(rule, *rule.key_for(labels))
+        if len(self._routes) >= ROUTES_REMEMBERED:
+            self._routes.clear()  # a bound, rarely reached: one entry per group of alerts
+        self._routes[read] = found
+        return found
 
     def rule(self, name: str) -> IncidentRule | None:
         return next((r for r in self.incident_rules if r.name == name), None)
