@@ -146,6 +146,21 @@ class WorkingSet:
             del self.current[inc.key]
         self._track_service(inc)
 
+    def change_incident(self, inc: Incident, **changes: Any) -> Incident:
+        """`inc` with `changes`, put in the set. A loaded incident is copied; one this
+        batch made (a copy, or a new incident) is changed in place, as only the set
+        holds it: an incident that 300 alerts join in one batch is copied once, not
+        300 times. For counters and times that callers do not read from an older
+        reference after the change."""
+        assert inc.id is not None
+        if self.incidents.get(inc.id) is not inc or self.loaded_incidents.get(inc.id) is inc:
+            inc = evolve(inc, **changes)
+        else:
+            for name, value in changes.items():
+                object.__setattr__(inc, name, value)
+        self.put_incident(inc)
+        return inc
+
     def apply(self, transition: lifecycle.Transition) -> Incident:
         inc, entry, events = transition
         self.put_incident(inc)
@@ -310,8 +325,8 @@ class Correlator:
         if inc is None:
             return
         firing = max(inc.firing_count - 1, 0)
-        inc = evolve(inc, firing_count=firing, all_clear_at=now if firing == 0 else None)
-        self.ws.put_incident(inc)
+        all_clear_at = now if firing == 0 else None
+        inc = self.ws.change_incident(inc, firing_count=firing, all_clear_at=all_clear_at)
         alertname = row.labels.get("alertname", row.fingerprint)
         self.ws.note(
             inc,
@@ -562,16 +577,19 @@ class Correlator:
                 TimelineKind.HOLD_CANCELLED,
                 "auto-resolve hold cancelled: an alert fired again",
             )
-        inc = evolve(
+        inc = self.ws.change_incident(
             inc,
             alert_count=inc.alert_count + (1 if new_alert else 0),
             firing_count=inc.firing_count + 1,
             all_clear_at=None,
             auto_resolve_at=None,
         )
-        self.ws.put_incident(inc)
         decision = Decision(action, reason, inc.rule, inc.key)
-        row = evolve(row, incident_id=inc.id, decision=decision)
+        if row.identity in self.ws.alerts:
+            row = evolve(row, incident_id=inc.id, decision=decision)
+        else:  # a new row only this call holds (`_new_row`): decided in place
+            object.__setattr__(row, "incident_id", inc.id)
+            object.__setattr__(row, "decision", decision)
         self.ws.put_alert(row)
         assert not implicit or kind is joins.kind_of(action)
         self.ws.place(row, kind, now, implicit)
