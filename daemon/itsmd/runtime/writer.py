@@ -378,8 +378,9 @@ class Writer:
 
     def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:
         self._metrics.commit_batch_alerts.observe(len(alerts))
-        for alert in alerts:
-            self._metrics.alerts_received.labels(alert.source, alert.status.value).inc()
+        received = Counter((alert.source, alert.status.value) for alert in alerts)
+        for (source, status), count in received.items():  # one update per series, not per alert
+            self._metrics.alerts_received.labels(source, status).inc(count)
         self._metrics.record(ws.events)
 
 
