@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 
 import orjson
 
@@ -83,6 +84,7 @@ def parse_size(text: str | int) -> int:
     return int(m.group(1)) * _SIZE_UNITS[m.group(2) or ""]
 
 
+@lru_cache(maxsize=4096)  # the alerts of one evaluation share their startsAt
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 time into an aware UTC datetime (sub-microseconds dropped)."""
     m = _TIME_RE.match(text)
