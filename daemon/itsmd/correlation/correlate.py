@@ -150,15 +150,21 @@ class WorkingSet:
         """`inc` with `changes`, put in the set. A loaded incident is copied; one this
         batch made (a copy, or a new incident) is changed in place, as only the set
         holds it: an incident that 300 alerts join in one batch is copied once, not
-        300 times. For counters and times that callers do not read from an older
-        reference after the change."""
-        assert inc.id is not None
-        if self.incidents.get(inc.id) is not inc or self.loaded_incidents.get(inc.id) is inc:
+        300 times. Only for the counters and times of `_IN_PLACE`, which callers do
+        not read from an older reference after the change."""
+        incident_id = inc.id
+        assert incident_id is not None
+        assert _IN_PLACE.issuperset(changes), changes
+        if (
+            self.incidents.get(incident_id) is not inc
+            or self.loaded_incidents.get(incident_id) is inc
+        ):
             inc = evolve(inc, **changes)
-        else:
+            self.put_incident(inc)
+        else:  # neither its key, status nor service changes: only mark it changed
             for name, value in changes.items():
                 object.__setattr__(inc, name, value)
-        self.put_incident(inc)
+            self.dirty_incidents.add(incident_id)
         return inc
 
     def apply(self, transition: lifecycle.Transition) -> Incident:
@@ -194,9 +200,16 @@ class WorkingSet:
 
     def firing_episode(self, fingerprint: str) -> StoredAlert | None:
         """The latest firing episode of a fingerprint, if one is loaded."""
-        loaded = (self.alerts[identity] for identity in self.episodes.get(fingerprint, ()))
+        identities = self.episodes.get(fingerprint)
+        if not identities:
+            return None  # a new alert, the common case
+        loaded = (self.alerts[identity] for identity in identities)
         firing = [a for a in loaded if a.status is FIRING]
         return max(firing, key=lambda a: a.starts_at, default=None)
+
+
+# What `WorkingSet.change_incident` may change in place.
+_IN_PLACE = frozenset({"alert_count", "firing_count", "all_clear_at", "auto_resolve_at"})
 
 
 @dataclass(frozen=True, slots=True)
