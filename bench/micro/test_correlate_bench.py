@@ -118,12 +118,9 @@ def loaded(alerts: list[StoredAlert], incidents: list[Incident]) -> WorkingSet:
     """A working set filled as store.repo.load_working_set fills it: nothing dirty yet."""
     ws = WorkingSet()
     for a in alerts:
-        ws.alerts[a.identity] = a
-        ws.seen_fingerprints.add(a.fingerprint)
+        ws.load_alert(a)
     for inc in incidents:
-        assert inc.id is not None
-        ws.incidents[inc.id] = inc
-        ws.current[inc.key] = inc.id
+        ws.load_incident(inc)  # as loaded: a change copies it (WorkingSet.change_incident)
     return ws
 
 

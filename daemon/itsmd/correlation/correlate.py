@@ -161,10 +161,12 @@ class WorkingSet:
         ):
             inc = evolve(inc, **changes)
             self.put_incident(inc)
-        else:  # neither its key, status nor service changes: only mark it changed
+        else:
             for name, value in changes.items():
                 object.__setattr__(inc, name, value)
-            self.dirty_incidents.add(incident_id)
+            # Put again all the same: tracking the newest open incident of a service
+            # depends on the order incidents are put in, not only on their fields.
+            self.put_incident(inc)
         return inc
 
     def apply(self, transition: lifecycle.Transition) -> Incident:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from itsmd.correlation import lifecycle
+from itsmd.correlation.correlate import Correlator, Router, WorkingSet
 from itsmd.correlation.rules import load_rules
 from itsmd.correlation.sla import SlaTarget
-from itsmd.models import Action, IncidentStatus, Level, Priority, TimelineKind
+from itsmd.models import Action, Alert, IncidentStatus, Level, Priority, TimelineKind
 from itsmd.yamlsource import LoadError
 from tests.unit.correlation.test_correlate import MIN, T0, Engine, alert
 
@@ -218,3 +219,73 @@ def test_a_raise_takes_the_priority_of_the_combined_impact_and_urgency(tmp_path:
     )
     inc = engine.incident(root)
     assert (inc.impact, inc.urgency, inc.priority) == (Level.HIGH, Level.HIGH, Priority.P1)
+
+
+# Two open incidents of one upstream service, changed in one batch (one working set):
+# the symptom goes to the newest still open, however often the older one changed.
+BY_ALERT = """\
+incidents:
+  - name: symptoms
+    match: '{service="checkout"}'
+    group_by: [service]
+    attach_to_upstream: true
+  - name: by-alert
+    match: '{}'
+    group_by: [alertname]
+    auto_resolve: 0s
+services:
+  - name: checkout
+    depends_on: [postgres]
+  - name: postgres
+"""
+
+
+def _batch(tmp_path: Path, ws: WorkingSet | None = None) -> tuple[Correlator, WorkingSet]:
+    (tmp_path / "rules.yml").write_text(BY_ALERT)
+    ws = ws or WorkingSet()
+    return Correlator(Router(load_rules([tmp_path / "rules.yml"])), ws, {}), ws
+
+
+def _firing(name: str, service: str, instance: str = "1", status: str = "firing") -> Alert:
+    return alert(status, alertname=name, service=service, instance=instance)
+
+
+def test_a_symptom_finds_the_older_upstream_incident_once_the_newer_resolved(
+    tmp_path: Path,
+) -> None:
+    correlator, _ = _batch(tmp_path)
+    older = correlator.apply(_firing("A", "postgres"), T0)
+    newer = correlator.apply(_firing("B", "postgres"), T0 + MIN)
+    assert older.incident_id != newer.incident_id
+    correlator.apply(_firing("B", "postgres", status="resolved"), T0 + 2 * MIN)  # auto-resolves
+    correlator.apply(_firing("A", "postgres", "2"), T0 + 3 * MIN)  # the older changes again
+    symptom = correlator.apply(_firing("Slow", "checkout"), T0 + 4 * MIN)
+    assert symptom.incident_id == older.incident_id
+
+
+def test_of_two_upstream_incidents_opened_together_the_one_changed_last_takes_a_symptom(
+    tmp_path: Path,
+) -> None:
+    correlator, _ = _batch(tmp_path)
+    first = correlator.apply(_firing("A", "postgres"), T0)
+    correlator.apply(_firing("B", "postgres"), T0)
+    correlator.apply(_firing("A", "postgres", "2"), T0)
+    symptom = correlator.apply(_firing("Slow", "checkout"), T0)
+    assert symptom.incident_id == first.incident_id
+
+
+def test_a_batch_over_loaded_incidents_finds_the_older_upstream_incident(tmp_path: Path) -> None:
+    correlator, earlier = _batch(tmp_path)
+    older = correlator.apply(_firing("A", "postgres"), T0)
+    correlator.apply(_firing("B", "postgres"), T0 + MIN)
+    loaded = WorkingSet()  # the next batch, as the store loads it
+    for inc in earlier.incidents.values():
+        loaded.load_incident(inc)
+    for row in earlier.alerts.values():
+        loaded.load_alert(row)
+    correlator, _ = _batch(tmp_path, loaded)
+    correlator.apply(_firing("A", "postgres", "2"), T0 + 2 * MIN)  # copied
+    correlator.apply(_firing("B", "postgres", status="resolved"), T0 + 2 * MIN)
+    correlator.apply(_firing("A", "postgres", "3"), T0 + 2 * MIN)  # changed in place
+    symptom = correlator.apply(_firing("Slow", "checkout"), T0 + 2 * MIN)
+    assert symptom.incident_id == older.incident_id
