@@ -84,9 +84,22 @@ def parse_size(text: str | int) -> int:
     return int(m.group(1)) * _SIZE_UNITS[m.group(2) or ""]
 
 
-@lru_cache(maxsize=4096)  # the alerts of one evaluation share their startsAt
 def parse_time(text: str) -> datetime:
     """Parse an RFC 3339 time into an aware UTC datetime (sub-microseconds dropped)."""
+    # The alerts of one evaluation share their startsAt; a long text (a fraction of
+    # any length is valid) is not kept.
+    return _parse_time_kept(text) if len(text) <= _KEPT_MAX else _parse_time(text)
+
+
+_KEPT_MAX = 40  # 2026-01-31T12:00:00.123456789+01:00 is 35
+
+
+@lru_cache(maxsize=4096)
+def _parse_time_kept(text: str) -> datetime:
+    return _parse_time(text)
+
+
+def _parse_time(text: str) -> datetime:
     m = _TIME_RE.match(text)
     if m is None:
         raise ValueError(f"not an RFC 3339 time: {text!r}")

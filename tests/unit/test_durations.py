@@ -286,3 +286,14 @@ def test_parse_time_raises_only_value_error(text: str) -> None:
     except ValueError:
         return
     assert parsed.tzinfo is UTC
+
+
+def test_parse_time_keeps_answers_for_short_texts_only() -> None:
+    from itsmd import durations
+
+    short = "2026-01-31T12:00:00.5+01:00"
+    long = "2026-01-31T12:00:00.5" + "0" * 500 + "+01:00"
+    durations._parse_time_kept.cache_clear()
+    assert parse_time(short) == parse_time(long) == datetime(2026, 1, 31, 11, 0, 0, 500000, UTC)
+    assert parse_time(short) is parse_time(short)  # kept
+    assert durations._parse_time_kept.cache_info().currsize == 1  # the long one is not

@@ -236,6 +236,7 @@ class Service:
 
 
 ROUTES_REMEMBERED = 10_000
+ROUTE_LABELS_MAX = 1_000  # characters of the values read, for an answer to be kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +320,8 @@ class RuleSet:
             pass
         rule = self._index.first(labels)
         found = None if rule is None else RuleMatch(rule, *rule.key_for(labels))
+        if sum(len(value) for value in read if value) > ROUTE_LABELS_MAX:
+            return found  # not kept: long values would make the memory they hold large
         if len(self._routes) >= ROUTES_REMEMBERED:
             self._routes.clear()  # a bound, rarely reached: one entry per group of alerts
         self._routes[read] = found

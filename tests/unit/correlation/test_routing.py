@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from itsmd.correlation.matchers import Matcher, MatchOp, Selector, matches_any, parse_selector
 from itsmd.correlation.routing import SelectorIndex
-from itsmd.correlation.rules import RuleSet, parse_rule_sections
+from itsmd.correlation.rules import ROUTE_LABELS_MAX, RuleSet, parse_rule_sections
 
 NAMES = st.sampled_from(["alertname", "severity", "service", "env"])
 VALUES = st.sampled_from(["", "a", "b", "c"])
@@ -119,3 +119,22 @@ def test_a_storm_of_one_group_routes_once() -> None:
     assert rules.route({"severity": "critical", "service": "web"}) is not None
     assert rules.route({"severity": "warning", "service": "web"}) is None
     assert len(checked) == 3
+
+
+def test_an_answer_for_long_label_values_is_not_kept() -> None:
+    checked: list[str] = []
+
+    class Spy(Selector):
+        def matches(self, labels: object) -> bool:  # type: ignore[override]
+            checked.append(str(self))
+            return super().matches(labels)  # type: ignore[arg-type]
+
+    yaml = "incidents:\n  - name: by-service\n    match: '{severity=~\"crit.*\"}'\n"
+    rule = parse_rule_sections(yaml + "    group_by: [service]\n", "r.yml").incidents[0]
+    rules = RuleSet(incident_rules=(replace(rule, match=(Spy(rule.match[0].matchers),)),))
+    long = {"severity": "critical", "service": "s" * (ROUTE_LABELS_MAX + 1)}
+    for _ in range(3):
+        route = rules.route(long)
+        assert route is not None
+        assert route.group == {"service": long["service"]}
+    assert len(checked) == 3  # routed afresh each time
