@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, text
 
+from itsmd.store import alertfacts
 from itsmd.store.tables import alerts, incidents, sla_breaches, timeline
 
 SERVICES = [
@@ -128,6 +129,9 @@ def fill(
         for alert in chunk:
             alert["placed_after"] = opening[alert["incident_id"]]
         conn.execute(insert(alerts), chunk)
+        if conn.dialect.name == "sqlite":  # as its writer does (PostgreSQL: triggers)
+            facts = [(a["incident_id"], a["rule"], a["starts_at"], a["labels"]) for a in chunk]
+            alertfacts.add_sqlite(conn, facts)
         alert_rows += len(chunk)
     return Filled(
         incidents=incident_total,

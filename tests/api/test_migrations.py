@@ -146,6 +146,12 @@ async def test_earlier_incidents_get_the_first_response_of_a_person(db_url: str)
         await db.dispose()
 
 
+# The last revision whose triggers keep incident_labels and alert_counts for every
+# insert on both stores; from 0021 SQLite's writer adds those of the alerts it inserts
+# (tests/api/test_alert_facts.py).
+TRIGGERS_ALONE = "0020"
+
+
 async def test_alerts_stored_before_0014_are_found_by_their_label_values(db_url: str) -> None:
     """0014 indexes the label values of the alerts already stored; later alerts are
     indexed as they are written, and as they move to another incident."""
@@ -182,7 +188,7 @@ async def test_alerts_stored_before_0014_are_found_by_their_label_values(db_url:
     try:
         await upgrade(db, "0013")
         await db.write(old_rows)
-        await upgrade(db)
+        await upgrade(db, TRIGGERS_ALONE)
         await db.write(new_rows)
         for q, keys in [
             ("web-7", ["a"]),
@@ -383,7 +389,7 @@ async def test_alerts_and_timelines_before_0017_are_counted_and_marked(db_url: s
     try:
         await upgrade(db, "0016")
         await db.write(old_rows)
-        await upgrade(db)
+        await upgrade(db, TRIGGERS_ALONE)
         assert await db.read(_counts) == {
             (quarter, "db", "Down"): 3,
             (quarter + QUARTER_S, "db", "Down"): 1,

@@ -45,7 +45,7 @@ from itsmd.models import (
     TimelineKind,
 )
 from itsmd.notify.routes import UNLESS
-from itsmd.store import checkstore, outbox, repo
+from itsmd.store import alertfacts, checkstore, outbox, repo
 from itsmd.store.engine import Database
 from itsmd.store.migrate import SchemaState, alembic_config, head_revision, schema_state, upgrade
 from itsmd.store.tables import (
@@ -162,8 +162,8 @@ COHERENT: dict[str, Callable[[Row, int], None]] = {
     "maintenance_windows": _window,
 }
 
-# Tables only triggers write (0014, 0017), from the rows of incidents and alerts: filled
-# through those, as the daemon fills them.
+# Tables only triggers write (0014, 0017), from the rows of incidents and alerts, and
+# from 0021 SQLite's writer for the alerts it inserts: filled as the daemon fills them.
 DERIVED = {"incident_labels", "sla_days", "alert_counts"}
 # Columns only triggers write (0017, from the timeline): left to them.
 DERIVED_COLUMNS = {("incidents", "reopens"), ("incidents", "resolved_by")}
@@ -310,6 +310,16 @@ def _seed(conn: Connection) -> None:
             else:
                 conn.execute(sa.insert(table).values(row))
             made[name].append(row)
+        if name == "alerts" and _writer_adds_facts(conn):
+            facts = [(r["incident_id"], r["rule"], r["starts_at"], r["labels"]) for r in made[name]]
+            alertfacts.add_sqlite(conn, facts)
+
+
+def _writer_adds_facts(conn: Connection) -> bool:
+    """From 0021 on, SQLite's writer adds the facts of the alerts it inserts, where
+    triggers did before (store/alertfacts.py): the seed adds them as the writer does."""
+    revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar_one()
+    return conn.dialect.name == "sqlite" and revision >= "0021"
 
 
 def _snapshot(conn: Connection) -> Rows:

@@ -50,6 +50,7 @@ from itsmd.models import (
     TimelineEntry,
     TimelineKind,
 )
+from itsmd.store import alertfacts
 from itsmd.store.notes import note_problem, note_timeline
 from itsmd.store.tables import (
     LABEL_VALUE_MAX,
@@ -472,9 +473,10 @@ def _insert_alerts_sqlite(
     is needed): SQLAlchemy's handling of each row's parameters in a compiled insert
     cost about as much CPU as SQLite's insert. The values are those `alert_values`
     binds through the table's types (tests/api/test_writer_batches.py compares the
-    rows both ways store)."""
+    rows both ways store). The facts kept beside them go in with them (alertfacts)."""
     top: int = conn.execute(_MAX_ALERT_ID).scalar_one()
     rows = []
+    facts: list[alertfacts.AlertFacts] = []
     alert_ids: dict[int, int] = {}
     try:
         for row_id, a in enumerate(new, top + 1):
@@ -485,9 +487,11 @@ def _insert_alerts_sqlite(
                 incident_id = ids[incident_id]
             placed_after = placed.get(a.identity) if placed else a.placed_after
             rows.append(_sqlite_alert_row(row_id, a, incident_id, placed_after))
+            facts.append((incident_id, a.decision.rule, a.starts_at, a.labels))
     except (TypeError, ValueError) as exc:  # a value the store cannot hold, as a bind fails
         raise StatementError(str(exc), _SQLITE_INSERT_ALERTS, None, exc) from exc
     conn.exec_driver_sql(_SQLITE_INSERT_ALERTS, rows)
+    alertfacts.add_sqlite(conn, facts)
     return alert_ids
 
 

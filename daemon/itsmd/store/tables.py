@@ -196,9 +196,9 @@ alerts = Table(
 )
 
 # The label values of each incident's alerts (up to LABEL_VALUE_MAX characters), for
-# the incident search: written by triggers on `alerts` (migration 0014), so the
-# ingest path binds nothing more. One row per value and incident, whatever the count
-# of alerts carrying it.
+# the incident search: written by triggers on `alerts` (migration 0014), and on SQLite
+# for new alerts by the writer, once per batch (store/alertfacts.py). One row per value
+# and incident, whatever the count of alerts carrying it.
 LABEL_VALUE_MAX = 200
 incident_labels = Table(
     "incident_labels",
@@ -340,9 +340,10 @@ sla_days = Table(
 # The alerts that started in each quarter hour (`quarter`: its Unix time), per rule
 # ('' for none) and alertname ('' for none): what the service review counts for the
 # periods whose ends fall on quarter hours, as every local midnight does, instead of
-# reading every alert. Kept by triggers on `alerts` (migration 0017), each writer in
-# rows of its own (`writer`: PostgreSQL's backend pid, 0 on SQLite), so that replicas
-# never update one row; a count is the sum over writers, and one writer's may be < 0.
+# reading every alert. Kept by triggers on `alerts` (migration 0017; on SQLite the
+# writer counts the alerts it inserts, store/alertfacts.py), each writer in rows of
+# its own (`writer`: PostgreSQL's backend pid, 0 on SQLite), so that replicas never
+# update one row; a count is the sum over writers, and one writer's may be < 0.
 QUARTER_S = 900
 alert_counts = Table(
     "alert_counts",
