@@ -6,13 +6,16 @@ both stores: written by triggers on PostgreSQL and by SQLite's writer once per b
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from alembic import command
 from sqlalchemy import Connection
 
+from itsmd.correlation.correlate import WorkingSet
 from itsmd.correlation.fingerprint import fingerprint
-from itsmd.models import Alert, AlertStatus
+from itsmd.models import Action, Alert, AlertStatus, Decision, StoredAlert
 from itsmd.store import repo
 from itsmd.store.alertfacts import quarter_of
 from itsmd.store.engine import Database
@@ -148,6 +151,102 @@ async def test_downgrading_0021_gives_the_inserts_back_to_the_triggers(sqlite_ur
         assert counted == {(quarter_of(ON_TIME), "down", "Down"): 1}
         assert {v for v, _ in values} == {"Down", "by-trigger"}
         await upgrade(db)
-        assert await db.read(expected) != await db.read(facts)  # the row added by hand
+        await db.write(lambda conn: add(conn, "by-hand-again"))  # the triggers are gone again
+        assert (await db.read(facts))[0] == {(quarter_of(ON_TIME), "down", "Down"): 1}
     finally:
         await db.dispose()
+
+
+# Inputs at the edges of what the triggers computed: fractions of a second at a quarter's
+# end, times before 1970 (SQL's division truncates), other offsets and a repeated local
+# hour, values of 200 and 201 characters of several bytes each, alertnames that look
+# like something else, no rule, no incident.
+BERLIN = ZoneInfo("Europe/Berlin")
+EDGES: list[tuple[datetime, dict[str, str], str | None, bool]] = [
+    *(
+        (at, {"alertname": "A"}, "r", True)
+        for at in [
+            datetime(2026, 3, 1, 14, 59, 59, 999999, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 59, 59, 500000, tzinfo=UTC),
+            datetime(1969, 12, 31, 23, 44, 59, 999999, tzinfo=UTC),
+            datetime(1, 1, 1, 0, 14, 59, tzinfo=UTC),
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            datetime(
+                2026, 3, 1, 20, 29, 59, 999999, tzinfo=timezone(timedelta(hours=5, minutes=30))
+            ),
+            datetime(1969, 12, 31, 23, 59, tzinfo=timezone(timedelta(minutes=-1))),
+            datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=0),
+            datetime(2026, 10, 25, 2, 30, tzinfo=BERLIN, fold=1),
+        ]
+    ),
+    *((ON_TIME, {"alertname": name}, "r", True) for name in ["", "0", "null", '{"a":1}', "é😀"]),
+    (ON_TIME, {"x": "no alertname"}, "r", True),
+    (ON_TIME, {"alertname": "A"}, None, True),
+    (ON_TIME, {"alertname": "A"}, "", True),
+    (
+        ON_TIME,
+        {"alertname": "B", "v": "x" * 200, "w": "y" * 201, "e": "é" * 200, "f": "é" * 201},
+        "r",
+        True,
+    ),
+    (
+        ON_TIME,
+        {"alertname": "B", "g": "😀" * 200, "h": "😀" * 201, "m": "e\u0301" * 100},
+        "r",
+        True,
+    ),
+    (ON_TIME, {"alertname": "C", "q": "in no incident"}, "r", False),
+    (ON_TIME, {"alertname": "C", "q": "unrouted"}, None, False),
+]
+
+
+async def test_the_writer_keeps_what_the_triggers_of_0020_kept(tmp_path: Path) -> None:
+    """The same alert rows, inserted at 0020 (the triggers keep the facts) and at the
+    head (the writer does), keep the same facts."""
+
+    def insert(conn: Connection, triggers: bool) -> None:
+        inc = stored_incident("k", ON_TIME)
+        query = sa.insert(incidents).values(repo.incident_values(inc)).returning(incidents.c.id)
+        incident_id = conn.execute(query).scalar_one()
+        new = [
+            StoredAlert(
+                id=-n,
+                fingerprint=f"f{n}",
+                starts_at=at,
+                status=AlertStatus.FIRING,
+                ends_at=None,
+                labels=labels,
+                annotations={},
+                generator_url="",
+                source="alertmanager",
+                first_received=ON_TIME,
+                last_received=ON_TIME,
+                receive_count=1,
+                incident_id=incident_id if placed else None,
+                decision=Decision(Action.OPENED, "r", rule=rule),
+            )
+            for n, (at, labels, rule, placed) in enumerate(EDGES, 1)
+        ]
+        if triggers:  # inserted as any client of the table would, the triggers add facts
+            conn.execute(sa.insert(alerts), [repo.alert_values(a) for a in new])
+            return
+        ws = WorkingSet()  # the writer's own path
+        for alert in new:
+            ws.put_alert(alert)
+        repo.flush(conn, ws)
+
+    kept = []
+    for revision in ("0020", "head"):
+        db = Database(f"sqlite:///{tmp_path}/{revision}.db", busy_timeout=timedelta(seconds=3))
+        try:
+            await upgrade(db, revision)
+            await db.write(lambda conn: insert(conn, revision == "0020"))  # noqa: B023
+            kept.append(await db.read(facts))
+        finally:
+            await db.dispose()
+    by_triggers, by_writer = kept
+    assert by_writer == by_triggers
+    counted, values = by_writer
+    assert sum(counted.values()) == len(EDGES)
+    assert ("x" * 200, 1) in values
+    assert ("y" * 201, 1) not in values

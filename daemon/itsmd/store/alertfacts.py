@@ -54,9 +54,12 @@ def add_sqlite(conn: Connection, inserted: Iterable[AlertFacts]) -> None:
             for value in labels.values():
                 if len(value) <= LABEL_VALUE_MAX:
                     values[value, incident_id] = None
-        quarter = quarters.get(starts_at)
-        if quarter is None:
-            quarter = quarters[starts_at] = quarter_of(starts_at)
+        if starts_at.tzinfo is UTC:  # as parsed; equal local times may be an hour apart
+            quarter = quarters.get(starts_at)
+            if quarter is None:
+                quarter = quarters[starts_at] = quarter_of(starts_at)
+        else:
+            quarter = quarter_of(starts_at)
         key = (quarter, rule or "", labels.get("alertname") or "")
         counts[key] = counts.get(key, 0) + 1
     if values:

@@ -5,8 +5,8 @@ Matching is Prometheus's and Alertmanager's exactly because every match is teste
 Python by the `Selector`s of `correlation.matchers` (RE2, fully anchored regexes, a
 missing label reads as ""). SQL only drops candidates that cannot match. States,
 times and the cursor are columns. An alert with the value of an `=` matcher is in an
-incident holding that value (`incident_labels`, written by a trigger for every alert
-that joins an incident) or in none, so no newer than their newest alert
+incident holding that value (`incident_labels`, written for every alert that joins an
+incident: store/alertfacts.py) or in none, so no newer than their newest alert
 (`_newest_alert`: where SQLite walks down the table from when those incidents hold
 many alerts). Its labels' JSON text holds the value in quotes, when the value is
 plain ASCII (`_json_strings`): a substring test, where extracting the label

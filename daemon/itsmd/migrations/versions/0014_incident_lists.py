@@ -4,7 +4,8 @@ each incident's alerts for the search `q`, kept by triggers on alerts; sla_days,
 SLA facts of resolved incidents per day and priority, kept by triggers on incidents
 
 A later migration that rebuilds `alerts` or `incidents` on SQLite (batch_alter_table
-copies the table) drops their triggers with it and must create them again.
+copies the table) drops their triggers with it and must create them again (but for
+alerts_incident_labels_insert, which 0021 dropped on SQLite).
 
 Revision ID: 0014
 Revises: 0013

@@ -17,7 +17,7 @@ count goes down by a negative count in the writer's own row; readers add them up
 
 A later migration that rebuilds `alerts`, `incidents` or `timeline` on SQLite
 (batch_alter_table copies the table) drops their triggers with it and must create
-them again.
+them again (but for alerts_counts_insert, which 0021 dropped on SQLite).
 
 Revision ID: 0017
 Revises: 0016

@@ -17,13 +17,15 @@ down_revision = "0020"
 branch_labels = None
 depends_on = None
 
-# As migrations 0014 and 0017 created them.
+# As migrations 0014 and 0017 created them, to the character.
 _TRIGGERS = {
     "alerts_incident_labels_insert": (
         "CREATE TRIGGER alerts_incident_labels_insert AFTER INSERT ON alerts "
-        "WHEN NEW.incident_id IS NOT NULL BEGIN "
-        "INSERT OR IGNORE INTO incident_labels (value, incident_id) "
-        "SELECT value, NEW.incident_id FROM json_each(NEW.labels) WHERE length(value) <= 200; "
+        "WHEN NEW.incident_id IS NOT NULL BEGIN"
+        """
+    INSERT OR IGNORE INTO incident_labels (value, incident_id)
+    SELECT value, NEW.incident_id FROM json_each(NEW.labels) WHERE length(value) <= 200;
+"""
         "END"
     ),
     "alerts_counts_insert": (
