@@ -75,7 +75,10 @@ def _row_key(row_id: int, entry: TimelineEntry) -> tuple[int, int]:
 
 
 def places(
-    entries: Sequence[TimelineEntry], implicit: Iterable[int], row_ids: Sequence[int], before: int
+    entries: Sequence[TimelineEntry | None],
+    implicit: Iterable[int],
+    row_ids: Sequence[int],
+    before: int,
 ) -> dict[int, int]:
     """The `placed_after` of each implicit entry of a unit of work: `entries` in the
     order they were made, `implicit` the indexes of those no row holds, `row_ids` the

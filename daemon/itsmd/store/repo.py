@@ -378,18 +378,18 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
         result = conn.execute(_INSERT_INCIDENT, incident_values(ws.incidents[temp]))
         ids[temp] = result.scalar_one()
     _touch(conn, ids.values())
-    implicit = set(ws.implicit.values())  # indexes in ws.timeline the alert rows hold
-    written = [i for i in range(len(ws.timeline)) if i not in implicit]
+    implicit = set(ws.implicit.values())  # indexes in ws.made the alert rows hold
+    written = [i for i in range(len(ws.made)) if i not in implicit]
     row_ids: list[int | None] = [None] * len(written)
     placed: dict[Identity, int] = {}  # alert -> placed_after, of the implicit ones
     if implicit:  # their places: the ids of the rows written before them
         before, reserved = _reserve_timeline_ids(conn, len(written))
         row_ids = list(reserved)
-        places = joins.places(ws.timeline, implicit, reserved, before)
+        places = joins.places(ws.made, implicit, reserved, before)
         placed = {identity: places[index] for identity, index in ws.implicit.items()}
     alert_ids = _flush_alerts(conn, ws, ids, placed)
     rows = [
-        _timeline_values(ws.timeline[i], ids, alert_ids, row_id)
+        _timeline_values(_made(ws, i), ids, alert_ids, row_id)
         for i, row_id in zip(written, row_ids, strict=True)
     ]
     # Superseded implicit placements keep their places (placed_after); written after
@@ -400,6 +400,13 @@ def flush(conn: Connection, ws: WorkingSet) -> dict[int, int]:
             conn.execute(_INSERT_TIMELINE, batch)
     note_timeline(conn, rows + written_out)
     return ids
+
+
+def _made(ws: WorkingSet, index: int) -> TimelineEntry:
+    """An entry made that is not implicit: built (implicit ones are None)."""
+    entry = ws.made[index]
+    assert entry is not None, index
+    return entry
 
 
 def _reserve_timeline_ids(conn: Connection, count: int) -> tuple[int, list[int]]:

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from itsmd.correlation.correlate import WorkingSet
 from itsmd.correlation.joins import implicit_entry, in_order, kind_of, places
-from itsmd.models import Action, AlertStatus, Decision, StoredAlert, TimelineEntry, TimelineKind
+from itsmd.models import (
+    Action,
+    AlertStatus,
+    Decision,
+    StoredAlert,
+    TimelineEntry,
+    TimelineKind,
+    evolve,
+)
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 K = TimelineKind
@@ -71,3 +80,23 @@ def test_the_derived_entry_says_what_a_written_one_said() -> None:
     assert implicit_entry(placed(7, 3, name=None)).message.startswith("alert 0000000000000007 (")
     assert kind_of(Action.ATTACHED) is K.SYMPTOM_ATTACHED
     assert kind_of(Action.REOPENED) is K.ALERT_JOINED
+
+
+def test_an_implicit_placement_is_built_when_read_or_superseded() -> None:
+    """The working set builds no entry for a placement the alert row holds; reading its
+    timeline builds it from the row, and a new decision in the same batch builds it
+    with the decision it had, to be written as a row."""
+    ws = WorkingSet()
+    first, second = placed(-1, None), placed(-2, None)
+    ws.made.append(e(K.OPENED))
+    for row in (first, second):
+        ws.put_alert(row)
+        ws.place(row, K.ALERT_JOINED, T0, implicit=True)
+    assert ws.made[1:] == [None, None]
+    assert ws.timeline == [e(K.OPENED), implicit_entry(first), implicit_entry(second)]
+    assert ws.timeline[1].message == "alert Down (-000000000000001): matched rule r"
+
+    ws.put_alert(evolve(first, decision=Decision(Action.REOPENED, "reopened", "r", "k")))
+    assert ws.made[1] == implicit_entry(first)  # its own decision, not the new one
+    assert ws.implicit == {second.identity: 2}
+    assert ws.timeline == [e(K.OPENED), implicit_entry(first), implicit_entry(second)]
