@@ -37,7 +37,9 @@ class Simulation:
         self.ws = WorkingSet()
         self._correlator = Correlator(Router(rules), self.ws, sla or {})
         self._holds: list[tuple[datetime, int]] = []  # (end, incident id), a heap
-        self._suppressed: set[Identity] = set()  # alerts a maintenance window holds back
+        # Alerts a maintenance window holds back, in the order they came (released in
+        # that order, as the sweep releases stored alerts by id): an ordered set.
+        self._suppressed: dict[Identity, None] = {}
 
     def send(self, alert: Alert, at: datetime) -> Outcome:
         """Correlate `alert` received at `at` (not before the previous moment)."""
@@ -46,7 +48,7 @@ class Simulation:
         if outcome.incident_id is not None:
             self._watch(outcome.incident_id)
         if outcome.action is IngestAction.SUPPRESSED:
-            self._suppressed.add(alert.identity)
+            self._suppressed[alert.identity] = None
         if outcome.incident_id is not None and outcome.incident_id not in self._opened:
             self._opened.add(outcome.incident_id)
             self._recur(outcome.incident_id, at)
@@ -92,7 +94,7 @@ class Simulation:
             for identity in list(self._suppressed):
                 row = self.ws.alerts[identity]
                 if row.decision.action is not Action.SUPPRESSED or row.status is not FIRING:
-                    self._suppressed.discard(identity)
+                    del self._suppressed[identity]
                     if row.incident_id is not None:
                         self._watch(row.incident_id)
 
