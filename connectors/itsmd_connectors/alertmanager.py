@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
-from itsmd.correlation.fingerprint import fingerprint
+from itsmd.correlation.fingerprint import fingerprint, fingerprints
 from itsmd.durations import parse_time
 from itsmd.models import Alert, AlertStatus
 from itsmd.sources import Parsed, PayloadError, Refusal
@@ -67,7 +67,7 @@ def parse_webhook(body: object, now: datetime) -> Parsed:
     alerts = body.get("alerts", MISSING)
     if not isinstance(alerts, list):
         raise PayloadError("alerts", f"expected an array of alerts, got {describe(alerts)}")
-    return each_alert(alerts, "alerts", _parse_alert)
+    return _parse_alerts(alerts)
 
 
 class AlertmanagerSource:
@@ -95,19 +95,54 @@ def each_alert(items: list[object], prefix: str, parse: Callable[[object], Alert
         try:
             alerts.append(parse(item))
         except InvalidField as exc:
-            where = f"{prefix}[{index}]"
-            field = f"{where}.{exc.field}" if exc.field else where
-            refused.append(Refusal(index, field, exc.message))
+            refused.append(_refusal(index, prefix, exc))
     return Parsed(alerts, refused)
 
 
-def _parse_alert(item: object) -> Alert:
+def _refusal(index: int, prefix: str, exc: InvalidField) -> Refusal:
+    where = f"{prefix}[{index}]"
+    return Refusal(index, f"{where}.{exc.field}" if exc.field else where, exc.message)
+
+
+# An alert's first checks: the item, its status, its labels.
+_Head = tuple[dict[str, object], AlertStatus, dict[str, str]]
+
+
+def _parse_alerts(items: list[object]) -> Parsed:
+    """`each_alert` for a webhook's alerts, in two passes so that their fingerprints
+    are computed side by side (`fingerprints`); each alert is checked in the same order
+    as alone: the item, its status and labels, its fingerprint, the rest."""
+    heads: list[_Head | InvalidField] = []
+    for item in items:
+        try:
+            heads.append(_head(item))
+        except InvalidField as exc:
+            heads.append(exc)
+    computed = iter(fingerprints([h[2] for h in heads if not isinstance(h, InvalidField)]))
+    alerts: list[Alert] = []
+    refused: list[Refusal] = []
+    for index, head in enumerate(heads):
+        try:
+            if isinstance(head, InvalidField):
+                raise head
+            alerts.append(_parse_rest(*head, next(computed)))
+        except InvalidField as exc:
+            refused.append(_refusal(index, "alerts", exc))
+    return Parsed(alerts, refused)
+
+
+def _head(item: object) -> _Head:
     if not isinstance(item, dict):
         raise InvalidField("", f"expected an alert object, got {describe(item)}")
     status = check_status(item.get("status", MISSING))
-    labels = check_labels(item.get("labels", MISSING))
+    return item, status, check_labels(item.get("labels", MISSING))
+
+
+def _parse_rest(
+    item: dict[str, object], status: AlertStatus, labels: dict[str, str], computed: str
+) -> Alert:
     return Alert(
-        fingerprint=check_fingerprint(item.get("fingerprint"), labels),
+        fingerprint=_given(item.get("fingerprint"), computed),
         status=status,
         labels=labels,
         annotations=check_annotations(item.get("annotations")),
@@ -132,7 +167,10 @@ def _ends_at(value: object, status: AlertStatus) -> datetime | None:
 
 def check_fingerprint(value: object, labels: Mapping[str, str]) -> str:
     """The fingerprint of `labels`; one a sender gives (not null) must be that one."""
-    computed = fingerprint(labels)
+    return _given(value, fingerprint(labels))
+
+
+def _given(value: object, computed: str) -> str:
     if value is None or value == computed:
         return computed
     raise InvalidField(

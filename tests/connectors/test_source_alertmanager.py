@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
+from itsmd.correlation.fingerprint import fingerprint
 from itsmd.durations import parse_time
 from itsmd.models import Alert, AlertStatus
 from itsmd.sources import Parsed, PayloadError, Refusal
@@ -246,6 +247,39 @@ def test_another_alerts_fingerprint_is_refused_and_the_others_kept() -> None:
     assert (refusal.index, refusal.field) == (1, "alerts[1].fingerprint")
     assert first["fingerprint"] in refusal.message
     assert "9361c7d185abc561" in refusal.message  # what Alertmanager sent for these labels
+
+
+def test_in_a_long_webhook_each_alert_is_checked_as_alone() -> None:
+    """The fingerprints of a webhook's alerts are computed together; each alert is
+    still refused for its first fault in the order of its checks (status, labels,
+    fingerprint, the rest), and kept with its own fingerprint otherwise."""
+    body = copy.deepcopy(load("firing-grouped.json")["body"])
+    good = body["alerts"][0]
+    alerts = []
+    for n in range(40):
+        alert = copy.deepcopy(good)
+        alert["labels"] = {**good["labels"], "instance": f"api-{n}:9100"}
+        del alert["fingerprint"]
+        alerts.append(alert)
+    alerts[3]["fingerprint"] = "0123456789abcdef"
+    alerts[5]["labels"] = {"bad name": "x"}  # and a wrong fingerprint: labels come first
+    alerts[5]["fingerprint"] = "0123456789abcdef"
+    alerts[8]["fingerprint"] = "0123456789abcdef"  # and bad annotations: fingerprint first
+    alerts[8]["annotations"] = {"summary": 1}
+    alerts[9]["annotations"] = {"summary": 1}
+    alerts[12] = "not an alert"
+    body["alerts"] = alerts
+    parsed = parse_webhook(body, NOW)
+    assert [(r.index, r.field) for r in parsed.refused] == [
+        (3, "alerts[3].fingerprint"),
+        (5, "alerts[5].labels"),
+        (8, "alerts[8].fingerprint"),
+        (9, "alerts[9].annotations.summary"),
+        (12, "alerts[12]"),
+    ]
+    kept = [a for n, a in enumerate(alerts) if n not in (3, 5, 8, 9, 12)]
+    assert [a.labels["instance"] for a in parsed.alerts] == [a["labels"]["instance"] for a in kept]
+    assert [a.fingerprint for a in parsed.alerts] == [fingerprint(a.labels) for a in parsed.alerts]
 
 
 def test_a_resolve_with_other_labels_under_the_fingerprint_is_refused() -> None:

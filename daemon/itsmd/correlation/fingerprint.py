@@ -8,7 +8,7 @@ Alertmanager would give them, so both sources agree on identity.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 _FNV64_OFFSET = 0xCBF29CE484222325
 _FNV64_PRIME = 0x100000001B3
@@ -21,13 +21,23 @@ EMPTY_FINGERPRINT = f"{_FNV64_OFFSET:016x}"
 
 def fingerprint(labels: Mapping[str, str]) -> str:
     """The Alertmanager fingerprint of a label set: 16 lowercase hex digits."""
-    if not labels:
-        return EMPTY_FINGERPRINT
+    return f"{fnv1a_64(_signature(labels)):016x}"
+
+
+def fingerprints(label_sets: Sequence[Mapping[str, str]]) -> list[str]:
+    """`fingerprint` of each label set, those of a webhook's alerts computed side by
+    side (`fnv1a_64_many`)."""
+    return [f"{value:016x}" for value in fnv1a_64_many([_signature(s) for s in label_sets])]
+
+
+def _signature(labels: Mapping[str, str]) -> bytes:
+    """What the fingerprint hashes: `name 0xff value 0xff` per label, by name (empty for
+    no labels, whose hash is the bare offset basis)."""
     parts: list[bytes] = []
     # Go sorts names as bytes; code point order of str is the same as UTF-8 byte order.
     for name in sorted(labels):
         parts += (_utf8(name), _SEPARATOR, _utf8(labels[name]), _SEPARATOR)
-    return f"{fnv1a_64(b''.join(parts)):016x}"
+    return b"".join(parts)
 
 
 def fnv1a_64(data: bytes) -> int:
@@ -36,6 +46,61 @@ def fnv1a_64(data: bytes) -> int:
     for byte in data:
         value = ((value ^ byte) * _FNV64_PRIME) & _MASK64
     return value
+
+
+# Side by side: the hashes of several inputs as lanes of one Python integer, one lane of
+# 128 bits each, so that each step (xor a byte, multiply by the prime, keep 64 bits) is
+# three integer operations for all inputs at once instead of three per input. A lane's
+# 64-bit value times the 41-bit prime stays below 2**105: lanes never carry into each
+# other. Inputs go in groups of similar length (a group's buffer is its longest input
+# times its size), longer ones alone.
+_LANE = 16  # bytes
+_GROUP = 32
+_SIDE_BY_SIDE_MAX = 1024  # bytes of one input
+_LANE_OFFSETS = int.from_bytes(_FNV64_OFFSET.to_bytes(8, "little") + bytes(8), "little")
+_LANE_MASK = int.from_bytes(_MASK64.to_bytes(8, "little") + bytes(8), "little")
+
+
+def fnv1a_64_many(datas: Sequence[bytes]) -> list[int]:
+    """`fnv1a_64` of each input."""
+    values = [0] * len(datas)
+    short = sorted(
+        (i for i, data in enumerate(datas) if len(data) <= _SIDE_BY_SIDE_MAX),
+        key=lambda i: len(datas[i]),
+    )
+    alone = [i for i, data in enumerate(datas) if len(data) > _SIDE_BY_SIDE_MAX]
+    for start in range(0, len(short), _GROUP):
+        group = short[start : start + _GROUP]
+        if len(group) < 3:  # too few to gain from the wide integers
+            alone += group
+            continue
+        for i, value in zip(group, _side_by_side([datas[i] for i in group]), strict=True):
+            values[i] = value
+    for i in alone:
+        values[i] = fnv1a_64(datas[i])
+    return values
+
+
+def _side_by_side(datas: list[bytes]) -> list[int]:
+    lanes = len(datas)
+    stride = lanes * _LANE  # bytes of one step: the n-th byte of every input
+    longest = max(len(data) for data in datas)
+    steps = bytearray(longest * stride)
+    for lane, data in enumerate(datas):  # each input's bytes at its lane's lowest byte
+        steps[lane * _LANE : lane * _LANE + len(data) * stride : stride] = data
+    ends: dict[int, list[int]] = {}  # step -> the lanes whose input ends there
+    for lane, data in enumerate(datas):
+        ends.setdefault(len(data), []).append(lane)
+    values = [_FNV64_OFFSET] * lanes  # an empty input's, kept
+    mask = int.from_bytes(_LANE_MASK.to_bytes(_LANE, "little") * lanes, "little")
+    state = int.from_bytes(_LANE_OFFSETS.to_bytes(_LANE, "little") * lanes, "little")
+    packed = bytes(steps)
+    for step in range(longest):
+        byte = int.from_bytes(packed[step * stride : (step + 1) * stride], "little")
+        state = ((state ^ byte) * _FNV64_PRIME) & mask
+        for lane in ends.get(step + 1, ()):
+            values[lane] = (state >> (lane * _LANE * 8)) & _MASK64
+    return values
 
 
 def _utf8(text: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from itsmd.correlation.fingerprint import EMPTY_FINGERPRINT, fingerprint, fnv1a_64
+from itsmd.correlation.fingerprint import (
+    EMPTY_FINGERPRINT,
+    fingerprint,
+    fingerprints,
+    fnv1a_64,
+    fnv1a_64_many,
+)
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "alertmanager"
 
@@ -126,3 +133,25 @@ def test_is_sixteen_lowercase_hex_digits(labels: dict[str, str]) -> None:
     value = fingerprint(labels)
     assert len(value) == 16
     assert set(value) <= set("0123456789abcdef")
+
+
+@pytest.mark.parametrize("count", [0, 1, 2, 3, 20, 32, 33, 70])
+def test_hashes_side_by_side_equal_one_at_a_time(count: int) -> None:
+    """Lanes of one wide integer (fnv1a_64_many) give each input's own hash: inputs of
+    every length a lane may end at, 0xff bytes, long ones hashed alone, groups of
+    any size."""
+    rng = random.Random(count)
+    lengths = [0, 1, 2, 7, 8, 9, 15, 16, 17, 90, 1023, 1024, 1025, 3000]
+    datas = [
+        bytes(rng.choice([0, 0xFF, rng.randrange(256)]) for _ in range(rng.choice(lengths)))
+        for _ in range(count)
+    ]
+    assert fnv1a_64_many(datas) == [fnv1a_64(data) for data in datas]
+
+
+def test_fingerprints_of_a_webhook_equal_each_alone() -> None:
+    label_sets: list[dict[str, str]] = [
+        {"alertname": "Down", "instance": f"api-{n}:9100", "ü": "\u2603" * n} for n in range(25)
+    ]
+    label_sets += [{}, {"alertname": "x" * 2000}, {"a": "\ud800"}]  # none, long, lone surrogate
+    assert fingerprints(label_sets) == [fingerprint(labels) for labels in label_sets]
