@@ -6,8 +6,8 @@ inside `parse_time`. The payload checks are public because the generic source
 
 A body that is not a valid payload as a whole raises PayloadError. Within a valid
 one each alert is checked on its own: a check raises InvalidField naming the field
-of the alert at fault, and `each_alert` turns that into a `Refusal` by the alert's
-index, so that one bad alert never costs the others.
+of the alert at fault, and `each_alert` (`_parse_alerts` for a webhook) turns that
+into a `Refusal` by the alert's index, so that one bad alert never costs the others.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ _HAS_NUL: Final = "contains a NUL character (U+0000), which cannot be stored"
 
 class InvalidField(ValueError):
     """One field of one alert is invalid. `field` is relative to the alert
-    (`labels.severity`; empty for the alert itself): `each_alert` adds where the
-    alert is in the payload."""
+    (`labels.severity`; empty for the alert itself): `each_alert` or `_parse_alerts`
+    adds where the alert is in the payload."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}" if field else message)
@@ -118,14 +118,18 @@ def _parse_alerts(items: list[object]) -> Parsed:
             heads.append(_head(item))
         except InvalidField as exc:
             heads.append(exc)
-    computed = iter(fingerprints([h[2] for h in heads if not isinstance(h, InvalidField)]))
+    labels = [head[2] for head in heads if not isinstance(head, InvalidField)]
+    # One fingerprint per head that passed, in their order: taken below for exactly those.
+    computed = iter(fingerprints(labels))
     alerts: list[Alert] = []
     refused: list[Refusal] = []
     for index, head in enumerate(heads):
+        if isinstance(head, InvalidField):
+            refused.append(_refusal(index, "alerts", head))
+            continue
+        fingerprint_of_labels = next(computed)
         try:
-            if isinstance(head, InvalidField):
-                raise head
-            alerts.append(_parse_rest(*head, next(computed)))
+            alerts.append(_parse_rest(*head, fingerprint_of_labels))
         except InvalidField as exc:
             refused.append(_refusal(index, "alerts", exc))
     return Parsed(alerts, refused)
@@ -142,7 +146,7 @@ def _parse_rest(
     item: dict[str, object], status: AlertStatus, labels: dict[str, str], computed: str
 ) -> Alert:
     return Alert(
-        fingerprint=_given(item.get("fingerprint"), computed),
+        fingerprint=_matching_fingerprint(item.get("fingerprint"), computed),
         status=status,
         labels=labels,
         annotations=check_annotations(item.get("annotations")),
@@ -167,10 +171,12 @@ def _ends_at(value: object, status: AlertStatus) -> datetime | None:
 
 def check_fingerprint(value: object, labels: Mapping[str, str]) -> str:
     """The fingerprint of `labels`; one a sender gives (not null) must be that one."""
-    return _given(value, fingerprint(labels))
+    return _matching_fingerprint(value, fingerprint(labels))
 
 
-def _given(value: object, computed: str) -> str:
+def _matching_fingerprint(value: object, computed: str) -> str:
+    """`computed`, the fingerprint of the alert's labels, if the sender gave that one
+    or none."""
     if value is None or value == computed:
         return computed
     raise InvalidField(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from itsmd.correlation.fingerprint import (
     EMPTY_FINGERPRINT,
+    _side_by_side,
     fingerprint,
     fingerprints,
     fnv1a_64,
@@ -155,3 +156,12 @@ def test_fingerprints_of_a_webhook_equal_each_alone() -> None:
     ]
     label_sets += [{}, {"alertname": "x" * 2000}, {"a": "\ud800"}]  # none, long, lone surrogate
     assert fingerprints(label_sets) == [fingerprint(labels) for labels in label_sets]
+
+
+def test_lanes_end_at_every_step() -> None:
+    """The lanes themselves, for inputs of every length from none to 40 bytes at once
+    (fnv1a_64_many hashes the shortest alone, where the lanes would cost more)."""
+    rng = random.Random(7)
+    datas = [bytes(rng.randrange(256) for _ in range(n)) for n in [*range(41), 40, 0]]
+    assert _side_by_side(datas) == [fnv1a_64(data) for data in datas]
+    assert _side_by_side([]) == []
