@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient
 from aiohttp.typedefs import Handler, Middleware
+from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Connection, select
 
@@ -26,6 +27,7 @@ from itsmd.durations import parse_time
 from itsmd.models import Incident, IncidentStatus, Level, Policy, Priority
 from itsmd.runtime.housekeeping import sweep_holds
 from itsmd.runtime.state import Runtime
+from itsmd.store.migrate import alembic_config
 from itsmd.store.tables import alerts as alerts_table
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "alertmanager"
@@ -297,3 +299,10 @@ def stored_incident(key: str, opened_at: datetime, **fields: Any) -> Incident:
         policy=Policy(window=minute, auto_resolve=minute, reopen=minute),
     )
     return dataclasses.replace(base, **fields)
+
+
+def downgrade(conn: Connection, revision: str) -> None:
+    """Migrate the database of `conn` down to `revision`, as alembic's command does."""
+    config = alembic_config()
+    config.attributes["connection"] = conn
+    command.downgrade(config, revision)

@@ -10,7 +10,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from alembic import command
 from sqlalchemy import Connection
 
 from itsmd.correlation.correlate import WorkingSet
@@ -19,9 +18,9 @@ from itsmd.models import Action, Alert, AlertStatus, Decision, StoredAlert
 from itsmd.store import repo
 from itsmd.store.alertfacts import quarter_of
 from itsmd.store.engine import Database
-from itsmd.store.migrate import alembic_config, upgrade
+from itsmd.store.migrate import upgrade
 from itsmd.store.tables import LABEL_VALUE_MAX, alert_counts, alerts, incident_labels, incidents
-from tests.api.api_support import MakeClient, stored_incident
+from tests.api.api_support import MakeClient, downgrade, stored_incident
 
 RULES = """\
 incidents:
@@ -136,16 +135,11 @@ async def test_downgrading_0021_gives_the_inserts_back_to_the_triggers(sqlite_ur
         values = {**row, "fingerprint": fp, "labels": labels, "incident_id": incident_id}
         conn.execute(sa.insert(alerts).values(values))
 
-    def downgrade(conn: Connection) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = conn
-        command.downgrade(config, "0020")
-
     try:
         await upgrade(db)
         await db.write(lambda conn: add(conn, "by-hand"))  # no trigger: nothing kept
         assert await db.read(facts) == ({}, set())
-        await db.write(downgrade)
+        await db.write(lambda conn: downgrade(conn, "0020"))
         await db.write(lambda conn: add(conn, "by-trigger"))
         counted, values = await db.read(facts)
         assert counted == {(quarter_of(ON_TIME), "down", "Down"): 1}

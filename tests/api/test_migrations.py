@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, insert, inspect
@@ -16,7 +15,7 @@ from itsmd.correlation.sla import summarize
 from itsmd.models import IncidentStatus, Level, Priority
 from itsmd.store import repo, slaclock
 from itsmd.store.engine import Database
-from itsmd.store.migrate import alembic_config, upgrade
+from itsmd.store.migrate import upgrade
 from itsmd.store.tables import (
     QUARTER_S,
     alert_counts,
@@ -26,7 +25,7 @@ from itsmd.store.tables import (
     sla_days,
     timeline,
 )
-from tests.api.api_support import stored_incident
+from tests.api.api_support import downgrade, stored_incident
 
 
 def _declared(name: str | None, kind: str, parent: object) -> bool:
@@ -41,18 +40,12 @@ def _differences(conn: Connection) -> list[object]:
     return list(compare_metadata(context, metadata))
 
 
-def _downgrade(conn: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = conn
-    command.downgrade(config, revision)
-
-
 async def test_migrated_schema_equals_the_declared_one(db_url: str) -> None:
     db = Database(db_url, busy_timeout=timedelta(seconds=3))
     try:
         await upgrade(db)
         assert await db.read(_differences) == []
-        await db.write(lambda conn: _downgrade(conn, "0005"))
+        await db.write(lambda conn: downgrade(conn, "0005"))
         tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
         assert "notifications" not in tables
         assert "problems" in tables
@@ -199,7 +192,7 @@ async def test_alerts_stored_before_0014_are_found_by_their_label_values(db_url:
             ("orphan-1", []),
         ]:
             assert await db.read(search(q)) == keys, q
-        await db.write(lambda conn: _downgrade(conn, "0013"))
+        await db.write(lambda conn: downgrade(conn, "0013"))
         tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
         assert "incident_labels" not in tables
         await db.write(lambda conn: add_alert(conn, "f5", 1, pod="web-10"))  # no trigger left
@@ -287,7 +280,7 @@ async def test_incidents_stored_before_0015_are_found_by_the_text_index(db_url: 
         assert await db.read(named("latency")) == ([2] if sqlite else None)
         for q, found in [("disk full", ["a"]), ("db-1", []), ("db-2", ["a"]), ("API", ["b"])]:
             assert await db.read(keys(q)) == found, q
-        await db.write(lambda conn: _downgrade(conn, "0014"))
+        await db.write(lambda conn: downgrade(conn, "0014"))
         tables = set(await db.read(lambda conn: inspect(conn).get_table_names()))
         assert not {t for t in tables if t.startswith("incidents_text")}
         await db.write(lambda conn: add(conn, "c", "after the downgrade"))  # no trigger left

@@ -15,7 +15,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import Connection, func, select
 
 from itsmd.correlation.correlate import WorkingSet
@@ -23,9 +22,9 @@ from itsmd.durations import parse_time
 from itsmd.models import TimelineEntry, evolve
 from itsmd.store import repo
 from itsmd.store.engine import Database
-from itsmd.store.migrate import alembic_config, upgrade
+from itsmd.store.migrate import upgrade
 from itsmd.store.tables import timeline
-from tests.api.api_support import ApiClient, MakeClient, alert, resolved
+from tests.api.api_support import ApiClient, MakeClient, alert, downgrade, resolved
 
 MINUTE = timedelta(minutes=1)
 Entry = tuple[str, str, str, str, str | None]
@@ -284,7 +283,7 @@ async def test_placements_stored_as_rows_before_0020_are_shown_once(
     await client.webhook(first, alert("Down", service="api"), alert("Slow", service="api"))
     assert await _rows(client) == 1
 
-    await db.write(lambda conn: _downgrade(conn, "0019"))
+    await db.write(lambda conn: downgrade(conn, "0019"))
     assert await _rows(client) == 4
     await upgrade(db)
     await _all_agree(client, decided)
@@ -295,9 +294,3 @@ async def test_placements_stored_as_rows_before_0020_are_shown_once(
 
     await _all_agree(client, decided)
     assert await _rows(client) == 6  # the resolve and the refire
-
-
-def _downgrade(conn: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = conn
-    command.downgrade(config, revision)

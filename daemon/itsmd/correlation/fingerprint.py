@@ -65,11 +65,11 @@ _LANE_MASK = int.from_bytes(_MASK64.to_bytes(8, "little") + bytes(8), "little")
 def fnv1a_64_many(datas: Sequence[bytes]) -> list[int]:
     """`fnv1a_64` of each input."""
     values = [0] * len(datas)
-    grouped = sorted(
-        (i for i, data in enumerate(datas) if len(data) in _SIDE_BY_SIDE),
-        key=lambda i: len(datas[i]),
-    )
-    alone = [i for i, data in enumerate(datas) if len(data) not in _SIDE_BY_SIDE]
+    grouped: list[int] = []
+    alone: list[int] = []
+    for i, data in enumerate(datas):
+        (grouped if len(data) in _SIDE_BY_SIDE else alone).append(i)
+    grouped.sort(key=lambda i: len(datas[i]))
     for start in range(0, len(grouped), _GROUP):
         group = grouped[start : start + _GROUP]
         if len(group) < 3:  # too few to gain from the wide integers

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from itsmd.correlation.fingerprint import fingerprint
 from itsmd.correlation.rules import parse_rule_sections
-from itsmd.models import Alert, AlertStatus, IngestAction
+from itsmd.models import IngestAction
 from itsmd.ruletools.simulate import Simulation
+from tests.unit.correlation.test_correlate import alert
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = """\
@@ -23,21 +23,6 @@ maintenance:
 """
 
 
-def firing(service: str) -> Alert:
-    labels = {"alertname": "Down", "service": service}
-    return Alert(
-        fingerprint=fingerprint(labels),
-        status=AlertStatus.FIRING,
-        labels=labels,
-        annotations={},
-        starts_at=T0,
-        ends_at=None,
-        generator_url="",
-        source="alertmanager",
-        raw={"startsAt": "set"},
-    )
-
-
 def test_alerts_released_by_a_window_open_incidents_in_the_order_they_came() -> None:
     """As the sweep releases stored alerts by id: the same answer on every run,
     whatever the hash seed (they were released from a set once)."""
@@ -45,7 +30,7 @@ def test_alerts_released_by_a_window_open_incidents_in_the_order_they_came() -> 
     simulation = Simulation(rules)
     services = [f"s{n}" for n in (5, 2, 7, 0, 3, 6, 1, 4)]
     for n, service in enumerate(services):
-        outcome = simulation.send(firing(service), T0 + timedelta(seconds=n))
+        outcome = simulation.send(alert(starts_at=T0, service=service), T0 + timedelta(seconds=n))
         assert outcome.action is IngestAction.SUPPRESSED
     simulation.advance(T0 + timedelta(minutes=6))
     assert [i.service for i in simulation.incidents()] == services
