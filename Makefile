@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test test-fast lint typecheck format bench bench-smoke clean install uninstall
 
-$(STAMP): pyproject.toml
+# setup.py and the C source too: the editable install compiles the fingerprint hash.
+$(STAMP): pyproject.toml setup.py daemon/itsmd/correlation/_fnv.c
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
@@ -39,6 +40,7 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache itsmd.db itsmd.db-wal itsmd.db-shm
+	rm -f daemon/itsmd/correlation/_fnv.*.so
 
 bench: $(STAMP)
 	$(BIN)/pytest bench/micro --benchmark-only -p no:cacheprovider

@@ -231,8 +231,15 @@ def package_data() -> set[str]:
     return {p.relative_to(base).as_posix() for pat in patterns for p in base.glob(pat)}
 
 
+def the_wheel(dist: Path) -> Path:
+    """The one wheel built: for this interpreter and platform, as it holds the compiled
+    fingerprint hash (setup.py)."""
+    (wheel,) = dist.glob(f"itsmd-{__version__}-cp3*-*.whl")
+    return wheel
+
+
 def test_build_makes_wheel_and_sdist_with_package_data(dist: Path) -> None:
-    wheel = dist / f"itsmd-{__version__}-py3-none-any.whl"
+    wheel = the_wheel(dist)
     sdist = dist / f"itsmd-{__version__}.tar.gz"
     assert wheel.is_file()
     assert sdist.is_file()
@@ -244,10 +251,14 @@ def test_build_makes_wheel_and_sdist_with_package_data(dist: Path) -> None:
         entry_points = zf.read(f"itsmd-{__version__}.dist-info/entry_points.txt").decode()
     assert expected - names == set()
     assert "itsmd_connectors/sinks/slack.py" in names
+    assert any(n.startswith("itsmd/correlation/_fnv.") and n.endswith(".so") for n in names)
     assert "itsmd = itsmd.cli.main:main" in entry_points
     with tarfile.open(sdist) as tf:
         in_sdist = {name.split("/", 1)[1] for name in tf.getnames() if "/" in name}
     assert {"pyproject.toml", "README.md"} | {f"daemon/{name}" for name in expected} <= in_sdist
+    # The C source to compile on install, never a module compiled here.
+    assert {"setup.py", "daemon/itsmd/correlation/_fnv.c"} <= in_sdist
+    assert [name for name in in_sdist if name.endswith(".so")] == []
     # What `make install` takes besides the package (MANIFEST.in).
     service = {"Makefile", "itsmd.example.yml", "systemd/itsmd.service"}
     service |= {"systemd/itsmd.sysusers", "systemd/itsmd.tmpfiles", "rules/10-services.yml"}
@@ -257,11 +268,13 @@ def test_build_makes_wheel_and_sdist_with_package_data(dist: Path) -> None:
 def test_wheel_installs_and_runs(dist: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", venv)
-    wheel = dist / f"itsmd-{__version__}-py3-none-any.whl"
+    wheel = the_wheel(dist)
     # --no-compile: bytecode for every dependency costs seconds this test has no use for.
     run(venv / "bin/python", "-m", "pip", "install", "--quiet", "--no-compile", wheel)
     itsmd = venv / "bin/itsmd"
     assert run(itsmd, "--version", cwd=tmp_path).stdout.strip() == f"itsmd {__version__}"
+    compiled = "import itsmd.correlation.fingerprint as f; print(f._compiled is not None)"
+    assert run(venv / "bin/python", "-c", compiled, cwd=tmp_path).stdout.strip() == "True"
     # The migrations came with it: a new store is created and upgraded to the head.
     db = tmp_path / "itsmd.db"
     run(itsmd, "db", "upgrade", "--db", f"sqlite+aiosqlite:///{db}", cwd=tmp_path)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from itsmd.correlation import fingerprint as module
 from itsmd.correlation.fingerprint import (
     EMPTY_FINGERPRINT,
     _side_by_side,
@@ -19,7 +21,13 @@ from itsmd.correlation.fingerprint import (
     fingerprints,
     fnv1a_64,
     fnv1a_64_many,
+    python_fingerprint,
+    python_fingerprints,
 )
+from tests.conftest import missing_peer
+
+# Both ways of computing one: the compiled code where it is built, and the Python code.
+EITHER = pytest.mark.parametrize("of", [fingerprint, python_fingerprint])
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "alertmanager"
 
@@ -81,12 +89,16 @@ def test_fixtures_cover_many_label_sets() -> None:
         ),
     ],
 )
-def test_matches_prometheus_common_vectors(labels: dict[str, str], expected: int) -> None:
-    assert fingerprint(labels) == f"{expected:016x}"
+@EITHER
+def test_matches_prometheus_common_vectors(
+    of: Callable[[Mapping[str, str]], str], labels: dict[str, str], expected: int
+) -> None:
+    assert of(labels) == f"{expected:016x}"
 
 
-def test_empty_label_set_is_the_fnv_offset_basis() -> None:
-    assert fingerprint({}) == EMPTY_FINGERPRINT == "cbf29ce484222325"
+@EITHER
+def test_empty_label_set_is_the_fnv_offset_basis(of: Callable[[Mapping[str, str]], str]) -> None:
+    assert of({}) == EMPTY_FINGERPRINT == "cbf29ce484222325"
 
 
 @pytest.mark.parametrize(
@@ -97,7 +109,8 @@ def test_fnv1a_64_reference_vectors(data: bytes, expected: int) -> None:
     assert fnv1a_64(data) == expected
 
 
-def test_pads_to_sixteen_digits() -> None:
+@EITHER
+def test_pads_to_sixteen_digits(of: Callable[[Mapping[str, str]], str]) -> None:
     # From resolved-endsAt-before-startsAt.json: the value starts with a zero.
     labels = {
         "alertname": "QueueBacklog",
@@ -107,16 +120,20 @@ def test_pads_to_sixteen_digits() -> None:
         "service": "billing",
         "severity": "warning",
     }
-    assert fingerprint(labels) == "0ab3e094a1cb884b"
+    assert of(labels) == "0ab3e094a1cb884b"
 
 
-def test_separator_keeps_name_and_value_apart() -> None:
-    assert fingerprint({"a": "bc"}) != fingerprint({"ab": "c"})
-    assert fingerprint({"a": "", "b": "c"}) != fingerprint({"a": "b", "c": ""})
+@EITHER
+def test_separator_keeps_name_and_value_apart(of: Callable[[Mapping[str, str]], str]) -> None:
+    assert of({"a": "bc"}) != of({"ab": "c"})
+    assert of({"a": "", "b": "c"}) != of({"a": "b", "c": ""})
 
 
-def test_lone_surrogate_hashes_like_go_replacement_character() -> None:
-    assert fingerprint({"a": "x\ud800y"}) == fingerprint({"a": "x\ufffdy"})
+@EITHER
+def test_lone_surrogate_hashes_like_go_replacement_character(
+    of: Callable[[Mapping[str, str]], str],
+) -> None:
+    assert of({"a": "x\ud800y"}) == of({"a": "x\ufffdy"})
 
 
 label_sets = st.dictionaries(
@@ -165,3 +182,38 @@ def test_lanes_end_at_every_step() -> None:
     datas = [bytes(rng.randrange(256) for _ in range(n)) for n in [*range(41), 40, 0]]
     assert _side_by_side(datas) == [fnv1a_64(data) for data in datas]
     assert _side_by_side([]) == []
+
+
+def test_the_compiled_hash_is_built() -> None:
+    """`pip install` compiles `_fnv.c` where a C compiler and Python's headers are;
+    the tests below compare it with the Python code."""
+    if module._compiled is None:
+        missing_peer("itsmd.correlation._fnv is not built (a C compiler and Python's headers)")
+
+
+# Any text: non-ASCII, characters whose UTF-8 holds 0xc3 0xbf, lone surrogates.
+any_label_sets = st.dictionaries(st.text(max_size=12), st.text(max_size=40), max_size=12)
+
+
+@given(st.lists(any_label_sets, max_size=40))
+def test_the_compiled_hash_gives_the_python_codes_fingerprints(
+    sets: list[dict[str, str]],
+) -> None:
+    assert fingerprints(sets) == python_fingerprints(sets)
+    assert [fingerprint(labels) for labels in sets] == [python_fingerprint(s) for s in sets]
+
+
+def test_the_compiled_hash_leaves_what_it_does_not_take_to_the_python_code() -> None:
+    compiled = module._compiled
+    if compiled is None:
+        missing_peer("itsmd.correlation._fnv is not built")
+    labels = {"alertname": "Down", "instance": "api-1:9100"}
+    assert compiled.fingerprint(labels) == python_fingerprint(labels)
+    for other in [MappingProxyType(labels), {"a": 1}, {1: "a"}, {"a": "x\ud800"}, {"\udfff": ""}]:
+        assert compiled.fingerprint(other) is None, other
+        assert compiled.fingerprints([labels, other]) == [python_fingerprint(labels), None]
+    assert fingerprint(MappingProxyType(labels)) == python_fingerprint(labels)
+    with pytest.raises(AttributeError):
+        fingerprint({"a": 1})  # type: ignore[dict-item]
+    with pytest.raises(TypeError):
+        compiled.fingerprints(3)  # type: ignore[arg-type]
