@@ -6,10 +6,10 @@ read these figures").
     python bench/compare.py c6f8916 --scenario single-1 --scenario batch-20 --pairs 5
 
 The other version runs from a temporary git worktree with its own code (bench/run.py
-puts its checkout's `daemon/` first on the daemon's path) and this checkout's
-virtualenv; each pair runs the other version first, then this one, then the floor
-(`floor-single-1`, `floor-batch-20`), so that a drift of the machine shows in the
-floor beside the pair.
+puts its checkout's `daemon/` first on the daemon's path; its compiled modules are
+built there) and this checkout's virtualenv; each pair runs the other version first,
+then this one, then the floor (`floor-single-1`, `floor-batch-20`), so that a drift
+of the machine shows in the floor beside the pair.
 Nothing is appended to `bench/results/results.jsonl`.
 """
 
@@ -102,6 +102,12 @@ def main() -> int:
             cwd=ROOT,
             check=True,
         )
+        if (worktree / "setup.py").exists():  # its own compiled modules, beside its code
+            subprocess.run(
+                [sys.executable, "setup.py", "--quiet", "build_ext", "--inplace"],
+                cwd=worktree,
+                check=True,
+            )
         try:
             for pair in range(1, args.pairs + 1):
                 before = run(worktree, scenarios, args.runs)
