@@ -143,6 +143,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             outbox=app[OUTBOX],
         )
         writer.start()
+        db.checkpoint_in_background()
         runtime.set_api_windows(await db.read(repo.api_windows))
         runtime.db, runtime.writer, runtime.ready = db, writer, True
         yield

@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from itsmd.store.checkpoints import BACKSTOP_PAGES, Checkpoints
 from itsmd.store.tables import json_text, leases
 
 T = TypeVar("T")
@@ -127,6 +128,7 @@ class Database:
         else:
             self._async = _postgres_engine(url, busy_timeout)
         self._busy_timeout = busy_timeout
+        self._checkpoints: Checkpoints | None = None
 
     @property
     def safe_url(self) -> str:
@@ -181,7 +183,17 @@ class Database:
                 raise StoreUnavailable(describe_error(exc)) from exc
             raise
 
+    def checkpoint_in_background(self) -> None:
+        """Fold SQLite's log back into the file from a thread of its own instead of in
+        the writer's commits (the daemon; a command's few writes leave it to SQLite)."""
+        path = self.sqlite_file
+        if path is not None and self._checkpoints is None:
+            self._checkpoints = Checkpoints(path, busy_timeout=self._busy_timeout)
+            self._checkpoints.start()
+
     async def dispose(self) -> None:
+        if self._checkpoints is not None:
+            await asyncio.to_thread(self._checkpoints.stop)
         if self._sync is not None:
             self._writer.shutdown(wait=True)
             self._readers.shutdown(wait=True)
@@ -255,6 +267,8 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout.total_seconds() * 1000)}")
+        # The daemon checkpoints from a thread of its own (store/checkpoints.py).
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
