@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, text
 
+from itsmd.config import Settings
+from itsmd.server.app import build_app
+from itsmd.server.serve import serve
 from itsmd.store.checkpoints import BACKSTOP_PAGES, Checkpoints
 from itsmd.store.engine import Database
 
@@ -84,3 +89,31 @@ async def test_a_failing_checkpoint_is_logged_once_and_retried(
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1, warnings
     assert "checkpoint of the SQLite log failed" in warnings[0]
+
+
+def test_a_checkpoint_never_makes_a_store_that_is_not_there(tmp_path: Path) -> None:
+    missing = tmp_path / "gone.db"
+    checkpoints = Checkpoints(missing, busy_timeout=TIMEOUT)
+    with pytest.raises(sqlite3.OperationalError):
+        checkpoints.run_once()
+    assert not missing.exists()
+
+
+async def test_a_start_up_that_fails_after_the_store_opened_closes_it(tmp_path: Path) -> None:
+    """Nothing of the store is left running (its checkpoint thread, say) to keep the
+    process from exiting."""
+    path = tmp_path / "itsmd.db"
+    app = build_app(
+        Settings(database=f"sqlite+aiosqlite:///{path}"), migrate=True, run_checks=False
+    )
+
+    async def later_step(_app: object) -> AsyncIterator[None]:
+        raise RuntimeError("a later start-up step failed")
+        yield  # pragma: no cover
+
+    app.cleanup_ctx.append(later_step)
+    with pytest.raises(RuntimeError, match="later start-up step"):
+        await serve(app, "127.0.0.1", 0)
+    assert "itsmd-sqlite-checkpoint" not in {t.name for t in threading.enumerate()}
+    assert path.exists()
+    assert not Path(f"{path}-wal").exists()  # the store was closed

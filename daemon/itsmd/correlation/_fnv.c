@@ -35,13 +35,17 @@ separated(uint64_t hash)
     return hash * FNV64_PRIME;
 }
 
-/* Adds `text` as UTF-8; 0 if it has none (the error cleared). */
+/* Adds `text` as UTF-8: 1; 0 if it has none (a lone surrogate; the error cleared);
+ * -1 on another error (memory), left set. */
 static int
 add_text(uint64_t *hash, PyObject *text)
 {
     Py_ssize_t size;
     const char *utf8 = PyUnicode_AsUTF8AndSize(text, &size);
     if (utf8 == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError)) {
+            return -1;
+        }
         PyErr_Clear();
         return 0;
     }
@@ -84,8 +88,15 @@ one(PyObject *labels)
             }
             Py_RETURN_NONE;
         }
-        if (!add_text(&hash, name) || !add_text(&hash, value)) {
+        int added = add_text(&hash, name);
+        if (added == 1) {
+            added = add_text(&hash, value);
+        }
+        if (added != 1) {
             Py_DECREF(names);
+            if (added < 0) {
+                return NULL;
+            }
             Py_RETURN_NONE;
         }
     }

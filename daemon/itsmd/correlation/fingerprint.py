@@ -47,6 +47,7 @@ def fingerprints(label_sets: Sequence[Mapping[str, str]]) -> list[str]:
     alerts computed side by side: `fnv1a_64_many`)."""
     if _compiled is None:
         return python_fingerprints(label_sets)
+    label_sets = label_sets if isinstance(label_sets, list) else list(label_sets)
     values: list[str | None] = _compiled.fingerprints(label_sets)
     return [
         python_fingerprint(labels) if value is None else value

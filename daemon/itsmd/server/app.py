@@ -143,8 +143,13 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             outbox=app[OUTBOX],
         )
         writer.start()
+        try:
+            runtime.set_api_windows(await db.read(repo.api_windows))
+        except BaseException:
+            await writer.stop()
+            await db.dispose()
+            raise
         db.checkpoint_in_background()
-        runtime.set_api_windows(await db.read(repo.api_windows))
         runtime.db, runtime.writer, runtime.ready = db, writer, True
         yield
         runtime.ready = False

@@ -29,7 +29,11 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     runner = web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
     )
-    await runner.setup()  # opens the store (cleanup_ctx) before anything listens
+    try:
+        await runner.setup()  # opens the store (cleanup_ctx) before anything listens
+    except BaseException:
+        await runner.cleanup()  # closes what did start (the store, its threads)
+        raise
     _tune_gc()
     try:
         await listen(runner, host, port)

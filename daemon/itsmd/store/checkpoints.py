@@ -33,7 +33,11 @@ class Checkpoints:
         self.failures = 0  # checkpoints that failed, in all
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="itsmd-sqlite-checkpoint")
+        # A daemon thread: should the store never be closed (a start-up that failed
+        # half-way), it must not keep the process from exiting.
+        self._thread = threading.Thread(
+            target=self._run, name="itsmd-sqlite-checkpoint", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
@@ -50,12 +54,19 @@ class Checkpoints:
         """One PASSIVE checkpoint: (pages in the log, pages of it in the database file)."""
         if self._conn is None:
             self._conn = sqlite3.connect(
-                self._path,
+                f"{self._path.resolve().as_uri()}?mode=rw",  # never a new, empty file
+                uri=True,
                 isolation_level=None,
                 check_same_thread=False,
                 timeout=self._busy_timeout.total_seconds(),
             )
-        _busy, in_log, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        try:
+            row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            self._conn.close()  # the next one connects again (a file put back, say)
+            self._conn = None
+            raise
+        _busy, in_log, copied = row
         return int(in_log), int(copied)
 
     def _run(self) -> None:
@@ -63,7 +74,8 @@ class Checkpoints:
         while not self._stop.wait(self._every.total_seconds()):
             try:
                 self.run_once()
-            except sqlite3.Error as exc:  # the writer's backstop checkpoints meanwhile
+            # Whatever fails, the thread goes on; the writer's backstop covers meanwhile.
+            except Exception as exc:  # noqa: BLE001
                 self.failures += 1
                 if not failing:
                     log.warning("checkpoint of the SQLite log failed (will retry): %s", exc)

@@ -191,8 +191,16 @@ def test_the_compiled_hash_is_built() -> None:
         missing_peer("itsmd.correlation._fnv is not built (a C compiler and Python's headers)")
 
 
-# Any text: non-ASCII, characters whose UTF-8 holds 0xc3 0xbf, lone surrogates.
-any_label_sets = st.dictionaries(st.text(max_size=12), st.text(max_size=40), max_size=12)
+# Any text: non-ASCII, characters whose UTF-8 holds 0xc3 0xbf, and lone surrogates
+# (which `st.text()` alone never draws).
+any_text = st.text(
+    st.one_of(
+        st.characters(),
+        st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"]),
+    ),
+    max_size=40,
+)
+any_label_sets = st.dictionaries(any_text, any_text, max_size=12)
 
 
 @given(st.lists(any_label_sets, max_size=40))
@@ -200,6 +208,7 @@ def test_the_compiled_hash_gives_the_python_codes_fingerprints(
     sets: list[dict[str, str]],
 ) -> None:
     assert fingerprints(sets) == python_fingerprints(sets)
+    assert fingerprints(iter(sets)) == python_fingerprints(sets)  # any iterable
     assert [fingerprint(labels) for labels in sets] == [python_fingerprint(s) for s in sets]
 
 
