@@ -163,7 +163,9 @@ async def test_a_permanent_failure_becomes_a_dead_letter_that_an_admin_can_send_
     assert (await resp.json())["retried_by"] == "ana"
     bodies = await seen(peer, 2)
     assert bodies[1]["event_id"] == bodies[0]["event_id"]
-    assert [n["id"] for n in await notifications(client, "sent")] == [dead["id"]]
+    # The answer to the retry is recorded a moment after the peer gave it.
+    sent = await async_wait_until(lambda: notifications(client, "sent"), what="a sent one")
+    assert [n["id"] for n in sent] == [dead["id"]]
     again = await client.post(f"/api/v1/notifications/{dead['id']}/retry")
     assert again.status == 409
     assert (await client.post("/api/v1/notifications/999/retry")).status == 404
