@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from itsmd.store.engine import is_sqlite
 from itsmd.store.migrate import SchemaState, alembic_config
+from itsmd.store.sqlitefile import connect
 from itsmd.store.tables import alerts, incidents
 
 # Pages copied per step (4 MiB at SQLite's default page size) and the pause between
@@ -140,14 +141,9 @@ def inspect(path: Path, shown: str | None = None) -> Contents:
         raise BackupError(f"{name} is not a readable SQLite database: {exc}") from None
 
 
-def _connect(path: Path, mode: str, timeout_s: float) -> sqlite3.Connection:
-    uri = f"{path.resolve().as_uri()}?mode={mode}"
-    return sqlite3.connect(uri, uri=True, timeout=timeout_s, isolation_level=None)
-
-
 def _copy(source_path: Path, mode: str, tmp: Path, busy_timeout_s: float) -> None:
     try:
-        source = _connect(source_path, mode, busy_timeout_s)
+        source = connect(source_path, mode, busy_timeout_s)
         try:
             source.execute("BEGIN")
             source.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot
@@ -169,7 +165,7 @@ def _copy(source_path: Path, mode: str, tmp: Path, busy_timeout_s: float) -> Non
 
 
 def _check(path: Path, name: str) -> Contents:
-    conn = _connect(path, "ro", 0.5)
+    conn = connect(path, "ro", 0.5)
     try:
         problems = [row[0] for row in conn.execute("PRAGMA integrity_check")]
         if problems != ["ok"]:
@@ -212,7 +208,7 @@ def _exclusive(db_path: Path) -> Iterator[None]:
     if not db_path.exists():
         yield
         return
-    conn = _connect(db_path, "rw", 0.5)
+    conn = connect(db_path, "rw", 0.5)
     try:
         if _leave_wal(conn, db_path):
             conn.execute("BEGIN EXCLUSIVE")  # no reader either until the new file is in

@@ -17,6 +17,8 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+from itsmd.store.sqlitefile import connect
+
 log = logging.getLogger(__name__)
 
 # About 40 MB of log at 4 KiB pages before the writer checkpoints itself.
@@ -53,13 +55,7 @@ class Checkpoints:
     def run_once(self) -> tuple[int, int]:
         """One PASSIVE checkpoint: (pages in the log, pages of it in the database file)."""
         if self._conn is None:
-            self._conn = sqlite3.connect(
-                f"{self._path.resolve().as_uri()}?mode=rw",  # never a new, empty file
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=self._busy_timeout.total_seconds(),
-            )
+            self._conn = connect(self._path, "rw", self._busy_timeout.total_seconds())
         try:
             row = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
