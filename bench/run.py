@@ -240,21 +240,47 @@ class Daemon:
         raise RuntimeError("itsmd did not become ready within 20 s")
 
     def usage(self) -> dict[str, float]:
-        """RSS (MB) and CPU seconds (user + system) of the daemon so far."""
-        with open(f"/proc/{self.proc.pid}/status") as f:
-            rss_kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
-        with open(f"/proc/{self.proc.pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
+        """Memory (MB: the proportional set size, so that pages the processes share are
+        counted once) and CPU seconds (user + system) so far of the daemon and the
+        processes it started (the ingest process, forked by Python's fork server)."""
+        rss_kb, ticks = 0, 0
+        for pid in _tree(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    rss_kb += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+                with open(f"/proc/{pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (FileNotFoundError, StopIteration):  # ended meanwhile
+                continue
+            ticks += int(fields[11]) + int(fields[12])
         return {
             "rss_mb": round(rss_kb / 1024, 1),
-            "cpu_s": round((int(fields[11]) + int(fields[12])) / ticks, 2),
+            "cpu_s": round(ticks / os.sysconf("SC_CLK_TCK"), 2),
         }
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=15)
         self.log.close()
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, ()))
+    return found
 
 
 def seed(scenario: Scenario, state: Load, into: Path) -> Seeded:
@@ -447,7 +473,7 @@ def write_table(env: dict[str, Any], runs: int, medians: list[dict[str, Any]]) -
         f"`make bench` (medians of {runs} runs, concurrency 16).",
         "",
         "| scenario | alerts/s | requests/s | p50 ms | p99 ms | non-2xx | alerts stored / "
-        "expected | incidents stored / expected | ready s | RSS MB | CPU s |",
+        "expected | incidents stored / expected | ready s | memory MB | CPU s |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for m in medians:

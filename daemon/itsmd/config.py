@@ -33,6 +33,7 @@ from itsmd.yamlsource import (
     describe,
     expect_list,
     expect_mapping,
+    get_bool,
     get_str,
     get_str_list,
     join,
@@ -71,7 +72,9 @@ LIMIT_KEYS = (
 MIN_SECRET_LENGTH = 16
 # The shortest limits.read_timeout: a shorter one cuts off ordinary clients.
 MIN_READ_TIMEOUT = timedelta(seconds=1)
-STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous")
+# How the daemon and its ingest process log (to stderr: the journal under systemd).
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous", "ingest_process")
 RETENTION_KEYS = ("incidents", "notifications")
 # The shortest retention: shorter would delete what the reopen window and the
 # delivery worker may still need.
@@ -131,6 +134,8 @@ class Settings:
     sla: Mapping[Priority, SlaTarget] = field(default_factory=dict)
     busy_timeout: timedelta = timedelta(seconds=3)
     sqlite_synchronous: str = "NORMAL"
+    # SQLite: ingest batches run in a process of their own (runtime/ingestproc.py).
+    ingest_process: bool = True
     config_file: str | None = None
     watch_rules: timedelta | None = None  # how often to look for changed rule files
     external_url: str | None = None  # where humans reach this daemon (links in notifications)
@@ -311,7 +316,7 @@ def _parse(
     except ValueError as exc:
         findings.error(top.line_of("listen"), "listen", str(exc))
     limits = _limits(findings, top)
-    busy_timeout, synchronous = _storage(findings, top)
+    busy_timeout, synchronous, ingest_process = _storage(findings, top)
     settings = Settings(
         listen=listen,
         database=_database(findings, top),
@@ -325,6 +330,7 @@ def _parse(
         max_auth_failures=limits.max_auth_failures,
         busy_timeout=busy_timeout,
         sqlite_synchronous=synchronous,
+        ingest_process=ingest_process,
         config_file=filename,
         watch_rules=_watch(findings, top),
         external_url=_external_url(findings, top),
@@ -552,14 +558,14 @@ def _watch(findings: Findings, top: LocDict) -> timedelta | None:
     return every
 
 
-def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str]:
-    """(busy_timeout, sqlite_synchronous)"""
+def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str, bool]:
+    """(busy_timeout, sqlite_synchronous, ingest_process)"""
     default = Settings()
     storage = expect_mapping(
         findings, top.get("storage", LocDict()), top.line_of("storage"), "storage"
     )
     if storage is None:
-        return default.busy_timeout, default.sqlite_synchronous
+        return default.busy_timeout, default.sqlite_synchronous, default.ingest_process
     check_keys(findings, storage, STORAGE_KEYS, "storage")
     busy = convert(
         findings,
@@ -577,7 +583,8 @@ def _storage(findings: Findings, top: LocDict) -> tuple[timedelta, str]:
         default.sqlite_synchronous,
         _synchronous,
     )
-    return busy, synchronous
+    process = get_bool(findings, storage, "ingest_process", "storage", default.ingest_process)
+    return busy, synchronous, process
 
 
 def _retention(findings: Findings, top: LocDict) -> Retention:

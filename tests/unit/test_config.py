@@ -54,6 +54,7 @@ def parse(text: str, env: dict[str, str] | None = None, filename: str = F) -> Se
         ("sla", {}),
         ("busy_timeout", timedelta(seconds=3)),
         ("sqlite_synchronous", "NORMAL"),
+        ("ingest_process", True),
     ],
 )
 @pytest.mark.parametrize("text", ["", "# nothing\n", "{}\n"], ids=["empty", "comment", "empty-map"])
@@ -87,6 +88,7 @@ sla:
 storage:
   busy_timeout: 500ms
   sqlite_synchronous: full
+  ingest_process: false
 connectors: {}
 routes: []
 """
@@ -108,6 +110,7 @@ routes: []
         },
         busy_timeout=timedelta(milliseconds=500),
         sqlite_synchronous="FULL",
+        ingest_process=False,
         config_file=str(config),
     )
 
@@ -622,6 +625,11 @@ def test_bad_sla(text: str, expected: list[str]) -> None:
 def test_storage(text: str, busy_timeout: timedelta, synchronous: str) -> None:
     settings = parse(text)
     assert (settings.busy_timeout, settings.sqlite_synchronous) == (busy_timeout, synchronous)
+    assert settings.ingest_process
+
+
+def test_the_ingest_process_can_be_turned_off() -> None:
+    assert not parse("storage: {ingest_process: false}\n").ingest_process
 
 
 @pytest.mark.parametrize(
@@ -638,6 +646,10 @@ def test_storage(text: str, busy_timeout: timedelta, synchronous: str) -> None:
         (
             "storage:\n  busy_timeout: 3\n",
             ["2: storage.busy_timeout: not a duration: '3' (expected e.g. 90s, 15m, 1h30m, 7d)"],
+        ),
+        (
+            "storage:\n  ingest_process: no-thanks\n",
+            ["2: storage.ingest_process: expected true or false, got 'no-thanks'"],
         ),
         (
             "storage:\n  busy_timout: 3s\n",

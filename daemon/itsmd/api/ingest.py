@@ -18,7 +18,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from itsmd.api.errors import BadRequest, ClientGone, SlowBody, TooLarge, error_response
 from itsmd.api.keys import RUNTIME
 from itsmd.api.params import read_body
-from itsmd.runtime.writer import IngestResult
+from itsmd.runtime.batches import IngestResult
 from itsmd.sources import Parsed, PayloadError, Source
 from itsmd.store.engine import StoreUnavailable
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from itsmd import __version__
 from itsmd.cli import backup, client, completion, incidents, maintenance, oncall, reports
-from itsmd.config import Overrides, Settings, load_config, load_settings
+from itsmd.config import LOG_FORMAT, Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.durations import parse_time
 from itsmd.models import Action, Alert, AlertStatus, StoredAlert
@@ -169,7 +169,7 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=LOG_FORMAT,
     )
     for noisy in ("apscheduler", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

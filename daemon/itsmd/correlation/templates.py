@@ -446,6 +446,11 @@ class Template:
     source: str
     compiled: jinja2.Template = field(compare=False, repr=False)
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Compiled again from the source where it is unpickled: Jinja's compiled code
+        # does not pickle (the ingest process gets the rules this way).
+        return compile_template, (self.source,)
+
     @property
     def is_static(self) -> bool:
         return "{" not in self.source

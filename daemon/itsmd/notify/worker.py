@@ -74,6 +74,7 @@ class OutboxWorker:
     ) -> None:
         self._writer: Writer | None = None
         self._routes, self._base_url = routes, base_url
+        self._enqueuer: functools.partial[int] | None = None
         self._clock, self._metrics, self._poll_s = clock, metrics, poll_s
         self._sinks: dict[str, SinkRunner] = {}
         self._wake = asyncio.Event()
@@ -87,6 +88,19 @@ class OutboxWorker:
 
     def enqueue(self, conn: Connection) -> int:
         return outbox.enqueue(conn, self._routes(), self._base_url())
+
+    def enqueuer(self) -> Callable[[Connection], int]:
+        routes, base_url = self._routes(), self._base_url()
+        made = self._enqueuer
+        if (
+            made is None
+            or made.keywords["routes"] is not routes
+            or made.keywords["base_url"] != base_url
+        ):
+            made = self._enqueuer = functools.partial(
+                outbox.enqueue, routes=routes, base_url=base_url
+            )
+        return made
 
     def wake(self) -> None:
         self._wake.set()

@@ -110,7 +110,13 @@ class Runtime:
             return ReloadResult(False, len(self.rules), findings)
         restart = tuple(
             name
-            for name in ("listen", "database", "busy_timeout", "sqlite_synchronous")
+            for name in (
+                "listen",
+                "database",
+                "busy_timeout",
+                "sqlite_synchronous",
+                "ingest_process",
+            )
             if getattr(settings, name) != getattr(self.settings, name)
         )
         if restart:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -23,10 +22,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
-from itsmd.correlation.correlate import SAME_START, Correlator, Outcome, Router, WorkingSet
 from itsmd.correlation.rules import RuleSet
 from itsmd.correlation.sla import SlaTargets
-from itsmd.models import Alert, AlertStatus, Event, IngestAction, format_incident_id
+from itsmd.models import Alert, Event
+from itsmd.runtime.batches import BatchRunner, Context, IngestResult, LocalBatches, isolate
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.metrics import Metrics
 from itsmd.store import repo
@@ -43,15 +42,6 @@ _EVENTS = "itsmd.events"
 CONFLICT_ATTEMPTS = 12
 # Serialization failure, deadlock detected: another transaction won a race.
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
-
-
-def isolate(conn: Connection) -> None:
-    """Every writer transaction sees one snapshot and fails, rather than overwrites,
-    when another replica changed a row it changes (PostgreSQL's REPEATABLE READ): the
-    counts and decisions it writes are computed from what it read. SQLite has one
-    writer at a time, which is serializable already."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
 
 def is_conflict(exc: BaseException) -> bool:
@@ -83,31 +73,15 @@ class Outbox(Protocol):
 
     def enqueue(self, conn: Connection) -> int: ...  # inside the transaction
 
+    # `enqueue` as it stands until a reload, for the ingest process to run: picklable,
+    # and the same object while the routes and the base URL are.
+    def enqueuer(self) -> Callable[[Connection], int]: ...
+
     def wake(self) -> None: ...  # after the commit
 
 
 class Overloaded(StoreUnavailable):
     """Too much is queued: answer 503 now rather than late."""
-
-
-@dataclass(frozen=True, slots=True)
-class IngestResult:
-    received: int
-    new: int
-    updated: int
-    duplicate: int
-    unrouted: int
-    incidents: tuple[str, ...]
-
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "received": self.received,
-            "new": self.new,
-            "updated": self.updated,
-            "duplicate": self.duplicate,
-            "unrouted": self.unrouted,
-            "incidents": list(self.incidents),
-        }
 
 
 @dataclass
@@ -135,10 +109,15 @@ class Writer:
         max_pending_alerts: int = 20000,
         current: CurrentIncidents | None = None,
         outbox: Outbox | None = None,
+        batches: Callable[[Callable[[], Context]], BatchRunner] | None = None,
     ) -> None:
+        """`batches`: makes the runner of ingest batches from the context they are
+        decided under (default: `LocalBatches` on `db` with `current`)."""
         self._db, self._rules, self._sla = db, rules, sla
-        self._current = current  # None: read every batch's incidents from the store
         self._outbox = outbox
+        self._batches = (
+            batches(self.context) if batches else LocalBatches(db, self.context, current)
+        )
         # Told of every committed batch of alerts (heartbeat checks watch them).
         self.on_ingested: Callable[[Sequence[Alert]], None] | None = None
         self._clock, self._metrics = clock, metrics
@@ -148,6 +127,11 @@ class Writer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+
+    @property
+    def batches(self) -> BatchRunner:
+        """Where the ingest batches run."""
+        return self._batches
 
     @property
     def running(self) -> bool:
@@ -163,7 +147,13 @@ class Writer:
         self._wake.set()
         if self._task is not None:
             await self._task
+        await self._batches.stop()
         return drained
+
+    def context(self) -> Context:
+        """What ingest batches are decided under now."""
+        outbox = self._outbox
+        return Context(self._rules(), self._sla(), None if outbox is None else outbox.enqueuer())
 
     async def ingest(self, alerts: Sequence[Alert], timeout_s: float = 5.0) -> IngestResult:
         if self._pending_alerts + len(alerts) > self._max_pending:
@@ -197,18 +187,30 @@ class Writer:
             return await job.future  # in a running transaction: its outcome is the answer
 
     async def _loop(self) -> None:
+        # Ingest batches handed over and not yet answered (up to the runner's depth);
+        # a unit of work waits for them all, and runs alone.
+        ingesting: set[asyncio.Task[None]] = set()
         while True:
             if not self._queue:
                 if self._stopping:
-                    return
+                    break
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = self._take_batch()
-            if batch[0].work is not None:
-                await self._run_work(batch[0])
-            else:
-                await self._run_ingest(batch)
+            if self._queue[0].work is not None:
+                if ingesting:
+                    await asyncio.wait(ingesting)
+                await self._run_work(self._take_batch()[0])
+            elif len(ingesting) < self._batches.depth:
+                task = asyncio.create_task(self._run_ingest(self._take_batch()))
+                ingesting.add(task)
+                task.add_done_callback(ingesting.discard)
+                if self._batches.depth == 1:
+                    await task
+            else:  # what queues meanwhile makes the next batch
+                await asyncio.wait(ingesting, return_when=asyncio.FIRST_COMPLETED)
+        if ingesting:
+            await asyncio.wait(ingesting)
 
     def _take_batch(self) -> list[_Job]:
         first = self._queue.popleft()
@@ -238,8 +240,8 @@ class Writer:
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
                 result, touched, notified, events = await self._db.write(unit)
-                if touched and self._current is not None:
-                    self._current.clear()  # rare (humans, ended holds): read them again
+                if touched:
+                    self._batches.forget()  # rare (humans, ended holds): read them again
             except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
                 if is_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
                     await _backoff(attempt)  # run it again on what the other writer did
@@ -312,93 +314,19 @@ class Writer:
             _fail(job, error)
 
     async def _ingest_once(self, batch: list[_Job]) -> list[IngestResult]:
-        now = self._clock()
+        done = await self._batches.run([job.alerts for job in batch], self._clock())
+        self._metrics.correlation_duration.observe(done.correlation_s)
         alerts = [alert for job in batch for alert in job.alerts]
-        rules = self._rules()
-        router = Router(rules)
-        routes = [
-            (a, route)
-            for a in alerts
-            if a.status is AlertStatus.FIRING
-            if (route := router.route(a.fingerprint, a.labels)) is not None
-        ]
-        keys = {route.key for _, route in routes}
-        # Services whose open incidents may take these alerts as symptoms.
-        upstream = {
-            up
-            for a, route in routes
-            if route.rule.attach_to_upstream and "service" in a.labels
-            for up in rules.upstream(a.labels["service"])
-        }
-        # Alerts that may continue another episode: resolves, and sends without startsAt.
-        episodic = [
-            a.fingerprint
-            for a in alerts
-            if a.status is AlertStatus.RESOLVED or "startsAt" not in a.raw
-        ]
-        sla = self._sla()
-
-        current = self._current
-        known, missing = current.lookup(keys) if current is not None else ((), keys)
-
-        def unit(
-            conn: Connection,
-        ) -> tuple[WorkingSet, list[list[Outcome]], dict[int, int], float, int]:
-            isolate(conn)
-            pop_notes(conn)  # left by a transaction that rolled back
-            identities = (a.identity for a in alerts)
-            ws = repo.load_working_set(
-                conn, identities, episodic, missing, known, upstream, near=SAME_START
-            )
-            started = time.perf_counter()
-            correlator = Correlator(router, ws, sla)
-            outcomes = [[correlator.apply(a, now) for a in job.alerts] for job in batch]
-            elapsed = time.perf_counter() - started
-            ids = repo.flush(conn, ws)
-            if rules.problem_rules:
-                ws.events.extend(repo.link_problems(conn, ws, ids, rules, now))
-            repo.touched_incidents(conn)  # what this batch wrote is remembered below
-            return ws, outcomes, ids, elapsed, self._enqueue(conn)
-
-        try:
-            ws, outcomes, ids, elapsed, notified = await self._db.write(unit)
-        except BaseException:
-            if current is not None:
-                current.clear()  # whether anything committed is uncertain: read again
-            raise
-        if current is not None:
-            current.remember(ws, ids, keys)
-        self._metrics.correlation_duration.observe(elapsed)
-        self._after_commit(ws, alerts)
-        if notified and self._outbox is not None:
-            self._outbox.wake()
-        if self.on_ingested is not None:
-            self.on_ingested(alerts)
-        return [_summary(job_outcomes, ids) for job_outcomes in outcomes]
-
-    def _after_commit(self, ws: WorkingSet, alerts: Sequence[Alert]) -> None:
         self._metrics.commit_batch_alerts.observe(len(alerts))
         received = Counter((alert.source, alert.status.value) for alert in alerts)
         for (source, status), count in received.items():  # one update per series, not per alert
             self._metrics.alerts_received.labels(source, status).inc(count)
-        self._metrics.record(ws.events)
-
-
-# Stored as a new row, whether or not it opened or joined an incident.
-_NEW = (IngestAction.NEW, IngestAction.UNROUTED, IngestAction.ORPHAN, IngestAction.SUPPRESSED)
-
-
-def _summary(outcomes: Sequence[Outcome], ids: dict[int, int]) -> IngestResult:
-    touched = {ids.get(o.incident_id, o.incident_id) for o in outcomes if o.incident_id}
-    actions = Counter(o.action for o in outcomes)
-    return IngestResult(
-        received=len(outcomes),
-        new=sum(actions[a] for a in _NEW),
-        updated=actions[IngestAction.UPDATED],
-        duplicate=actions[IngestAction.DUPLICATE],
-        unrouted=actions[IngestAction.UNROUTED],
-        incidents=tuple(format_incident_id(i) for i in sorted(touched)),
-    )
+        self._metrics.record(done.events)
+        if done.notified and self._outbox is not None:
+            self._outbox.wake()
+        if self.on_ingested is not None:
+            self.on_ingested(alerts)
+        return done.results
 
 
 def _fail(job: _Job, error: Exception) -> None:

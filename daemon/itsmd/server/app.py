@@ -28,9 +28,11 @@ from itsmd.models import Alert
 from itsmd.notify.config import AlertmanagerPeers, build_sink
 from itsmd.notify.connector import SinkEnv, installed_kinds
 from itsmd.notify.worker import OutboxWorker, SinkRunner
+from itsmd.runtime.batches import Context
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
+from itsmd.runtime.ingestproc import ProcessBatches, Spec
 from itsmd.runtime.metrics import Metrics
 from itsmd.runtime.reconcile import Reconciliation
 from itsmd.runtime.retention import Retention
@@ -131,6 +133,14 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         except Exception:
             await db.dispose()
             raise
+        process: ProcessBatches | None = None
+
+        def in_process(context: Callable[[], Context]) -> ProcessBatches:
+            nonlocal process
+            spec = Spec(s.database, s.busy_timeout, s.sqlite_synchronous, log.getEffectiveLevel())
+            process = ProcessBatches(spec, context)
+            return process
+
         writer = Writer(
             db,
             lambda: runtime.rules,
@@ -141,9 +151,13 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             # memory. Several PostgreSQL replicas write the same keys.
             current=CurrentIncidents() if db.sqlite else None,
             outbox=app[OUTBOX],
+            # A SQLite file's batches run in a process of their own (the default).
+            batches=in_process if s.ingest_process and db.sqlite_file is not None else None,
         )
-        writer.start()
         try:
+            if process is not None:
+                await process.start()
+            writer.start()
             runtime.set_api_windows(await db.read(repo.api_windows))
         except BaseException:
             await writer.stop()

@@ -228,6 +228,21 @@ def _transaction(engine: Engine, unit: Unit[T], begin: str) -> T:
             return unit(conn)
 
 
+class SqliteWriter:
+    """A connection of its own to a SQLite file, configured as `Database`'s, that runs
+    units of work as its writer does (`BEGIN IMMEDIATE`), synchronously: for the
+    ingest process (runtime/ingestproc.py), which has no event loop."""
+
+    def __init__(self, url: str, *, busy_timeout: timedelta, synchronous: str) -> None:
+        self._engine = _sqlite_engine(make_url(url), busy_timeout, synchronous)
+
+    def write(self, unit: Unit[T]) -> T:
+        return _transaction(self._engine, unit, "IMMEDIATE")
+
+    def dispose(self) -> None:
+        self._engine.dispose()
+
+
 def _stamp_probe_row(conn: Connection, holder: str, now: datetime) -> None:
     row = leases.c.job == PROBE_JOB
     if conn.execute(update(leases).where(row).values(holder=holder, until=now)).rowcount:

@@ -1,0 +1,193 @@
+"""Ingest batches in a process of their own (runtime/ingestproc.py), the default on a
+SQLite file: every API test on SQLite goes through it. These tests cover what is its
+own: batches leave the daemon's process, a child that dies, a reload, a human's
+change to an incident, signals, the stop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pickle
+import signal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import IntegrityError
+
+from itsmd.runtime.ingestproc import ProcessBatches, portable
+from itsmd.runtime.writer import is_conflict
+from itsmd.store.engine import describe_error
+from tests.api.api_support import WEBHOOK, ApiClient, MakeClient, alert, webhook_body
+
+RULES = """\
+incidents:
+  - name: by-service
+    match: '{severity="critical"}'
+    group_by: [service]
+    window: 15m
+"""
+
+
+@pytest.fixture
+def db_url(sqlite_url: str) -> str:
+    """SQLite only: PostgreSQL's batches run in the daemon's process."""
+    return sqlite_url
+
+
+def runner(client: ApiClient) -> ProcessBatches:
+    writer = client.runtime.writer
+    assert writer is not None
+    batches = writer.batches
+    assert isinstance(batches, ProcessBatches)
+    return batches
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def stored(client: ApiClient) -> list[str]:
+    return sorted(row["labels"]["alertname"] for row in await client.stored_alerts())
+
+
+async def test_batches_run_in_a_child_process(make_client: MakeClient) -> None:
+    client = await make_client(RULES)
+    result = await client.webhook(alert("A", severity="critical", service="db"))
+    assert result["new"] == 1
+    pid = runner(client).pid
+    assert pid is not None
+    assert pid != os.getpid()
+    assert alive(pid)
+    assert await stored(client) == ["A"]
+
+
+async def test_the_ingest_process_can_be_turned_off(make_client: MakeClient) -> None:
+    client = await make_client(RULES, ingest_process=False)
+    writer = client.runtime.writer
+    assert writer is not None
+    assert not isinstance(writer.batches, ProcessBatches)
+    assert (await client.webhook(alert("A", severity="critical", service="db")))["new"] == 1
+
+
+async def test_a_child_killed_between_batches_is_replaced_and_nothing_is_lost(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES)
+    await client.webhook(alert("A", severity="critical", service="db"))
+    first = runner(client).pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    while alive(first):
+        await asyncio.sleep(0.01)
+    result = await client.webhook(alert("B", severity="critical", service="db"))
+    assert result["new"] == 1
+    assert runner(client).pid not in (None, first)
+    assert await stored(client) == ["A", "B"]
+    # The new child learned the open incident from the store, not from memory.
+    assert len(await client.incidents()) == 1
+
+
+async def test_a_child_that_dies_under_a_batch_answers_503_and_the_resend_is_stored_once(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(RULES)
+    await client.webhook(alert("A", severity="critical", service="db"))
+    batches = runner(client)
+    pid, sent = batches.pid, batches.sent
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the batch reaches the pipe, never an answer
+    body = webhook_body(alert("B", severity="critical", service="db"))
+    posted = asyncio.create_task(client.post(WEBHOOK, json=body))
+    while batches.sent == sent:
+        await asyncio.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    resp = await posted
+    assert resp.status == 503, await resp.text()
+    assert "ingest process ended" in await resp.text()
+    again = await client.ingest(WEBHOOK, body)  # as Alertmanager retries
+    assert again["new"] + again["duplicate"] + again["updated"] == 1
+    assert await stored(client) == ["A", "B"]
+
+
+async def test_a_reload_reaches_the_child(make_client: MakeClient, tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RULES)
+    client = await make_client(RULES, rules=(str(rules),))
+    await client.webhook(alert("A", severity="critical", service="db"))
+    rules.write_text(RULES.replace("by-service", "by-service-v2"))
+    resp = await client.post("/-/reload")
+    assert resp.status == 200, await resp.text()
+    await client.webhook(alert("B", severity="critical", service="web"))
+    assert sorted(i["rule"] for i in await client.incidents()) == ["by-service", "by-service-v2"]
+
+
+async def test_an_incident_a_human_resolved_takes_no_more_alerts_in_the_child(
+    make_client: MakeClient,
+) -> None:
+    """The child keeps current incidents in memory: a resolve by a human, written by
+    the daemon itself, makes it read them again."""
+    client = await make_client(RULES)
+    opened = await client.webhook(alert("A", severity="critical", service="db"))
+    ref = opened["incidents"][0]
+    resp = await client.act(ref, "resolve", {"note": "fixed by hand"})
+    assert resp.status == 200, await resp.text()
+    later = await client.webhook(alert("B", severity="critical", service="db"))
+    assert later["incidents"] != [ref]
+    assert (await client.incident(ref))["status"] == "resolved"
+
+
+async def test_signals_for_the_whole_group_leave_the_child_to_the_daemon(
+    make_client: MakeClient,
+) -> None:
+    """Ctrl-C in a terminal, systemd's stop and reload reach every process of the
+    service: the child waits for the daemon to stop it after its queue."""
+    client = await make_client(RULES)
+    await client.webhook(alert("A", severity="critical", service="db"))
+    pid = runner(client).pid
+    assert pid is not None
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        os.kill(pid, signum)
+    await client.webhook(alert("B", severity="critical", service="db"))
+    assert runner(client).pid == pid
+    assert alive(pid)
+
+
+async def test_the_child_ends_with_the_daemon(make_client: MakeClient) -> None:
+    client = await make_client(RULES)
+    await client.webhook(alert("A", severity="critical", service="db"))
+    pid = runner(client).pid
+    assert pid is not None
+    await client.close()
+    assert not alive(pid)
+
+
+def test_a_database_error_crosses_with_its_class() -> None:
+    """The writer retries a conflict, splits a batch on a faulty statement and answers
+    503 when the store is unavailable: it tells them apart by the error's class and
+    the driver's own error, which the child's errors keep."""
+    engine = create_engine("sqlite://")
+    with engine.connect() as conn:
+        conn.execute(text("CREATE TABLE t (a INTEGER UNIQUE)"))
+        conn.execute(text("INSERT INTO t VALUES (1)"))
+        with pytest.raises(IntegrityError) as raised:
+            conn.execute(text("INSERT INTO t VALUES (1)"))
+    crossed = pickle.loads(pickle.dumps(portable(raised.value))).received()
+    assert isinstance(crossed, IntegrityError)
+    assert is_conflict(crossed)
+    assert describe_error(crossed) == "IntegrityError: UNIQUE constraint failed: t.a"
+    assert any("raised in the ingest process" in note for note in crossed.__notes__)
+
+
+def test_an_error_that_does_not_pickle_crosses_as_its_text() -> None:
+    class Local(Exception):  # a class pickle cannot find by name
+        pass
+
+    crossed = pickle.loads(pickle.dumps(portable(Local("no such thing")))).received()
+    assert type(crossed) is RuntimeError
+    assert str(crossed) == "Local: no such thing"
+    assert any("raised in the ingest process" in note for note in crossed.__notes__)
