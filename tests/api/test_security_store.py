@@ -26,11 +26,11 @@ def _dead_database() -> tuple[Database, int]:
 async def test_a_503_to_an_ingest_client_does_not_name_the_database_host(
     make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = await make_client()
+    client = await make_client(ingest_process=False)  # batches on the swapped store
     dead, port = _dead_database()
     writer = client.runtime.writer
     assert writer is not None
-    monkeypatch.setattr(writer, "_db", dead)
+    monkeypatch.setattr(writer.batches, "_db", dead)
     try:
         resp = await client.post_raw(WEBHOOK, raw_body("firing-single.json"))
         text = await resp.text()

@@ -30,6 +30,17 @@ MINUTE = timedelta(minutes=1)
 Entry = tuple[str, str, str, str, str | None]
 
 
+@pytest.fixture
+def make_client(make_client: MakeClient) -> MakeClient:
+    """Decisions are recorded where they are made: batches run in this process, not in
+    the ingest process (runtime/ingestproc.py), out of the recorder's reach."""
+
+    async def create(*args: Any, **settings: Any) -> ApiClient:
+        return await make_client(*args, ingest_process=False, **settings)
+
+    return create
+
+
 def _rules(**policy: str) -> str:
     lines = "".join(f"    {key}: {value}\n" for key, value in policy.items())
     return "incidents:\n  - name: svc\n    match: '{}'\n    group_by: [service]\n" + lines

@@ -649,7 +649,7 @@ def test_the_ingest_process_can_be_turned_off() -> None:
         ),
         (
             "storage:\n  ingest_process: no-thanks\n",
-            ["2: storage.ingest_process: expected true or false, got 'no-thanks'"],
+            ["2: storage.ingest_process: expected true or false, got str 'no-thanks'"],
         ),
         (
             "storage:\n  busy_timout: 3s\n",
