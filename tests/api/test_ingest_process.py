@@ -6,6 +6,7 @@ change to an incident, signals, the stop."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import pickle
 import signal
@@ -157,13 +158,16 @@ async def test_signals_for_the_whole_group_leave_the_child_to_the_daemon(
     assert alive(pid)
 
 
-async def test_the_child_ends_with_the_daemon(make_client: MakeClient) -> None:
+async def test_the_child_ends_with_the_daemon(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
     client = await make_client(RULES)
     await client.webhook(alert("A", severity="critical", service="db"))
     pid = runner(client).pid
     assert pid is not None
     await client.close()
     assert not alive(pid)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "a clean stop"
 
 
 def test_a_database_error_crosses_with_its_class() -> None:

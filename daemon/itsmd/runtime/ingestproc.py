@@ -163,14 +163,14 @@ class ProcessBatches:
     async def stop(self) -> None:
         child, writer, answers = self._child, self._writer, self._answers
         self._child = self._writer = self._answers = self._held = None
+        if answers is not None:  # first: the end of the pipe is no loss now
+            answers.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await answers
         if writer is not None:  # the child reads the end of the pipe and exits
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
-        if answers is not None:
-            answers.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await answers
         if child is not None:
             await asyncio.get_running_loop().run_in_executor(None, _end, child)
 
