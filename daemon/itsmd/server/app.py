@@ -28,7 +28,7 @@ from itsmd.models import Alert
 from itsmd.notify.config import AlertmanagerPeers, build_sink
 from itsmd.notify.connector import SinkEnv, installed_kinds
 from itsmd.notify.worker import OutboxWorker, SinkRunner
-from itsmd.runtime.batches import Context
+from itsmd.runtime.batches import BatchRunner, Context
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
@@ -128,19 +128,14 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         runtime = app[RUNTIME]
         s = runtime.settings
         db = Database(s.database, busy_timeout=s.busy_timeout, synchronous=s.sqlite_synchronous)
-        try:
-            await _check_schema(db, migrate)
-        except Exception:
-            await db.dispose()
-            raise
+        # A SQLite file's batches run in a process of their own (the default). It
+        # starts beside the schema check: it opens the file at its first batch.
         process: ProcessBatches | None = None
-
-        def in_process(context: Callable[[], Context]) -> ProcessBatches:
-            nonlocal process
+        starting: asyncio.Task[None] | None = None
+        if s.ingest_process and db.sqlite_file is not None:
             spec = Spec(s.database, s.busy_timeout, s.sqlite_synchronous, log.getEffectiveLevel())
-            process = ProcessBatches(spec, context)
-            return process
-
+            process = ProcessBatches(spec, lambda: writer.context())
+            starting = asyncio.create_task(process.start(), name="itsmd-ingest-start")
         writer = Writer(
             db,
             lambda: runtime.rules,
@@ -151,15 +146,18 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             # memory. Several PostgreSQL replicas write the same keys.
             current=CurrentIncidents() if db.sqlite else None,
             outbox=app[OUTBOX],
-            # A SQLite file's batches run in a process of their own (the default).
-            batches=in_process if s.ingest_process and db.sqlite_file is not None else None,
+            batches=None if process is None else _given(process),
         )
         try:
-            if process is not None:
-                await process.start()
+            await _check_schema(db, migrate)
+            if starting is not None:
+                await starting
             writer.start()
             runtime.set_api_windows(await db.read(repo.api_windows))
         except BaseException:
+            if starting is not None and not starting.done():
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
             await writer.stop()
             await db.dispose()
             raise
@@ -172,6 +170,10 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         log.info("store closed (%d queued writes finished on the way out)", drained)
 
     return store
+
+
+def _given(runner: BatchRunner) -> Callable[[Callable[[], Context]], BatchRunner]:
+    return lambda _context: runner
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
