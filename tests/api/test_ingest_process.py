@@ -10,15 +10,23 @@ import logging
 import os
 import pickle
 import signal
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
-from itsmd.runtime.ingestproc import ProcessBatches, portable
+from itsmd.correlation.fingerprint import fingerprint
+from itsmd.correlation.rules import parse_rule_sections
+from itsmd.models import Alert, AlertStatus
+from itsmd.runtime.batches import Context, Done
+from itsmd.runtime.hotstate import CurrentIncidents
+from itsmd.runtime.ingestproc import ProcessBatches, Request, portable, store_requests
 from itsmd.runtime.writer import is_conflict
-from itsmd.store.engine import describe_error
+from itsmd.store.engine import Database, SqliteWriter, StoreUnavailable, describe_error
+from itsmd.store.migrate import upgrade
 from tests.api.api_support import WEBHOOK, ApiClient, MakeClient, alert, webhook_body
 
 RULES = """\
@@ -195,3 +203,60 @@ def test_an_error_that_does_not_pickle_crosses_as_its_text() -> None:
     assert type(crossed) is RuntimeError
     assert str(crossed) == "Local: no such thing"
     assert any("raised in the ingest process" in note for note in crossed.__notes__)
+
+
+async def test_a_faulty_request_merged_with_others_fails_alone(sqlite_url: str) -> None:
+    """The child runs the requests waiting in the pipe in one transaction; when it
+    fails for another reason than an outage, each runs again on its own, in order,
+    so that only the faulty one fails (as the writer splits a batch it merged)."""
+    database = Database(sqlite_url, busy_timeout=timedelta(seconds=1))
+    await upgrade(database)
+    await database.dispose()
+    store = SqliteWriter(sqlite_url, busy_timeout=timedelta(seconds=1), synchronous="NORMAL")
+    rules = parse_rule_sections(RULES, "rules.yml").rule_set("rules.yml")
+    context = Context(rules, {}, None)
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+    def one(name: str, starts_at: Any = now) -> Alert:
+        labels = {"alertname": name, "severity": "critical", "service": "db"}
+        return Alert(fingerprint(labels), AlertStatus.FIRING, labels, {}, starts_at, None, "", "t")
+
+    faulty = one("B", starts_at="not a time")  # no parser lets this through
+    requests = [Request([[one("A")]], now, context, False), Request([[faulty]], now, None, False)]
+    requests.append(Request([[one("C")]], now, None, False))
+    try:
+        answers = store_requests(store, requests, context, CurrentIncidents())
+    finally:
+        store.dispose()
+    assert [ok for ok, _ in answers] == [True, False, True]
+    first, third = answers[0][1], answers[2][1]
+    assert isinstance(first, Done)
+    assert isinstance(third, Done)
+    assert first.results[0].new == third.results[0].new == 1
+    assert first.results[0].incidents == third.results[0].incidents  # one incident, in order
+
+
+async def test_a_unit_of_work_that_gives_up_behind_batches_leaves_the_writer_running(
+    make_client: MakeClient,
+) -> None:
+    """A unit of work waits for the batches in flight; if its caller gives up meanwhile,
+    the writer goes on with what is queued instead of taking it for a unit."""
+    client = await make_client(RULES)
+    writer = client.runtime.writer
+    assert writer is not None
+    pid = runner(client).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # the batch stays in flight
+    try:
+        posted = asyncio.create_task(
+            client.post(WEBHOOK, json=webhook_body(alert("A", severity="critical", service="db")))
+        )
+        while runner(client).sent == 0:
+            await asyncio.sleep(0.01)
+        with pytest.raises(StoreUnavailable):
+            await writer.run(lambda _conn, _now: None, timeout_s=0.05)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert (await posted).status == 200
+    assert await writer.run(lambda _conn, _now: "ran") == "ran"
+    assert writer.running

@@ -9,18 +9,20 @@ to the same file and answers with what the writer counts and replies; the daemon
 keeps everything else: the queue and group commit, every other unit of work, all
 reads, the checkpoints.
 
-SQLite's single writer stays uncontended: the writer queue sends one batch at a time
-and waits for its answer, and the daemon's own units of work run from the same queue,
-never beside a batch. The child keeps the current incidents in memory
+SQLite's single writer stays uncontended: the writer queue hands over up to `depth`
+batches in order (the child runs those waiting in one transaction, and each alone
+again, in order, if that fails for another reason than an outage), and the daemon's
+own units of work run from the same queue once the batches in flight are answered,
+never beside one. The child keeps the current incidents in memory
 (runtime/hotstate.py), told to forget them when another unit wrote incidents.
 
 What crosses the pipe: the batch's alerts, `now` from the daemon's clock, and the
 rules, SLA targets and outbox routes only when a reload changed them; back come the
 answers, the events and the outbox count, or the exception (a database error keeps
 its class and the driver's error, so the writer retries, splits or answers 503 as it
-does in process). If the child dies, its batch fails with 503 (the sender sends it
-again; a batch that did commit is then found as duplicates) and the next batch
-starts a new child. The child ignores SIGINT, SIGTERM and SIGHUP: the daemon stops it
+does in process). If the child dies, its batches in flight fail with 503 (the
+sender sends them again; a batch that did commit is then found as duplicates) and
+the next batch starts a new child. The child ignores SIGINT, SIGTERM and SIGHUP: the daemon stops it
 after draining its queue, by closing the pipe.
 """
 
@@ -50,13 +52,15 @@ from itsmd.config import LOG_FORMAT
 from itsmd.models import Alert
 from itsmd.runtime.batches import Batch, Context, Done
 from itsmd.runtime.hotstate import CurrentIncidents
-from itsmd.store.engine import SqliteWriter, StoreUnavailable
+from itsmd.runtime.writer import is_conflict
+from itsmd.store.engine import SqliteWriter, StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT_S = 60.0  # imports on a slow, busy machine
 STOP_TIMEOUT_S = 10.0
 MERGED_REQUESTS_MAX = 16  # batches of the writer the child runs in one transaction
+CONFLICT_ATTEMPTS = 3  # as the writer's on SQLite
 _READY = "ready"
 
 
@@ -84,7 +88,7 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
-class _Request:
+class Request:
     jobs: Sequence[Sequence[Alert]]
     now: datetime
     context: Context | None  # None: the one sent before
@@ -130,17 +134,16 @@ class ProcessBatches:
 
     async def run(self, jobs: Sequence[Sequence[Alert]], now: datetime) -> Done:
         context = self._context()
-        if self._writer is None:
-            async with self._starting:
-                if self._writer is None:
-                    await self._spawn()
+        async with self._starting:  # fair: batches reach a new child in their order
+            if self._writer is None:
+                await self._spawn()
         writer = self._writer
         assert writer is not None
         held = self._held
         same = held is not None and all(
             a is b for a, b in zip(_parts(held), _parts(context), strict=True)
         )
-        request = _Request(jobs, now, None if same else context, self._forget)
+        request = Request(jobs, now, None if same else context, self._forget)
         answer = asyncio.get_running_loop().create_future()
         # No await from the context's check to the write: batches reach the pipe in
         # the order they were decided to carry (or not) the context.
@@ -181,7 +184,7 @@ class ProcessBatches:
                 answer = self._waiting.popleft()
                 if not answer.done():  # a batch cancelled meanwhile: its answer is dropped
                     answer.set_result((ok, value if ok else value.received()))
-        except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        except Exception as exc:  # noqa: BLE001 - the end of the pipe, or an answer unread
             self._lost(child, exc)
 
     def _lost(self, child: BaseProcess, exc: BaseException) -> None:
@@ -302,7 +305,7 @@ def _child_main(sock: socket.socket, spec: Spec) -> None:
     current = CurrentIncidents()
     context: Context | None = None
     pipe.send(_READY)
-    waiting: deque[_Request] = deque()
+    waiting: deque[Request] = deque()
     while True:
         try:
             requests = _next_requests(pipe, waiting)
@@ -314,36 +317,76 @@ def _child_main(sock: socket.socket, spec: Spec) -> None:
         assert context is not None, "the first request carries the context"
         if any(r.forget for r in requests):
             current.clear()
-        # One transaction for the requests that wait (group commit, as the writer
-        # does), at the latest of their times: each is answered on its own.
-        jobs = [job for r in requests for job in r.jobs]
-        batch = Batch(jobs, max(r.now for r in requests), context, current)
-        try:
-            store.write(batch.unit)
-        except Exception as exc:  # noqa: BLE001 - every failure goes back to the writer
-            batch.failed()
-            failure = portable(exc)
-            for _ in requests:
-                pipe.send((False, failure))
-            continue
-        done = batch.committed()
-        for r in requests:  # the counts go with the first answer
-            count = len(r.jobs)
-            pipe.send(
-                (True, Done(done.results[:count], done.events, done.correlation_s, done.notified))
-            )
-            done = Done(done.results[count:], [], 0.0, 0)
+        for answer in store_requests(store, requests, context, current):
+            pipe.send(answer)
     store.dispose()
 
 
-def _next_requests(pipe: Connection, waiting: deque[_Request]) -> list[_Request]:
+_Answer = tuple[bool, "Done | Failure"]
+
+
+def store_requests(
+    store: SqliteWriter,
+    requests: Sequence[Request],
+    context: Context,
+    current: CurrentIncidents,
+) -> list[_Answer]:
+    """The answers to the requests that wait: one transaction for them all (group
+    commit, as the writer does), at the latest of their times. If it fails for
+    another reason than an outage, each request runs again on its own, in order, as
+    the writer splits a batch it merged: only a faulty one fails."""
+    jobs = [job for r in requests for job in r.jobs]
+    ok, value = _attempt(store, jobs, max(r.now for r in requests), context, current)
+    if ok:
+        assert isinstance(value, Done)
+        answers: list[_Answer] = []
+        for r in requests:  # the counts go with the first answer
+            count = len(r.jobs)
+            answers.append(
+                (
+                    True,
+                    Done(value.results[:count], value.events, value.correlation_s, value.notified),
+                )
+            )
+            value = Done(value.results[count:], [], 0.0, 0)
+        return answers
+    assert isinstance(value, Failure)
+    outage = is_unavailable(value.error) and not is_conflict(value.error)
+    if len(requests) == 1 or outage:
+        return [(False, value)] * len(requests)
+    return [_attempt(store, r.jobs, r.now, context, current) for r in requests]
+
+
+def _attempt(
+    store: SqliteWriter,
+    jobs: Sequence[Sequence[Alert]],
+    now: datetime,
+    context: Context,
+    current: CurrentIncidents,
+) -> _Answer:
+    """One transaction, run again on a conflict (on SQLite, a cache made stale by a
+    failed batch: settled by reading again), as the writer does."""
+    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+        try:
+            batch = Batch(jobs, now, context, current)
+            store.write(batch.unit)
+        except Exception as exc:  # noqa: BLE001 - every failure goes back to the writer
+            current.clear()  # whether anything committed is uncertain: read again
+            if is_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
+                continue
+            return False, portable(exc)
+        return True, batch.committed()
+    raise AssertionError("unreachable")
+
+
+def _next_requests(pipe: Connection, waiting: deque[Request]) -> list[Request]:
     """The next request and those already in the pipe behind it that change neither
     rules nor targets (those begin the next transaction)."""
     first = waiting.popleft() if waiting else pipe.recv()
     requests = [first]
     while pipe.poll(0) and len(requests) < MERGED_REQUESTS_MAX:
         try:
-            following: _Request = pipe.recv()
+            following: Request = pipe.recv()
         except EOFError:  # the next call meets it again, after these are answered
             break
         if following.context is not None:

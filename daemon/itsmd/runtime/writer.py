@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -127,6 +128,7 @@ class Writer:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
+        self.committed_at: float | None = None  # time.monotonic() of the last commit
 
     @property
     def batches(self) -> BatchRunner:
@@ -145,9 +147,11 @@ class Writer:
         self._stopping = True
         drained = len(self._queue)
         self._wake.set()
-        if self._task is not None:
-            await self._task
-        await self._batches.stop()
+        try:
+            if self._task is not None:
+                await self._task
+        finally:
+            await self._batches.stop()
         return drained
 
     def context(self) -> Context:
@@ -200,6 +204,7 @@ class Writer:
             if self._queue[0].work is not None:
                 if ingesting:
                     await asyncio.wait(ingesting)
+                    continue  # the queue may have changed meanwhile (a caller gave up)
                 await self._run_work(self._take_batch()[0])
             elif len(ingesting) < self._batches.depth:
                 task = asyncio.create_task(self._run_ingest(self._take_batch()))
@@ -315,6 +320,7 @@ class Writer:
 
     async def _ingest_once(self, batch: list[_Job]) -> list[IngestResult]:
         done = await self._batches.run([job.alerts for job in batch], self._clock())
+        self.committed_at = time.monotonic()
         self._metrics.correlation_duration.observe(done.correlation_s)
         alerts = [alert for job in batch for alert in job.alerts]
         self._metrics.commit_batch_alerts.observe(len(alerts))
