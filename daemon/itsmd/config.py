@@ -72,8 +72,6 @@ LIMIT_KEYS = (
 MIN_SECRET_LENGTH = 16
 # The shortest limits.read_timeout: a shorter one cuts off ordinary clients.
 MIN_READ_TIMEOUT = timedelta(seconds=1)
-# How the daemon and its ingest process log (to stderr: the journal under systemd).
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 STORAGE_KEYS = ("busy_timeout", "sqlite_synchronous", "ingest_process")
 RETENTION_KEYS = ("incidents", "notifications")
 # The shortest retention: shorter would delete what the reopen window and the

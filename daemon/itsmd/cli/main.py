@@ -16,9 +16,10 @@ from typing import TYPE_CHECKING
 
 from itsmd import __version__
 from itsmd.cli import backup, client, completion, incidents, maintenance, oncall, reports
-from itsmd.config import LOG_FORMAT, Overrides, Settings, load_config, load_settings
+from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
 from itsmd.durations import parse_time
+from itsmd.logs import LOG_FORMAT
 from itsmd.models import Action, Alert, AlertStatus, StoredAlert
 from itsmd.yamlsource import LoadError
 

@@ -48,7 +48,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from itsmd.config import LOG_FORMAT
+from itsmd.logs import LOG_FORMAT
 from itsmd.models import Alert
 from itsmd.runtime.batches import Batch, Context, Done
 from itsmd.runtime.hotstate import CurrentIncidents
