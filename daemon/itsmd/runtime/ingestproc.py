@@ -276,8 +276,9 @@ async def _read_frame(reader: asyncio.StreamReader) -> bytes:
 
 
 def _kill(child: BaseProcess) -> None:
-    """By its pid: `Process.kill` asks the fork server, which may be gone already
-    (systemd's stop signals every process of the service)."""
+    """By its pid: `Process.kill` skips a child once the fork server said it ended,
+    which it says of every child when it goes itself (systemd's stop signals every
+    process of the service)."""
     assert child.pid is not None
     with contextlib.suppress(ProcessLookupError):
         os.kill(child.pid, signal.SIGKILL)

@@ -110,15 +110,14 @@ class Writer:
         max_pending_alerts: int = 20000,
         current: CurrentIncidents | None = None,
         outbox: Outbox | None = None,
-        batches: Callable[[Callable[[], Context]], BatchRunner] | None = None,
+        batches: BatchRunner | None = None,
     ) -> None:
-        """`batches`: makes the runner of ingest batches from the context they are
-        decided under (default: `LocalBatches` on `db` with `current`)."""
+        """`batches`: where ingest batches run (default: `LocalBatches` on `db` with
+        `current`); a runner of its own reads what they are decided under from
+        `context`."""
         self._db, self._rules, self._sla = db, rules, sla
         self._outbox = outbox
-        self._batches = (
-            batches(self.context) if batches else LocalBatches(db, self.context, current)
-        )
+        self._batches = batches or LocalBatches(db, self.context, current)
         # Told of every committed batch of alerts (heartbeat checks watch them).
         self.on_ingested: Callable[[Sequence[Alert]], None] | None = None
         self._clock, self._metrics = clock, metrics
@@ -210,8 +209,6 @@ class Writer:
                 task = asyncio.create_task(self._run_ingest(self._take_batch()))
                 ingesting.add(task)
                 task.add_done_callback(ingesting.discard)
-                if self._batches.depth == 1:
-                    await task
             else:  # what queues meanwhile makes the next batch
                 await asyncio.wait(ingesting, return_when=asyncio.FIRST_COMPLETED)
         if ingesting:

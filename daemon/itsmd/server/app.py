@@ -28,7 +28,6 @@ from itsmd.models import Alert
 from itsmd.notify.config import AlertmanagerPeers, build_sink
 from itsmd.notify.connector import SinkEnv, installed_kinds
 from itsmd.notify.worker import OutboxWorker, SinkRunner
-from itsmd.runtime.batches import BatchRunner, Context
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.housekeeping import RuleWatch, mark_sla_breaches, sweep_holds
 from itsmd.runtime.httpclient import HttpClient
@@ -146,7 +145,7 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
             # memory. Several PostgreSQL replicas write the same keys.
             current=CurrentIncidents() if db.sqlite else None,
             outbox=app[OUTBOX],
-            batches=None if process is None else _given(process),
+            batches=process,
         )
         try:
             await _check_schema(db, migrate)
@@ -170,10 +169,6 @@ def _store_ctx(migrate: bool) -> Callable[[web.Application], AsyncIterator[None]
         log.info("store closed (%d queued writes finished on the way out)", drained)
 
     return store
-
-
-def _given(runner: BatchRunner) -> Callable[[Callable[[], Context]], BatchRunner]:
-    return lambda _context: runner
 
 
 async def _retention_ctx(app: web.Application) -> AsyncIterator[None]:
