@@ -51,6 +51,7 @@ from typing import Any
 from itsmd.logs import LOG_FORMAT
 from itsmd.models import Alert
 from itsmd.runtime.batches import Batch, Context, Done
+from itsmd.runtime.collector import tune_gc
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.writer import is_conflict
 from itsmd.store.engine import SqliteWriter, StoreUnavailable, is_unavailable
@@ -305,6 +306,7 @@ def _child_main(sock: socket.socket, spec: Spec) -> None:
     store = SqliteWriter(spec.url, busy_timeout=spec.busy_timeout, synchronous=spec.synchronous)
     current = CurrentIncidents()
     context: Context | None = None
+    tune_gc()
     pipe.send(_READY)
     waiting: deque[Request] = deque()
     while True:

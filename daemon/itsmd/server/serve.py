@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from aiohttp import web
 
 from itsmd.api.auth import RefusalLog
 from itsmd.api.keys import RUNTIME
+from itsmd.runtime.collector import tune_gc
 from itsmd.runtime.state import Runtime
 from itsmd.server.systemd import SystemdNotifier
 
@@ -34,7 +34,7 @@ async def serve(app: web.Application, host: str, port: int) -> None:
     except BaseException:
         await runner.cleanup()  # closes what did start (the store, its threads)
         raise
-    _tune_gc()
+    tune_gc()
     try:
         await listen(runner, host, port)
     except OSError as exc:
@@ -65,20 +65,6 @@ async def serve(app: web.Application, host: str, port: int) -> None:
         await watchdog
     await runner.cleanup()
     log.info("stopped cleanly")
-
-
-def _tune_gc() -> None:
-    """Keep the cycle collector off the ingest latency.
-
-    Ingestion allocates many short-lived objects; with the default thresholds the
-    collector ran often enough, over everything start-up built (rules, compiled
-    templates), to be the tail of a 20-alert request: bench batch-20 p99 went from
-    about 88 ms to 40 ms with this (bench/RESULTS.md). Reference counting still
-    frees almost everything at once; only cycles wait longer.
-    """
-    gc.collect()
-    gc.freeze()  # start-up's objects are never collected: skip them in every pass
-    gc.set_threshold(20_000, 50, 100)
 
 
 def _reload(runtime: Runtime, systemd: SystemdNotifier) -> None:

@@ -225,6 +225,15 @@ _ALERTS_BY_IDENTITY = select(alerts).where(
     alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
     alerts.c.starts_at.between(bindparam("first"), bindparam("last")),
 )
+# On SQLite the fingerprints go as one JSON array: an expanding IN list is rendered
+# and bound anew for each batch, which cost more CPU than the index lookups it asks
+# for (about 5% of a batch of new alerts).
+_ALERTS_BY_IDENTITY_JSON = select(alerts).where(
+    alerts.c.fingerprint.in_(
+        select(func.json_each(bindparam("fingerprints")).table_valued("value").c.value)
+    ),
+    alerts.c.starts_at.between(bindparam("first"), bindparam("last")),
+)
 _FIRING_EPISODES = select(alerts).where(
     alerts.c.fingerprint.in_(bindparam("fingerprints", expanding=True)),
     alerts.c.status == AlertStatus.FIRING.value,
@@ -259,6 +268,7 @@ def load_working_set(
     incident of each key, and the unresolved incidents of `services` (upstreams);
     `known` incidents (as committed) are taken as they are."""
     ws = WorkingSet()
+    by_json = conn.dialect.name == "sqlite"
     for inc in known:
         ws.load_incident(inc)
     for chunk in _chunks(sorted(set(services))):
@@ -268,9 +278,9 @@ def load_working_set(
         for fp, starts_at in chunk:
             wanted.setdefault(fp, []).append(starts_at)
         rows = conn.execute(
-            _ALERTS_BY_IDENTITY,
+            _ALERTS_BY_IDENTITY_JSON if by_json else _ALERTS_BY_IDENTITY,
             {
-                "fingerprints": sorted(wanted),
+                "fingerprints": json_text(sorted(wanted)) if by_json else sorted(wanted),
                 "first": min(starts_at for _, starts_at in chunk) - near,
                 "last": max(starts_at for _, starts_at in chunk) + near,
             },
