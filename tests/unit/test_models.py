@@ -1,12 +1,14 @@
-"""models.evolve: a copy with some fields changed, like dataclasses.replace."""
+"""models.evolve: a copy with some fields changed, like dataclasses.replace; and
+models.quick_init: a frozen dataclass's __init__, the same but cheaper."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import inspect
+from dataclasses import FrozenInstanceError, dataclass, field, replace
 
 import pytest
 
-from itsmd.models import Action, Decision, evolve
+from itsmd.models import Action, Decision, evolve, quick_init
 from tests.unit.correlation.test_correlate import T0, alert
 
 
@@ -23,3 +25,39 @@ def test_evolve_changes_the_named_fields_and_leaves_the_original() -> None:
 def test_evolve_refuses_an_unknown_field() -> None:
     with pytest.raises(TypeError, match="no field colour"):
         evolve(Decision(Action.OPENED, "why"), colour="red")
+
+
+@dataclass(frozen=True, slots=True)
+class _Plain:
+    name: str
+    size: int = 3
+    tags: list[str] = field(default_factory=list)
+
+
+@quick_init
+@dataclass(frozen=True, slots=True)
+class _Quick:
+    name: str
+    size: int = 3
+    tags: list[str] = field(default_factory=list)
+
+
+def test_quick_init_builds_what_the_dataclass_init_builds() -> None:
+    assert inspect.signature(_Quick.__init__).parameters.keys() == (
+        inspect.signature(_Plain.__init__).parameters.keys()
+    )
+    for args, kwargs in [(("a",), {}), (("a", 5), {}), ((), {"name": "b", "tags": ["x"]})]:
+        quick, plain = _Quick(*args, **kwargs), _Plain(*args, **kwargs)
+        assert (quick.name, quick.size, quick.tags) == (plain.name, plain.size, plain.tags)
+    assert _Quick("a").tags is not _Quick("a").tags  # a fresh default each time
+
+
+def test_quick_init_keeps_the_class_frozen_and_its_errors() -> None:
+    quick = _Quick("a")
+    with pytest.raises(FrozenInstanceError):
+        quick.name = "b"  # type: ignore[misc]
+    with pytest.raises(TypeError, match="name"):
+        _Quick()  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="colour"):
+        _Quick("a", colour="red")  # type: ignore[call-arg]
+    assert _Quick("a", 1) == _Quick("a", 1) != _Quick("a", 2)

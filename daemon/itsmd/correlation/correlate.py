@@ -42,6 +42,7 @@ from itsmd.models import (
     TimelineEntry,
     TimelineKind,
     evolve,
+    quick_init,
 )
 
 FIRING, RESOLVED = AlertStatus.FIRING, AlertStatus.RESOLVED
@@ -230,6 +231,7 @@ class WorkingSet:
 _IN_PLACE = frozenset({"alert_count", "firing_count", "all_clear_at", "auto_resolve_at"})
 
 
+@quick_init
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one incoming alert."""
