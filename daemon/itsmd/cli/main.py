@@ -18,9 +18,11 @@ from itsmd import __version__
 from itsmd.cli import backup, client, completion, incidents, maintenance, oncall, reports
 from itsmd.config import Overrides, Settings, load_config, load_settings
 from itsmd.correlation.rules import RuleSet, load_rules, rule_files
+from itsmd.dburl import is_sqlite
 from itsmd.durations import parse_time
 from itsmd.logs import LOG_FORMAT
 from itsmd.models import Action, Alert, AlertStatus, StoredAlert
+from itsmd.runtime import forkserver
 from itsmd.yamlsource import LoadError
 
 if TYPE_CHECKING:
@@ -164,9 +166,6 @@ def _settings(args: argparse.Namespace) -> tuple[Settings, Overrides]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from itsmd.server.app import StartupError, build_app
-    from itsmd.server.serve import serve
-
     logging.basicConfig(
         level=args.log_level.upper(),
         stream=sys.stderr,
@@ -187,6 +186,11 @@ def _run(args: argparse.Namespace) -> int:
             f"listen address {settings.listen} is not loopback and auth.tokens is "
             "empty: configure tokens, or listen on 127.0.0.1"
         )
+    if settings.ingest_process and is_sqlite(settings.database):
+        forkserver.start()  # it imports the ingest process's modules while we import ours
+    from itsmd.server.app import StartupError, build_app
+    from itsmd.server.serve import serve
+
     app = build_app(settings, overrides=overrides, migrate=args.migrate, rules=rules)
     try:
         asyncio.run(serve(app, host, port))
@@ -302,7 +306,6 @@ def _store_problem(url: str) -> str | None:
     """Why `url` is no store to read from, before opening it (opening a missing SQLite
     file would create an empty store)."""
     from itsmd.config import database_problem
-    from itsmd.store.engine import is_sqlite
 
     problem = database_problem(url)
     if problem is not None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import gc
 
 
-def tune_gc() -> None:
-    """Once start-up is done.
+def tune_gc(collect: bool = True) -> None:
+    """Once start-up is done (`collect`: after a pass that frees start-up's garbage;
+    the ingest process, fresh from the fork server, has next to none, and the pass
+    over the modules it holds took about 50 ms of its start).
 
     Ingestion allocates many short-lived objects; with the default thresholds the
     collector ran often enough, over everything start-up built (rules, compiled
@@ -16,6 +18,7 @@ def tune_gc() -> None:
     about 3% of the CPU. Reference counting still frees almost everything at once;
     only cycles wait longer.
     """
-    gc.collect()
+    if collect:
+        gc.collect()
     gc.freeze()  # start-up's objects are never collected: skip them in every pass
     gc.set_threshold(20_000, 50, 100)

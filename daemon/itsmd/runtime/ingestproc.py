@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import faulthandler
 import logging
-import multiprocessing
 import os
 import pickle
 import signal
@@ -50,6 +49,7 @@ from typing import Any
 
 from itsmd.logs import LOG_FORMAT
 from itsmd.models import Alert
+from itsmd.runtime import forkserver
 from itsmd.runtime.batches import Batch, Context, Done
 from itsmd.runtime.collector import tune_gc
 from itsmd.runtime.hotstate import CurrentIncidents
@@ -248,10 +248,8 @@ def _end(child: BaseProcess) -> None:
 
 
 def _fork(theirs: socket.socket, spec: Spec) -> BaseProcess:
-    """Start the child from a fork server: a clean process that imported this module
-    once, not from this one, which runs threads and an event loop."""
-    mp = multiprocessing.get_context("forkserver")
-    mp.set_forkserver_preload([__name__])
+    """Start the child from the fork server (runtime/forkserver.py)."""
+    mp = forkserver.context()
     child = mp.Process(target=_child_main, args=(theirs, spec), name="itsmd-ingest")
     child.daemon = True
     child.start()
@@ -306,7 +304,7 @@ def _child_main(sock: socket.socket, spec: Spec) -> None:
     store = SqliteWriter(spec.url, busy_timeout=spec.busy_timeout, synchronous=spec.synchronous)
     current = CurrentIncidents()
     context: Context | None = None
-    tune_gc()
+    tune_gc(collect=False)
     pipe.send(_READY)
     waiting: deque[Request] = deque()
     while True:

@@ -26,7 +26,7 @@ from pathlib import Path
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
-from itsmd.store.engine import is_sqlite
+from itsmd.dburl import is_sqlite
 from itsmd.store.migrate import SchemaState, alembic_config
 from itsmd.store.sqlitefile import connect
 from itsmd.store.tables import alerts, incidents

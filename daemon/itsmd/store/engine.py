@@ -29,17 +29,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, create_engine, event, insert, update
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from itsmd.dburl import is_sqlite
 from itsmd.store.checkpoints import BACKSTOP_PAGES, Checkpoints
 from itsmd.store.tables import json_text, leases
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 Unit = Callable[[Connection], T]
@@ -106,10 +109,6 @@ def is_unavailable(exc: BaseException) -> bool:
     if isinstance(name, str):
         return "_".join(name.split("_")[:2]) in _SQLITE_UNAVAILABLE
     return isinstance(exc, OperationalError)
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
 
 
 class Database:
@@ -316,6 +315,10 @@ def _sqlite_engine(url: URL, busy_timeout: timedelta, synchronous: str) -> Engin
 
 
 def _postgres_engine(url: str, busy_timeout: timedelta, bounded: bool = True) -> AsyncEngine:
+    # Imported here: the ingest process (SQLite only) starts without it and the ORM
+    # it brings.
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     timeout_ms = int(busy_timeout.total_seconds() * 1000)
     connect_args: dict[str, Any] = {
         "timeout": max(busy_timeout.total_seconds(), 1.0),
