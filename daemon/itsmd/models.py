@@ -160,21 +160,6 @@ class Alert:
     def identity(self) -> tuple[str, datetime]:
         return (self.fingerprint, self.starts_at)
 
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The fields in order: a frozen dataclass's own pickling looks its fields up
-        # for every instance (the ingest process receives every alert pickled).
-        return Alert, (
-            self.fingerprint,
-            self.status,
-            self.labels,
-            self.annotations,
-            self.starts_at,
-            self.ends_at,
-            self.generator_url,
-            self.source,
-            self.raw,
-        )
-
 
 ACTIVE = "active"  # the state of an alert Alertmanager notifies about
 

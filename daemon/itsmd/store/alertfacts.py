@@ -48,12 +48,18 @@ def add_sqlite(conn: Connection, inserted: Iterable[AlertFacts]) -> None:
     its counts are writer 0's)."""
     values: dict[tuple[str, int], None] = {}  # in order, each pair once
     counts: dict[tuple[int, str, str], int] = {}
+    # The alerts of a webhook mostly share startsAt. Only UTC times are remembered:
+    # two equal times of another zone can be different instants, a fold apart.
+    quarters: dict[datetime, int] = {}
     for incident_id, rule, starts_at, labels in inserted:
         if incident_id is not None:
             for value in labels.values():
                 if len(value) <= LABEL_VALUE_MAX:
                     values[value, incident_id] = None
-        key = (quarter_of(starts_at), rule or "", labels.get("alertname") or "")
+        quarter = quarters.get(starts_at) if starts_at.tzinfo is UTC else None
+        if quarter is None:
+            quarter = quarters[starts_at] = quarter_of(starts_at)
+        key = (quarter, rule or "", labels.get("alertname") or "")
         counts[key] = counts.get(key, 0) + 1
     if values:
         conn.exec_driver_sql(_ADD_LABELS, list(values))
