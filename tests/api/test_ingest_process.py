@@ -23,7 +23,13 @@ from itsmd.correlation.rules import parse_rule_sections
 from itsmd.models import Alert, AlertStatus
 from itsmd.runtime.batches import Context, Done
 from itsmd.runtime.hotstate import CurrentIncidents
-from itsmd.runtime.ingestproc import ProcessBatches, Request, portable, store_requests
+from itsmd.runtime.ingestproc import (
+    ProcessBatches,
+    Request,
+    pickle_request,
+    portable,
+    store_requests,
+)
 from itsmd.runtime.writer import is_conflict
 from itsmd.store.engine import Database, SqliteWriter, StoreUnavailable, describe_error
 from itsmd.store.migrate import upgrade
@@ -193,6 +199,25 @@ def test_a_database_error_crosses_with_its_class() -> None:
     assert is_conflict(crossed)
     assert describe_error(crossed) == "IntegrityError: UNIQUE constraint failed: t.a"
     assert any("raised in the ingest process" in note for note in crossed.__notes__)
+
+
+def test_alerts_cross_the_pipe_with_what_correlation_reads_of_their_payload() -> None:
+    """Of an alert's raw payload only whether it gave startsAt crosses (a send without
+    it continues the episode it belongs to); every field crosses as it is."""
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    labels = {"alertname": "A", "severity": "critical"}
+    payload = {"labels": labels, "startsAt": now.isoformat(), "extra": "x" * 1000}
+    given = Alert(
+        fingerprint(labels), AlertStatus.FIRING, labels, {"s": "t"}, now, None, "u", "am", payload
+    )
+    without = Alert(fingerprint(labels), AlertStatus.RESOLVED, labels, {}, now, now, "", "am", {})
+
+    data = pickle_request(Request([[given, without]], now, None, False))
+    (job,) = pickle.loads(data).jobs
+
+    assert job == [given, without]  # every field (raw is not compared)
+    assert [alert.raw for alert in job] == [{"startsAt": None}, {}]
+    assert len(data) < 1000  # the rest of the payload stayed behind
 
 
 def test_an_error_that_does_not_pickle_crosses_as_its_text() -> None:
