@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from datetime import datetime, timedelta
@@ -16,7 +17,15 @@ def quick_init(cls: type[T]) -> type[T]:
     descriptor, with the same parameters and defaults. The generated one calls
     `object.__setattr__` per field, which looks the attribute up first: this costs
     about half (0.8 against 1.5 us for a stored alert), and correlation builds
-    several of these per alert. For classes without `__post_init__`, as all here."""
+    several of these per alert. Only for plain fields: a class with keyword-only,
+    `init=False` or `InitVar` fields, or a `__post_init__`, is refused."""
+    given = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    if (
+        hasattr(cls, "__post_init__")
+        or any(p.kind is not p.POSITIONAL_OR_KEYWORD for p in given)
+        or [p.name for p in given] != [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    ):
+        raise TypeError(f"quick_init: {cls.__name__} needs the dataclass's own __init__")
     names: list[str] = []
     params: list[str] = []
     env: dict[str, Any] = {"_absent": MISSING}
@@ -41,6 +50,7 @@ def quick_init(cls: type[T]) -> type[T]:
     exec(source, env)  # noqa: S102 - our own source, from the class's fields
     init: Callable[..., None] = env["__init__"]
     init.__qualname__ = f"{cls.__qualname__}.__init__"
+    init.__module__ = cls.__module__
     cls.__init__ = init  # type: ignore[method-assign]
     return cls
 
@@ -154,6 +164,8 @@ class Alert:
     ends_at: datetime | None
     generator_url: str
     source: str
+    # The payload as received. The ingest process gets only whether it gave startsAt
+    # (runtime/ingestproc.py): correlation reads nothing else of it, nor may it.
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property

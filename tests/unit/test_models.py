@@ -43,9 +43,10 @@ class _Quick:
 
 
 def test_quick_init_builds_what_the_dataclass_init_builds() -> None:
-    assert inspect.signature(_Quick.__init__).parameters.keys() == (
-        inspect.signature(_Plain.__init__).parameters.keys()
-    )
+    quick = inspect.signature(_Quick.__init__).parameters.values()
+    plain = inspect.signature(_Plain.__init__).parameters.values()
+    assert [(p.name, p.kind) for p in quick] == [(p.name, p.kind) for p in plain]
+    assert [p.default for p in quick][:3] == [p.default for p in plain][:3]  # not the factory
     for args, kwargs in [(("a",), {}), (("a", 5), {}), ((), {"name": "b", "tags": ["x"]})]:
         quick, plain = _Quick(*args, **kwargs), _Plain(*args, **kwargs)
         assert (quick.name, quick.size, quick.tags) == (plain.name, plain.size, plain.tags)
@@ -61,3 +62,25 @@ def test_quick_init_keeps_the_class_frozen_and_its_errors() -> None:
     with pytest.raises(TypeError, match="colour"):
         _Quick("a", colour="red")  # type: ignore[call-arg]
     assert _Quick("a", 1) == _Quick("a", 1) != _Quick("a", 2)
+
+
+def test_quick_init_refuses_what_it_would_get_wrong() -> None:
+    @dataclass(frozen=True, slots=True)
+    class KeywordOnly:
+        a: int = field(kw_only=True)
+
+    @dataclass(frozen=True, slots=True)
+    class NotInInit:
+        a: int
+        b: int = field(init=False, default=0)
+
+    @dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            raise ValueError
+
+    for cls in (KeywordOnly, NotInInit, Checked):
+        with pytest.raises(TypeError, match="needs the dataclass's own __init__"):
+            quick_init(cls)

@@ -22,7 +22,6 @@ from itsmd.dburl import is_sqlite
 from itsmd.durations import parse_time
 from itsmd.logs import LOG_FORMAT
 from itsmd.models import Action, Alert, AlertStatus, StoredAlert
-from itsmd.runtime import forkserver
 from itsmd.yamlsource import LoadError
 
 if TYPE_CHECKING:
@@ -187,6 +186,8 @@ def _run(args: argparse.Namespace) -> int:
             "empty: configure tokens, or listen on 127.0.0.1"
         )
     if settings.ingest_process and is_sqlite(settings.database):
+        from itsmd.runtime import forkserver
+
         forkserver.start()  # it imports the ingest process's modules while we import ours
     from itsmd.server.app import StartupError, build_app
     from itsmd.server.serve import serve

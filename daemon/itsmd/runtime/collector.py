@@ -14,9 +14,9 @@ def tune_gc(collect: bool = True) -> None:
     Ingestion allocates many short-lived objects; with the default thresholds the
     collector ran often enough, over everything start-up built (rules, compiled
     templates), to be the tail of a 20-alert request: bench batch-20 p99 went from
-    about 88 ms to 40 ms with this (bench/RESULTS.md); in the ingest process it took
-    about 3% of the CPU. Reference counting still frees almost everything at once;
-    only cycles wait longer.
+    about 88 ms to 40 ms with this (bench/RESULTS.md); the ingest process's CPU
+    fell by about 6% with it. Reference counting still frees almost everything at
+    once; only cycles wait longer.
     """
     if collect:
         gc.collect()

@@ -56,9 +56,12 @@ def add_sqlite(conn: Connection, inserted: Iterable[AlertFacts]) -> None:
             for value in labels.values():
                 if len(value) <= LABEL_VALUE_MAX:
                     values[value, incident_id] = None
-        quarter = quarters.get(starts_at) if starts_at.tzinfo is UTC else None
+        utc = starts_at.tzinfo is UTC
+        quarter = quarters.get(starts_at) if utc else None
         if quarter is None:
-            quarter = quarters[starts_at] = quarter_of(starts_at)
+            quarter = quarter_of(starts_at)
+            if utc:
+                quarters[starts_at] = quarter
         key = (quarter, rule or "", labels.get("alertname") or "")
         counts[key] = counts.get(key, 0) + 1
     if values:

@@ -247,13 +247,15 @@ class SqliteWriter:
             with self._conn.begin():
                 return unit(self._conn)
         except BaseException:
-            self._close()  # the next write starts on a fresh connection
+            self._close(drop=True)  # the next write opens a fresh connection
             raise
 
-    def _close(self) -> None:
+    def _close(self, drop: bool = False) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
             with contextlib.suppress(Exception):  # a broken connection: dropped anyway
+                if drop:
+                    conn.invalidate()  # not back into the pool
                 conn.close()
 
     def dispose(self) -> None:
