@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from itsmd.correlation.fingerprint import fingerprint
 from itsmd.correlation.rules import parse_rule_sections
 from itsmd.models import Alert, AlertStatus
-from itsmd.runtime.batches import Context, Done
+from itsmd.runtime.batches import Context, Done, drop_notes
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.ingestproc import (
     ProcessBatches,
@@ -239,7 +239,7 @@ async def test_a_faulty_request_merged_with_others_fails_alone(sqlite_url: str) 
     await database.dispose()
     store = SqliteWriter(sqlite_url, busy_timeout=timedelta(seconds=1), synchronous="NORMAL")
     rules = parse_rule_sections(RULES, "rules.yml").rule_set("rules.yml")
-    context = Context(rules, {}, None)
+    context = Context(rules, {}, drop_notes)
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
     def one(name: str, starts_at: Any = now) -> Alert:

@@ -86,9 +86,6 @@ class OutboxWorker:
 
     # -- the outbox side, called by the writer inside and after a transaction
 
-    def enqueue(self, conn: Connection) -> int:
-        return outbox.enqueue(conn, self._routes(), self._base_url())
-
     def enqueuer(self) -> Callable[[Connection], int]:
         routes, base_url = self._routes(), self._base_url()
         made = self._enqueuer

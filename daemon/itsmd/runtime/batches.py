@@ -63,8 +63,8 @@ class Context:
 
     rules: RuleSet
     sla: SlaTargets
-    # The outbox's rows for what a transaction noted (None: no outbox, notes dropped).
-    enqueue: Callable[[Connection], int] | None
+    # The outbox's rows for what a transaction noted, before it commits (picklable).
+    enqueue: Callable[[Connection], int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +143,7 @@ class Batch:
         if rules.problem_rules:
             ws.events.extend(repo.link_problems(conn, ws, self._ids, rules, now))
         repo.touched_incidents(conn)  # what this batch wrote is remembered after
-        enqueue = self.context.enqueue
-        if enqueue is None:
-            pop_notes(conn)
-        else:
-            self._notified = enqueue(conn)
+        self._notified = self.context.enqueue(conn)
 
     def committed(self) -> Done:
         if self._current is not None:
@@ -162,6 +158,12 @@ class Batch:
     def failed(self) -> None:
         if self._current is not None:
             self._current.clear()  # whether anything committed is uncertain: read again
+
+
+def drop_notes(conn: Connection) -> int:
+    """Where a transaction's notes go without an outbox: nowhere (no rows)."""
+    pop_notes(conn)
+    return 0
 
 
 class BatchRunner(Protocol):

@@ -55,7 +55,7 @@ from itsmd.runtime import forkserver
 from itsmd.runtime.batches import Batch, Context, Done
 from itsmd.runtime.collector import tune_gc
 from itsmd.runtime.hotstate import CurrentIncidents
-from itsmd.runtime.writer import is_conflict
+from itsmd.runtime.writer import SQLITE_CONFLICT_ATTEMPTS, is_conflict
 from itsmd.store.engine import SqliteWriter, StoreUnavailable, is_unavailable
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,6 @@ log = logging.getLogger(__name__)
 START_TIMEOUT_S = 60.0  # imports on a slow, busy machine
 STOP_TIMEOUT_S = 10.0
 MERGED_REQUESTS_MAX = 16  # batches of the writer the child runs in one transaction
-CONFLICT_ATTEMPTS = 3  # as the writer's on SQLite
 _READY = "ready"
 
 
@@ -401,13 +400,13 @@ def _attempt(
 ) -> _Answer:
     """One transaction, run again on a conflict (on SQLite, a cache made stale by a
     failed batch: settled by reading again), as the writer does."""
-    for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+    for attempt in range(1, SQLITE_CONFLICT_ATTEMPTS + 1):
         try:
             batch = Batch(jobs, now, context, current)
             store.write(batch.unit)
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the writer
             current.clear()  # whether anything committed is uncertain: read again
-            if is_conflict(exc) and attempt < CONFLICT_ATTEMPTS:
+            if is_conflict(exc) and attempt < SQLITE_CONFLICT_ATTEMPTS:
                 continue
             return False, portable(exc)
         return True, batch.committed()

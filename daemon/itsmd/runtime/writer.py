@@ -26,7 +26,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from itsmd.correlation.rules import RuleSet
 from itsmd.correlation.sla import SlaTargets
 from itsmd.models import Alert, Event
-from itsmd.runtime.batches import BatchRunner, Context, IngestResult, LocalBatches, isolate
+from itsmd.runtime.batches import (
+    BatchRunner,
+    Context,
+    IngestResult,
+    LocalBatches,
+    drop_notes,
+    isolate,
+)
 from itsmd.runtime.hotstate import CurrentIncidents
 from itsmd.runtime.metrics import Metrics
 from itsmd.store import repo
@@ -41,6 +48,9 @@ UnitOfWork = Callable[[Connection, datetime], T]
 
 _EVENTS = "itsmd.events"
 CONFLICT_ATTEMPTS = 12
+# SQLite has one writer: a conflict of an ingest batch there is only a stale cache of
+# current incidents, settled at once (here, or in the ingest process).
+SQLITE_CONFLICT_ATTEMPTS = 3
 # Serialization failure, deadlock detected: another transaction won a race.
 _CONFLICT_STATES = frozenset({"40001", "40P01"})
 
@@ -72,10 +82,8 @@ def _pop_events(conn: Connection) -> list[Event]:
 class Outbox(Protocol):
     """Where units of work put their notifications (see itsmd.notify.worker)."""
 
-    def enqueue(self, conn: Connection) -> int: ...  # inside the transaction
-
-    # `enqueue` as it stands until a reload, for the ingest process to run: picklable,
-    # and the same object while the routes and the base URL are.
+    # Its rows for what a transaction noted, as they stand until a reload (the ingest
+    # process runs it too): picklable, the same object while routes and base URL are.
     def enqueuer(self) -> Callable[[Connection], int]: ...
 
     def wake(self) -> None: ...  # after the commit
@@ -155,8 +163,7 @@ class Writer:
 
     def context(self) -> Context:
         """What ingest batches are decided under now."""
-        outbox = self._outbox
-        return Context(self._rules(), self._sla(), None if outbox is None else outbox.enqueuer())
+        return Context(self._rules(), self._sla(), self._enqueuer())
 
     async def ingest(self, alerts: Sequence[Alert], timeout_s: float = 5.0) -> IngestResult:
         if self._pending_alerts + len(alerts) > self._max_pending:
@@ -229,7 +236,7 @@ class Writer:
 
     async def _run_work(self, job: _Job) -> None:
         assert job.work is not None
-        work, now = job.work, self._clock()
+        work, now, enqueue = job.work, self._clock(), self._enqueuer()
 
         def unit(conn: Connection) -> tuple[Any, set[int], int, list[Event]]:
             isolate(conn)
@@ -237,7 +244,7 @@ class Writer:
             _pop_events(conn)
             result = work(conn, now)
             events = _pop_events(conn)
-            return result, repo.touched_incidents(conn), self._enqueue(conn), events
+            return result, repo.touched_incidents(conn), enqueue(conn), events
 
         for attempt in range(1, CONFLICT_ATTEMPTS + 1):
             try:
@@ -270,16 +277,11 @@ class Writer:
         log.error("unit of work failed on a faulty statement", exc_info=exc)
         return exc
 
-    def _enqueue(self, conn: Connection) -> int:
-        """Outbox rows for what the unit noted, before it commits."""
-        if self._outbox is None:
-            pop_notes(conn)
-            return 0
-        return self._outbox.enqueue(conn)
+    def _enqueuer(self) -> Callable[[Connection], int]:
+        return drop_notes if self._outbox is None else self._outbox.enqueuer()
 
     async def _run_ingest(self, batch: list[_Job]) -> None:
-        # SQLite has one writer: a conflict there is only a stale cache, settled at once.
-        attempts = 3 if self._db.sqlite else CONFLICT_ATTEMPTS
+        attempts = SQLITE_CONFLICT_ATTEMPTS if self._db.sqlite else CONFLICT_ATTEMPTS
         for attempt in range(1, attempts + 1):
             try:
                 results = await self._ingest_once(batch)
